@@ -1,0 +1,430 @@
+// pycnn._core: turns NumPy arrays into pointers and shapes, allocates outputs,
+// releases the GIL around every kernel, and does nothing else. Validation of
+// shapes and hyper-parameters lives in ops.cpp; Python's pycnn.functional
+// converts dtypes and layouts before calling in, so arrays arriving here must
+// already be C-contiguous, aligned and of the exact dtype (anything else is a
+// bug in the caller and raises TypeError rather than being silently copied).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "gemm/gemm.h"
+#include "ops.h"
+#include "parallel.h"
+
+namespace py = pybind11;
+using pycnn::i64;
+using pycnn::ops::Shape;
+
+namespace {
+
+Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
+
+template <class T>
+const char* dtype_name();
+template <>
+const char* dtype_name<float>() { return "float32"; }
+template <>
+const char* dtype_name<int64_t>() { return "int64"; }
+template <>
+const char* dtype_name<int32_t>() { return "int32"; }
+
+template <class T>
+void check_layout(const py::array& a, const char* name) {
+  if (!py::array_t<T>::check_(a))
+    throw py::type_error(std::string(name) + ": expected a " + dtype_name<T>() + " array, got dtype " +
+                         py::str(a.dtype()).cast<std::string>());
+  const int flags = py::detail::array_proxy(a.ptr())->flags;
+  constexpr int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if ((flags & need) != need)
+    throw py::type_error(std::string(name) + ": expected a C-contiguous, aligned array");
+}
+
+template <class T>
+const T* in(const py::array& a, const char* name) {
+  check_layout<T>(a, name);
+  return static_cast<const T*>(a.data());
+}
+
+template <class T>
+T* inout(py::array& a, const char* name) {
+  check_layout<T>(a, name);
+  if (!a.writeable()) throw py::value_error(std::string(name) + ": array is read-only");
+  return static_cast<T*>(a.mutable_data());
+}
+
+// An array written in place must not share memory with the arrays read.
+void check_disjoint(const py::array& out, const char* out_name, const py::array& other, const char* name) {
+  auto lo1 = reinterpret_cast<std::uintptr_t>(out.data()), hi1 = lo1 + out.nbytes();
+  auto lo2 = reinterpret_cast<std::uintptr_t>(other.data()), hi2 = lo2 + other.nbytes();
+  if (out.nbytes() > 0 && other.nbytes() > 0 && lo1 < hi2 && lo2 < hi1)
+    throw py::value_error(std::string(out_name) + " must not share memory with " + name);
+}
+
+py::array_t<float> new_array(const Shape& shape) { return py::array_t<float>(shape); }
+
+Shape tuple_shape(const std::vector<i64>& v) { return Shape(v.begin(), v.end()); }
+
+pycnn::ops::Conv2dParams conv_params(std::array<i64, 2> stride, std::array<i64, 4> padding,
+                                     std::array<i64, 2> dilation, i64 groups) {
+  return {stride[0], stride[1], padding[0], padding[1], padding[2], padding[3], dilation[0], dilation[1], groups};
+}
+
+pycnn::ops::Activation parse_activation(const std::string& name) {
+  using pycnn::ops::Activation;
+  if (name == "relu") return Activation::ReLU;
+  if (name == "leaky_relu") return Activation::LeakyReLU;
+  if (name == "sigmoid") return Activation::Sigmoid;
+  if (name == "tanh") return Activation::Tanh;
+  throw py::value_error("unknown activation '" + name + "'");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  namespace ops = pycnn::ops;
+  m.doc() = "pycnn's compiled kernels. Private: use pycnn.functional and pycnn.nn.";
+  m.attr("__version__") = PYCNN_VERSION;
+
+  m.def("get_num_threads", &pycnn::get_num_threads);
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("set_num_threads: expected n >= 1, got " + std::to_string(n));
+    pycnn::set_num_threads(n);
+  });
+  m.def("build_info", []() {
+    py::dict d;
+    d["version"] = PYCNN_VERSION;
+    d["compiler"] = PYCNN_COMPILER;
+    d["build_type"] = PYCNN_BUILD_TYPE;
+    d["cxx_flags"] = PYCNN_CXX_FLAGS;
+#ifdef PYCNN_HAVE_OPENMP
+    d["openmp"] = true;
+#else
+    d["openmp"] = false;
+#endif
+    d["max_threads"] = pycnn::max_hardware_threads();
+    return d;
+  });
+
+  // ------------------------------------------------------------ gemm
+  m.def("sgemm", [](const py::array& a, const py::array& b, bool trans_a, bool trans_b) {
+    const float* pa = in<float>(a, "a");
+    const float* pb = in<float>(b, "b");
+    const Shape sa = shape_of(a), sb = shape_of(b);
+    if (sa.size() != 2 || sb.size() != 2)
+      throw py::value_error("sgemm: expected 2-D arrays, got " + ops::shape_str(sa) + " and " + ops::shape_str(sb));
+    const i64 M = trans_a ? sa[1] : sa[0], K = trans_a ? sa[0] : sa[1];
+    const i64 Kb = trans_b ? sb[1] : sb[0], N = trans_b ? sb[0] : sb[1];
+    if (K != Kb)
+      throw py::value_error("sgemm: inner dimensions differ: op(a) is (" + std::to_string(M) + ", " +
+                            std::to_string(K) + "), op(b) is (" + std::to_string(Kb) + ", " + std::to_string(N) + ")");
+    ops::checked_numel({M, N}, "sgemm output");
+    auto c = new_array({M, N});
+    float* pc = c.mutable_data();
+    py::gil_scoped_release release;
+    pycnn::sgemm(trans_a, trans_b, M, N, K, 1.0f, pa, sa[1], pb, sb[1], 0.0f, pc, N, pycnn::get_num_threads());
+    return c;
+  }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false);
+
+  // ------------------------------------------------------------ conv2d
+  m.def("conv2d_fwd", [](const py::array& x, const py::array& w, std::optional<py::array> b,
+                         std::array<i64, 2> stride, std::array<i64, 4> padding, std::array<i64, 2> dilation,
+                         i64 groups, const std::string& algo) {
+    const Shape bshape = b ? shape_of(*b) : Shape{};
+    const auto s = ops::conv2d_shape(shape_of(x), shape_of(w), b ? &bshape : nullptr,
+                                     conv_params(stride, padding, dilation, groups));
+    const auto a = ops::parse_conv_algo(algo);
+    const float* px = in<float>(x, "input");
+    const float* pw = in<float>(w, "weight");
+    const float* pb = b ? in<float>(*b, "bias") : nullptr;
+    auto y = new_array({s.N, s.K, s.Ho, s.Wo});
+    float* py_ = y.mutable_data();
+    py::gil_scoped_release release;
+    ops::conv2d_fwd(py_, px, pw, pb, s, a);
+    return y;
+  });
+
+  m.def("conv2d_bwd_data", [](const py::array& dy, const py::array& w, std::vector<i64> x_shape,
+                              std::array<i64, 2> stride, std::array<i64, 4> padding,
+                              std::array<i64, 2> dilation, i64 groups, const std::string& algo) {
+    const auto s = ops::conv2d_shape(tuple_shape(x_shape), shape_of(w), nullptr,
+                                     conv_params(stride, padding, dilation, groups));
+    ops::check_shape(shape_of(dy), {s.N, s.K, s.Ho, s.Wo}, "conv2d grad_output");
+    const auto a = ops::parse_conv_algo(algo);
+    const float* pdy = in<float>(dy, "grad_output");
+    const float* pw = in<float>(w, "weight");
+    auto dx = new_array(tuple_shape(x_shape));
+    float* pdx = dx.mutable_data();
+    py::gil_scoped_release release;
+    ops::conv2d_bwd_data(pdx, pdy, pw, s, a);
+    return dx;
+  });
+
+  m.def("conv2d_bwd_weight", [](const py::array& dy, const py::array& x, py::array dw,
+                                std::optional<py::array> db, std::array<i64, 2> stride,
+                                std::array<i64, 4> padding, std::array<i64, 2> dilation, i64 groups,
+                                const std::string& algo) {
+    const Shape dbshape = db ? shape_of(*db) : Shape{};
+    const auto s = ops::conv2d_shape(shape_of(x), shape_of(dw), db ? &dbshape : nullptr,
+                                     conv_params(stride, padding, dilation, groups));
+    ops::check_shape(shape_of(dy), {s.N, s.K, s.Ho, s.Wo}, "conv2d grad_output");
+    const auto a = ops::parse_conv_algo(algo);
+    const float* pdy = in<float>(dy, "grad_output");
+    const float* px = in<float>(x, "input");
+    float* pdw = inout<float>(dw, "grad_weight");
+    float* pdb = db ? inout<float>(*db, "grad_bias") : nullptr;
+    check_disjoint(dw, "grad_weight", dy, "grad_output");
+    check_disjoint(dw, "grad_weight", x, "input");
+    if (db) {
+      check_disjoint(*db, "grad_bias", dy, "grad_output");
+      check_disjoint(*db, "grad_bias", x, "input");
+      check_disjoint(*db, "grad_bias", dw, "grad_weight");
+    }
+    py::gil_scoped_release release;
+    ops::conv2d_bwd_weight(pdw, pdb, pdy, px, s, a);
+  });
+
+  m.def("conv2d_resolve_algo", [](std::vector<i64> x_shape, std::vector<i64> w_shape,
+                                  std::array<i64, 2> stride, std::array<i64, 4> padding,
+                                  std::array<i64, 2> dilation, i64 groups, const std::string& algo) {
+    const auto s = ops::conv2d_shape(tuple_shape(x_shape), tuple_shape(w_shape), nullptr,
+                                     conv_params(stride, padding, dilation, groups));
+    return std::string(ops::conv_algo_name(ops::conv2d_resolve_algo(s, ops::parse_conv_algo(algo))));
+  });
+
+  // ------------------------------------------------------------ pooling
+  m.def("max_pool2d_fwd", [](const py::array& x, std::array<i64, 2> k, std::array<i64, 2> stride,
+                             std::array<i64, 2> pad) {
+    const auto s = ops::pool2d_shape(shape_of(x), k[0], k[1], stride[0], stride[1], pad[0], pad[1], "max_pool2d");
+    const float* px = in<float>(x, "input");
+    auto y = new_array({s.N, s.C, s.Ho, s.Wo});
+    py::array_t<int32_t> argmax(Shape{s.N, s.C, s.Ho, s.Wo});
+    float* py_ = y.mutable_data();
+    int32_t* pa = argmax.mutable_data();
+    {
+      py::gil_scoped_release release;
+      ops::max_pool2d_fwd(py_, pa, px, s);
+    }
+    return py::make_tuple(y, argmax);
+  });
+
+  m.def("max_pool2d_bwd", [](const py::array& dy, const py::array& argmax, std::vector<i64> x_shape,
+                             std::array<i64, 2> k, std::array<i64, 2> stride, std::array<i64, 2> pad) {
+    const auto s = ops::pool2d_shape(tuple_shape(x_shape), k[0], k[1], stride[0], stride[1], pad[0], pad[1],
+                                     "max_pool2d");
+    ops::check_shape(shape_of(dy), {s.N, s.C, s.Ho, s.Wo}, "max_pool2d grad_output");
+    ops::check_shape(shape_of(argmax), {s.N, s.C, s.Ho, s.Wo}, "max_pool2d indices");
+    const float* pdy = in<float>(dy, "grad_output");
+    const int32_t* pa = in<int32_t>(argmax, "indices");
+    // The indices come from Python and could have been altered: a wrong one
+    // would write outside dx, so they are checked (cheap next to the scatter).
+    const i64 plane = s.H * s.W, count = s.N * s.C * s.Ho * s.Wo;
+    for (i64 i = 0; i < count; ++i)
+      if (pa[i] < 0 || pa[i] >= plane)
+        throw py::value_error("max_pool2d: indices hold " + std::to_string(pa[i]) +
+                              ", outside the input plane of " + std::to_string(plane) + " elements");
+    auto dx = new_array(tuple_shape(x_shape));
+    float* pdx = dx.mutable_data();
+    py::gil_scoped_release release;
+    ops::max_pool2d_bwd(pdx, pdy, pa, s);
+    return dx;
+  });
+
+  m.def("avg_pool2d_fwd", [](const py::array& x, std::array<i64, 2> k, std::array<i64, 2> stride,
+                             std::array<i64, 2> pad, bool count_include_pad) {
+    const auto s = ops::pool2d_shape(shape_of(x), k[0], k[1], stride[0], stride[1], pad[0], pad[1], "avg_pool2d");
+    const float* px = in<float>(x, "input");
+    auto y = new_array({s.N, s.C, s.Ho, s.Wo});
+    float* py_ = y.mutable_data();
+    py::gil_scoped_release release;
+    ops::avg_pool2d_fwd(py_, px, s, count_include_pad);
+    return y;
+  });
+
+  m.def("avg_pool2d_bwd", [](const py::array& dy, std::vector<i64> x_shape, std::array<i64, 2> k,
+                             std::array<i64, 2> stride, std::array<i64, 2> pad, bool count_include_pad) {
+    const auto s = ops::pool2d_shape(tuple_shape(x_shape), k[0], k[1], stride[0], stride[1], pad[0], pad[1],
+                                     "avg_pool2d");
+    ops::check_shape(shape_of(dy), {s.N, s.C, s.Ho, s.Wo}, "avg_pool2d grad_output");
+    const float* pdy = in<float>(dy, "grad_output");
+    auto dx = new_array(tuple_shape(x_shape));
+    float* pdx = dx.mutable_data();
+    py::gil_scoped_release release;
+    ops::avg_pool2d_bwd(pdx, pdy, s, count_include_pad);
+    return dx;
+  });
+
+  m.def("adaptive_avg_pool2d_fwd", [](const py::array& x, std::array<i64, 2> out) {
+    const auto s = ops::adaptive_pool2d_shape(shape_of(x), out[0], out[1]);
+    const float* px = in<float>(x, "input");
+    auto y = new_array({s.N, s.C, s.Ho, s.Wo});
+    float* py_ = y.mutable_data();
+    py::gil_scoped_release release;
+    ops::adaptive_avg_pool2d_fwd(py_, px, s);
+    return y;
+  });
+
+  m.def("adaptive_avg_pool2d_bwd", [](const py::array& dy, std::vector<i64> x_shape) {
+    const Shape dys = shape_of(dy);
+    if (dys.size() != 4) throw py::value_error("adaptive_avg_pool2d: expected grad_output of shape (N, C, Ho, Wo), got " + ops::shape_str(dys));
+    const auto s = ops::adaptive_pool2d_shape(tuple_shape(x_shape), dys[2], dys[3]);
+    ops::check_shape(dys, {s.N, s.C, s.Ho, s.Wo}, "adaptive_avg_pool2d grad_output");
+    const float* pdy = in<float>(dy, "grad_output");
+    auto dx = new_array(tuple_shape(x_shape));
+    float* pdx = dx.mutable_data();
+    py::gil_scoped_release release;
+    ops::adaptive_avg_pool2d_bwd(pdx, pdy, s);
+    return dx;
+  });
+
+  // ------------------------------------------------------------ activations
+  m.def("activation_fwd", [](const std::string& name, const py::array& x, float negative_slope) {
+    const auto act = parse_activation(name);
+    const float* px = in<float>(x, "input");
+    const Shape shape = shape_of(x);
+    const i64 n = ops::checked_numel(shape, name.c_str());
+    auto y = new_array(shape);
+    float* py_ = y.mutable_data();
+    py::gil_scoped_release release;
+    ops::activation_fwd(act, py_, px, n, negative_slope);
+    return y;
+  });
+
+  m.def("activation_bwd", [](const std::string& name, const py::array& dy, const py::array& saved,
+                             float negative_slope) {
+    const auto act = parse_activation(name);
+    const Shape shape = shape_of(saved);
+    ops::check_shape(shape_of(dy), shape, (name + " grad_output").c_str());
+    const float* pdy = in<float>(dy, "grad_output");
+    const float* ps = in<float>(saved, "saved tensor");
+    const i64 n = ops::checked_numel(shape, name.c_str());
+    auto dx = new_array(shape);
+    float* pdx = dx.mutable_data();
+    py::gil_scoped_release release;
+    ops::activation_bwd(act, pdx, pdy, ps, n, negative_slope);
+    return dx;
+  });
+
+  // ------------------------------------------------------------ linear
+  m.def("linear_fwd", [](const py::array& x, const py::array& w, std::optional<py::array> b) {
+    const Shape bshape = b ? shape_of(*b) : Shape{};
+    const auto s = ops::linear_shape(shape_of(x), shape_of(w), b ? &bshape : nullptr);
+    const float* px = in<float>(x, "input");
+    const float* pw = in<float>(w, "weight");
+    const float* pb = b ? in<float>(*b, "bias") : nullptr;
+    auto y = new_array({s.N, s.out_features});
+    float* py_ = y.mutable_data();
+    py::gil_scoped_release release;
+    ops::linear_fwd(py_, px, pw, pb, s);
+    return y;
+  });
+
+  m.def("linear_bwd_data", [](const py::array& dy, const py::array& w) {
+    const Shape dys = shape_of(dy), ws = shape_of(w);
+    if (ws.size() != 2) throw py::value_error("linear: expected weight of shape (out_features, in_features), got " + ops::shape_str(ws));
+    if (dys.size() != 2 || dys[1] != ws[0])
+      throw py::value_error("linear: expected grad_output of shape (N, " + std::to_string(ws[0]) + "), got " + ops::shape_str(dys));
+    const auto s = ops::linear_shape({dys[0], ws[1]}, ws, nullptr);
+    const float* pdy = in<float>(dy, "grad_output");
+    const float* pw = in<float>(w, "weight");
+    auto dx = new_array({s.N, s.in_features});
+    float* pdx = dx.mutable_data();
+    py::gil_scoped_release release;
+    ops::linear_bwd_data(pdx, pdy, pw, s);
+    return dx;
+  });
+
+  m.def("linear_bwd_weight", [](const py::array& dy, const py::array& x, py::array dw, std::optional<py::array> db) {
+    const Shape dbshape = db ? shape_of(*db) : Shape{};
+    const auto s = ops::linear_shape(shape_of(x), shape_of(dw), db ? &dbshape : nullptr);
+    ops::check_shape(shape_of(dy), {s.N, s.out_features}, "linear grad_output");
+    const float* pdy = in<float>(dy, "grad_output");
+    const float* px = in<float>(x, "input");
+    float* pdw = inout<float>(dw, "grad_weight");
+    float* pdb = db ? inout<float>(*db, "grad_bias") : nullptr;
+    check_disjoint(dw, "grad_weight", dy, "grad_output");
+    check_disjoint(dw, "grad_weight", x, "input");
+    if (db) {
+      check_disjoint(*db, "grad_bias", dy, "grad_output");
+      check_disjoint(*db, "grad_bias", dw, "grad_weight");
+    }
+    py::gil_scoped_release release;
+    ops::linear_bwd_weight(pdw, pdb, pdy, px, s);
+  });
+
+  // ------------------------------------------------------------ losses
+  m.def("cross_entropy_fwd", [](const py::array& logits, const py::array& labels) {
+    const Shape ls = shape_of(logits);
+    ops::check_cross_entropy(ls, shape_of(labels));
+    const float* pz = in<float>(logits, "logits");
+    const int64_t* pl = in<int64_t>(labels, "labels");
+    auto probs = new_array(ls);
+    float* pp = probs.mutable_data();
+    double loss;
+    {
+      py::gil_scoped_release release;
+      loss = ops::cross_entropy_fwd(pp, pz, pl, ls[0], ls[1]);
+    }
+    return py::make_tuple(loss, probs);
+  });
+
+  m.def("cross_entropy_bwd", [](const py::array& probs, const py::array& labels, float scale) {
+    const Shape ps = shape_of(probs);
+    ops::check_cross_entropy(ps, shape_of(labels));
+    const float* pp = in<float>(probs, "probs");
+    const int64_t* pl = in<int64_t>(labels, "labels");
+    auto d = new_array(ps);
+    float* pd = d.mutable_data();
+    py::gil_scoped_release release;
+    ops::cross_entropy_bwd(pd, pp, pl, ps[0], ps[1], scale);
+    return d;
+  });
+
+  m.def("mse_fwd", [](const py::array& pred, const py::array& target) {
+    const Shape s = shape_of(pred);
+    ops::check_shape(shape_of(target), s, "mse_loss target");
+    const i64 n = ops::checked_numel(s, "mse_loss input");
+    const float* pp = in<float>(pred, "input");
+    const float* pt = in<float>(target, "target");
+    py::gil_scoped_release release;
+    return ops::mse_fwd(pp, pt, n);
+  });
+
+  m.def("mse_bwd", [](const py::array& pred, const py::array& target, float scale) {
+    const Shape s = shape_of(pred);
+    ops::check_shape(shape_of(target), s, "mse_loss target");
+    const i64 n = ops::checked_numel(s, "mse_loss input");
+    const float* pp = in<float>(pred, "input");
+    const float* pt = in<float>(target, "target");
+    auto d = new_array(s);
+    float* pd = d.mutable_data();
+    py::gil_scoped_release release;
+    ops::mse_bwd(pd, pp, pt, n, scale);
+    return d;
+  });
+
+  // ------------------------------------------------------------ optimisers
+  m.def("sgd_step", [](py::array param, const py::array& grad, std::optional<py::array> buf, float lr,
+                       float momentum, float dampening, float weight_decay, bool nesterov, bool first_step) {
+    const Shape s = shape_of(param);
+    ops::check_shape(shape_of(grad), s, "sgd gradient");
+    if (momentum != 0.0f && !buf) throw py::value_error("sgd_step: momentum needs a momentum buffer");
+    if (buf) ops::check_shape(shape_of(*buf), s, "sgd momentum buffer");
+    const i64 n = ops::checked_numel(s, "sgd parameter");
+    float* pp = inout<float>(param, "param");
+    const float* pg = in<float>(grad, "grad");
+    float* pb = buf ? inout<float>(*buf, "momentum_buffer") : nullptr;
+    check_disjoint(param, "param", grad, "grad");
+    if (buf) {
+      check_disjoint(*buf, "momentum_buffer", grad, "grad");
+      check_disjoint(*buf, "momentum_buffer", param, "param");
+    }
+    py::gil_scoped_release release;
+    ops::sgd_step(pp, pb, pg, n, ops::SgdParams{lr, momentum, dampening, weight_decay, nesterov}, first_step);
+  });
+}

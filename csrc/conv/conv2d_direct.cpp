@@ -1,0 +1,157 @@
+// Direct convolution, NCHW, no column buffer.
+//   fwd:        y[n,k] = b[k] + sum over (c, i, j) of w[k,c,i,j] * shifted x[n,c]      (overwrite)
+//   bwd_data:   dx[n,c] = sum over (k, i, j) of w[k,c,i,j] * dy[n,k] scattered back   (overwrite)
+//   bwd_weight: dw[k,c,i,j] += <dy[n,k], shifted x[n,c]> summed over n; db[k] += sum dy[n,k]
+// Every inner loop runs along an output row (contiguous for stride 1), so the
+// compiler vectorises it. Work is split over output planes (fwd), input
+// planes (bwd_data) and output channels (bwd_weight): each thread owns what it
+// writes, so no atomics and no reduction across threads are needed, and the
+// results do not depend on the thread count.
+// This is the algorithm for few input channels per group (first layers,
+// depthwise convolutions), where im2col's GEMM would be too thin.
+#include <algorithm>
+
+#include "conv/conv2d.h"
+#include "parallel.h"
+
+namespace pycnn {
+namespace {
+
+// Output columns [lo, hi) whose input column ow*stride + off lies inside [0, W).
+inline void valid_cols(i64 off, i64 stride, i64 W, i64 Wo, i64& lo, i64& hi) {
+  lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / stride + 1;
+  lo = std::min(lo, Wo);
+  hi = std::min(std::max(hi, lo), Wo);
+}
+
+// yp (Ho x Wo) += wv * (input plane xp sampled at tap (i, j))
+inline void tap_axpy(float* PYCNN_RESTRICT yp, const float* PYCNN_RESTRICT xp, float wv, i64 i, i64 j,
+                     const Conv2dShape& s) {
+  const i64 off_w = j * s.dilation_w - s.pad_left;
+  i64 lo, hi;
+  valid_cols(off_w, s.stride_w, s.W, s.Wo, lo, hi);
+  for (i64 oh = 0; oh < s.Ho; ++oh) {
+    const i64 ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
+    if (ih < 0 || ih >= s.H) continue;
+    const float* xr = xp + ih * s.W;
+    float* yr = yp + oh * s.Wo;
+    if (s.stride_w == 1) {
+      for (i64 ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow + off_w];
+    } else {
+      for (i64 ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * s.stride_w + off_w];
+    }
+  }
+}
+
+// dxp (H x W) += wv * (dy plane scattered back through tap (i, j))
+inline void tap_scatter(float* PYCNN_RESTRICT dxp, const float* PYCNN_RESTRICT dyp, float wv, i64 i,
+                        i64 j, const Conv2dShape& s) {
+  const i64 off_w = j * s.dilation_w - s.pad_left;
+  i64 lo, hi;
+  valid_cols(off_w, s.stride_w, s.W, s.Wo, lo, hi);
+  for (i64 oh = 0; oh < s.Ho; ++oh) {
+    const i64 ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
+    if (ih < 0 || ih >= s.H) continue;
+    float* xr = dxp + ih * s.W;
+    const float* dr = dyp + oh * s.Wo;
+    if (s.stride_w == 1) {
+      for (i64 ow = lo; ow < hi; ++ow) xr[ow + off_w] += wv * dr[ow];
+    } else {
+      for (i64 ow = lo; ow < hi; ++ow) xr[ow * s.stride_w + off_w] += wv * dr[ow];
+    }
+  }
+}
+
+// <dy plane, input plane sampled at tap (i, j)>
+inline float tap_dot(const float* PYCNN_RESTRICT dyp, const float* PYCNN_RESTRICT xp, i64 i, i64 j,
+                     const Conv2dShape& s) {
+  const i64 off_w = j * s.dilation_w - s.pad_left;
+  i64 lo, hi;
+  valid_cols(off_w, s.stride_w, s.W, s.Wo, lo, hi);
+  float acc = 0.0f;
+  for (i64 oh = 0; oh < s.Ho; ++oh) {
+    const i64 ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
+    if (ih < 0 || ih >= s.H) continue;
+    const float* xr = xp + ih * s.W;
+    const float* dr = dyp + oh * s.Wo;
+    float row = 0.0f;
+    if (s.stride_w == 1) {
+#pragma omp simd reduction(+ : row)
+      for (i64 ow = lo; ow < hi; ++ow) row += dr[ow] * xr[ow + off_w];
+    } else {
+#pragma omp simd reduction(+ : row)
+      for (i64 ow = lo; ow < hi; ++ow) row += dr[ow] * xr[ow * s.stride_w + off_w];
+    }
+    acc += row;
+  }
+  return acc;
+}
+
+}  // namespace
+
+void conv2d_fwd_direct(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
+                       int num_threads) {
+  const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane();
+  const i64 planes = s.N * s.K;
+#pragma omp parallel for num_threads(threads_for(planes, num_threads)) schedule(static)
+  for (i64 nk = 0; nk < planes; ++nk) {
+    const i64 n = nk / s.K, k = nk % s.K, g = k / Kg;
+    float* yp = y + nk * P;
+    std::fill(yp, yp + P, b ? b[k] : 0.0f);
+    for (i64 c = 0; c < Cg; ++c) {
+      const float* xp = x + (n * s.C + g * Cg + c) * s.in_plane();
+      const float* wk = w + (k * Cg + c) * s.kh * s.kw;
+      for (i64 i = 0; i < s.kh; ++i)
+        for (i64 j = 0; j < s.kw; ++j) tap_axpy(yp, xp, wk[i * s.kw + j], i, j, s);
+    }
+  }
+}
+
+void conv2d_bwd_data_direct(float* dx, const float* dy, const float* w, const Conv2dShape& s,
+                            int num_threads) {
+  const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane();
+  const i64 planes = s.N * s.C;
+#pragma omp parallel for num_threads(threads_for(planes, num_threads)) schedule(static)
+  for (i64 nc = 0; nc < planes; ++nc) {
+    const i64 n = nc / s.C, c_abs = nc % s.C, g = c_abs / Cg, c = c_abs % Cg;
+    float* dxp = dx + nc * s.in_plane();
+    std::fill(dxp, dxp + s.in_plane(), 0.0f);
+    for (i64 kk = 0; kk < Kg; ++kk) {
+      const i64 k = g * Kg + kk;
+      const float* dyp = dy + (n * s.K + k) * P;
+      const float* wk = w + (k * Cg + c) * s.kh * s.kw;
+      for (i64 i = 0; i < s.kh; ++i)
+        for (i64 j = 0; j < s.kw; ++j) tap_scatter(dxp, dyp, wk[i * s.kw + j], i, j, s);
+    }
+  }
+}
+
+void conv2d_bwd_weight_direct(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
+                              int num_threads) {
+  const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane();
+  const i64 taps = s.kh * s.kw;
+#pragma omp parallel for num_threads(threads_for(s.K, num_threads)) schedule(static)
+  for (i64 k = 0; k < s.K; ++k) {
+    const i64 g = k / Kg;
+    float* dwk = dw + k * Cg * taps;
+    float bias_acc = 0.0f;
+    for (i64 n = 0; n < s.N; ++n) {
+      const float* dyp = dy + (n * s.K + k) * P;
+      if (db) {
+        float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+        for (i64 p = 0; p < P; ++p) acc += dyp[p];
+        bias_acc += acc;
+      }
+      for (i64 c = 0; c < Cg; ++c) {
+        const float* xp = x + (n * s.C + g * Cg + c) * s.in_plane();
+        for (i64 i = 0; i < s.kh; ++i)
+          for (i64 j = 0; j < s.kw; ++j) dwk[c * taps + i * s.kw + j] += tap_dot(dyp, xp, i, j, s);
+      }
+    }
+    if (db) db[k] += bias_acc;
+  }
+}
+
+}  // namespace pycnn

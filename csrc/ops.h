@@ -1,0 +1,99 @@
+// The checked boundary: one entry per op and pass. `*_shape` functions take the
+// array shapes and hyper-parameters as the user gave them, validate everything
+// (ndim, agreeing shapes, positive sizes, int64 overflow) and return the shape
+// struct; they throw std::invalid_argument / std::overflow_error with messages
+// that quote the shapes. The run functions take a validated shape, pick the
+// algorithm and call kernels. Nothing here touches Python, so the bindings
+// release the GIL around the run functions.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "shapes.h"
+
+namespace pycnn::ops {
+
+using Shape = std::vector<i64>;
+
+std::string shape_str(const Shape& s);
+// Throws std::invalid_argument("expected <what> of shape <expected>, got <got>") on mismatch.
+void check_shape(const Shape& got, const Shape& expected, const char* what);
+// Product of dims; std::overflow_error when it does not fit in int64.
+i64 checked_numel(const Shape& s, const char* what);
+
+// ---------------------------------------------------------------- conv2d
+enum class ConvAlgo { Auto, Im2col, Direct };
+ConvAlgo parse_conv_algo(const std::string& name);  // "auto" | "im2col" | "direct"
+const char* conv_algo_name(ConvAlgo a);
+
+struct Conv2dParams {
+  i64 stride_h, stride_w;
+  i64 pad_top, pad_bottom, pad_left, pad_right;
+  i64 dilation_h, dilation_w;
+  i64 groups;
+};
+// x (N, C, H, W), w (K, C/groups, kh, kw), optional bias (K,).
+Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Shape* bias, const Conv2dParams& p);
+// The algorithm `auto` resolves to for this shape (documented in docs/architecture.md).
+ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested);
+void conv2d_fwd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
+                ConvAlgo algo);
+void conv2d_bwd_data(float* dx, const float* dy, const float* w, const Conv2dShape& s, ConvAlgo algo);
+void conv2d_bwd_weight(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
+                       ConvAlgo algo);
+
+// ---------------------------------------------------------------- pooling
+Pool2dShape pool2d_shape(const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 stride_w, i64 pad_h,
+                         i64 pad_w, const char* op);
+// argmax holds, per output element, the flat index h*W + w of the chosen input
+// element within its (n, c) plane (int32: pool2d_shape checks H*W fits).
+void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape& s);
+void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s);
+void avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, bool count_include_pad);
+void avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, bool count_include_pad);
+// Adaptive average pooling: Pool2dShape with kh/kw/stride/pad unused (zero).
+Pool2dShape adaptive_pool2d_shape(const Shape& x, i64 out_h, i64 out_w);
+void adaptive_avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s);
+void adaptive_avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s);
+
+// ---------------------------------------------------------------- activations
+enum class Activation { ReLU, LeakyReLU, Sigmoid, Tanh };
+// y = f(x); y may alias x.
+void activation_fwd(Activation a, float* y, const float* x, i64 n, float negative_slope);
+// dx = dy * f'(.) where `saved` is x for LeakyReLU and y = f(x) for the others; dx may alias dy.
+void activation_bwd(Activation a, float* dx, const float* dy, const float* saved, i64 n,
+                    float negative_slope);
+
+// ---------------------------------------------------------------- linear
+struct LinearShape {
+  i64 N, in_features, out_features;
+};
+// x (N, in), w (out, in), optional bias (out,).
+LinearShape linear_shape(const Shape& x, const Shape& w, const Shape* bias);
+void linear_fwd(float* y, const float* x, const float* w, const float* b, const LinearShape& s);
+void linear_bwd_data(float* dx, const float* dy, const float* w, const LinearShape& s);
+void linear_bwd_weight(float* dw, float* db, const float* dy, const float* x, const LinearShape& s);
+
+// ---------------------------------------------------------------- losses
+// logits (N, classes), labels int64 (N,) in [0, classes). Saves softmax in `probs`.
+void check_cross_entropy(const Shape& logits, const Shape& labels);
+double cross_entropy_fwd(float* probs, const float* logits, const int64_t* labels, i64 N, i64 classes);
+// dlogits = scale * (probs - onehot(labels)) / N
+void cross_entropy_bwd(float* dlogits, const float* probs, const int64_t* labels, i64 N, i64 classes,
+                       float scale);
+double mse_fwd(const float* pred, const float* target, i64 n);
+// dpred = scale * 2 * (pred - target) / n
+void mse_bwd(float* dpred, const float* pred, const float* target, i64 n, float scale);
+
+// ---------------------------------------------------------------- optimisers
+struct SgdParams {
+  float lr, momentum, dampening, weight_decay;
+  bool nesterov;
+};
+// In place on param and momentum_buffer (null when momentum == 0). On the first
+// step the buffer is initialised to the gradient, as PyTorch does.
+void sgd_step(float* param, float* momentum_buffer, const float* grad, i64 n, const SgdParams& p,
+              bool first_step);
+
+}  // namespace pycnn::ops

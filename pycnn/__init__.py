@@ -1,0 +1,71 @@
+"""pycnn: fast convolutional neural networks on the CPU.
+
+C++ kernels (OpenMP-threaded, vectorised) under a PyTorch-style API with NumPy
+arrays in and out::
+
+    import pycnn
+    from pycnn import nn, optim
+
+Submodules are imported on first use, so ``import pycnn`` stays cheap for
+programs that embed it.
+"""
+from __future__ import annotations
+
+import importlib
+
+__all__ = [
+    "nn", "optim", "functional", "data", "train", "reference",
+    "set_num_threads", "get_num_threads", "manual_seed", "show_config", "__version__",
+]
+
+_SUBMODULES = {"nn", "optim", "functional", "data", "train", "reference"}
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "__version__":
+        from . import _core
+
+        return _core.__version__
+    raise AttributeError(f"module 'pycnn' has no attribute {name!r}")
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads every pycnn kernel uses (n >= 1)."""
+    from . import _core
+
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Threads pycnn kernels use: set_num_threads(), else $OMP_NUM_THREADS, else the core count."""
+    from . import _core
+
+    return _core.get_num_threads()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed pycnn's random number generator (weight initialisation, shuffling, dropout)."""
+    from ._random import manual_seed as _manual_seed
+
+    _manual_seed(seed)
+
+
+def show_config() -> str:
+    """Print and return the build configuration: version, compiler, flags, threads."""
+    from . import _core
+
+    info = _core.build_info()
+    lines = [
+        f"pycnn {info['version']}",
+        f"  compiler:    {info['compiler']} ({info['build_type']})",
+        f"  flags:       {info['cxx_flags'].strip()}",
+        f"  openmp:      {'yes' if info['openmp'] else 'no (single-threaded build)'}",
+        f"  threads:     {_core.get_num_threads()} of {info['max_threads']} available",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    return text

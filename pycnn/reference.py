@@ -1,0 +1,460 @@
+"""Plain NumPy forward and backward of every pycnn op.
+
+This module is both the test oracle for the C++ kernels and the "NumPy
+baseline" that users benchmark against. It therefore aims to be:
+
+* readable -- one function per op, following PyTorch's semantics and names;
+* vectorised -- no per-pixel Python loops. Convolution and pooling loop only
+  over the ``kh * kw`` kernel taps: each tap is a strided view of the padded
+  input with the output's shape, and the work per tap is a (batched) matmul
+  or an elementwise max/sum;
+* dtype-preserving -- every function computes in the dtype of its main float
+  input (float32 or float64). Secondary arrays and scalar hyper-parameters
+  are cast to that dtype, so float32 in means float32 arithmetic and out.
+
+Layouts follow PyTorch: activations are NCHW, convolution weights are
+``(K, C // groups, kh, kw)``, linear weights are ``(out, in)``.
+
+Inputs are validated only as far as needed to compute; the library validates
+at its boundary. Impossible geometries (an output size <= 0) raise ValueError.
+All backward functions return fresh arrays (nothing is accumulated in place
+into caller-owned memory) and no function modifies its inputs.
+"""
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "pair", "conv_padding", "conv_output_size",
+    "conv2d", "conv2d_backward",
+    "max_pool2d", "max_pool2d_backward",
+    "avg_pool2d", "avg_pool2d_backward",
+    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
+    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "linear", "linear_backward",
+    "cross_entropy", "cross_entropy_backward", "mse_loss", "mse_loss_backward",
+    "sgd_step",
+]
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+def pair(v):
+    """Normalise an int or a 2-sequence to a ``(a, b)`` tuple."""
+    if isinstance(v, numbers.Integral):
+        return (int(v), int(v))
+    t = tuple(v)
+    if len(t) != 2:
+        raise ValueError(f"expected an int or a pair, got {v!r}")
+    return t
+
+
+def conv_padding(padding, kernel_size, dilation, stride):
+    """Resolve ``padding`` (int | (ph, pw) | 'valid' | 'same') to ``(top, bottom, left, right)``."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+        if pair(stride) != (1, 1):
+            raise ValueError("padding='same' requires stride 1")
+        pads = []
+        for k, d in zip(pair(kernel_size), pair(dilation)):
+            total = d * (k - 1)
+            begin = total // 2
+            pads += [begin, total - begin]  # the odd extra goes to bottom/right
+        return tuple(pads)
+    ph, pw = pair(padding)
+    return (ph, ph, pw, pw)
+
+
+def conv_output_size(size, k, stride, pad_begin, pad_end, dilation):
+    """Output length of a conv/pool along one axis (may be <= 0 for impossible geometry)."""
+    return (size + pad_begin + pad_end - dilation * (k - 1) - 1) // stride + 1
+
+
+def _float(a, dtype=None):
+    """``a`` as an array of ``dtype`` (default: its own float dtype, float64 for non-floats)."""
+    a = np.asarray(a)
+    if dtype is None:
+        dtype = a.dtype if np.issubdtype(a.dtype, np.floating) else np.float64
+    return a.astype(dtype, copy=False)
+
+
+def _out_hw(H, W, kernel, stride, pads, dilation):
+    """Output ``(Ho, Wo)``; ValueError if either is <= 0."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    top, bottom, left, right = pads
+    Ho = conv_output_size(H, kh, sh, top, bottom, dh)
+    Wo = conv_output_size(W, kw, sw, left, right, dw)
+    if Ho <= 0 or Wo <= 0:
+        raise ValueError(
+            f"impossible geometry: input {H}x{W}, kernel {kh}x{kw}, stride {sh}x{sw}, "
+            f"padding {pads}, dilation {dh}x{dw} gives output {Ho}x{Wo}")
+    return Ho, Wo
+
+
+def _pad(x, pads, value=0.0):
+    """Pad the last two axes of an NCHW array by ``(top, bottom, left, right)``."""
+    top, bottom, left, right = pads
+    if not any(pads):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def _tap(i, j, out_hw, stride, dilation):
+    """Index selecting, for kernel tap (i, j), the input pixel of every output position.
+
+    ``xp[_tap(...)]`` is an ``(N, C, Ho, Wo)`` strided view of the padded input.
+    """
+    (Ho, Wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
+    r0, c0 = i * dh, j * dw
+    return (slice(None), slice(None),
+            slice(r0, r0 + sh * (Ho - 1) + 1, sh),
+            slice(c0, c0 + sw * (Wo - 1) + 1, sw))
+
+
+def _crop(xp, x_shape, pads):
+    """Undo ``_pad``: return the ``x_shape`` interior of a padded gradient."""
+    top, _, left, _ = pads
+    H, W = x_shape[2], x_shape[3]
+    return np.ascontiguousarray(xp[:, :, top:top + H, left:left + W])
+
+
+# ---------------------------------------------------------------------------
+# convolution
+# ---------------------------------------------------------------------------
+
+def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
+    """(kernel, stride, dilation, pads, (Ho, Wo)) of a convolution; ValueError if impossible."""
+    if x_shape[1] != w_shape[1] * groups or w_shape[0] % groups:
+        raise ValueError(f"conv2d: input {tuple(x_shape)} and weight {tuple(w_shape)} "
+                         f"do not match groups={groups}")
+    kernel, stride, dilation = tuple(w_shape[2:]), pair(stride), pair(dilation)
+    pads = conv_padding(padding, kernel, dilation, stride)
+    Ho, Wo = _out_hw(x_shape[2], x_shape[3], kernel, stride, pads, dilation)
+    return kernel, stride, dilation, pads, (Ho, Wo)
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation: x (N,C,H,W), w (K,C//groups,kh,kw), b (K,) or None -> (N,K,Ho,Wo)."""
+    x = _float(x)
+    w = _float(w, x.dtype)
+    N, K, Cg, G = x.shape[0], w.shape[0], w.shape[1], groups
+    (kh, kw), stride, dilation, pads, (Ho, Wo) = _conv_geometry(
+        x.shape, w.shape, stride, padding, dilation, groups)
+    xp = _pad(x, pads)
+    y = np.zeros((N, G, K // G, Ho * Wo), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xt = xp[_tap(i, j, (Ho, Wo), stride, dilation)].reshape(N, G, Cg, Ho * Wo)
+            wt = w[:, :, i, j].reshape(G, K // G, Cg)
+            y += wt @ xt  # (G, Kg, Cg) @ (N, G, Cg, P) -> (N, G, Kg, P)
+    y = y.reshape(N, K, Ho, Wo)
+    if b is not None:
+        y += _float(b, x.dtype).reshape(1, K, 1, 1)
+    return y
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of conv2d: dy (N,K,Ho,Wo) -> (dx (N,C,H,W), dw (K,C//groups,kh,kw), db (K,))."""
+    x = _float(x)
+    w = _float(w, x.dtype)
+    dy = _float(dy, x.dtype)
+    (N, C), (K, Cg) = x.shape[:2], w.shape[:2]
+    G, Kg = groups, K // groups
+    (kh, kw), stride, dilation, pads, (Ho, Wo) = _conv_geometry(
+        x.shape, w.shape, stride, padding, dilation, groups)
+    P = Ho * Wo
+    xp = _pad(x, pads)
+    dxp = np.zeros(xp.shape, dtype=x.dtype)
+    dw = np.empty(w.shape, dtype=x.dtype)
+    dyg = dy.reshape(N, G, Kg, P)
+    dy_gkq = dyg.transpose(1, 2, 0, 3).reshape(G, Kg, N * P)  # batch and pixels merged
+    for i in range(kh):
+        for j in range(kw):
+            tap = _tap(i, j, (Ho, Wo), stride, dilation)
+            xt = xp[tap].reshape(N, G, Cg, P)
+            x_gqc = xt.transpose(1, 0, 3, 2).reshape(G, N * P, Cg)
+            dw[:, :, i, j] = (dy_gkq @ x_gqc).reshape(K, Cg)  # (G, Kg, Cg)
+            wt = w[:, :, i, j].reshape(G, Kg, Cg)
+            dxp[tap] += (wt.transpose(0, 2, 1) @ dyg).reshape(N, C, Ho, Wo)  # (N, G, Cg, P)
+    db = dy.sum(axis=(0, 2, 3))
+    return _crop(dxp, x.shape, pads), dw, db
+
+
+# ---------------------------------------------------------------------------
+# pooling
+# ---------------------------------------------------------------------------
+
+def _pool_geometry(x_shape, kernel_size, stride, padding):
+    """Normalised (kernel, stride, pads, (Ho, Wo)) of a pooling; ValueError if impossible."""
+    kernel = pair(kernel_size)
+    stride = kernel if stride is None else pair(stride)
+    ph, pw = pair(padding)
+    pads = (ph, ph, pw, pw)
+    Ho, Wo = _out_hw(x_shape[2], x_shape[3], kernel, stride, pads, (1, 1))
+    return kernel, stride, pads, (Ho, Wo)
+
+
+def _max_pool_argmax(xp, kernel, stride, out_hw):
+    """Running max over the taps -> (max, index of the first maximal tap in row-major order)."""
+    kh, kw = kernel
+    best = idx = None
+    for t in range(kh * kw):
+        v = xp[_tap(t // kw, t % kw, out_hw, stride, (1, 1))]
+        if best is None:
+            best, idx = v.copy(), np.zeros(v.shape, dtype=np.intp)
+        else:
+            better = v > best  # strict: on ties the earlier tap keeps the max
+            best[better] = v[better]
+            idx[better] = t
+    return best, idx
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max pooling (implicit -inf padding, floor mode): x (N, C, H, W) -> (N, C, Ho, Wo)."""
+    x = _float(x)
+    kernel, stride, pads, out_hw = _pool_geometry(x.shape, kernel_size, stride, padding)
+    y, _ = _max_pool_argmax(_pad(x, pads, -np.inf), kernel, stride, out_hw)
+    return y
+
+
+def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0):
+    """Gradient of max_pool2d: dy (N,C,Ho,Wo) -> dx (N,C,H,W); each window's argmax gets its dy."""
+    x = _float(x)
+    dy = _float(dy, x.dtype)
+    kernel, stride, pads, out_hw = _pool_geometry(x.shape, kernel_size, stride, padding)
+    xp = _pad(x, pads, -np.inf)
+    _, idx = _max_pool_argmax(xp, kernel, stride, out_hw)
+    dxp = np.zeros(xp.shape, dtype=x.dtype)
+    zero = np.zeros((), dtype=x.dtype)
+    kh, kw = kernel
+    for t in range(kh * kw):
+        dxp[_tap(t // kw, t % kw, out_hw, stride, (1, 1))] += np.where(idx == t, dy, zero)
+    return _crop(dxp, x.shape, pads)
+
+
+def _avg_pool_divisor(x_shape, kernel, stride, pads, out_hw, count_include_pad, dtype):
+    """Per-output divisor, shape (Ho, Wo): kh*kw, or the number of in-bounds taps."""
+    kh, kw = kernel
+    if count_include_pad:
+        return np.full(out_hw, kh * kw, dtype=dtype)
+    ones = _pad(np.ones((1, 1) + tuple(x_shape[2:]), dtype=dtype), pads)
+    count = np.zeros((1, 1) + out_hw, dtype=dtype)
+    for i in range(kh):
+        for j in range(kw):
+            count += ones[_tap(i, j, out_hw, stride, (1, 1))]
+    return count[0, 0]
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Average pooling (zero padding, floor mode): x (N, C, H, W) -> (N, C, Ho, Wo)."""
+    x = _float(x)
+    kernel, stride, pads, out_hw = _pool_geometry(x.shape, kernel_size, stride, padding)
+    xp = _pad(x, pads)
+    y = np.zeros(x.shape[:2] + out_hw, dtype=x.dtype)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            y += xp[_tap(i, j, out_hw, stride, (1, 1))]
+    return y / _avg_pool_divisor(x.shape, kernel, stride, pads, out_hw, count_include_pad, x.dtype)
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Gradient of avg_pool2d: dy (N, C, Ho, Wo) -> dx of shape x_shape (N, C, H, W)."""
+    dy = _float(dy)
+    x_shape = tuple(x_shape)
+    kernel, stride, pads, out_hw = _pool_geometry(x_shape, kernel_size, stride, padding)
+    g = dy / _avg_pool_divisor(x_shape, kernel, stride, pads, out_hw, count_include_pad, dy.dtype)
+    top, bottom, left, right = pads
+    padded_hw = (x_shape[2] + top + bottom, x_shape[3] + left + right)
+    dxp = np.zeros(x_shape[:2] + padded_hw, dtype=dy.dtype)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            dxp[_tap(i, j, out_hw, stride, (1, 1))] += g
+    return _crop(dxp, x_shape, pads)
+
+
+def _adaptive_matrix(size, out, dtype):
+    """(out, size) averaging matrix over PyTorch's adaptive windows.
+
+    Row i averages [floor(i*size/out), ceil((i+1)*size/out)).
+    """
+    i = np.arange(out)
+    start = (i * size) // out
+    end = -((-(i + 1) * size) // out)
+    cols = np.arange(size)
+    inside = (cols >= start[:, None]) & (cols < end[:, None])
+    return inside.astype(dtype) / (end - start).astype(dtype)[:, None]
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Adaptive average pooling: x (N, C, H, W) -> (N, C, Ho, Wo) with (Ho, Wo) = pair(output_size).
+
+    A window average is separable, so y = A_h @ x @ A_w.T with 1-D averaging matrices.
+    """
+    x = _float(x)
+    Ho, Wo = pair(output_size)
+    if Ho <= 0 or Wo <= 0:
+        raise ValueError(f"impossible geometry: adaptive output size {Ho}x{Wo}")
+    Ah = _adaptive_matrix(x.shape[2], Ho, x.dtype)
+    Aw = _adaptive_matrix(x.shape[3], Wo, x.dtype)
+    return Ah @ x @ Aw.T
+
+
+def adaptive_avg_pool2d_backward(dy, x_shape):
+    """Gradient of adaptive_avg_pool2d: dy (N, C, Ho, Wo) -> dx of shape x_shape (N, C, H, W)."""
+    dy = _float(dy)
+    Ah = _adaptive_matrix(x_shape[2], dy.shape[2], dy.dtype)
+    Aw = _adaptive_matrix(x_shape[3], dy.shape[3], dy.dtype)
+    return Ah.T @ dy @ Aw
+
+
+# ---------------------------------------------------------------------------
+# activations (elementwise, any shape)
+# ---------------------------------------------------------------------------
+
+def relu(x):
+    """max(x, 0), any shape."""
+    x = _float(x)
+    return np.maximum(x, np.zeros((), x.dtype))
+
+
+def relu_backward(dy, x):
+    """dy where x > 0 else 0 (gradient 0 at x == 0, as PyTorch)."""
+    x = _float(x)
+    return np.where(x > 0, _float(dy, x.dtype), np.zeros((), x.dtype))
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """x if x > 0 else negative_slope * x, any shape."""
+    x = _float(x)
+    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
+def leaky_relu_backward(dy, x, negative_slope=0.01):
+    """dy if x > 0 else negative_slope * dy (slope used at x == 0, as PyTorch)."""
+    x = _float(x)
+    dy = _float(dy, x.dtype)
+    return np.where(x > 0, dy, dy * x.dtype.type(negative_slope))
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed from exp(-|x|) so it never overflows; any shape."""
+    x = _float(x)
+    e = np.exp(-np.abs(x))  # in (0, 1]; may underflow to 0 silently
+    one = x.dtype.type(1)
+    return np.where(x >= 0, one / (one + e), e / (one + e))
+
+
+def sigmoid_backward(dy, y):
+    """dy * y * (1 - y) where y = sigmoid(x)."""
+    y = _float(y)
+    return _float(dy, y.dtype) * y * (y.dtype.type(1) - y)
+
+
+def tanh(x):
+    """Hyperbolic tangent, any shape."""
+    return np.tanh(_float(x))
+
+
+def tanh_backward(dy, y):
+    """dy * (1 - y**2) where y = tanh(x)."""
+    y = _float(y)
+    return _float(dy, y.dtype) * (y.dtype.type(1) - y * y)
+
+
+# ---------------------------------------------------------------------------
+# linear
+# ---------------------------------------------------------------------------
+
+def linear(x, w, b=None):
+    """x (N, in) @ w(out, in).T + b (out,) -> (N, out)."""
+    x = _float(x)
+    y = x @ _float(w, x.dtype).T
+    if b is not None:
+        y += _float(b, x.dtype)
+    return y
+
+
+def linear_backward(dy, x, w):
+    """Gradients of linear: dy (N, out) -> (dx (N, in), dw (out, in), db (out,))."""
+    x = _float(x)
+    w = _float(w, x.dtype)
+    dy = _float(dy, x.dtype)
+    return dy @ w, dy.T @ x, dy.sum(axis=0)
+
+
+# ---------------------------------------------------------------------------
+# losses (mean reduction)
+# ---------------------------------------------------------------------------
+
+def _log_softmax(logits):
+    """Row-wise log-softmax of (N, classes) via max subtraction (finite for huge logits)."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def cross_entropy(logits, labels):
+    """Mean cross-entropy: logits (N, classes), integer labels (N,) -> Python float."""
+    logits = _float(logits)
+    labels = np.asarray(labels, dtype=np.intp)
+    logp = _log_softmax(logits)
+    return float(-logp[np.arange(logits.shape[0]), labels].mean())
+
+
+def cross_entropy_backward(logits, labels):
+    """Gradient of cross_entropy: (softmax(logits) - onehot(labels)) / N, shape (N, classes)."""
+    logits = _float(logits)
+    labels = np.asarray(labels, dtype=np.intp)
+    N = logits.shape[0]
+    g = np.exp(_log_softmax(logits))
+    g[np.arange(N), labels] -= 1
+    return g / logits.dtype.type(N)
+
+
+def mse_loss(pred, target):
+    """mean((pred - target)**2) over all elements -> Python float."""
+    pred = _float(pred)
+    d = pred - _float(target, pred.dtype)
+    return float(np.mean(d * d))
+
+
+def mse_loss_backward(pred, target):
+    """Gradient of mse_loss: 2 * (pred - target) / pred.size, shape of pred."""
+    pred = _float(pred)
+    d = pred - _float(target, pred.dtype)
+    return d * (pred.dtype.type(2) / pred.dtype.type(pred.size))
+
+
+# ---------------------------------------------------------------------------
+# optimiser
+# ---------------------------------------------------------------------------
+
+def sgd_step(param, grad, momentum_buffer, lr, momentum=0.0, dampening=0.0,
+             weight_decay=0.0, nesterov=False):
+    """One step of PyTorch's SGD -> (new_param, new_buffer); new_buffer is None when momentum == 0.
+
+    Pure: inputs are not modified. Rule (torch.optim.SGD):
+        g = grad + weight_decay * param
+        buf = g if first step else momentum * buf + (1 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+        param = param - lr * g
+    """
+    param = _float(param)
+    t = param.dtype.type
+    g = _float(grad, param.dtype)
+    if weight_decay != 0:
+        g = g + t(weight_decay) * param
+    buf = None
+    if momentum != 0:
+        if momentum_buffer is None:
+            buf = g.copy()
+        else:
+            buf = t(momentum) * _float(momentum_buffer, param.dtype) + t(1 - dampening) * g
+        g = g + t(momentum) * buf if nesterov else buf
+    return param - t(lr) * g, buf
