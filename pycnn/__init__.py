@@ -12,13 +12,22 @@ programs that embed it.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
+
+# From the root of a source checkout after a non-editable `pip install .`,
+# `python -m ...` puts the checkout first on sys.path, and its pycnn/ (Python
+# sources only) hides the installed package with the compiled _core. Then
+# also search the other pycnn directories on sys.path, where that one is.
+if importlib.util.find_spec(f"{__name__}._core") is None:  # pragma: no cover - depends on the install
+    __path__ = pkgutil.extend_path(__path__, __name__)
 
 __all__ = [
-    "nn", "optim", "functional", "data", "train", "reference",
+    "nn", "optim", "functional", "data", "train", "reference", "models",
     "set_num_threads", "get_num_threads", "manual_seed", "show_config", "__version__",
 ]
 
-_SUBMODULES = {"nn", "optim", "functional", "data", "train", "reference"}
+_SUBMODULES = {"nn", "optim", "functional", "data", "train", "reference", "models"}
 
 
 def __getattr__(name):
