@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "dispatch.h"
 #include "gemm/gemm.h"
 #include "ops.h"
 #include "parallel.h"
@@ -108,8 +109,24 @@ PYBIND11_MODULE(_core, m) {
     d["openmp"] = false;
 #endif
     d["max_threads"] = pycnn::max_hardware_threads();
+    const auto& cs = pycnn::cache_sizes();
+    d["cache_sizes"] = py::make_tuple(cs.l1d, cs.l2, cs.l3);
+    d["isa_origin"] = pycnn::isa_origin();
     return d;
   });
+  m.def("isa", []() { return std::string(pycnn::isa_name(pycnn::active_isa())); },
+        "The instruction set the kernels use now.");
+  m.def("supported_isas", []() {
+    std::vector<std::string> v;
+    for (auto i : pycnn::supported_isas()) v.push_back(pycnn::isa_name(i));
+    return v;
+  }, "Instruction sets this CPU and build support, lowest first.");
+  m.def("set_isa", [](const std::string& name) {
+    pycnn::Isa isa;
+    if (!pycnn::isa_from_name(name, &isa))
+      throw py::value_error("unknown ISA '" + name + "': expected 'scalar', 'avx2' or 'avx512'");
+    pycnn::set_isa(isa);
+  }, "Switch the kernels to a supported instruction set (for tests and benchmarks).");
 
   // ------------------------------------------------------------ gemm
   m.def("sgemm", [](const py::array& a, const py::array& b, bool trans_a, bool trans_b) {
