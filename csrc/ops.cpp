@@ -31,7 +31,9 @@ i64 checked_mul(i64 a, i64 b, const char* what) {
 // (size + pad_begin + pad_end - dilation*(k-1) - 1) / stride + 1, overflow-checked.
 i64 window_output_size(i64 size, i64 k, i64 stride, i64 pad_begin, i64 pad_end, i64 dilation,
                        const char* what) {
-  const i64 span = checked_mul(dilation, k - 1, what) + 1;
+  i64 span;
+  if (__builtin_add_overflow(checked_mul(dilation, k - 1, what), i64{1}, &span))
+    throw std::overflow_error(std::string(what) + ": kernel span does not fit in 64-bit integers");
   i64 padded;
   if (__builtin_add_overflow(size, pad_begin, &padded) || __builtin_add_overflow(padded, pad_end, &padded))
     throw std::overflow_error(std::string(what) + ": padded size does not fit in 64-bit integers");
@@ -109,10 +111,11 @@ Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Shape* bias, cons
     fail("conv2d: groups=", p.groups, " must divide the input channels; input ", shape_str(x));
   if (s.K % p.groups != 0)
     fail("conv2d: groups=", p.groups, " must divide the output channels; weight ", shape_str(w));
+  // Name the input first: a channel mismatch is most often an NHWC array or a
+  // layer fed the wrong tensor, and the weight then belongs to a module.
   if (w[1] != s.C / p.groups)
-    fail("conv2d: expected weight of shape (K, C/groups, kh, kw) = (", s.K, ", ", s.C / p.groups, ", ",
-         s.kh, ", ", s.kw, ") for input ", shape_str(x), " and groups=", p.groups, ", got ",
-         shape_str(w));
+    fail("conv2d: expected input of shape (N, ", checked_mul(w[1], p.groups, "conv2d"),
+         ", H, W) for weight ", shape_str(w), " and groups=", p.groups, ", got ", shape_str(x));
   if (bias && (*bias != Shape{s.K}))
     fail("conv2d: expected bias of shape (", s.K, ",), got ", shape_str(*bias));
   s.Ho = window_output_size(s.H, s.kh, s.stride_h, p.pad_top, p.pad_bottom, s.dilation_h, "conv2d");
@@ -177,7 +180,8 @@ Pool2dShape pool2d_shape(const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 strid
   if (stride_h <= 0 || stride_w <= 0)
     fail(op, ": stride must be positive, got (", stride_h, ", ", stride_w, ")");
   if (pad_h < 0 || pad_w < 0) fail(op, ": padding must be non-negative, got (", pad_h, ", ", pad_w, ")");
-  if (2 * pad_h > kh || 2 * pad_w > kw)
+  // pad > k/2 rather than 2*pad > k: the product overflows for pads near 2^62.
+  if (pad_h > kh / 2 || pad_w > kw / 2)
     fail(op, ": padding should be at most half of the kernel size, got padding (", pad_h, ", ", pad_w,
          ") for kernel_size (", kh, ", ", kw, ")");
   checked_numel(x, op);

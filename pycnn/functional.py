@@ -1,0 +1,576 @@
+"""Stateless operations: ``pycnn.functional`` (imported as ``F`` by convention).
+
+Every op takes NumPy arrays (NCHW for images, as PyTorch), checks its
+hyper-parameters, converts its inputs and calls the compiled kernels in
+``pycnn._core``. Array *shapes* are checked once, by the C++ layer, which
+raises ``ValueError`` with a message quoting the shapes.
+
+Input conversion (one rule, applied by :func:`as_float32` to every array read):
+
+* a ``float32`` C-contiguous, aligned ``ndarray`` is used as it is (no copy);
+* an ``ndarray`` of any other real numeric dtype (``float16``, ``float64``,
+  integers, ``bool``) or any array-like (lists, scalars, objects with
+  ``__array__``) is converted once to a float32 C-contiguous aligned array
+  (``np.require(x, np.float32, "CA")``; unlike ``np.ascontiguousarray`` this
+  keeps 0-d input 0-d);
+* a non-contiguous or negative-stride ``float32`` array is made contiguous once;
+* complex, object, string, datetime (any non-real) dtypes raise ``TypeError``
+  naming the argument: there is no sensible float32 value for them.
+
+Class labels (:func:`as_labels`) must have an integer dtype (``TypeError``
+otherwise, e.g. for float labels, which usually mean labels and inputs were
+swapped); they are converted to contiguous ``int64``.
+
+Arrays written in place (``sgd_step``'s parameter and momentum buffer, the
+``grad_weight`` / ``grad_bias`` accumulators of the backward functions) are
+never converted: a converted copy would receive the update and the caller's
+array would silently keep its old value. They must be ``float32``, C-contiguous
+and writeable, otherwise ``TypeError``.
+
+Gradients follow one convention: gradients with respect to inputs (dX) are
+returned as new arrays; gradients with respect to parameters (dW, db)
+accumulate (``+=``) into the arrays passed as ``grad_weight`` / ``grad_bias``,
+or into fresh zero arrays when none are given.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core
+
+__all__ = [
+    "as_float32", "as_labels",
+    "conv2d", "conv2d_backward", "conv_padding",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
+    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "linear", "linear_backward",
+    "cross_entropy", "cross_entropy_forward", "cross_entropy_backward",
+    "mse_loss", "mse_loss_backward",
+    "softmax", "sgd_step",
+]
+
+IntPair = Union[int, Tuple[int, int]]
+_I64_MAX = 2 ** 63 - 1  # the C++ layer takes sizes as int64
+_CONV_ALGOS = ("auto", "im2col", "direct")
+_REDUCTIONS = ("mean", "sum")
+
+
+# ---------------------------------------------------------------------------
+# input conversion
+# ---------------------------------------------------------------------------
+
+def as_float32(x, name: str = "input") -> np.ndarray:
+    """Return ``x`` as a float32 C-contiguous array following the module's conversion rule.
+
+    ``x`` itself is returned when it is already a float32 C-contiguous aligned
+    ndarray; everything else real-valued is converted once. Non-real dtypes
+    raise ``TypeError`` naming ``name``.
+    """
+    if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous and x.flags.aligned:
+        return x
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError) as e:  # ragged lists and the like
+        raise TypeError(f"{name}: cannot be converted to a float32 array ({e})") from None
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    return np.require(a, np.float32, "CA")
+
+
+def as_labels(labels, name: str = "labels") -> np.ndarray:
+    """Return class labels as a contiguous int64 array; non-integer dtypes raise ``TypeError``.
+
+    An empty Python sequence (which NumPy would type float64) is accepted as an
+    empty label array so a zero-size batch works.
+    """
+    if isinstance(labels, np.ndarray) and labels.dtype == np.int64 and labels.flags.c_contiguous \
+            and labels.flags.aligned:
+        return labels
+    was_array = isinstance(labels, np.ndarray)
+    try:
+        a = np.asarray(labels)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name}: cannot be converted to an integer array ({e})") from None
+    if a.size == 0 and not was_array:
+        a = a.astype(np.int64)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected an integer array of class indices, got dtype {a.dtype}")
+    if a.dtype.kind == "u" and a.size and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name}: label {a.max()} does not fit in int64")
+    return np.require(a, np.int64, "CA")
+
+
+def _inplace(a, name: str) -> np.ndarray:
+    """An array the kernel writes into: must already be float32, C-contiguous and writeable."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a float32 ndarray (written in place), got {type(a).__name__}")
+    if a.dtype != np.float32 or not (a.flags.c_contiguous and a.flags.aligned):
+        raise TypeError(f"{name}: expected a float32 C-contiguous array (it is written in place, so it "
+                        f"cannot be converted), got dtype {a.dtype}"
+                        f"{'' if a.flags.c_contiguous else ', non-contiguous'}")
+    if not a.flags.writeable:
+        raise ValueError(f"{name}: array is read-only")
+    return a
+
+
+# ---------------------------------------------------------------------------
+# hyper-parameter checks
+# ---------------------------------------------------------------------------
+
+def _is_int(v) -> bool:
+    # bool is an int subclass, but True as a kernel size is always a mistake.
+    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _int(v, name: str, op: str, minimum: int) -> int:
+    if not _is_int(v):
+        raise TypeError(f"{op}: {name} must be an int, got {v!r} ({type(v).__name__})")
+    if v < minimum:
+        what = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{op}: {name} must be {what}, got {v}")
+    if v > _I64_MAX:
+        raise OverflowError(f"{op}: {name}={v} does not fit in 64-bit integers")
+    return int(v)
+
+
+def _pair(v, name: str, op: str, minimum: int) -> Tuple[int, int]:
+    """An int or a pair of ints, each >= minimum, as a tuple."""
+    # Fast path for the common valid cases: modules call this on every forward.
+    t = type(v)
+    if t is int and minimum <= v <= _I64_MAX:
+        return v, v
+    if t is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int \
+            and minimum <= v[0] <= _I64_MAX and minimum <= v[1] <= _I64_MAX:
+        return v
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+        if not all(_is_int(e) for e in v):
+            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+        if any(e < minimum for e in v):
+            what = "positive" if minimum == 1 else "non-negative"
+            raise ValueError(f"{op}: {name} must be {what}, got {tuple(int(e) for e in v)}")
+        if any(e > _I64_MAX for e in v):
+            raise OverflowError(f"{op}: {name}={tuple(int(e) for e in v)} does not fit in 64-bit integers")
+        return int(v[0]), int(v[1])
+    if not _is_int(v):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r} ({type(v).__name__})")
+    n = _int(v, name, op, minimum)
+    return n, n
+
+
+def _real(v, name: str, op: str) -> float:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.integer, np.floating)):
+        raise TypeError(f"{op}: {name} must be a real number, got {v!r} ({type(v).__name__})")
+    return float(v)
+
+
+def _shape(shape, name: str, op: str) -> Tuple[int, ...]:
+    try:
+        t = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be a sequence of ints, got {shape!r}") from None
+    if not all(_is_int(d) for d in t):
+        raise TypeError(f"{op}: {name} must be a sequence of ints, got {shape!r}")
+    return tuple(int(d) for d in t)
+
+
+def _reduction(reduction, op: str) -> str:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be 'mean' or 'sum', got {reduction!r}")
+    return reduction
+
+
+def conv_padding(padding, kernel_size: Tuple[int, int], stride: Tuple[int, int],
+                 dilation: Tuple[int, int], op: str = "conv2d") -> Tuple[int, int, int, int]:
+    """Resolve a conv ``padding`` (int | pair | 'same' | 'valid') to ``(top, bottom, left, right)``.
+
+    'same' follows PyTorch: it needs stride 1; the total padding along an axis
+    is ``dilation * (kernel - 1)``, ``total // 2`` goes before and the odd
+    remainder after.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of 'valid', 'same'")
+        if stride != (1, 1):
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
+                             f"(stride={stride})")
+        pads = []
+        for k, d in zip(kernel_size, dilation):
+            total = d * (k - 1)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    ph, pw = _pair(padding, "padding", op, 0)
+    return (ph, ph, pw, pw)
+
+
+def _conv_args(weight: np.ndarray, stride, padding, dilation, groups, algo, op="conv2d"):
+    stride = _pair(stride, "stride", op, 1)
+    dilation = _pair(dilation, "dilation", op, 1)
+    groups = _int(groups, "groups", op, 1)
+    if not isinstance(algo, str):
+        raise TypeError(f"{op}: algo must be one of {_CONV_ALGOS}, got {algo!r}")
+    if algo not in _CONV_ALGOS:
+        raise ValueError(f"{op}: algo must be one of {_CONV_ALGOS}, got {algo!r}")
+    # A malformed weight gets its ValueError (with shapes) from the C++ layer;
+    # its kernel size only matters here for padding='same'.
+    kernel = tuple(weight.shape[2:]) if weight.ndim == 4 else (1, 1)
+    pads = conv_padding(padding, kernel, stride, dilation, op)
+    return stride, pads, dilation, groups, algo
+
+
+# ---------------------------------------------------------------------------
+# convolution
+# ---------------------------------------------------------------------------
+
+def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Union[IntPair, str] = 0,
+           dilation: IntPair = 1, groups: int = 1, algo: str = "auto") -> np.ndarray:
+    """2-D convolution (cross-correlation, as PyTorch): x (N, C, H, W) -> (N, K, Ho, Wo).
+
+    ``weight`` is (K, C/groups, kh, kw), ``bias`` (K,) or None. ``padding`` is
+    an int, a pair, 'valid' or 'same' (stride 1 only). ``algo`` forces the
+    kernel: 'im2col' (GEMM), 'direct', or 'auto' (chosen by shape).
+    """
+    x = as_float32(x, "input")
+    w = as_float32(weight, "weight")
+    b = None if bias is None else as_float32(bias, "bias")
+    stride, pads, dilation, groups, algo = _conv_args(w, stride, padding, dilation, groups, algo)
+    return _core.conv2d_fwd(x, w, b, stride, pads, dilation, groups, algo)
+
+
+def conv2d_backward(grad_output, x, weight, stride: IntPair = 1, padding: Union[IntPair, str] = 0,
+                    dilation: IntPair = 1, groups: int = 1, algo: str = "auto", *,
+                    grad_weight: Optional[np.ndarray] = None, grad_bias: Optional[np.ndarray] = None,
+                    bias: bool = True, input_grad: bool = True, weight_grad: bool = True):
+    """Gradients of :func:`conv2d` -> ``(grad_input or None, grad_weight or None, grad_bias or None)``.
+
+    ``grad_input`` (N, C, H, W) is a new array; it is skipped (None) when
+    ``input_grad`` is False, e.g. for a network's first layer. ``grad_weight``
+    and ``grad_bias`` accumulate: pass the arrays to add into (float32,
+    C-contiguous, written in place) or leave them None to get fresh ones
+    (``grad_bias`` only when ``bias`` is True). ``weight_grad=False`` skips the
+    parameter gradients altogether (frozen layers).
+    """
+    dy = as_float32(grad_output, "grad_output")
+    x = as_float32(x, "input")
+    w = as_float32(weight, "weight")
+    stride, pads, dilation, groups, algo = _conv_args(w, stride, padding, dilation, groups, algo)
+    if weight_grad:
+        grad_weight, grad_bias = _param_grads(w, grad_weight, grad_bias, bias, "conv2d")
+        _core.conv2d_bwd_weight(dy, x, grad_weight, grad_bias, stride, pads, dilation, groups, algo)
+    else:
+        grad_weight = grad_bias = None
+    grad_input = None
+    if input_grad:
+        grad_input = _core.conv2d_bwd_data(dy, w, x.shape, stride, pads, dilation, groups, algo)
+    return grad_input, grad_weight, grad_bias
+
+
+def _param_grads(w: np.ndarray, grad_weight, grad_bias, bias: bool, op: str):
+    """The dW/db accumulators: the caller's (checked, never converted) or fresh zeros."""
+    if grad_weight is None:
+        grad_weight = np.zeros(w.shape, dtype=np.float32)
+    else:
+        _inplace(grad_weight, "grad_weight")
+        if grad_weight.shape != w.shape:
+            raise ValueError(f"{op}: expected grad_weight of the weight's shape {w.shape}, "
+                             f"got {grad_weight.shape}")
+    if grad_bias is None:
+        if bias:
+            grad_bias = np.zeros(w.shape[:1], dtype=np.float32)
+    else:
+        _inplace(grad_bias, "grad_bias")
+    return grad_weight, grad_bias
+
+
+# ---------------------------------------------------------------------------
+# pooling
+# ---------------------------------------------------------------------------
+
+def _pool_args(kernel_size, stride, padding, op):
+    k = _pair(kernel_size, "kernel_size", op, 1)
+    s = k if stride is None else _pair(stride, "stride", op, 1)
+    p = _pair(padding, "padding", op, 0)
+    return k, s, p
+
+
+def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+               return_indices: bool = False):
+    """Max pooling (floor mode, implicit -inf padding): x (N, C, H, W) -> (N, C, Ho, Wo).
+
+    ``stride`` defaults to ``kernel_size``; ``padding`` is at most half the
+    kernel. Within a window the first maximum in row-major order wins, and a
+    NaN always wins (as PyTorch). With ``return_indices`` also returns the
+    int32 indices ``h * W + w`` of the chosen elements within their (n, c)
+    plane (PyTorch's convention), which :func:`max_pool2d_backward` takes.
+    """
+    x = as_float32(x, "input")
+    k, s, p = _pool_args(kernel_size, stride, padding, "max_pool2d")
+    y, indices = _core.max_pool2d_fwd(x, k, s, p)
+    return (y, indices) if return_indices else y
+
+
+def max_pool2d_backward(grad_output, indices, input_shape: Sequence[int], kernel_size: IntPair,
+                        stride: Optional[IntPair] = None, padding: IntPair = 0) -> np.ndarray:
+    """Gradient of :func:`max_pool2d`: scatters ``grad_output`` to the saved ``indices`` -> dx of ``input_shape``."""
+    dy = as_float32(grad_output, "grad_output")
+    k, s, p = _pool_args(kernel_size, stride, padding, "max_pool2d")
+    input_shape = _shape(input_shape, "input_shape", "max_pool2d")
+    idx = np.asarray(indices)
+    if idx.dtype != np.int32:
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"max_pool2d: indices must be an integer array, got dtype {idx.dtype}")
+        i32 = np.iinfo(np.int32)
+        if idx.size and (idx.min() < i32.min or idx.max() > i32.max):
+            raise ValueError(f"max_pool2d: indices hold values outside int32 "
+                             f"([{idx.min()}, {idx.max()}])")
+    idx = np.ascontiguousarray(idx, dtype=np.int32)
+    return _core.max_pool2d_bwd(dy, idx, input_shape, k, s, p)
+
+
+def avg_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+               count_include_pad: bool = True) -> np.ndarray:
+    """Average pooling (floor mode, zero padding): x (N, C, H, W) -> (N, C, Ho, Wo).
+
+    With ``count_include_pad`` (PyTorch's default) the divisor is the full
+    window, padding included; otherwise only the in-bounds elements count.
+    """
+    x = as_float32(x, "input")
+    k, s, p = _pool_args(kernel_size, stride, padding, "avg_pool2d")
+    return _core.avg_pool2d_fwd(x, k, s, p, bool(count_include_pad))
+
+
+def avg_pool2d_backward(grad_output, input_shape: Sequence[int], kernel_size: IntPair,
+                        stride: Optional[IntPair] = None, padding: IntPair = 0,
+                        count_include_pad: bool = True) -> np.ndarray:
+    """Gradient of :func:`avg_pool2d` -> dx of ``input_shape`` (the input itself is not needed)."""
+    dy = as_float32(grad_output, "grad_output")
+    k, s, p = _pool_args(kernel_size, stride, padding, "avg_pool2d")
+    input_shape = _shape(input_shape, "input_shape", "avg_pool2d")
+    return _core.avg_pool2d_bwd(dy, input_shape, k, s, p, bool(count_include_pad))
+
+
+def _adaptive_output_size(output_size, input_shape) -> Tuple[int, int]:
+    """(Ho, Wo) from an int or a pair whose None entries keep the input's size (PyTorch)."""
+    op = "adaptive_avg_pool2d"
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
+        out = []
+        for i, v in enumerate(output_size):
+            if v is None:
+                # A wrong-ndim input is reported by the C++ layer; 1 is a placeholder.
+                out.append(int(input_shape[2 + i]) if len(input_shape) == 4 else 1)
+            else:
+                out.append(_int(v, "output_size", op, 1))
+        return out[0], out[1]
+    return _pair(output_size, "output_size", op, 1)
+
+
+def adaptive_avg_pool2d(x, output_size: Union[int, Tuple[Optional[int], Optional[int]]]) -> np.ndarray:
+    """Adaptive average pooling to ``output_size``: x (N, C, H, W) -> (N, C, Ho, Wo).
+
+    Output cell i averages input rows ``[floor(i*H/Ho), ceil((i+1)*H/Ho))``
+    (likewise for columns), so non-divisible sizes give overlapping windows
+    as in PyTorch. A None entry in ``output_size`` keeps that input size.
+    """
+    x = as_float32(x, "input")
+    out = _adaptive_output_size(output_size, x.shape)
+    return _core.adaptive_avg_pool2d_fwd(x, out)
+
+
+def adaptive_avg_pool2d_backward(grad_output, input_shape: Sequence[int]) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool2d` -> dx of ``input_shape``; the output size is grad_output's."""
+    dy = as_float32(grad_output, "grad_output")
+    input_shape = _shape(input_shape, "input_shape", "adaptive_avg_pool2d")
+    return _core.adaptive_avg_pool2d_bwd(dy, input_shape)
+
+
+# ---------------------------------------------------------------------------
+# activations (elementwise, any shape)
+# ---------------------------------------------------------------------------
+
+def relu(x) -> np.ndarray:
+    """max(x, 0) elementwise (NaN propagates)."""
+    return _core.activation_fwd("relu", as_float32(x, "input"), 0.0)
+
+
+def relu_backward(grad_output, output) -> np.ndarray:
+    """Gradient of :func:`relu` from its *output*: grad_output where output > 0, else 0."""
+    return _core.activation_bwd("relu", as_float32(grad_output, "grad_output"),
+                                as_float32(output, "output"), 0.0)
+
+
+def leaky_relu(x, negative_slope: float = 0.01) -> np.ndarray:
+    """x where x > 0, else negative_slope * x, elementwise."""
+    slope = _real(negative_slope, "negative_slope", "leaky_relu")
+    return _core.activation_fwd("leaky_relu", as_float32(x, "input"), slope)
+
+
+def leaky_relu_backward(grad_output, x, negative_slope: float = 0.01) -> np.ndarray:
+    """Gradient of :func:`leaky_relu` from its *input* x (slope used at x == 0, as PyTorch)."""
+    slope = _real(negative_slope, "negative_slope", "leaky_relu")
+    return _core.activation_bwd("leaky_relu", as_float32(grad_output, "grad_output"),
+                                as_float32(x, "input"), slope)
+
+
+def sigmoid(x) -> np.ndarray:
+    """1 / (1 + exp(-x)) elementwise."""
+    return _core.activation_fwd("sigmoid", as_float32(x, "input"), 0.0)
+
+
+def sigmoid_backward(grad_output, output) -> np.ndarray:
+    """Gradient of :func:`sigmoid` from its *output* y: grad_output * y * (1 - y)."""
+    return _core.activation_bwd("sigmoid", as_float32(grad_output, "grad_output"),
+                                as_float32(output, "output"), 0.0)
+
+
+def tanh(x) -> np.ndarray:
+    """Hyperbolic tangent elementwise."""
+    return _core.activation_fwd("tanh", as_float32(x, "input"), 0.0)
+
+
+def tanh_backward(grad_output, output) -> np.ndarray:
+    """Gradient of :func:`tanh` from its *output* y: grad_output * (1 - y**2)."""
+    return _core.activation_bwd("tanh", as_float32(grad_output, "grad_output"),
+                                as_float32(output, "output"), 0.0)
+
+
+def softmax(x, axis: int = -1) -> np.ndarray:
+    """Softmax along ``axis`` in NumPy (float32), shifted by the maximum so large logits do not overflow."""
+    x = as_float32(x, "input")
+    z = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# ---------------------------------------------------------------------------
+# linear
+# ---------------------------------------------------------------------------
+
+def linear(x, weight, bias=None) -> np.ndarray:
+    """x (N, in) @ weight (out, in).T + bias (out,) -> (N, out)."""
+    x = as_float32(x, "input")
+    w = as_float32(weight, "weight")
+    b = None if bias is None else as_float32(bias, "bias")
+    return _core.linear_fwd(x, w, b)
+
+
+def linear_backward(grad_output, x, weight, *, grad_weight: Optional[np.ndarray] = None,
+                    grad_bias: Optional[np.ndarray] = None, bias: bool = True, input_grad: bool = True,
+                    weight_grad: bool = True):
+    """Gradients of :func:`linear` -> ``(grad_input or None, grad_weight or None, grad_bias or None)``.
+
+    Same conventions as :func:`conv2d_backward`: grad_input is new (skipped
+    when ``input_grad`` is False); grad_weight / grad_bias accumulate into the
+    given float32 arrays or fresh zeros (grad_bias only when ``bias``).
+    """
+    dy = as_float32(grad_output, "grad_output")
+    x = as_float32(x, "input")
+    w = as_float32(weight, "weight")
+    if weight_grad:
+        grad_weight, grad_bias = _param_grads(w, grad_weight, grad_bias, bias, "linear")
+        _core.linear_bwd_weight(dy, x, grad_weight, grad_bias)
+    else:
+        grad_weight = grad_bias = None
+    grad_input = _core.linear_bwd_data(dy, w) if input_grad else None
+    return grad_input, grad_weight, grad_bias
+
+
+# ---------------------------------------------------------------------------
+# losses
+# ---------------------------------------------------------------------------
+
+def cross_entropy_forward(logits, labels) -> Tuple[float, np.ndarray]:
+    """Mean softmax cross-entropy and the softmax probabilities -> ``(loss, probs)``.
+
+    logits (N, classes), integer labels (N,) in [0, classes). ``probs`` is what
+    :func:`cross_entropy_backward` needs. The mean over an empty batch is NaN,
+    as in PyTorch.
+    """
+    z = as_float32(logits, "logits")
+    t = as_labels(labels)
+    loss, probs = _core.cross_entropy_fwd(z, t)
+    return float(loss), probs
+
+
+def cross_entropy(logits, labels, reduction: str = "mean") -> float:
+    """Softmax cross-entropy of logits (N, classes) against integer labels (N,), reduced to a float.
+
+    ``reduction`` is 'mean' (PyTorch's default) or 'sum'. Computed with a
+    log-sum-exp around each row's maximum, so logits of any finite size give
+    a finite loss.
+    """
+    reduction = _reduction(reduction, "cross_entropy")
+    loss, probs = cross_entropy_forward(logits, labels)
+    if reduction == "sum":
+        n = probs.shape[0]
+        return loss * n if n else 0.0
+    return loss
+
+
+def cross_entropy_backward(probs, labels, scale: float = 1.0) -> np.ndarray:
+    """Gradient of the *mean* cross-entropy w.r.t. the logits: ``scale * (probs - onehot(labels)) / N``.
+
+    Use ``scale=N`` for the 'sum' reduction, or the upstream gradient of the loss.
+    """
+    p = as_float32(probs, "probs")
+    t = as_labels(labels)
+    return _core.cross_entropy_bwd(p, t, _real(scale, "scale", "cross_entropy"))
+
+
+def mse_loss(input, target, reduction: str = "mean") -> float:
+    """Squared error between input and target (same shape), averaged ('mean') or summed ('sum')."""
+    reduction = _reduction(reduction, "mse_loss")
+    x = as_float32(input, "input")
+    t = as_float32(target, "target")
+    loss = float(_core.mse_fwd(x, t))
+    if reduction == "sum":
+        return loss * x.size if x.size else 0.0
+    return loss
+
+
+def mse_loss_backward(input, target, scale: float = 1.0) -> np.ndarray:
+    """Gradient of the *mean* squared error w.r.t. input: ``scale * 2 * (input - target) / input.size``.
+
+    Use ``scale=input.size`` for the 'sum' reduction.
+    """
+    x = as_float32(input, "input")
+    t = as_float32(target, "target")
+    return _core.mse_bwd(x, t, _real(scale, "scale", "mse_loss"))
+
+
+# ---------------------------------------------------------------------------
+# optimiser update
+# ---------------------------------------------------------------------------
+
+def sgd_step(param: np.ndarray, grad: np.ndarray, momentum_buffer: Optional[np.ndarray], lr: float,
+             momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
+             nesterov: bool = False, first_step: bool = False) -> None:
+    """One step of PyTorch's SGD, in place on ``param`` and ``momentum_buffer``.
+
+    ``g = grad + weight_decay * param``; with momentum,
+    ``buf = g`` on the first step (``first_step=True``, the buffer's previous
+    contents are ignored) else ``momentum * buf + (1 - dampening) * g``, and
+    ``g = g + momentum * buf`` (nesterov) or ``buf``; then ``param -= lr * g``.
+    All three arrays must be float32 and C-contiguous (``TypeError`` otherwise:
+    a converted copy would take the update instead of the caller's array).
+    ``momentum_buffer`` may be None when ``momentum`` is 0.
+    """
+    op = "sgd_step"
+    _inplace(param, "param")
+    if not isinstance(grad, np.ndarray) or grad.dtype != np.float32 or not grad.flags.c_contiguous:
+        raise TypeError(f"{op}: grad must be a float32 C-contiguous array, got "
+                        f"{getattr(grad, 'dtype', type(grad).__name__)}")
+    if momentum_buffer is not None:
+        _inplace(momentum_buffer, "momentum_buffer")
+    _core.sgd_step(param, grad, momentum_buffer, _real(lr, "lr", op), _real(momentum, "momentum", op),
+                   _real(dampening, "dampening", op), _real(weight_decay, "weight_decay", op),
+                   bool(nesterov), bool(first_step))

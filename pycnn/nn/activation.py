@@ -1,0 +1,67 @@
+"""Elementwise activation layers. Each saves the one array its gradient needs."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .module import Module
+
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh"]
+
+
+class _Activation(Module):
+    """Saves the output y; backward is ``_bwd(grad_output, y)``."""
+
+    _fwd = staticmethod(F.relu)
+    _bwd = staticmethod(F.relu_backward)
+
+    def forward(self, x) -> np.ndarray:
+        y = self._fwd(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, grad_output, input_grad: bool = True):
+        (y,) = self.saved()
+        return self._bwd(grad_output, y) if input_grad else None
+
+
+class ReLU(_Activation):
+    """max(x, 0). Its gradient is taken from the output (0 where the output is 0, as PyTorch)."""
+
+
+class Sigmoid(_Activation):
+    """1 / (1 + exp(-x)); gradient y * (1 - y) from the output."""
+
+    _fwd = staticmethod(F.sigmoid)
+    _bwd = staticmethod(F.sigmoid_backward)
+
+
+class Tanh(_Activation):
+    """tanh(x); gradient 1 - y**2 from the output."""
+
+    _fwd = staticmethod(F.tanh)
+    _bwd = staticmethod(F.tanh_backward)
+
+
+class LeakyReLU(Module):
+    """x if x > 0 else negative_slope * x (PyTorch's ``nn.LeakyReLU(negative_slope=0.01)``).
+
+    Saves the input: a negative slope would make the output ambiguous.
+    """
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = F._real(negative_slope, "negative_slope", "LeakyReLU")
+
+    def forward(self, x) -> np.ndarray:
+        x = F.as_float32(x, "input")
+        y = F.leaky_relu(x, self.negative_slope)
+        self.save_for_backward(x)
+        return y
+
+    def backward(self, grad_output, input_grad: bool = True):
+        (x,) = self.saved()
+        return F.leaky_relu_backward(grad_output, x, self.negative_slope) if input_grad else None
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"

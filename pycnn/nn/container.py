@@ -1,0 +1,95 @@
+"""Containers: compose modules' forward and backward passes."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterator, Union
+
+from .module import Module, _call_backward
+
+__all__ = ["Sequential"]
+
+
+class Sequential(Module):
+    """Modules applied in order; ``backward`` runs their backwards in reverse.
+
+    Built from modules (named "0", "1", ... as PyTorch, so state_dict keys
+    match a ``torch.nn.Sequential``) or from an ``OrderedDict`` of named
+    modules. Supports ``len``, iteration, indexing (an int gives the module, a
+    slice a new Sequential sharing the modules) and ``append``.
+    """
+
+    def __init__(self, *args):
+        super().__init__()
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for name, m in args[0].items():
+                self._add(name, m)
+        else:
+            for i, m in enumerate(args):
+                self._add(str(i), m)
+
+    def _add(self, name: str, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential: element {name!r} is a {type(module).__name__}, not an nn.Module")
+        self.add_module(name, module)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def _index(self, idx: int) -> str:
+        n = len(self)
+        if not -n <= idx < n:
+            raise IndexError(f"index {idx} is out of range for a Sequential of length {n}")
+        return list(self._modules)[idx % n]
+
+    def __getitem__(self, idx: Union[int, slice]) -> Union[Module, "Sequential"]:
+        if isinstance(idx, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return self._modules[self._index(idx)]
+
+    def __setitem__(self, idx: int, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential: cannot set a {type(module).__name__}, not an nn.Module")
+        self._modules[self._index(idx)] = module
+
+    def __delitem__(self, idx: Union[int, slice]) -> None:
+        keys = list(self._modules)
+        for k in (keys[idx] if isinstance(idx, slice) else [self._index(idx)]):
+            del self._modules[k]
+        # PyTorch renumbers so the names stay 0..n-1.
+        items = list(self._modules.values())
+        self._modules.clear()
+        for i, m in enumerate(items):
+            self._modules[str(i)] = m
+
+    def append(self, module: Module) -> "Sequential":
+        """Add ``module`` at the end (named by its position). Returns self."""
+        self._add(str(len(self)), module)
+        return self
+
+    def extend(self, modules) -> "Sequential":
+        """Append each of ``modules``. Returns self."""
+        for m in modules:
+            self.append(m)
+        return self
+
+    def forward(self, x):
+        """Apply the modules in order."""
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def backward(self, grad_output, input_grad: bool = True):
+        """Backward through the chain in reverse; returns dL/d(input), or None when ``input_grad`` is False.
+
+        ``input_grad=False`` is passed only to the first module, which then
+        skips its input gradient (a first convolution's dX is the most
+        expensive one nobody needs).
+        """
+        mods = list(self._modules.values())
+        g = grad_output
+        for i in range(len(mods) - 1, -1, -1):
+            g = _call_backward(mods[i], g, input_grad or i > 0)
+        return g

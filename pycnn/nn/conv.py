@@ -1,0 +1,107 @@
+"""Convolution layers."""
+from __future__ import annotations
+
+import math
+from typing import Tuple, Union
+
+import numpy as np
+
+from .. import functional as F
+from . import init
+from .module import Module, Parameter
+
+__all__ = ["Conv2d"]
+
+
+class Conv2d(Module):
+    """2-D convolution over NCHW input, PyTorch's ``nn.Conv2d`` (zero padding only).
+
+    ``weight`` is (out_channels, in_channels/groups, kh, kw), ``bias``
+    (out_channels,) or None; both start at U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    with fan_in = in_channels/groups * kh * kw, as PyTorch. ``padding`` is an
+    int, a pair, 'valid' or 'same' (stride 1 only). ``algo`` forces the kernel
+    ('im2col', 'direct'); 'auto' chooses by shape.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Union[int, Tuple[int, int]],
+                 stride=1, padding=0, dilation=1, groups: int = 1, bias: bool = True, algo: str = "auto"):
+        super().__init__()
+        op = "Conv2d"
+        self.in_channels = F._int(in_channels, "in_channels", op, 1)
+        self.out_channels = F._int(out_channels, "out_channels", op, 1)
+        self.kernel_size = F._pair(kernel_size, "kernel_size", op, 1)
+        self.stride = F._pair(stride, "stride", op, 1)
+        self.dilation = F._pair(dilation, "dilation", op, 1)
+        self.groups = F._int(groups, "groups", op, 1)
+        if self.in_channels % self.groups:
+            raise ValueError(f"{op}: in_channels must be divisible by groups, got in_channels="
+                             f"{self.in_channels}, groups={self.groups}")
+        if self.out_channels % self.groups:
+            raise ValueError(f"{op}: out_channels must be divisible by groups, got out_channels="
+                             f"{self.out_channels}, groups={self.groups}")
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"{op}: bias must be a bool, got {bias!r}")
+        if algo not in ("auto", "im2col", "direct"):
+            raise ValueError(f"{op}: algo must be 'auto', 'im2col' or 'direct', got {algo!r}")
+        self.algo = algo
+        F.conv_padding(padding, self.kernel_size, self.stride, self.dilation, op)  # validates
+        self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding", op, 0)
+        kh, kw = self.kernel_size
+        self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups, kh, kw),
+                                         dtype=np.float32))
+        if bias:
+            self.bias = Parameter(np.empty((self.out_channels,), dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default: kaiming_uniform(a=sqrt(5)) weight, U(+-1/sqrt(fan_in)) bias."""
+        init.kaiming_uniform_(self.weight.data, negative_slope=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = init.calculate_fan_in(self.weight.shape)
+            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            init.uniform_(self.bias.data, -bound, bound)
+
+    def _args(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    groups=self.groups, algo=self.algo)
+
+    def forward(self, x) -> np.ndarray:
+        """x (N, in_channels, H, W) -> (N, out_channels, Ho, Wo); saves x in training mode."""
+        x = F.as_float32(x, "input")
+        b = None if self.bias is None else self.bias.data
+        y = F.conv2d(x, self.weight.data, b, **self._args())
+        self.save_for_backward(x)
+        return y
+
+    def backward(self, grad_output, input_grad: bool = True):
+        """dL/dx (None when ``input_grad`` is False); accumulates into weight.grad and bias.grad."""
+        (x,) = self.saved()
+        w, b = self.weight, self.bias
+        need_w = w.requires_grad
+        need_b = b is not None and b.requires_grad
+        if not (need_w or need_b):
+            dx, _, _ = F.conv2d_backward(grad_output, x, w.data, **self._args(), input_grad=input_grad,
+                                         weight_grad=False)
+            return dx
+        # The kernel computes dW and db in one pass; a frozen one goes to a scratch array.
+        gw = w.grad if need_w else np.zeros_like(w.data)
+        gb = None if b is None else (b.grad if need_b else np.zeros_like(b.data))
+        dx, _, _ = F.conv2d_backward(grad_output, x, w.data, **self._args(), grad_weight=gw, grad_bias=gb,
+                                     bias=b is not None, input_grad=input_grad)
+        return dx
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.algo != "auto":
+            s += f", algo={self.algo!r}"
+        return s

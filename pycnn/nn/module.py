@@ -1,0 +1,506 @@
+"""``Parameter`` and ``Module``, the base of every layer, container and loss.
+
+There is no autograd tape: each module's ``forward`` saves what its own
+``backward`` needs, and ``backward(grad_output)`` returns the gradient with
+respect to the module's input while *accumulating* the gradients of its
+parameters into ``Parameter.grad``. Containers chain these calls.
+
+Saved state has a life cycle, enforced here once for all modules
+(:meth:`Module.save_for_backward` / :meth:`Module.saved`):
+
+* a forward in training mode saves; the following backward consumes and frees it;
+* a forward in eval mode saves nothing (inference keeps no activations alive);
+* a backward without a saved forward raises ``RuntimeError`` saying why.
+
+A module instance therefore holds one forward at a time: to use the same
+layer twice in one network, share its Parameters between two instances
+rather than placing one instance twice in a chain.
+"""
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict, namedtuple
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import numpy as np
+
+__all__ = ["Parameter", "Module"]
+
+
+def _as_param_array(value, what: str) -> np.ndarray:
+    """A float32, C-contiguous, writeable array owned by a parameter (real numeric input only)."""
+    a = value.data if isinstance(value, Parameter) else value
+    try:
+        a = np.asarray(a)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{what}: cannot be converted to a float32 array ({e})") from None
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{what}: expected a real numeric array, got dtype {a.dtype}")
+    a = np.require(a, np.float32, "CA")
+    # Optimisers update parameters in place, so a read-only view (np.broadcast_to, a
+    # memory-mapped file) must become an array of our own.
+    return a if a.flags.writeable else a.copy()
+
+
+class Parameter:
+    """A trainable array: ``.data`` and ``.grad`` are float32 C-contiguous ndarrays of one shape.
+
+    ``.grad`` is allocated once, zero-filled; backward passes accumulate into
+    it and ``zero_grad`` clears it in place, so the buffer is reused across
+    steps. Assigning ``.data`` converts real numeric array-likes to float32
+    C-contiguous (a shape change reallocates ``.grad``); ``.grad`` accepts only
+    float32 arrays of the parameter's shape (it is written in place).
+    ``requires_grad=False`` freezes the parameter: layers skip its gradient
+    and optimisers skip its update.
+    """
+
+    __slots__ = ("_data", "_grad", "requires_grad", "__weakref__")
+
+    def __init__(self, data, requires_grad: bool = True):
+        self._data = _as_param_array(data, "Parameter")
+        self._grad = np.zeros_like(self._data)
+        self.requires_grad = bool(requires_grad)
+
+    @property
+    def data(self) -> np.ndarray:
+        """The values: a float32 C-contiguous ndarray (updated in place by optimisers)."""
+        return self._data
+
+    @data.setter
+    def data(self, value) -> None:
+        a = _as_param_array(value, "Parameter.data")
+        if a.shape != self._data.shape:
+            self._grad = np.zeros_like(a)
+        self._data = a
+
+    @property
+    def grad(self) -> np.ndarray:
+        """The accumulated gradient: float32, the shape of ``data``; backward adds into it."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is None:  # PyTorch's "set to None" means "no gradient yet": zero it
+            self._grad.fill(0)
+            return
+        if not isinstance(value, np.ndarray) or value.dtype != np.float32 or not value.flags.c_contiguous:
+            raise TypeError("Parameter.grad: expected a float32 C-contiguous ndarray, got "
+                            f"{getattr(value, 'dtype', type(value).__name__)}")
+        if value.shape != self._data.shape:
+            raise ValueError(f"Parameter.grad: expected shape {self._data.shape}, got {value.shape}")
+        self._grad = value
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        """Shape of ``data``."""
+        return self._data.shape
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions of ``data``."""
+        return self._data.ndim
+
+    @property
+    def size(self) -> int:
+        """Number of elements of ``data``."""
+        return self._data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Always float32."""
+        return self._data.dtype
+
+    def zero_grad(self) -> None:
+        """Fill ``.grad`` with zeros in place."""
+        self._grad.fill(0)
+
+    def numpy(self) -> np.ndarray:
+        """The ``.data`` array itself (not a copy), as ``torch.Tensor.numpy``."""
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        if copy:
+            return self._data.astype(dtype or self._data.dtype, copy=True)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        flag = "" if self.requires_grad else ", requires_grad=False"
+        return f"Parameter containing:\n{self._data!r}{flag}"
+
+
+class _State:
+    """Markers for a module's saved state when there is nothing to use."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+
+_NO_FORWARD = _State("backward called before forward: run a forward pass in training mode first")
+_EVAL_FORWARD = _State("backward called after a forward in eval mode, which saves nothing for "
+                       "backward: call .train() before the forward pass")
+_CONSUMED = _State("backward called twice for one forward: the first backward freed the saved "
+                   "state; run a new forward pass first")
+
+_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _addindent(text: str, spaces: int) -> str:
+    lines = text.split("\n")
+    if len(lines) == 1:
+        return text
+    return lines[0] + "\n" + "\n".join(" " * spaces + line for line in lines[1:])
+
+
+class Module:
+    """Base class of all layers, containers and losses (PyTorch's ``nn.Module`` vocabulary).
+
+    Subclasses call ``super().__init__()`` first, then assign ``Parameter``s
+    and sub-``Module``s as attributes (registered in assignment order, which
+    fixes the order of :meth:`parameters` and the keys of :meth:`state_dict`)
+    and non-trainable arrays with :meth:`register_buffer`. They implement
+    ``forward(*inputs)`` and ``backward(grad_output, input_grad=True)``.
+    """
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_saved", _NO_FORWARD)
+
+    # ------------------------------------------------------------------ registration
+    def _check_init(self, name: str) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"cannot assign {name!r} before Module.__init__() call "
+                                 f"(call super().__init__() first in {type(self).__name__}.__init__)")
+
+    @staticmethod
+    def _check_name(name, kind: str) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name must be a string, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"{kind} name must be non-empty and contain no '.', got {name!r}")
+
+    def _discard(self, name: str) -> None:
+        for d in (self._parameters, self._buffers, self._modules):
+            d.pop(name, None)
+        self._non_persistent.discard(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Parameter):
+            self._check_init(name)
+            self.__dict__.pop(name, None)
+            self._discard(name)
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._check_init(name)
+            self.__dict__.pop(name, None)
+            self._discard(name)
+            self._modules[name] = value
+        elif "_parameters" in self.__dict__ and name in self._parameters:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} "
+                                f"(nn.Parameter or None expected)")
+            self._parameters[name] = None
+        elif "_modules" in self.__dict__ and name in self._modules:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} "
+                                f"(nn.Module or None expected)")
+            self._modules[name] = None
+        elif "_buffers" in self.__dict__ and name in self._buffers:
+            if value is not None and not isinstance(value, np.ndarray):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} "
+                                f"(numpy.ndarray or None expected)")
+            self._buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: registered members live in the dicts.
+        d = self.__dict__
+        for store in ("_parameters", "_buffers", "_modules"):
+            if store in d and name in d[store]:
+                return d[store][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        for store in (self._parameters, self._buffers, self._modules):
+            if name in store:
+                del store[name]
+                self._non_persistent.discard(name)
+                return
+        object.__delattr__(self, name)
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers)
+                      | set(self._modules))
+
+    def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
+        """Register ``param`` (or None: a declared but absent parameter, e.g. ``bias=False``)."""
+        self._check_init(name)
+        self._check_name(name, "parameter")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign {type(param).__name__} as parameter {name!r} "
+                            f"(nn.Parameter or None expected)")
+        if hasattr(type(self), name) or (name in self.__dict__):
+            raise KeyError(f"attribute {name!r} already exists")
+        self._discard(name)
+        self._parameters[name] = param
+
+    def register_buffer(self, name: str, tensor: Optional[np.ndarray], persistent: bool = True) -> None:
+        """Register a non-trainable array saved in ``state_dict`` (e.g. BatchNorm's running_mean).
+
+        ``persistent=False`` keeps it out of ``state_dict``. The array is
+        stored as given (buffers may be any dtype, e.g. an int64 counter).
+        """
+        self._check_init(name)
+        self._check_name(name, "buffer")
+        if tensor is not None and not isinstance(tensor, np.ndarray):
+            raise TypeError(f"cannot assign {type(tensor).__name__} as buffer {name!r} "
+                            f"(numpy.ndarray or None expected)")
+        if hasattr(type(self), name) or (name in self.__dict__):
+            raise KeyError(f"attribute {name!r} already exists")
+        self._discard(name)
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent.add(name)
+
+    def add_module(self, name: str, module: Optional["Module"]) -> None:
+        """Register a child module under ``name`` (what attribute assignment does)."""
+        self._check_init(name)
+        self._check_name(name, "module")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        if hasattr(type(self), name) or (name in self.__dict__):
+            raise KeyError(f"attribute {name!r} already exists")
+        self._discard(name)
+        self._modules[name] = module
+
+    register_module = add_module
+
+    # ------------------------------------------------------------------ traversal
+    def named_modules(self, memo: Optional[set] = None, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
+        """(dotted name, module) for this module and every descendant, each module once."""
+        if memo is None:
+            memo = set()
+        if id(self) in memo:
+            return
+        memo.add(id(self))
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator["Module"]:
+        """This module and every descendant, each once, depth first in registration order."""
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self) -> Iterator[Tuple[str, "Module"]]:
+        """(name, module) for the direct children."""
+        seen = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self) -> Iterator["Module"]:
+        """The direct children."""
+        for _, m in self.named_children():
+            yield m
+
+    def _named_members(self, store: str, prefix: str, recurse: bool):
+        seen = set()
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for mod_prefix, m in mods:
+            for name, v in getattr(m, store).items():
+                if v is None or id(v) in seen:
+                    continue
+                seen.add(id(v))
+                yield (f"{mod_prefix}.{name}" if mod_prefix else name), v
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[Tuple[str, Parameter]]:
+        """(dotted name, Parameter) in registration order, shared parameters once (as PyTorch)."""
+        return self._named_members("_parameters", prefix, recurse)
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every Parameter (of descendants too unless ``recurse`` is False), each once, in registration order."""
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[Tuple[str, np.ndarray]]:
+        """(dotted name, array) for every registered buffer, persistent or not."""
+        return self._named_members("_buffers", prefix, recurse)
+
+    def buffers(self, recurse: bool = True) -> Iterator[np.ndarray]:
+        """Every registered buffer array."""
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    # ------------------------------------------------------------------ modes, grads
+    def train(self, mode: bool = True) -> "Module":
+        """Set training mode (forward saves state for backward) on this module and all descendants."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train: mode must be a bool, got {type(mode).__name__}")
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        """Inference mode: forward saves nothing, so backward is unavailable. Returns self."""
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        """Fill every parameter's ``.grad`` with zeros, in place (buffers are reused)."""
+        for p in self.parameters():
+            p.zero_grad()
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Freeze (False) or unfreeze every parameter. Returns self."""
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
+
+    # ------------------------------------------------------------------ forward / backward
+    def forward(self, *args, **kwargs):
+        """Compute the output; in training mode also :meth:`save_for_backward` what backward needs."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def backward(self, grad_output, input_grad: bool = True):
+        """Gradient w.r.t. the last forward's input; accumulates parameter gradients.
+
+        ``input_grad=False`` lets a module skip computing the input gradient
+        (it then returns None), e.g. for a network's first layer.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
+
+    def save_for_backward(self, *state) -> None:
+        """Called by ``forward``: keep ``state`` for backward in training mode, nothing in eval mode."""
+        object.__setattr__(self, "_saved", state if self.training else _EVAL_FORWARD)
+
+    def saved(self) -> tuple:
+        """Called by ``backward``: the state saved by the last forward, freed as it is returned.
+
+        Raises ``RuntimeError`` if there is none (no forward, an eval-mode
+        forward, or a second backward for one forward).
+        """
+        state = self.__dict__.get("_saved", _NO_FORWARD)
+        if isinstance(state, _State):
+            raise RuntimeError(f"{type(self).__name__}: {state.why}")
+        object.__setattr__(self, "_saved", _CONSUMED)
+        return state
+
+    # ------------------------------------------------------------------ state dict
+    def _state_entries(self, prefix: str = "") -> Iterator[Tuple[str, Any, str, str]]:
+        """(key, owner module, store, attribute) in PyTorch's order: own params, own buffers, children."""
+        for name, p in self._parameters.items():
+            if p is not None:
+                yield prefix + name, self, "_parameters", name
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent:
+                yield prefix + name, self, "_buffers", name
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m._state_entries(prefix + name + ".")
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of all parameters and persistent buffers, keyed by PyTorch's names ("0.weight")."""
+        out = OrderedDict()
+        for key, owner, store, name in self._state_entries():
+            v = getattr(owner, store)[name]
+            out[key] = (v.data if store == "_parameters" else v).copy()
+        return out
+
+    def load_state_dict(self, state_dict: Dict[str, Any], strict: bool = True):
+        """Copy ``state_dict``'s arrays into this module's parameters and buffers, in place.
+
+        Arrays are copied into the existing ones (``np.copyto``), so optimisers
+        keep valid references. Values may be any real array-like (float64
+        arrays, ``torch`` CPU tensors); they are converted. With ``strict``,
+        missing or unexpected keys raise ``KeyError`` listing them. A shape
+        mismatch raises ``ValueError`` quoting both shapes. Everything is
+        checked before anything is written, so a failed load changes nothing.
+        Returns ``(missing_keys, unexpected_keys)``.
+        """
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"load_state_dict: expected a mapping, got {type(state_dict).__name__}")
+        entries = {key: (owner, store, name) for key, owner, store, name in self._state_entries()}
+        missing = [k for k in entries if k not in state_dict]
+        unexpected = [k for k in state_dict.keys() if k not in entries]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append(f"missing keys: {missing}")
+            if unexpected:
+                parts.append(f"unexpected keys: {unexpected}")
+            raise KeyError(f"Error(s) in loading state_dict for {type(self).__name__}: " + "; ".join(parts))
+        plan, errors = [], []
+        for key, (owner, store, name) in entries.items():
+            if key not in state_dict:
+                continue
+            target = getattr(owner, store)[name]
+            if store == "_parameters":
+                target = target.data
+            value = state_dict[key]
+            if isinstance(value, Parameter):
+                value = value.data
+            if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, maybe requires_grad
+                value = value.detach().cpu()
+            try:
+                value = np.asarray(value)
+            except (TypeError, ValueError) as e:
+                errors.append(f"{key}: cannot be converted to an array ({e})")
+                continue
+            if value.dtype.kind not in "biuf":
+                errors.append(f"{key}: expected a real numeric array, got dtype {value.dtype}")
+            elif value.shape != target.shape:
+                errors.append(f"{key}: copying a param with shape {value.shape}, "
+                              f"the shape in the current model is {target.shape}")
+            elif not np.can_cast(value.dtype, target.dtype, "same_kind"):
+                errors.append(f"{key}: cannot copy dtype {value.dtype} into the model's {target.dtype}")
+            else:
+                plan.append((target, value))
+        if errors:
+            raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}:\n  "
+                             + "\n  ".join(errors))
+        for target, value in plan:
+            np.copyto(target, value, casting="same_kind")
+        return _IncompatibleKeys(missing, unexpected)
+
+    # ------------------------------------------------------------------ repr
+    def extra_repr(self) -> str:
+        """The text inside this module's parentheses in ``repr`` (hyper-parameters)."""
+        return ""
+
+    def __repr__(self) -> str:
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        for name, m in self._modules.items():
+            lines.append(f"({name}): " + _addindent(repr(m), 2))
+        main = type(self).__name__ + "("
+        if lines:
+            if len(lines) == 1 and not self._modules:
+                main += lines[0]
+            else:
+                main += "\n  " + "\n  ".join(lines) + "\n"
+        return main + ")"
+
+
+def _call_backward(module: Module, grad_output, input_grad: bool):
+    """``module.backward``, passing ``input_grad=False`` only when its signature accepts it."""
+    if input_grad:
+        return module.backward(grad_output)
+    try:
+        params = inspect.signature(module.backward).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if "input_grad" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return module.backward(grad_output, input_grad=False)
+    module.backward(grad_output)
+    return None

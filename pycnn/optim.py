@@ -1,0 +1,163 @@
+"""Optimisers in PyTorch's vocabulary: ``opt = optim.SGD(model.parameters(), lr=0.05); opt.step()``.
+
+An optimiser holds a list of :class:`pycnn.nn.Parameter` and updates their
+``.data`` in place from their ``.grad`` (so the model's arrays stay the same
+objects). Parameters with ``requires_grad=False`` are held but skipped.
+There is one parameter group; ``param_groups`` exists so code that adjusts
+``group["lr"]`` (learning-rate schedules written for PyTorch) works.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any, Dict, Iterable, List
+
+import numpy as np
+
+from . import functional as F
+from .nn.module import Parameter
+
+__all__ = ["Optimizer", "SGD"]
+
+
+def _number(v, name: str) -> float:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {v!r} ({type(v).__name__})")
+    return float(v)
+
+
+class Optimizer:
+    """Base class: holds the parameters, per-parameter state and hyper-parameters (``defaults``).
+
+    Subclasses implement :meth:`step`. ``params`` may be any iterable
+    (e.g. the generator ``model.parameters()``); it is materialised once.
+    """
+
+    def __init__(self, params: Iterable[Parameter], defaults: Dict[str, Any]):
+        if isinstance(params, Parameter):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            "Parameters, got a single Parameter (wrap it in a list)")
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        for i, p in enumerate(params):
+            if not isinstance(p, Parameter):
+                raise TypeError(f"optimizer can only optimize nn.Parameter objects, but element {i} "
+                                f"is a {type(p).__name__}")
+        unique = list({id(p): p for p in params}.values())
+        if len(unique) != len(params):
+            # Stepping a parameter twice per step() is never what was meant.
+            warnings.warn("optimizer was given duplicate parameters; each is updated once", stacklevel=3)
+        self.defaults = dict(defaults)
+        self.param_groups: List[Dict[str, Any]] = [dict(self.defaults, params=unique)]
+        # Per-parameter state, keyed by id(param) (Parameters are not hashed by value).
+        self.state: Dict[int, Dict[str, Any]] = {}
+
+    @property
+    def params(self) -> List[Parameter]:
+        """The parameters this optimiser updates (frozen ones included, skipped by step)."""
+        return self.param_groups[0]["params"]
+
+    def zero_grad(self) -> None:
+        """Fill every parameter's ``.grad`` with zeros in place."""
+        for p in self.params:
+            p.zero_grad()
+
+    def step(self) -> None:
+        """Update the parameters from their ``.grad`` (implemented by subclasses)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> Dict[str, Any]:
+        """PyTorch's layout: ``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``."""
+        index = {id(p): i for i, p in enumerate(self.params)}
+        state = {index[pid]: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+                 for pid, s in self.state.items() if pid in index}
+        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": list(range(len(self.params)))}
+                  for g in self.param_groups]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Restore hyper-parameters and per-parameter state saved by :meth:`state_dict`."""
+        groups = state_dict["param_groups"]
+        if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
+            raise ValueError(f"loaded state dict has {sum(len(g['params']) for g in groups)} parameters in "
+                             f"{len(groups)} group(s); this optimizer has {len(self.params)} in 1")
+        new_state = {}
+        for i, s in state_dict["state"].items():
+            p = self.params[int(i)]
+            entry = {}
+            for k, v in s.items():
+                if k.endswith("_buffer") or isinstance(v, np.ndarray) or hasattr(v, "numpy"):
+                    a = np.ascontiguousarray(np.asarray(v), dtype=np.float32).copy()
+                    if a.shape != p.shape:
+                        raise ValueError(f"state {k!r} of parameter {i} has shape {a.shape}, the "
+                                         f"parameter has {p.shape}")
+                    v = a
+                entry[k] = v
+            new_state[id(p)] = entry
+        self.param_groups[0].update({k: v for k, v in groups[0].items() if k != "params"})
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for k, v in self.param_groups[0].items():
+            if k != "params":
+                lines.append(f"    {k}: {v}")
+        return "\n".join(lines) + "\n)"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, exactly PyTorch's ``torch.optim.SGD`` rule.
+
+    ``g = grad + weight_decay * param``; with momentum ``buf = g`` on the
+    first step, then ``buf = momentum * buf + (1 - dampening) * g``;
+    ``g = g + momentum * buf`` if ``nesterov`` else ``buf``;
+    ``param -= lr * g``. One fused C++ pass per parameter.
+    """
+
+    def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        lr = _number(lr, "lr")
+        momentum = _number(momentum, "momentum")
+        dampening = _number(dampening, "dampening")
+        weight_decay = _number(weight_decay, "weight_decay")
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=bool(nesterov)))
+
+    @property
+    def lr(self) -> float:
+        """The learning rate (settable; same as ``param_groups[0]["lr"]``)."""
+        return self.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        value = _number(value, "lr")
+        if value < 0.0:
+            raise ValueError(f"Invalid learning rate: {value}")
+        self.param_groups[0]["lr"] = value
+
+    def step(self) -> None:
+        """Update every parameter with ``requires_grad`` from its ``.grad``."""
+        g = self.param_groups[0]
+        momentum = g["momentum"]
+        for p in g["params"]:
+            if not p.requires_grad:
+                continue
+            buf, first = None, False
+            if momentum != 0.0:
+                st = self.state.setdefault(id(p), {})
+                buf = st.get("momentum_buffer")
+                if buf is None or buf.shape != p.shape:
+                    # The kernel initialises the buffer from the gradient on the first step.
+                    buf = st["momentum_buffer"] = np.empty_like(p.data)
+                    first = True
+            F.sgd_step(p.data, p.grad, buf, g["lr"], momentum, g["dampening"], g["weight_decay"],
+                       g["nesterov"], first)

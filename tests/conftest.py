@@ -1,0 +1,60 @@
+"""Shared test helpers.
+
+Tolerances: pycnn computes in float32, the oracle (pycnn.reference) in
+float64 on the same (float32-representable) inputs. Each float32 rounding
+contributes ~6e-8 relative error, and a sum of L terms accumulates about
+sqrt(L) to L of them, so comparisons use rtol ~1e-4 and an atol scaled by the
+reduction length (see ``tol``) -- loose enough for any summation order or
+blocking the kernels pick, tight enough that a wrong tap, index or factor
+(an O(1) error) fails.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pycnn import reference as ref  # noqa: F401  (re-exported for tests: `from conftest import ref`)
+
+
+def tol(reduction_length: int = 1, rtol: float = 1e-4, atol: float = 1e-5):
+    """rtol/atol for float32 vs float64 when each output sums ``reduction_length`` products of O(1) terms."""
+    scale = math.sqrt(max(1, reduction_length))
+    return dict(rtol=rtol, atol=atol * scale)
+
+
+def assert_close(actual, expected, rtol: float = 1e-4, atol: float = 1e-5, **context):
+    """np.allclose with a failure message listing ``context`` and the max abs/rel errors and where."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    ctx = ", ".join(f"{k}={v!r}" for k, v in context.items())
+    assert actual.shape == expected.shape, f"shape {actual.shape} != expected {expected.shape} ({ctx})"
+    a = actual.astype(np.float64)
+    e = expected.astype(np.float64)
+    if np.allclose(a, e, rtol=rtol, atol=atol, equal_nan=True):
+        return
+    err = np.abs(a - e)
+    err = np.where(np.isnan(a) & np.isnan(e), 0.0, err)
+    err = np.where(np.isnan(err), np.inf, err)
+    i = np.unravel_index(np.argmax(err - (atol + rtol * np.abs(e))), err.shape) if err.size else ()
+    rel = err / np.maximum(np.abs(e), 1e-30)
+    raise AssertionError(
+        f"arrays differ ({ctx}): max abs err {err.max():.3g}, max rel err {rel.max():.3g}, "
+        f"rtol={rtol}, atol={atol}; worst at {tuple(int(j) for j in i)}: actual {a[i]!r} expected {e[i]!r}")
+
+
+def case_id(case: dict) -> str:
+    """A readable pytest id from a dict of parameters."""
+    return "-".join(f"{k}={v}".replace(" ", "") for k, v in case.items())
+
+
+@pytest.fixture
+def rng():
+    """A fixed-seed generator: every test sees the same data on every run."""
+    return np.random.default_rng(12345)
+
+
+def f32(rng, *shape, scale=1.0):
+    """Standard-normal float32 test data."""
+    return (rng.standard_normal(shape) * scale).astype(np.float32)

@@ -1,0 +1,151 @@
+"""pycnn.optim.SGD against reference.sgd_step and torch.optim.SGD; validation; frozen parameters.
+
+Tolerance: each step is a few float32 multiply-adds per element, compared with
+float64 (reference) or float32 in another order (torch): rtol 1e-5, atol 1e-6.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import assert_close, case_id, f32, ref
+from pycnn import nn, optim
+
+try:
+    import torch
+except ImportError:  # torch is an optional second oracle
+    torch = None
+
+HPS = [
+    dict(lr=0.1),
+    dict(lr=0.1, weight_decay=0.01),
+    dict(lr=0.05, momentum=0.9),
+    dict(lr=0.05, momentum=0.9, dampening=0.5),
+    dict(lr=0.05, momentum=0.9, nesterov=True),
+    dict(lr=0.02, momentum=0.7, dampening=0.2, weight_decay=0.1),
+    dict(lr=0.02, momentum=0.95, weight_decay=0.05, nesterov=True),
+    dict(lr=0.0, momentum=0.9),
+]
+
+
+def make_params(rng):
+    return [nn.Parameter(f32(rng, 7, 3)), nn.Parameter(f32(rng, 11)), nn.Parameter(f32(rng, 2, 3, 3, 5))]
+
+
+@pytest.mark.parametrize("hp", HPS, ids=case_id)
+def test_sgd_matches_reference(hp, rng):
+    params = make_params(rng)
+    opt = optim.SGD(iter(params), **hp)  # a generator is materialised
+    expected = [p.data.astype(np.float64) for p in params]
+    bufs = [None] * len(params)
+    for step in range(6):
+        opt.zero_grad()
+        for p in params:
+            p.grad += f32(rng, *p.shape)
+        grads = [p.grad.astype(np.float64) for p in params]
+        opt.step()
+        for i, p in enumerate(params):
+            expected[i], bufs[i] = ref.sgd_step(expected[i], grads[i], bufs[i], **hp)
+            assert_close(p.data, expected[i], rtol=1e-5, atol=1e-6, step=step, param=i, **hp)
+
+
+@pytest.mark.skipif(torch is None, reason="torch not installed")
+@pytest.mark.parametrize("hp", HPS, ids=case_id)
+def test_sgd_matches_torch(hp, rng):
+    params = make_params(rng)
+    tparams = [torch.tensor(p.data, requires_grad=True) for p in params]
+    opt, topt = optim.SGD(params, **hp), torch.optim.SGD(tparams, **hp)
+    for step in range(6):
+        for p, tp in zip(params, tparams):
+            g = f32(rng, *p.shape)
+            p.grad[...] = g
+            tp.grad = torch.from_numpy(g.copy())
+        opt.step()
+        topt.step()
+        for i, (p, tp) in enumerate(zip(params, tparams)):
+            assert_close(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6, step=step, param=i, **hp)
+
+
+def test_step_updates_in_place_and_skips_frozen(rng):
+    params = make_params(rng)
+    params[1].requires_grad = False
+    arrays = [p.data for p in params]
+    before = [a.copy() for a in arrays]
+    opt = optim.SGD(params, lr=0.1, momentum=0.9)
+    for p in params:
+        p.grad[...] = 1
+    opt.step()
+    assert all(p.data is a for p, a in zip(params, arrays))  # the model's arrays stay the same objects
+    assert not np.array_equal(params[0].data, before[0])
+    np.testing.assert_array_equal(params[1].data, before[1])
+    assert id(params[1]) not in opt.state  # no momentum buffer for a frozen parameter
+    params[1].requires_grad = True  # unfreezing takes effect at the next step
+    opt.step()
+    assert not np.array_equal(params[1].data, before[1])
+    opt.zero_grad()
+    assert not any(p.grad.any() for p in params)
+
+
+def test_first_step_initialises_the_momentum_buffer(rng):
+    p = nn.Parameter(np.zeros(4, np.float32))
+    opt = optim.SGD([p], lr=1.0, momentum=0.5)
+    p.grad[...] = 2
+    opt.step()  # buf = g = 2
+    np.testing.assert_array_equal(p.data, -2)
+    opt.step()  # buf = 0.5 * 2 + 2 = 3
+    np.testing.assert_array_equal(p.data, -5)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(lr=-0.1), "Invalid learning rate: -0.1"),
+    (dict(lr=0.1, momentum=-0.5), "Invalid momentum value: -0.5"),
+    (dict(lr=0.1, weight_decay=-1e-4), "Invalid weight_decay value: -0.0001"),
+    (dict(lr=0.1, nesterov=True), "Nesterov momentum requires a momentum and zero dampening"),
+    (dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "Nesterov momentum requires"),
+], ids=["lr", "momentum", "weight_decay", "nesterov_no_momentum", "nesterov_dampening"])
+def test_sgd_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        optim.SGD([nn.Parameter(np.zeros(2))], **kwargs)
+
+
+def test_sgd_bad_params():
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD(nn.ReLU().parameters(), lr=0.1)
+    with pytest.raises(TypeError, match="nn.Parameter"):
+        optim.SGD([np.zeros(3)], lr=0.1)
+    with pytest.raises(TypeError, match="single Parameter"):
+        optim.SGD(nn.Parameter(np.zeros(3)), lr=0.1)
+    with pytest.raises(TypeError, match="lr"):
+        optim.SGD([nn.Parameter(np.zeros(3))], lr="0.1")
+    p = nn.Parameter(np.zeros(3))
+    with pytest.warns(UserWarning, match="duplicate"):
+        opt = optim.SGD([p, p], lr=1.0)
+    p.grad[...] = 1
+    opt.step()
+    np.testing.assert_array_equal(p.data, -1)  # updated once
+
+
+def test_lr_can_be_changed_and_state_dict_round_trips(rng):
+    params = make_params(rng)
+    opt = optim.SGD(params, lr=0.1, momentum=0.9)
+    for p in params:
+        p.grad[...] = 1
+    opt.step()
+    opt.param_groups[0]["lr"] = 0.01  # what PyTorch-style schedules do
+    assert opt.lr == 0.01
+    sd = opt.state_dict()
+    assert sd["param_groups"][0]["lr"] == 0.01 and sd["param_groups"][0]["params"] == [0, 1, 2]
+    twin = [nn.Parameter(p.data.copy()) for p in params]
+    opt2 = optim.SGD(twin, lr=0.5, momentum=0.9)
+    opt2.load_state_dict(sd)
+    assert opt2.lr == 0.01
+    for p, q in zip(params, twin):
+        q.grad[...] = p.grad
+    opt.step()
+    opt2.step()
+    for p, q in zip(params, twin):
+        np.testing.assert_array_equal(p.data, q.data)
+    with pytest.raises(ValueError):
+        optim.SGD(twin[:1], lr=0.1).load_state_dict(sd)
