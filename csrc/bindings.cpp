@@ -129,7 +129,8 @@ PYBIND11_MODULE(_core, m) {
   }, "Switch the kernels to a supported instruction set (for tests and benchmarks).");
 
   // ------------------------------------------------------------ gemm
-  m.def("sgemm", [](const py::array& a, const py::array& b, bool trans_a, bool trans_b) {
+  m.def("sgemm", [](const py::array& a, const py::array& b, bool trans_a, bool trans_b, float alpha, float beta,
+                    std::optional<py::array> c, bool relu) {
     const float* pa = in<float>(a, "a");
     const float* pb = in<float>(b, "b");
     const Shape sa = shape_of(a), sb = shape_of(b);
@@ -141,12 +142,26 @@ PYBIND11_MODULE(_core, m) {
       throw py::value_error("sgemm: inner dimensions differ: op(a) is (" + std::to_string(M) + ", " +
                             std::to_string(K) + "), op(b) is (" + std::to_string(Kb) + ", " + std::to_string(N) + ")");
     ops::checked_numel({M, N}, "sgemm output");
-    auto c = new_array({M, N});
-    float* pc = c.mutable_data();
-    py::gil_scoped_release release;
-    pycnn::sgemm(trans_a, trans_b, M, N, K, 1.0f, pa, sa[1], pb, sb[1], 0.0f, pc, N, pycnn::get_num_threads());
-    return c;
-  }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false);
+    py::array out;
+    if (c) {
+      ops::check_shape(shape_of(*c), {M, N}, "sgemm c");
+      out = *c;
+      check_disjoint(out, "c", a, "a");
+      check_disjoint(out, "c", b, "b");
+    } else {
+      if (beta != 0.0f) throw py::value_error("sgemm: beta != 0 needs c");
+      out = new_array({M, N});
+    }
+    float* pc = inout<float>(out, "c");
+    {
+      py::gil_scoped_release release;
+      pycnn::sgemm(trans_a, trans_b, M, N, K, alpha, pa, sa[1], pb, sb[1], beta, pc, N, pycnn::get_num_threads(),
+                   relu);
+    }
+    return out;
+  }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0f,
+     py::arg("beta") = 0.0f, py::arg("c") = py::none(), py::arg("relu") = false,
+     "c = relu?(alpha * op(a) @ op(b) + beta * c), row-major float32; c is written in place when given.");
 
   // ------------------------------------------------------------ conv2d
   m.def("conv2d_fwd", [](const py::array& x, const py::array& w, std::optional<py::array> b,
