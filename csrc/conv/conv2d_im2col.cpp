@@ -116,13 +116,15 @@ Split split_batch(i64 N, int nt) {
 }  // namespace
 
 void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
-                       int num_threads) {
+                       bool relu, int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
   const Split sp = split_batch(s.N, num_threads);
-#pragma omp parallel num_threads(sp.outer)
-  {
-    std::vector<float> col(pointwise ? 0 : static_cast<std::size_t>(R * P));
+  std::vector<std::vector<float>> cols(sp.outer, std::vector<float>(pointwise ? 0 : static_cast<std::size_t>(R * P)));
+  ExceptionTrap trap;
+#pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
+  trap.run([&] {
+    float* col = cols[thread_index()].data();
 #pragma omp for schedule(static)
     for (i64 n = 0; n < s.N; ++n) {
       for (i64 g = 0; g < s.groups; ++g) {
@@ -135,13 +137,14 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
         }
         const float* B = xg;
         if (!pointwise) {
-          im2col(col.data(), xg, s);
-          B = col.data();
+          im2col(col, xg, s);
+          B = col;
         }
-        sgemm(false, false, Kg, P, R, 1.0f, w + g * Kg * R, R, B, P, beta, yg, P, sp.inner);
+        sgemm(false, false, Kg, P, R, 1.0f, w + g * Kg * R, R, B, P, beta, yg, P, sp.inner, relu);
       }
     }
-  }
+  });
+  trap.rethrow();
 }
 
 void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Conv2dShape& s,
@@ -149,9 +152,11 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
   const Split sp = split_batch(s.N, num_threads);
-#pragma omp parallel num_threads(sp.outer)
-  {
-    std::vector<float> dcol(pointwise ? 0 : static_cast<std::size_t>(R * P));
+  std::vector<std::vector<float>> dcols(sp.outer, std::vector<float>(pointwise ? 0 : static_cast<std::size_t>(R * P)));
+  ExceptionTrap trap;
+#pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
+  trap.run([&] {
+    float* dcol = dcols[thread_index()].data();
 #pragma omp for schedule(static)
     for (i64 n = 0; n < s.N; ++n) {
       for (i64 g = 0; g < s.groups; ++g) {
@@ -162,12 +167,13 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
           sgemm(true, false, R, P, Kg, 1.0f, wg, R, dyg, P, 0.0f, dxg, P, sp.inner);
           continue;
         }
-        sgemm(true, false, R, P, Kg, 1.0f, wg, R, dyg, P, 0.0f, dcol.data(), P, sp.inner);
+        sgemm(true, false, R, P, Kg, 1.0f, wg, R, dyg, P, 0.0f, dcol, P, sp.inner);
         std::fill(dxg, dxg + Cg * s.in_plane(), 0.0f);
-        col2im_add(dxg, dcol.data(), s);
+        col2im_add(dxg, dcol, s);
       }
     }
-  }
+  });
+  trap.rethrow();
 }
 
 void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
@@ -179,15 +185,16 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
   // Each thread sums its contiguous share of the batch into a private dW/db;
   // the shares are then added in thread order, so the result is bitwise
   // reproducible for a given thread count.
-  std::vector<std::vector<float>> part_w(sp.outer), part_b(sp.outer);
-#pragma omp parallel num_threads(sp.outer)
-  {
+  std::vector<std::vector<float>> part_w(sp.outer, std::vector<float>(static_cast<std::size_t>(wsize), 0.0f));
+  std::vector<std::vector<float>> part_b(sp.outer, std::vector<float>(db ? static_cast<std::size_t>(s.K) : 0, 0.0f));
+  std::vector<std::vector<float>> cols(sp.outer, std::vector<float>(pointwise ? 0 : static_cast<std::size_t>(R * P)));
+  ExceptionTrap trap;
+#pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
+  trap.run([&] {
     const int t = thread_index();
-    std::vector<float>& pw = part_w[t];
-    std::vector<float>& pb = part_b[t];
-    pw.assign(static_cast<std::size_t>(wsize), 0.0f);
-    if (db) pb.assign(static_cast<std::size_t>(s.K), 0.0f);
-    std::vector<float> col(pointwise ? 0 : static_cast<std::size_t>(R * P));
+    float* pw = part_w[t].data();
+    float* pb = part_b[t].data();
+    float* col = cols[t].data();
 #pragma omp for schedule(static)
     for (i64 n = 0; n < s.N; ++n) {
       for (i64 g = 0; g < s.groups; ++g) {
@@ -195,10 +202,10 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
         const float* dyg = dy + (n * s.K + g * Kg) * P;
         const float* B = xg;
         if (!pointwise) {
-          im2col(col.data(), xg, s);
-          B = col.data();
+          im2col(col, xg, s);
+          B = col;
         }
-        sgemm(false, true, Kg, R, P, 1.0f, dyg, P, B, P, 1.0f, pw.data() + g * Kg * R, R, sp.inner);
+        sgemm(false, true, Kg, R, P, 1.0f, dyg, P, B, P, 1.0f, pw + g * Kg * R, R, sp.inner);
         if (db) {
           for (i64 k = 0; k < Kg; ++k) {
             const float* r = dyg + k * P;
@@ -210,7 +217,8 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
         }
       }
     }
-  }
+  });
+  trap.rethrow();
   for (int t = 0; t < sp.outer; ++t) {
     const float* pw = part_w[t].data();
     for (i64 i = 0; i < wsize; ++i) dw[i] += pw[i];

@@ -54,7 +54,8 @@ Blocking blocking_for(const KernelTable& t) {
   b.kc = std::clamp<i64>(round_down(cs.l1d / 2 / (b.mr * 4), 8), 64, 512);
   // The packed B block takes about half of L2.
   b.nc = std::clamp<i64>(round_down(cs.l2 / 2 / (b.kc * 4), b.nr), b.nr, 4096);
-  // Blocks of A handed to threads: a few micro-panels each, for balance.
+  // Rows of A packed at once; the packed block streams from L2/L3 once per
+  // micro-panel row, so its size matters little: a few micro-panels.
   b.mc = 8 * b.mr;
   return b;
 }
@@ -134,6 +135,42 @@ Buffer aligned_floats(i64 n) {
 
 }  // namespace
 
+namespace {
+
+// The blocked loop nest on one thread, for the rows [0, M) and columns
+// [0, N) of the sub-problem the views describe.
+void sgemm_blocked(const KernelTable& kt, const Blocking& bl, const Matrix& a, const Matrix& b, i64 M, i64 N,
+                   i64 K, float alpha, float beta, float* C, i64 ldc, bool relu, float* packed_a,
+                   float* packed_b) {
+  const i64 MR = bl.mr, NR = bl.nr;
+  for (i64 jc = 0; jc < N; jc += bl.nc) {
+    const i64 nc = std::min(bl.nc, N - jc);
+    const i64 n_panels = (nc + NR - 1) / NR;
+    for (i64 pc = 0; pc < K; pc += bl.kc) {
+      const i64 kc = std::min(bl.kc, K - pc);
+      const float beta_here = pc == 0 ? beta : 1.0f;
+      const bool relu_here = relu && pc + kc >= K;
+      for (i64 q = 0; q < n_panels; ++q)
+        pack_b_panel(packed_b + q * NR * kc, b, pc, kc, jc + q * NR, std::min(NR, nc - q * NR), NR);
+      for (i64 ic = 0; ic < M; ic += bl.mc) {
+        const i64 mc = std::min(bl.mc, M - ic);
+        pack_a(packed_a, a, ic, mc, pc, kc, MR);
+        for (i64 ir = 0; ir < mc; ir += MR) {
+          const i64 mr = std::min(MR, mc - ir);
+          const float* ap = packed_a + ir * kc;
+          for (i64 q = 0; q < n_panels; ++q) {
+            const i64 jr = q * NR;
+            kt.gemm_ukernel(kc, ap, packed_b + q * NR * kc, C + (ic + ir) * ldc + jc + jr, ldc, mr,
+                            std::min(NR, nc - jr), alpha, beta_here, relu_here);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
            const float* B, i64 ldb, float beta, float* C, i64 ldc, int num_threads, bool relu) {
   if (M <= 0 || N <= 0) return;
@@ -142,57 +179,50 @@ void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const f
     sgemm_small(a, b, M, N, K > 0 ? K : 0, alpha, beta, C, ldc, relu);
     return;
   }
-
   const KernelTable& kt = kernels();
   const Blocking bl = blocking_for(kt);
-  const i64 MR = bl.mr, NR = bl.nr;
+
+  // Threads take disjoint blocks of C -- rows when there are enough of them,
+  // else columns -- and each runs the whole blocked loop nest on its block
+  // with private packing buffers: one parallel region, no barriers, and every
+  // element of C summed in the same order whatever the thread count.
+  const i64 m_panels = (M + bl.mr - 1) / bl.mr, n_panels = (N + bl.nr - 1) / bl.nr;
+  const bool split_rows = m_panels >= 2 * num_threads || m_panels >= n_panels;
+  const i64 parts = split_rows ? m_panels : n_panels;
+  // Below ~1 MFLOP per thread, waking threads costs more than it saves.
+  const i64 flops_limit = std::max<i64>(1, (M * N * K) / (512 * 1024));
+  const int nt = threads_for(std::min(parts, flops_limit), num_threads);
+
   const i64 kc_max = std::min(bl.kc, K);
-  const i64 nc_max = std::min(bl.nc, ((N + NR - 1) / NR) * NR);
-  // Split M into about 2 blocks per thread, each a whole number of micro-panels.
-  const i64 m_panels = (M + MR - 1) / MR;
-  const int nt = threads_for(m_panels, num_threads);
-  const i64 panels_per_block = std::max<i64>(1, std::min<i64>(bl.mc / MR, (m_panels + 2 * nt - 1) / (2 * nt)));
-  const i64 mc_max = panels_per_block * MR;
-  const i64 m_blocks = (M + mc_max - 1) / mc_max;
-
-  Buffer packed_b = aligned_floats(nc_max * kc_max);
-  std::vector<Buffer> packed_a;
-  for (int t = 0; t < nt; ++t) packed_a.push_back(aligned_floats(mc_max * kc_max));
-
-  for (i64 jc = 0; jc < N; jc += bl.nc) {
-    const i64 nc = std::min(bl.nc, N - jc);
-    const i64 n_panels = (nc + NR - 1) / NR;
-    for (i64 pc = 0; pc < K; pc += bl.kc) {
-      const i64 kc = std::min(bl.kc, K - pc);
-      const float beta_here = pc == 0 ? beta : 1.0f;
-      const bool relu_here = relu && pc + kc >= K;
+  const i64 mc_max = std::min(bl.mc, m_panels * bl.mr);
+  const i64 nc_max = std::min(bl.nc, n_panels * bl.nr);
+  // Allocated before the parallel region: an exception must never escape one.
+  std::vector<Buffer> packed_a, packed_b;
+  for (int t = 0; t < nt; ++t) {
+    packed_a.push_back(aligned_floats(mc_max * kc_max));
+    packed_b.push_back(aligned_floats(nc_max * kc_max));
+  }
 #pragma omp parallel num_threads(nt) if (nt > 1)
-      {
-#pragma omp for schedule(static)
-        for (i64 q = 0; q < n_panels; ++q)
-          pack_b_panel(packed_b.get() + q * NR * kc, b, pc, kc, jc + q * NR, std::min(NR, nc - q * NR), NR);
-        // the implicit barrier of `omp for` publishes the packed B to every thread
+  {
 #ifdef PYCNN_HAVE_OPENMP
-        float* pa = packed_a[omp_get_thread_num()].get();
+    const int t = omp_get_thread_num();
 #else
-        float* pa = packed_a[0].get();
+    const int t = 0;
 #endif
-#pragma omp for schedule(static)
-        for (i64 ib = 0; ib < m_blocks; ++ib) {
-          const i64 ic = ib * mc_max;
-          const i64 mc = std::min(mc_max, M - ic);
-          pack_a(pa, a, ic, mc, pc, kc, MR);
-          for (i64 ir = 0; ir < mc; ir += MR) {
-            const i64 mr = std::min(MR, mc - ir);
-            const float* ap = pa + ir * kc;
-            for (i64 q = 0; q < n_panels; ++q) {
-              const i64 jr = q * NR;
-              kt.gemm_ukernel(kc, ap, packed_b.get() + q * NR * kc, C + (ic + ir) * ldc + jc + jr, ldc, mr,
-                              std::min(NR, nc - jr), alpha, beta_here, relu_here);
-            }
-          }
-        }
-      }
+    // Panels [p0, p1) of the split dimension go to thread t.
+    const i64 p0 = parts * t / nt, p1 = parts * (t + 1) / nt;
+    if (split_rows) {
+      const i64 r0 = p0 * bl.mr, r1 = std::min(M, p1 * bl.mr);
+      const Matrix a_rows{trans_a ? A + r0 : A + r0 * lda, lda, trans_a};
+      if (r1 > r0)
+        sgemm_blocked(kt, bl, a_rows, b, r1 - r0, N, K, alpha, beta, C + r0 * ldc, ldc, relu, packed_a[t].get(),
+                      packed_b[t].get());
+    } else {
+      const i64 c0 = p0 * bl.nr, c1 = std::min(N, p1 * bl.nr);
+      const Matrix b_cols{trans_b ? B + c0 * ldb : B + c0, ldb, trans_b};
+      if (c1 > c0)
+        sgemm_blocked(kt, bl, a, b_cols, M, c1 - c0, K, alpha, beta, C + c0, ldc, relu, packed_a[t].get(),
+                      packed_b[t].get());
     }
   }
 }
