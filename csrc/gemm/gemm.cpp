@@ -1,26 +1,22 @@
 // Packed SGEMM in the BLIS structure, mirrored for row-major C:
 //
-//   for jc over N by NC:                      packed B block (KC x NC) sized for L2, shared by threads
+//   for jc over N by NC:                  packed B block (KC x NC) sized for half of L2
 //     for pc over K by KC:
-//       pack B
-//       for ic over M by MC (split over threads): packed A block, private
-//         for ir over MC by MR:               A micro-panel (MR x KC) stays in L1
-//           for jr over NC by NR:             B micro-panels stream from L2
+//       pack B block
+//       for ic over M by MC:              packed A block (or a prepacked A)
+//         for ir over MC by MR:           A micro-panel (MR x KC) stays in L1
+//           for jr over NC by NR:         B micro-panels stream from L2
 //             microkernel (MR x NR tile of C in registers)
 //
-// MR/NR come from the microkernel of the active ISA (dispatch.h); KC/NC/MC
-// from the cache sizes read at start-up. Packed panels are zero-padded to
-// full MR/NR so the microkernel never branches on edges; it masks its stores.
+// MR/NR come from the microkernel of the active ISA (dispatch.h); KC/NC from
+// the cache sizes read at start-up. Packed panels are zero-padded to full
+// MR/NR so the microkernel never branches on edges; it masks its stores.
 // beta is applied on the first KC slice only, the ReLU epilogue on the last.
 #include "gemm/gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <memory>
-#include <new>
-#include <vector>
 
-#include "dispatch.h"
 #include "parallel.h"
 
 #ifdef PYCNN_HAVE_OPENMP
@@ -33,86 +29,19 @@ namespace {
 // Products below this many multiply-adds are cheaper without packing.
 constexpr i64 kSmallGemm = 8 * 1024;
 
-struct Matrix {  // a read-only view that hides the transpose
-  const float* p;
-  i64 ld;
-  bool trans;
-  float at(i64 r, i64 c) const { return trans ? p[c * ld + r] : p[r * ld + c]; }
-};
-
-struct Blocking {
-  i64 mr, nr, kc, nc, mc;
-};
-
 i64 round_down(i64 v, i64 m) { return std::max(m, (v / m) * m); }
+i64 round_up(i64 v, i64 m) { return (v + m - 1) / m * m; }
 
-Blocking blocking_for(const KernelTable& t) {
-  const CacheSizes& cs = cache_sizes();
-  Blocking b{t.gemm_mr, t.gemm_nr, 0, 0, 0};
-  // The A micro-panel takes at most half of L1, leaving room for the B
-  // micro-panel streaming through and the C tile's lines.
-  b.kc = std::clamp<i64>(round_down(cs.l1d / 2 / (b.mr * 4), 8), 64, 512);
-  // The packed B block takes about half of L2.
-  b.nc = std::clamp<i64>(round_down(cs.l2 / 2 / (b.kc * 4), b.nr), b.nr, 4096);
-  // Rows of A packed at once; the packed block streams from L2/L3 once per
-  // micro-panel row, so its size matters little: a few micro-panels.
-  b.mc = 8 * b.mr;
-  return b;
-}
+float at(const MatrixView& m, i64 r, i64 c) { return m.trans ? m.p[c * m.ld + r] : m.p[r * m.ld + c]; }
 
-// Packs rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into MR-row panels.
-void pack_a(float* PYCNN_RESTRICT dst, const Matrix& A, i64 i0, i64 mc, i64 k0, i64 kc, i64 MR) {
-  for (i64 ip = 0; ip < mc; ip += MR) {
-    const i64 mr = std::min(MR, mc - ip);
-    if (!A.trans) {
-      // Row-major A: walk each source row contiguously, scatter with stride MR.
-      for (i64 r = 0; r < mr; ++r) {
-        const float* src = A.p + (i0 + ip + r) * A.ld + k0;
-        for (i64 k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
-      }
-      for (i64 r = mr; r < MR; ++r)
-        for (i64 k = 0; k < kc; ++k) dst[k * MR + r] = 0.0f;
-    } else {
-      for (i64 k = 0; k < kc; ++k) {
-        const float* src = A.p + (k0 + k) * A.ld + i0 + ip;
-        float* d = dst + k * MR;
-        i64 r = 0;
-        for (; r < mr; ++r) d[r] = src[r];
-        for (; r < MR; ++r) d[r] = 0.0f;
-      }
-    }
-    dst += MR * kc;
-  }
-}
-
-// Packs rows [k0, k0+kc) x cols [j0, j0+nr) of op(B) into one NR-column panel.
-void pack_b_panel(float* PYCNN_RESTRICT dst, const Matrix& B, i64 k0, i64 kc, i64 j0, i64 nr, i64 NR) {
-  if (!B.trans) {
-    for (i64 k = 0; k < kc; ++k) {
-      const float* src = B.p + (k0 + k) * B.ld + j0;
-      float* d = dst + k * NR;
-      i64 c = 0;
-      for (; c < nr; ++c) d[c] = src[c];
-      for (; c < NR; ++c) d[c] = 0.0f;
-    }
-  } else {
-    for (i64 c = 0; c < nr; ++c) {
-      const float* src = B.p + (j0 + c) * B.ld + k0;
-      for (i64 k = 0; k < kc; ++k) dst[k * NR + c] = src[k];
-    }
-    for (i64 c = nr; c < NR; ++c)
-      for (i64 k = 0; k < kc; ++k) dst[k * NR + c] = 0.0f;
-  }
-}
-
-void sgemm_small(const Matrix& A, const Matrix& B, i64 M, i64 N, i64 K, float alpha, float beta,
+void sgemm_small(const MatrixView& A, const MatrixView& B, i64 M, i64 N, i64 K, float alpha, float beta,
                  float* C, i64 ldc, bool relu) {
   for (i64 i = 0; i < M; ++i) {
     float* c = C + i * ldc;
     for (i64 j = 0; j < N; ++j) {
       float acc = 0.0f;
       if (alpha != 0.0f)  // BLAS semantics: alpha == 0 does not read A or B
-        for (i64 k = 0; k < K; ++k) acc += A.at(i, k) * B.at(k, j);
+        for (i64 k = 0; k < K; ++k) acc += at(A, i, k) * at(B, k, j);
       float v = alpha * acc;
       if (beta != 0.0f) v += beta * c[j];
       if (relu) v = v > 0.0f ? v : (v != v ? v : 0.0f);
@@ -121,87 +50,153 @@ void sgemm_small(const Matrix& A, const Matrix& B, i64 M, i64 N, i64 K, float al
   }
 }
 
-struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
-};
-using Buffer = std::unique_ptr<float[], AlignedFree>;
-
-Buffer aligned_floats(i64 n) {
-  const std::size_t bytes = ((static_cast<std::size_t>(n) * sizeof(float) + 63) / 64) * 64;
-  Buffer b(static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64)));
-  if (!b) throw std::bad_alloc();
-  return b;
-}
-
 }  // namespace
 
-namespace {
+GemmPlan GemmPlan::current() {
+  const KernelTable& kt = kernels();
+  const CacheSizes& cs = cache_sizes();
+  GemmPlan p{&kt, kt.gemm_mr, kt.gemm_nr, 0, 0, 0};
+  // The A micro-panel takes at most half of L1, leaving room for the B
+  // micro-panel streaming through and the C tile's lines.
+  p.kc = std::clamp<i64>(round_down(cs.l1d / 2 / (p.mr * 4), 8), 64, 512);
+  // The packed B block takes about half of L2.
+  p.nc = std::clamp<i64>(round_down(cs.l2 / 2 / (p.kc * 4), p.nr), p.nr, 4096);
+  // Rows of A packed at once: the block is re-read from L2 once per B block.
+  p.mc = 8 * p.mr;
+  return p;
+}
 
-// The blocked loop nest on one thread, for the rows [0, M) and columns
-// [0, N) of the sub-problem the views describe.
-void sgemm_blocked(const KernelTable& kt, const Blocking& bl, const Matrix& a, const Matrix& b, i64 M, i64 N,
-                   i64 K, float alpha, float beta, float* C, i64 ldc, bool relu, float* packed_a,
-                   float* packed_b) {
-  const i64 MR = bl.mr, NR = bl.nr;
-  for (i64 jc = 0; jc < N; jc += bl.nc) {
-    const i64 nc = std::min(bl.nc, N - jc);
+void pack_matrix_rows(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
+                      const void* view) {
+  const MatrixView& A = *static_cast<const MatrixView*>(view);
+  if (!A.trans) {  // row-major op(A): each row is contiguous in k
+    for (i64 l = 0; l < lines; ++l) {
+      const float* src = A.p + (l0 + l) * A.ld + k0;
+      for (i64 k = 0; k < kc; ++k) dst[k * width + l] = src[k];
+    }
+  } else {  // op(A) = A^T: each depth k is a contiguous run of rows
+    for (i64 k = 0; k < kc; ++k) {
+      const float* src = A.p + (k0 + k) * A.ld + l0;
+      for (i64 l = 0; l < lines; ++l) dst[k * width + l] = src[l];
+    }
+  }
+  for (i64 l = lines; l < width; ++l)
+    for (i64 k = 0; k < kc; ++k) dst[k * width + l] = 0.0f;
+}
+
+void pack_matrix_cols(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
+                      const void* view) {
+  const MatrixView& B = *static_cast<const MatrixView*>(view);
+  if (!B.trans) {  // each depth k of op(B) is a contiguous run of columns
+    for (i64 k = 0; k < kc; ++k) {
+      const float* src = B.p + (k0 + k) * B.ld + l0;
+      float* d = dst + k * width;
+      for (i64 l = 0; l < lines; ++l) d[l] = src[l];
+      for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
+    }
+  } else {  // op(B) = B^T: each column is contiguous in k
+    for (i64 l = 0; l < lines; ++l) {
+      const float* src = B.p + (l0 + l) * B.ld + k0;
+      for (i64 k = 0; k < kc; ++k) dst[k * width + l] = src[k];
+    }
+    for (i64 l = lines; l < width; ++l)
+      for (i64 k = 0; k < kc; ++k) dst[k * width + l] = 0.0f;
+  }
+}
+
+PackedA::PackedA(const GemmPlan& plan, i64 M, i64 K, GemmOperand a)
+    : M_(M), K_(K), m_padded_(round_up(M, plan.mr)), kc_(plan.kc),
+      data_(static_cast<std::size_t>(m_padded_ * K)) {
+  for (i64 pc = 0; pc < K; pc += plan.kc) {
+    const i64 kc = std::min(plan.kc, K - pc);
+    for (i64 ir = 0; ir < M; ir += plan.mr)
+      a.pack(data_.data() + pc * m_padded_ + ir * kc, a.line_offset + ir, std::min(plan.mr, M - ir), pc, kc,
+             plan.mr, a.ctx);
+  }
+}
+
+const float* PackedA::panel(i64 pc, i64 ir) const {
+  const i64 kc = std::min(kc_, K_ - pc);
+  return data_.data() + pc * m_padded_ + ir * kc;
+}
+
+i64 gemm_workspace_floats(const GemmPlan& plan, i64 M, i64 N, i64 K, bool a_prepacked) {
+  const i64 kc = std::min(plan.kc, K);
+  const i64 b_block = kc * std::min(plan.nc, round_up(N, plan.nr));
+  const i64 a_block = a_prepacked ? 0 : kc * std::min(plan.mc, round_up(M, plan.mr));
+  return a_block + b_block + 16;  // + 16: room to align the B block to 64 bytes
+}
+
+void gemm_packed(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_packed, GemmOperand a,
+                 GemmOperand b, float alpha, float beta, float* C, i64 ldc, bool relu, float* workspace) {
+  if (M <= 0 || N <= 0) return;
+  const i64 MR = plan.mr, NR = plan.nr;
+  if (K <= 0) {  // C = beta * C (then ReLU)
+    for (i64 i = 0; i < M; ++i)
+      for (i64 j = 0; j < N; ++j) {
+        float v = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        if (relu) v = v > 0.0f ? v : (v != v ? v : 0.0f);
+        C[i * ldc + j] = v;
+      }
+    return;
+  }
+  float* packed_a = workspace;
+  const i64 a_block = a_packed ? 0 : std::min(plan.kc, K) * std::min(plan.mc, round_up(M, MR));
+  float* packed_b = workspace + round_up(a_block, 16);
+  for (i64 jc = 0; jc < N; jc += plan.nc) {
+    const i64 nc = std::min(plan.nc, N - jc);
     const i64 n_panels = (nc + NR - 1) / NR;
-    for (i64 pc = 0; pc < K; pc += bl.kc) {
-      const i64 kc = std::min(bl.kc, K - pc);
+    for (i64 pc = 0; pc < K; pc += plan.kc) {
+      const i64 kc = std::min(plan.kc, K - pc);
       const float beta_here = pc == 0 ? beta : 1.0f;
       const bool relu_here = relu && pc + kc >= K;
       for (i64 q = 0; q < n_panels; ++q)
-        pack_b_panel(packed_b + q * NR * kc, b, pc, kc, jc + q * NR, std::min(NR, nc - q * NR), NR);
-      for (i64 ic = 0; ic < M; ic += bl.mc) {
-        const i64 mc = std::min(bl.mc, M - ic);
-        pack_a(packed_a, a, ic, mc, pc, kc, MR);
+        b.pack(packed_b + q * NR * kc, b.line_offset + jc + q * NR, std::min(NR, nc - q * NR), pc, kc, NR, b.ctx);
+      for (i64 ic = 0; ic < M; ic += plan.mc) {
+        const i64 mc = std::min(plan.mc, M - ic);
+        if (!a_packed)
+          for (i64 ir = 0; ir < mc; ir += MR)
+            a.pack(packed_a + ir * kc, a.line_offset + ic + ir, std::min(MR, mc - ir), pc, kc, MR, a.ctx);
         for (i64 ir = 0; ir < mc; ir += MR) {
           const i64 mr = std::min(MR, mc - ir);
-          const float* ap = packed_a + ir * kc;
-          for (i64 q = 0; q < n_panels; ++q) {
-            const i64 jr = q * NR;
-            kt.gemm_ukernel(kc, ap, packed_b + q * NR * kc, C + (ic + ir) * ldc + jc + jr, ldc, mr,
-                            std::min(NR, nc - jr), alpha, beta_here, relu_here);
-          }
+          const float* ap = a_packed ? a_packed->panel(pc, ic + ir) : packed_a + ir * kc;
+          float* c_row = C + (ic + ir) * ldc + jc;
+          for (i64 q = 0; q < n_panels; ++q)
+            plan.kt->gemm_ukernel(kc, ap, packed_b + q * NR * kc, c_row + q * NR, ldc, mr,
+                                  std::min(NR, nc - q * NR), alpha, beta_here, relu_here);
         }
       }
     }
   }
 }
 
-}  // namespace
-
 void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
            const float* B, i64 ldb, float beta, float* C, i64 ldc, int num_threads, bool relu) {
   if (M <= 0 || N <= 0) return;
-  const Matrix a{A, lda, trans_a}, b{B, ldb, trans_b};
+  const MatrixView a{A, lda, trans_a}, b{B, ldb, trans_b};
   if (K <= 0 || alpha == 0.0f || M * N * K <= kSmallGemm) {
     sgemm_small(a, b, M, N, K > 0 ? K : 0, alpha, beta, C, ldc, relu);
     return;
   }
-  const KernelTable& kt = kernels();
-  const Blocking bl = blocking_for(kt);
+  const GemmPlan plan = GemmPlan::current();
 
   // Threads take disjoint blocks of C -- rows when there are enough of them,
   // else columns -- and each runs the whole blocked loop nest on its block
-  // with private packing buffers: one parallel region, no barriers, and every
-  // element of C summed in the same order whatever the thread count.
-  const i64 m_panels = (M + bl.mr - 1) / bl.mr, n_panels = (N + bl.nr - 1) / bl.nr;
+  // with private packing: one parallel region, no barriers, and every element
+  // of C summed in the same order whatever the thread count.
+  const i64 m_panels = (M + plan.mr - 1) / plan.mr, n_panels = (N + plan.nr - 1) / plan.nr;
   const bool split_rows = m_panels >= 2 * num_threads || m_panels >= n_panels;
   const i64 parts = split_rows ? m_panels : n_panels;
   // Below ~1 MFLOP per thread, waking threads costs more than it saves.
   const i64 flops_limit = std::max<i64>(1, (M * N * K) / (512 * 1024));
   const int nt = threads_for(std::min(parts, flops_limit), num_threads);
 
-  const i64 kc_max = std::min(bl.kc, K);
-  const i64 mc_max = std::min(bl.mc, m_panels * bl.mr);
-  const i64 nc_max = std::min(bl.nc, n_panels * bl.nr);
   // Allocated before the parallel region: an exception must never escape one.
-  std::vector<Buffer> packed_a, packed_b;
-  for (int t = 0; t < nt; ++t) {
-    packed_a.push_back(aligned_floats(mc_max * kc_max));
-    packed_b.push_back(aligned_floats(nc_max * kc_max));
-  }
+  const i64 ws = gemm_workspace_floats(plan, split_rows ? (M + nt - 1) / nt + plan.mr : M,
+                                       split_rows ? N : (N + nt - 1) / nt + plan.nr, K, false);
+  // new float[] leaves the scratch uninitialised: zeroing it would cost a pass.
+  std::vector<std::unique_ptr<float[]>> workspace;
+  for (int t = 0; t < nt; ++t) workspace.emplace_back(new float[static_cast<std::size_t>(ws)]);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
 #ifdef PYCNN_HAVE_OPENMP
@@ -209,20 +204,18 @@ void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const f
 #else
     const int t = 0;
 #endif
-    // Panels [p0, p1) of the split dimension go to thread t.
-    const i64 p0 = parts * t / nt, p1 = parts * (t + 1) / nt;
+    const i64 p0 = parts * t / nt, p1 = parts * (t + 1) / nt;  // this thread's panels
+    float* w = workspace[t].get();
     if (split_rows) {
-      const i64 r0 = p0 * bl.mr, r1 = std::min(M, p1 * bl.mr);
-      const Matrix a_rows{trans_a ? A + r0 : A + r0 * lda, lda, trans_a};
-      if (r1 > r0)
-        sgemm_blocked(kt, bl, a_rows, b, r1 - r0, N, K, alpha, beta, C + r0 * ldc, ldc, relu, packed_a[t].get(),
-                      packed_b[t].get());
+      const i64 r0 = p0 * plan.mr, r1 = std::min(M, p1 * plan.mr);
+      GemmOperand oa = operand_a(&a);
+      oa.line_offset = r0;
+      if (r1 > r0) gemm_packed(plan, r1 - r0, N, K, nullptr, oa, operand_b(&b), alpha, beta, C + r0 * ldc, ldc, relu, w);
     } else {
-      const i64 c0 = p0 * bl.nr, c1 = std::min(N, p1 * bl.nr);
-      const Matrix b_cols{trans_b ? B + c0 * ldb : B + c0, ldb, trans_b};
-      if (c1 > c0)
-        sgemm_blocked(kt, bl, a, b_cols, M, c1 - c0, K, alpha, beta, C + c0, ldc, relu, packed_a[t].get(),
-                      packed_b[t].get());
+      const i64 c0 = p0 * plan.nr, c1 = std::min(N, p1 * plan.nr);
+      GemmOperand ob = operand_b(&b);
+      ob.line_offset = c0;
+      if (c1 > c0) gemm_packed(plan, M, c1 - c0, K, nullptr, operand_a(&a), ob, alpha, beta, C + c0, ldc, relu, w);
     }
   }
 }
