@@ -97,27 +97,28 @@ State& state() {
   return s;
 }
 
+// Virtual machines sometimes report nonsense (this one: an L3 of 320 MiB from
+// sysconf next to 32 MiB in sysfs), so each source must give a plausible size.
+bool plausible_cache(int level, i64 v) { return v >= 16 * 1024 && v <= (level == 1 ? (i64{1} << 20) : (i64{1} << 28)); }
+
 i64 read_cache_size(int level, i64 fallback) {
-  i64 v = 0;
 #if defined(__linux__) && defined(_SC_LEVEL1_DCACHE_SIZE)
   long r = -1;
   if (level == 1) r = sysconf(_SC_LEVEL1_DCACHE_SIZE);
   if (level == 2) r = sysconf(_SC_LEVEL2_CACHE_SIZE);
   if (level == 3) r = sysconf(_SC_LEVEL3_CACHE_SIZE);
-  if (r > 0) v = r;
+  if (plausible_cache(level, r)) return r;
 #endif
-  if (v <= 0) {  // sysfs, e.g. "1024K"
-    std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(level == 1 ? 0 : level) + "/size");
-    long long n = 0;
-    char unit = 0;
-    if (f >> n) {
-      f >> unit;
-      v = n * (unit == 'K' ? 1024 : unit == 'M' ? 1024 * 1024 : 1);
-    }
+  // sysfs: index0 is L1d, index1 L1i, index2 L2, index3 L3; e.g. "1024K"
+  std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(level == 1 ? 0 : level) + "/size");
+  long long n = 0;
+  char unit = 0;
+  if (f >> n) {
+    f >> unit;
+    const i64 v = n * (unit == 'K' ? 1024 : unit == 'M' ? 1024 * 1024 : 1);
+    if (plausible_cache(level, v)) return v;
   }
-  // Virtual machines sometimes report nonsense: keep within plausible bounds.
-  if (v < 16 * 1024 || v > (level == 1 ? (1 << 20) : (1 << 28))) v = fallback;
-  return v;
+  return fallback;
 }
 
 }  // namespace

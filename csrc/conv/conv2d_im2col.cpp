@@ -167,12 +167,23 @@ void pack_col_panel(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, co
   }
 }
 
-// Operand A = col: lines are r, depth is pixels p.
+// Operand A = col: lines are r, depth is pixels p. Each line is first built
+// contiguously in a stack buffer, then interleaved into the panel, so the
+// strided writes touch a small, L1-resident panel in order.
 void pack_col_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
   const ColSource& src = *static_cast<const ColSource*>(ctx);
-  for (i64 l = 0; l < lines; ++l) col_row_segment(dst + l, width, src, l0 + l, k0, kc);
-  for (i64 l = lines; l < width; ++l)
-    for (i64 k = 0; k < kc; ++k) dst[k * width + l] = 0.0f;
+  constexpr i64 kChunk = 256;
+  float line[kChunk];
+  for (i64 kb = 0; kb < kc; kb += kChunk) {
+    const i64 n = std::min(kChunk, kc - kb);
+    for (i64 l = 0; l < lines; ++l) {
+      col_row_segment(line, 1, src, l0 + l, k0 + kb, n);
+      float* d = dst + kb * width + l;
+      for (i64 k = 0; k < n; ++k) d[k * width] = line[k];
+    }
+  }
+  for (i64 k = 0; k < kc; ++k)
+    for (i64 l = lines; l < width; ++l) dst[k * width + l] = 0.0f;
 }
 
 // dx (Cg planes of one image and group) += scatter of dcol(R x P).

@@ -66,22 +66,27 @@ GemmPlan GemmPlan::current() {
   return p;
 }
 
+// Both packers write dst row by row (depth k outer, line l inner) so stores
+// are contiguous; when the source is strided the `lines` (<= 32) read
+// streams each advance one float per k, which the prefetchers follow.
 void pack_matrix_rows(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
                       const void* view) {
   const MatrixView& A = *static_cast<const MatrixView*>(view);
-  if (!A.trans) {  // row-major op(A): each row is contiguous in k
-    for (i64 l = 0; l < lines; ++l) {
-      const float* src = A.p + (l0 + l) * A.ld + k0;
-      for (i64 k = 0; k < kc; ++k) dst[k * width + l] = src[k];
+  if (!A.trans) {  // row-major op(A): row l is contiguous in k
+    const float* src = A.p + l0 * A.ld + k0;
+    for (i64 k = 0; k < kc; ++k) {
+      float* d = dst + k * width;
+      for (i64 l = 0; l < lines; ++l) d[l] = src[l * A.ld + k];
+      for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
     }
   } else {  // op(A) = A^T: each depth k is a contiguous run of rows
     for (i64 k = 0; k < kc; ++k) {
       const float* src = A.p + (k0 + k) * A.ld + l0;
-      for (i64 l = 0; l < lines; ++l) dst[k * width + l] = src[l];
+      float* d = dst + k * width;
+      for (i64 l = 0; l < lines; ++l) d[l] = src[l];
+      for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
     }
   }
-  for (i64 l = lines; l < width; ++l)
-    for (i64 k = 0; k < kc; ++k) dst[k * width + l] = 0.0f;
 }
 
 void pack_matrix_cols(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
@@ -94,13 +99,13 @@ void pack_matrix_cols(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 
       for (i64 l = 0; l < lines; ++l) d[l] = src[l];
       for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
     }
-  } else {  // op(B) = B^T: each column is contiguous in k
-    for (i64 l = 0; l < lines; ++l) {
-      const float* src = B.p + (l0 + l) * B.ld + k0;
-      for (i64 k = 0; k < kc; ++k) dst[k * width + l] = src[k];
+  } else {  // op(B) = B^T: column l is contiguous in k
+    const float* src = B.p + l0 * B.ld + k0;
+    for (i64 k = 0; k < kc; ++k) {
+      float* d = dst + k * width;
+      for (i64 l = 0; l < lines; ++l) d[l] = src[l * B.ld + k];
+      for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
     }
-    for (i64 l = lines; l < width; ++l)
-      for (i64 k = 0; k < kc; ++k) dst[k * width + l] = 0.0f;
   }
 }
 
