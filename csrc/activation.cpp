@@ -9,9 +9,8 @@
 namespace pycnn {
 namespace {
 
-constexpr i64 kElementsPerThread = 1 << 16;
-
-inline int elementwise_threads(i64 n, int nt) { return threads_for(n / kElementsPerThread, nt); }
+// Memory-bound: a thread pays off only for large arrays.
+inline int elementwise_threads(i64 n, int nt) { return threads_for_work(n, 1, nt); }
 
 }  // namespace
 

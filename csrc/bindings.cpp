@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "dispatch.h"
 #include "gemm/gemm.h"
 #include "ops.h"
 #include "parallel.h"
@@ -108,11 +109,28 @@ PYBIND11_MODULE(_core, m) {
     d["openmp"] = false;
 #endif
     d["max_threads"] = pycnn::max_hardware_threads();
+    const auto& cs = pycnn::cache_sizes();
+    d["cache_sizes"] = py::make_tuple(cs.l1d, cs.l2, cs.l3);
+    d["isa_origin"] = pycnn::isa_origin();
     return d;
   });
+  m.def("isa", []() { return std::string(pycnn::isa_name(pycnn::active_isa())); },
+        "The instruction set the kernels use now.");
+  m.def("supported_isas", []() {
+    std::vector<std::string> v;
+    for (auto i : pycnn::supported_isas()) v.push_back(pycnn::isa_name(i));
+    return v;
+  }, "Instruction sets this CPU and build support, lowest first.");
+  m.def("set_isa", [](const std::string& name) {
+    pycnn::Isa isa;
+    if (!pycnn::isa_from_name(name, &isa))
+      throw py::value_error("unknown ISA '" + name + "': expected 'scalar', 'avx2' or 'avx512'");
+    pycnn::set_isa(isa);
+  }, "Switch the kernels to a supported instruction set (for tests and benchmarks).");
 
   // ------------------------------------------------------------ gemm
-  m.def("sgemm", [](const py::array& a, const py::array& b, bool trans_a, bool trans_b) {
+  m.def("sgemm", [](const py::array& a, const py::array& b, bool trans_a, bool trans_b, float alpha, float beta,
+                    std::optional<py::array> c, bool relu) {
     const float* pa = in<float>(a, "a");
     const float* pb = in<float>(b, "b");
     const Shape sa = shape_of(a), sb = shape_of(b);
@@ -124,17 +142,31 @@ PYBIND11_MODULE(_core, m) {
       throw py::value_error("sgemm: inner dimensions differ: op(a) is (" + std::to_string(M) + ", " +
                             std::to_string(K) + "), op(b) is (" + std::to_string(Kb) + ", " + std::to_string(N) + ")");
     ops::checked_numel({M, N}, "sgemm output");
-    auto c = new_array({M, N});
-    float* pc = c.mutable_data();
-    py::gil_scoped_release release;
-    pycnn::sgemm(trans_a, trans_b, M, N, K, 1.0f, pa, sa[1], pb, sb[1], 0.0f, pc, N, pycnn::get_num_threads());
-    return c;
-  }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false);
+    py::array out;
+    if (c) {
+      ops::check_shape(shape_of(*c), {M, N}, "sgemm c");
+      out = *c;
+      check_disjoint(out, "c", a, "a");
+      check_disjoint(out, "c", b, "b");
+    } else {
+      if (beta != 0.0f) throw py::value_error("sgemm: beta != 0 needs c");
+      out = new_array({M, N});
+    }
+    float* pc = inout<float>(out, "c");
+    {
+      py::gil_scoped_release release;
+      pycnn::sgemm(trans_a, trans_b, M, N, K, alpha, pa, sa[1], pb, sb[1], beta, pc, N, pycnn::get_num_threads(),
+                   relu);
+    }
+    return out;
+  }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0f,
+     py::arg("beta") = 0.0f, py::arg("c") = py::none(), py::arg("relu") = false,
+     "c = relu?(alpha * op(a) @ op(b) + beta * c), row-major float32; c is written in place when given.");
 
   // ------------------------------------------------------------ conv2d
   m.def("conv2d_fwd", [](const py::array& x, const py::array& w, std::optional<py::array> b,
                          std::array<i64, 2> stride, std::array<i64, 4> padding, std::array<i64, 2> dilation,
-                         i64 groups, const std::string& algo) {
+                         i64 groups, const std::string& algo, bool relu) {
     const Shape bshape = b ? shape_of(*b) : Shape{};
     const auto s = ops::conv2d_shape(shape_of(x), shape_of(w), b ? &bshape : nullptr,
                                      conv_params(stride, padding, dilation, groups));
@@ -145,9 +177,10 @@ PYBIND11_MODULE(_core, m) {
     auto y = new_array({s.N, s.K, s.Ho, s.Wo});
     float* py_ = y.mutable_data();
     py::gil_scoped_release release;
-    ops::conv2d_fwd(py_, px, pw, pb, s, a);
+    ops::conv2d_fwd(py_, px, pw, pb, s, a, relu);
     return y;
-  });
+  }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+     py::arg("groups"), py::arg("algo"), py::arg("relu") = false);
 
   m.def("conv2d_bwd_data", [](const py::array& dy, const py::array& w, std::vector<i64> x_shape,
                               std::array<i64, 2> stride, std::array<i64, 4> padding,
@@ -214,13 +247,19 @@ PYBIND11_MODULE(_core, m) {
   });
 
   m.def("max_pool2d_bwd", [](const py::array& dy, const py::array& argmax, std::vector<i64> x_shape,
-                             std::array<i64, 2> k, std::array<i64, 2> stride, std::array<i64, 2> pad) {
+                             std::array<i64, 2> k, std::array<i64, 2> stride, std::array<i64, 2> pad,
+                             std::optional<py::array> relu_output) {
     const auto s = ops::pool2d_shape(tuple_shape(x_shape), k[0], k[1], stride[0], stride[1], pad[0], pad[1],
                                      "max_pool2d");
     ops::check_shape(shape_of(dy), {s.N, s.C, s.Ho, s.Wo}, "max_pool2d grad_output");
     ops::check_shape(shape_of(argmax), {s.N, s.C, s.Ho, s.Wo}, "max_pool2d indices");
     const float* pdy = in<float>(dy, "grad_output");
     const int32_t* pa = in<int32_t>(argmax, "indices");
+    const float* pr = nullptr;
+    if (relu_output) {
+      ops::check_shape(shape_of(*relu_output), {s.N, s.C, s.Ho, s.Wo}, "max_pool2d relu_output");
+      pr = in<float>(*relu_output, "relu_output");
+    }
     // The indices come from Python and could have been altered: a wrong one
     // would write outside dx, so they are checked (cheap next to the scatter).
     const i64 plane = s.H * s.W, count = s.N * s.C * s.Ho * s.Wo;
@@ -231,9 +270,10 @@ PYBIND11_MODULE(_core, m) {
     auto dx = new_array(tuple_shape(x_shape));
     float* pdx = dx.mutable_data();
     py::gil_scoped_release release;
-    ops::max_pool2d_bwd(pdx, pdy, pa, s);
+    ops::max_pool2d_bwd(pdx, pdy, pa, pr, s);
     return dx;
-  });
+  }, py::arg("dy"), py::arg("argmax"), py::arg("x_shape"), py::arg("kernel_size"), py::arg("stride"),
+     py::arg("padding"), py::arg("relu_output") = py::none());
 
   m.def("avg_pool2d_fwd", [](const py::array& x, std::array<i64, 2> k, std::array<i64, 2> stride,
                              std::array<i64, 2> pad, bool count_include_pad) {
@@ -311,7 +351,7 @@ PYBIND11_MODULE(_core, m) {
   });
 
   // ------------------------------------------------------------ linear
-  m.def("linear_fwd", [](const py::array& x, const py::array& w, std::optional<py::array> b) {
+  m.def("linear_fwd", [](const py::array& x, const py::array& w, std::optional<py::array> b, bool relu) {
     const Shape bshape = b ? shape_of(*b) : Shape{};
     const auto s = ops::linear_shape(shape_of(x), shape_of(w), b ? &bshape : nullptr);
     const float* px = in<float>(x, "input");
@@ -320,9 +360,9 @@ PYBIND11_MODULE(_core, m) {
     auto y = new_array({s.N, s.out_features});
     float* py_ = y.mutable_data();
     py::gil_scoped_release release;
-    ops::linear_fwd(py_, px, pw, pb, s);
+    ops::linear_fwd(py_, px, pw, pb, s, relu);
     return y;
-  });
+  }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("relu") = false);
 
   m.def("linear_bwd_data", [](const py::array& dy, const py::array& w) {
     const Shape dys = shape_of(dy), ws = shape_of(w);

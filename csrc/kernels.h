@@ -11,8 +11,11 @@ namespace pycnn {
 // y overwritten; argmax[i] = flat index h*W+w in the (n,c) plane of the maximum
 // (first maximum in row-major window order; NaN wins, as in PyTorch).
 void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape& s, int nt);
-// dx overwritten (zeroed, then dy scattered to the argmax positions).
-void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s, int nt);
+// dx overwritten (zeroed, then dy scattered to the argmax positions). With
+// relu_output (the pooled output of a ReLU'd input) non-null, only outputs
+// y > 0 pass their gradient: the ReLU's backward fused into this pass.
+void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const float* relu_output,
+                    const Pool2dShape& s, int nt);
 void avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, bool count_include_pad, int nt);
 void avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, bool count_include_pad, int nt);
 void adaptive_avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, int nt);

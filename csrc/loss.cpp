@@ -12,7 +12,7 @@ namespace pycnn {
 double softmax_cross_entropy_fwd(float* probs, const float* logits, const int64_t* labels, i64 N,
                                  i64 classes, int nt) {
   std::vector<double> row_loss(static_cast<std::size_t>(N));
-#pragma omp parallel for num_threads(threads_for(N / 64, nt)) schedule(static)
+#pragma omp parallel for num_threads(threads_for_work(N, classes, nt)) schedule(static)
   for (i64 n = 0; n < N; ++n) {
     const float* z = logits + n * classes;
     float* p = probs + n * classes;
@@ -37,7 +37,7 @@ double softmax_cross_entropy_fwd(float* probs, const float* logits, const int64_
 void softmax_cross_entropy_bwd(float* dlogits, const float* probs, const int64_t* labels, i64 N,
                                i64 classes, float scale, int nt) {
   const float f = scale / static_cast<float>(N);
-#pragma omp parallel for num_threads(threads_for(N / 64, nt)) schedule(static)
+#pragma omp parallel for num_threads(threads_for_work(N, classes, nt)) schedule(static)
   for (i64 n = 0; n < N; ++n) {
     const float* p = probs + n * classes;
     float* d = dlogits + n * classes;
@@ -65,7 +65,7 @@ double mse_fwd(const float* pred, const float* target, i64 n) {
 
 void mse_bwd(float* dpred, const float* pred, const float* target, i64 n, float scale, int nt) {
   const float f = 2.0f * scale / static_cast<float>(n);
-#pragma omp parallel for simd num_threads(threads_for(n / 65536, nt)) schedule(static)
+#pragma omp parallel for simd num_threads(threads_for_work(n, 1, nt)) schedule(static)
   for (i64 i = 0; i < n; ++i) dpred[i] = f * (pred[i] - target[i]);
 }
 

@@ -143,13 +143,13 @@ ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested) {
 }
 
 void conv2d_fwd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
-                ConvAlgo algo) {
+                ConvAlgo algo, bool relu) {
   if (s.N == 0) return;
   const int nt = get_num_threads();
   if (conv2d_resolve_algo(s, algo) == ConvAlgo::Direct)
-    conv2d_fwd_direct(y, x, w, b, s, nt);
+    conv2d_fwd_direct(y, x, w, b, s, relu, nt);
   else
-    conv2d_fwd_im2col(y, x, w, b, s, nt);
+    conv2d_fwd_im2col(y, x, w, b, s, relu, nt);
 }
 
 void conv2d_bwd_data(float* dx, const float* dy, const float* w, const Conv2dShape& s, ConvAlgo algo) {
@@ -201,8 +201,9 @@ Pool2dShape pool2d_shape(const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 strid
 void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape& s) {
   pycnn::max_pool2d_fwd(y, argmax, x, s, get_num_threads());
 }
-void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s) {
-  pycnn::max_pool2d_bwd(dx, dy, argmax, s, get_num_threads());
+void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const float* relu_output,
+                    const Pool2dShape& s) {
+  pycnn::max_pool2d_bwd(dx, dy, argmax, relu_output, s, get_num_threads());
 }
 void avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, bool count_include_pad) {
   pycnn::avg_pool2d_fwd(y, x, s, count_include_pad, get_num_threads());
@@ -269,7 +270,7 @@ LinearShape linear_shape(const Shape& x, const Shape& w, const Shape* bias) {
   return LinearShape{x[0], w[1], w[0]};
 }
 
-void linear_fwd(float* y, const float* x, const float* w, const float* b, const LinearShape& s) {
+void linear_fwd(float* y, const float* x, const float* w, const float* b, const LinearShape& s, bool relu) {
   if (s.N == 0 || s.out_features == 0) return;
   // y = x w^T (+ b): bias is broadcast into y first so the GEMM accumulates onto it.
   float beta = 0.0f;
@@ -279,7 +280,7 @@ void linear_fwd(float* y, const float* x, const float* w, const float* b, const 
     beta = 1.0f;
   }
   sgemm(false, true, s.N, s.out_features, s.in_features, 1.0f, x, s.in_features, w, s.in_features,
-        beta, y, s.out_features, get_num_threads());
+        beta, y, s.out_features, get_num_threads(), relu);
 }
 
 void linear_bwd_data(float* dx, const float* dy, const float* w, const LinearShape& s) {

@@ -37,8 +37,9 @@ struct Conv2dParams {
 Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Shape* bias, const Conv2dParams& p);
 // The algorithm `auto` resolves to for this shape (documented in docs/architecture.md).
 ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested);
+// relu: y = max(conv + b, 0), fused into the output write (Conv2d followed by ReLU).
 void conv2d_fwd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
-                ConvAlgo algo);
+                ConvAlgo algo, bool relu);
 void conv2d_bwd_data(float* dx, const float* dy, const float* w, const Conv2dShape& s, ConvAlgo algo);
 void conv2d_bwd_weight(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
                        ConvAlgo algo);
@@ -49,7 +50,10 @@ Pool2dShape pool2d_shape(const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 strid
 // argmax holds, per output element, the flat index h*W + w of the chosen input
 // element within its (n, c) plane (int32: pool2d_shape checks H*W fits).
 void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape& s);
-void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s);
+// relu_output: when the pooled input was a ReLU's output, pass the pooled
+// output y to apply the ReLU's gradient mask (y > 0) in the same pass; null otherwise.
+void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const float* relu_output,
+                    const Pool2dShape& s);
 void avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, bool count_include_pad);
 void avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, bool count_include_pad);
 // Adaptive average pooling: Pool2dShape with kh/kw/stride/pad unused (zero).
@@ -71,7 +75,8 @@ struct LinearShape {
 };
 // x (N, in), w (out, in), optional bias (out,).
 LinearShape linear_shape(const Shape& x, const Shape& w, const Shape* bias);
-void linear_fwd(float* y, const float* x, const float* w, const float* b, const LinearShape& s);
+// relu: y = max(x w^T + b, 0), fused into the GEMM's output write.
+void linear_fwd(float* y, const float* x, const float* w, const float* b, const LinearShape& s, bool relu);
 void linear_bwd_data(float* dx, const float* dy, const float* w, const LinearShape& s);
 void linear_bwd_weight(float* dw, float* db, const float* dy, const float* x, const LinearShape& s);
 

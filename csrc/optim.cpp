@@ -11,7 +11,7 @@ namespace pycnn {
 //   param -= lr * g
 void sgd_update(float* param, float* buf, const float* grad, i64 n, float lr, float momentum,
                 float dampening, float weight_decay, bool nesterov, bool first_step, int nt) {
-  const int threads = threads_for(n / 65536, nt);
+  const int threads = threads_for_work(n, 4, nt);
   if (momentum == 0.0f) {
 #pragma omp parallel for simd num_threads(threads) schedule(static)
     for (i64 i = 0; i < n; ++i) param[i] -= lr * (grad[i] + weight_decay * param[i]);

@@ -2,6 +2,9 @@
 // count explicitly (never omp_set_num_threads, which would leak into other
 // OpenMP users in the same process).
 #pragma once
+#include <exception>
+#include <mutex>
+
 #include "common.h"
 
 namespace pycnn {
@@ -16,5 +19,46 @@ inline int threads_for(i64 work_items, int num_threads) {
   if (work_items < 1) return 1;
   return work_items < num_threads ? static_cast<int>(work_items) : num_threads;
 }
+
+// Waking a thread costs microseconds when the machine is idle and up to a
+// scheduler time slice when another process holds the core, so a thread is
+// only used for at least this many elementary operations.
+constexpr i64 kMinWorkPerThread = 32 * 1024;
+
+// Threads for `items` independent items of `cost` operations each.
+inline int threads_for_work(i64 items, i64 cost, int num_threads) {
+  const i64 by_work = cost > 0 && items > 0 ? (items > kMinWorkPerThread ? items / kMinWorkPerThread * cost
+                                                                         : items * cost / kMinWorkPerThread)
+                                            : 0;
+  const int nt = threads_for(by_work, num_threads);
+  return threads_for(items, nt);
+}
+
+// An exception must never leave an OpenMP parallel region (the runtime
+// calls std::terminate). Bodies run through an ExceptionTrap keep the first
+// exception, and the code after the region rethrows it:
+//   ExceptionTrap trap;
+//   #pragma omp parallel
+//   trap.run([&] { ... });
+//   trap.rethrow();
+class ExceptionTrap {
+ public:
+  template <class F>
+  void run(F&& body) noexcept {
+    try {
+      body();
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!first_) first_ = std::current_exception();
+    }
+  }
+  void rethrow() {
+    if (first_) std::rethrow_exception(first_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::exception_ptr first_;
+};
 
 }  // namespace pycnn

@@ -10,48 +10,111 @@
 
 namespace pycnn {
 
-void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape& s, int nt) {
+namespace {
+// Output columns [lo, hi) whose input column ow*stride + off lies inside [0, W).
+inline void valid_cols(i64 off, i64 stride, i64 W, i64 Wo, i64& lo, i64& hi) {
+  lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / stride + 1;
+  lo = std::min(lo, Wo);
+  hi = std::min(std::max(hi, lo), Wo);
+}
+}  // namespace
+
+// Vectorised along the output row: for each kernel tap, one branch-free pass
+// over the whole row of outputs (a running max and its index, updated with
+// selects). Taps run in row-major window order with a strict `>`, so the first
+// maximum wins; `v != v` also takes every NaN, so the last NaN of a window is
+// the one reported, exactly PyTorch's rule (val > max || isnan(val)).
+namespace {
+// The common 2x2, stride-2, unpadded case: one pass over each pair of input
+// rows, same tie and NaN rule as the general loop below.
+void max_pool2d_fwd_2x2(float* y, int32_t* argmax, const float* x, const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for(planes, nt)) schedule(static)
+#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
     const float* xp = x + p * s.H * s.W;
-    float* yp = y + p * s.Ho * s.Wo;
-    int32_t* ap = argmax + p * s.Ho * s.Wo;
     for (i64 oh = 0; oh < s.Ho; ++oh) {
+      const float* PYCNN_RESTRICT r0 = xp + 2 * oh * s.W;
+      const float* PYCNN_RESTRICT r1 = r0 + s.W;
+      float* PYCNN_RESTRICT yr = y + (p * s.Ho + oh) * s.Wo;
+      int32_t* PYCNN_RESTRICT ar = argmax + (p * s.Ho + oh) * s.Wo;
+      const int32_t row0 = static_cast<int32_t>(2 * oh * s.W), row1 = row0 + static_cast<int32_t>(s.W);
+      for (i64 ow = 0; ow < s.Wo; ++ow) {
+        const int32_t c = static_cast<int32_t>(2 * ow);
+        float best = r0[2 * ow];
+        int32_t idx = row0 + c;
+        const float b = r0[2 * ow + 1], d = r1[2 * ow], e = r1[2 * ow + 1];
+        bool take = (b > best) | (b != b);
+        best = take ? b : best;
+        idx = take ? row0 + c + 1 : idx;
+        take = (d > best) | (d != d);
+        best = take ? d : best;
+        idx = take ? row1 + c : idx;
+        take = (e > best) | (e != e);
+        best = take ? e : best;
+        idx = take ? row1 + c + 1 : idx;
+        yr[ow] = best;
+        ar[ow] = idx;
+      }
+    }
+  }
+}
+}  // namespace
+
+void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape& s, int nt) {
+  if (s.kh == 2 && s.kw == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0)
+    return max_pool2d_fwd_2x2(y, argmax, x, s, nt);
+  const i64 planes = s.N * s.C;
+#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
+  for (i64 p = 0; p < planes; ++p) {
+    const float* xp = x + p * s.H * s.W;
+    for (i64 oh = 0; oh < s.Ho; ++oh) {
+      float* PYCNN_RESTRICT yr = y + (p * s.Ho + oh) * s.Wo;
+      int32_t* PYCNN_RESTRICT ar = argmax + (p * s.Ho + oh) * s.Wo;
       const i64 h0 = oh * s.stride_h - s.pad_h;
       const i64 hb = std::max<i64>(h0, 0), he = std::min<i64>(h0 + s.kh, s.H);
+      // padding <= kernel/2 (checked) guarantees every window a real tap;
+      // its first one is where PyTorch starts the index.
       for (i64 ow = 0; ow < s.Wo; ++ow) {
-        const i64 w0 = ow * s.stride_w - s.pad_w;
-        const i64 wb = std::max<i64>(w0, 0), we = std::min<i64>(w0 + s.kw, s.W);
-        // padding <= kernel/2 (checked) guarantees at least one real tap
-        i64 best_i = hb * s.W + wb;
-        float best = -std::numeric_limits<float>::infinity();
-        for (i64 h = hb; h < he; ++h)
-          for (i64 w = wb; w < we; ++w) {
-            const float v = xp[h * s.W + w];
-            if (v > best || std::isnan(v)) {  // NaN propagates, as in PyTorch
-              best = v;
-              best_i = h * s.W + w;
-              if (std::isnan(v)) goto done;
-            }
+        yr[ow] = -std::numeric_limits<float>::infinity();
+        ar[ow] = static_cast<int32_t>(hb * s.W + std::max<i64>(ow * s.stride_w - s.pad_w, 0));
+      }
+      for (i64 h = hb; h < he; ++h) {
+        const float* xr = xp + h * s.W;
+        for (i64 j = 0; j < s.kw; ++j) {
+          const i64 off = j - s.pad_w;
+          i64 lo, hi;
+          valid_cols(off, s.stride_w, s.W, s.Wo, lo, hi);
+          const int32_t base = static_cast<int32_t>(h * s.W + off);
+          const int32_t sw = static_cast<int32_t>(s.stride_w);
+          for (i64 ow = lo; ow < hi; ++ow) {
+            const float v = xr[ow * s.stride_w + off];
+            const bool take = (v > yr[ow]) | (v != v);
+            yr[ow] = take ? v : yr[ow];
+            ar[ow] = take ? base + static_cast<int32_t>(ow) * sw : ar[ow];
           }
-      done:
-        yp[oh * s.Wo + ow] = xp[best_i];
-        ap[oh * s.Wo + ow] = static_cast<int32_t>(best_i);
+        }
       }
     }
   }
 }
 
-void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s, int nt) {
+void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const float* relu_output,
+                    const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for(planes, nt)) schedule(static)
+#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
     float* dxp = dx + p * s.H * s.W;
     const float* dyp = dy + p * s.Ho * s.Wo;
     const int32_t* ap = argmax + p * s.Ho * s.Wo;
     std::fill(dxp, dxp + s.H * s.W, 0.0f);
-    for (i64 i = 0; i < s.Ho * s.Wo; ++i) dxp[ap[i]] += dyp[i];
+    if (relu_output) {
+      const float* yp = relu_output + p * s.Ho * s.Wo;
+      for (i64 i = 0; i < s.Ho * s.Wo; ++i)
+        if (yp[i] > 0.0f) dxp[ap[i]] += dyp[i];
+    } else {
+      for (i64 i = 0; i < s.Ho * s.Wo; ++i) dxp[ap[i]] += dyp[i];
+    }
   }
 }
 
@@ -72,7 +135,7 @@ inline i64 avg_divisor(const Pool2dShape& s, i64 h0, i64 w0, bool count_include_
 
 void avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, bool count_include_pad, int nt) {
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for(planes, nt)) schedule(static)
+#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
     const float* xp = x + p * s.H * s.W;
     float* yp = y + p * s.Ho * s.Wo;
@@ -93,7 +156,7 @@ void avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, bool count_i
 
 void avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, bool count_include_pad, int nt) {
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for(planes, nt)) schedule(static)
+#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
     float* dxp = dx + p * s.H * s.W;
     const float* dyp = dy + p * s.Ho * s.Wo;
@@ -121,7 +184,7 @@ inline i64 adaptive_end(i64 i, i64 in, i64 out) { return ((i + 1) * in + out - 1
 
 void adaptive_avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for(planes, nt)) schedule(static)
+#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
     const float* xp = x + p * s.H * s.W;
     float* yp = y + p * s.Ho * s.Wo;
@@ -140,7 +203,7 @@ void adaptive_avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, int
 
 void adaptive_avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for(planes, nt)) schedule(static)
+#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
     float* dxp = dx + p * s.H * s.W;
     const float* dyp = dy + p * s.Ho * s.Wo;

@@ -64,16 +64,24 @@ def manual_seed(seed: int) -> None:
 
 
 def show_config() -> str:
-    """Print and return the build configuration: version, compiler, flags, threads."""
+    """Print and return the configuration: version, instruction set in use, threads, caches, compiler, flags.
+
+    The instruction set is the best the CPU supports unless the environment
+    variable ``PYCNN_ISA`` (``scalar``, ``avx2`` or ``avx512``) asks for a
+    lower one when pycnn is first imported.
+    """
     from . import _core
 
     info = _core.build_info()
+    l1, l2, l3 = info["cache_sizes"]
     lines = [
         f"pycnn {info['version']}",
+        f"  isa:         {_core.isa()} (from {info['isa_origin']}; supported: {', '.join(_core.supported_isas())})",
+        f"  threads:     {_core.get_num_threads()} of {info['max_threads']} available",
+        f"  caches:      L1d {l1 // 1024} KiB, L2 {l2 // 1024} KiB, L3 {l3 // 1024} KiB",
         f"  compiler:    {info['compiler']} ({info['build_type']})",
         f"  flags:       {info['cxx_flags'].strip()}",
         f"  openmp:      {'yes' if info['openmp'] else 'no (single-threaded build)'}",
-        f"  threads:     {_core.get_num_threads()} of {info['max_threads']} available",
     ]
     text = "\n".join(lines)
     print(text)

@@ -231,18 +231,20 @@ def _conv_args(weight: np.ndarray, stride, padding, dilation, groups, algo, op="
 # ---------------------------------------------------------------------------
 
 def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Union[IntPair, str] = 0,
-           dilation: IntPair = 1, groups: int = 1, algo: str = "auto") -> np.ndarray:
+           dilation: IntPair = 1, groups: int = 1, algo: str = "auto", *, relu: bool = False) -> np.ndarray:
     """2-D convolution (cross-correlation, as PyTorch): x (N, C, H, W) -> (N, K, Ho, Wo).
 
     ``weight`` is (K, C/groups, kh, kw), ``bias`` (K,) or None. ``padding`` is
     an int, a pair, 'valid' or 'same' (stride 1 only). ``algo`` forces the
     kernel: 'im2col' (GEMM), 'direct', or 'auto' (chosen by shape).
+    ``relu=True`` returns ``relu(conv2d(...))`` computed in the same pass
+    (bitwise equal to the two ops in sequence, one memory pass fewer).
     """
     x = as_float32(x, "input")
     w = as_float32(weight, "weight")
     b = None if bias is None else as_float32(bias, "bias")
     stride, pads, dilation, groups, algo = _conv_args(w, stride, padding, dilation, groups, algo)
-    return _core.conv2d_fwd(x, w, b, stride, pads, dilation, groups, algo)
+    return _core.conv2d_fwd(x, w, b, stride, pads, dilation, groups, algo, bool(relu))
 
 
 def conv2d_backward(grad_output, x, weight, stride: IntPair = 1, padding: Union[IntPair, str] = 0,
@@ -318,8 +320,14 @@ def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
 
 
 def max_pool2d_backward(grad_output, indices, input_shape: Sequence[int], kernel_size: IntPair,
-                        stride: Optional[IntPair] = None, padding: IntPair = 0) -> np.ndarray:
-    """Gradient of :func:`max_pool2d`: scatters ``grad_output`` to the saved ``indices`` -> dx of ``input_shape``."""
+                        stride: Optional[IntPair] = None, padding: IntPair = 0, *,
+                        relu_output=None) -> np.ndarray:
+    """Gradient of :func:`max_pool2d`: scatters ``grad_output`` to the saved ``indices`` -> dx of ``input_shape``.
+
+    When the pooled input was a ReLU's output, passing the pooling's output as
+    ``relu_output`` also applies the ReLU's gradient (only outputs > 0 pass
+    theirs), so the ReLU's own backward pass can be skipped.
+    """
     dy = as_float32(grad_output, "grad_output")
     k, s, p = _pool_args(kernel_size, stride, padding, "max_pool2d")
     input_shape = _shape(input_shape, "input_shape", "max_pool2d")
@@ -332,7 +340,8 @@ def max_pool2d_backward(grad_output, indices, input_shape: Sequence[int], kernel
             raise ValueError(f"max_pool2d: indices hold values outside int32 "
                              f"([{idx.min()}, {idx.max()}])")
     idx = np.ascontiguousarray(idx, dtype=np.int32)
-    return _core.max_pool2d_bwd(dy, idx, input_shape, k, s, p)
+    mask = None if relu_output is None else as_float32(relu_output, "relu_output")
+    return _core.max_pool2d_bwd(dy, idx, input_shape, k, s, p, mask)
 
 
 def avg_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
@@ -455,12 +464,12 @@ def softmax(x, axis: int = -1) -> np.ndarray:
 # linear
 # ---------------------------------------------------------------------------
 
-def linear(x, weight, bias=None) -> np.ndarray:
-    """x (N, in) @ weight (out, in).T + bias (out,) -> (N, out)."""
+def linear(x, weight, bias=None, *, relu: bool = False) -> np.ndarray:
+    """x (N, in) @ weight (out, in).T + bias (out,) -> (N, out); ``relu=True`` fuses a ReLU."""
     x = as_float32(x, "input")
     w = as_float32(weight, "weight")
     b = None if bias is None else as_float32(bias, "bias")
-    return _core.linear_fwd(x, w, b)
+    return _core.linear_fwd(x, w, b, bool(relu))
 
 
 def linear_backward(grad_output, x, weight, *, grad_weight: Optional[np.ndarray] = None,

@@ -58,3 +58,24 @@ def rng():
 def f32(rng, *shape, scale=1.0):
     """Standard-normal float32 test data."""
     return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def _supported_isas():
+    from pycnn import _core
+
+    return list(_core.supported_isas())
+
+
+@pytest.fixture(params=_supported_isas(), ids=lambda s: f"isa={s}")
+def isa(request):
+    """Runs the test once per instruction set this CPU supports (scalar, avx2, avx512).
+
+    Kernel test modules apply it to every test with
+    ``pytestmark = pytest.mark.usefixtures("isa")``.
+    """
+    from pycnn import _core
+
+    previous = _core.isa()
+    _core.set_isa(request.param)
+    yield request.param
+    _core.set_isa(previous)

@@ -18,6 +18,9 @@ import pycnn
 from pycnn import functional as F
 from pycnn import reference as ref
 
+# Every test here runs once per instruction set the CPU supports.
+pytestmark = pytest.mark.usefixtures("isa")
+
 ALGOS = ["im2col", "direct"]
 THREADS = [1, 2]
 
@@ -241,7 +244,7 @@ def test_conv2d_matches_torch():
 
 
 try:
-    from hypothesis import given, settings
+    from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 except ImportError:  # pragma: no cover - hypothesis is a test dependency
     given = None
@@ -263,7 +266,8 @@ if given is not None:
         bias = draw(st.booleans())
         return (N, C, H, W, K, (kh, kw), (sh, sw), (ph, pw), (dh, dw), groups, bias)
 
-    @settings(max_examples=60, deadline=None)
+    # The `isa` fixture only selects the kernel table: nothing to reset between examples.
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(case=conv_geometries(), algo=st.sampled_from(ALGOS), seed=st.integers(0, 2**16))
     def test_conv2d_property_random_geometry(case, algo, seed):
         rng = np.random.default_rng(seed)

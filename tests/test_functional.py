@@ -19,6 +19,9 @@ except ImportError:  # torch is an optional second oracle
 
 needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
 
+# Every test here runs once per instruction set the CPU supports.
+pytestmark = pytest.mark.usefixtures("isa")
+
 
 def f64(a):
     return np.asarray(a, dtype=np.float64)

@@ -1,14 +1,21 @@
-// Convolution as im2col + GEMM, NCHW.
-//   fwd:        y_g(Kg, Ho*Wo)  = W_g(Kg, Cg*kh*kw) . col_g(Cg*kh*kw, Ho*Wo)  (+ bias)
-//   bwd_data:   dcol_g          = W_g^T . dy_g,  then col2im scatters dcol into dx (overwritten)
-//   bwd_weight: dW_g           += dy_g . col_g^T,  db += row sums of dy   (accumulated)
-// The column matrix is built for one image and group at a time in a per-thread
-// buffer, so the workspace never grows with the batch. A 1x1 kernel with
-// stride 1 and no padding needs no column matrix: the input plane is one.
-// Threads split the batch; each runs its GEMMs single-threaded. With fewer
-// images than threads, images run one after another with a threaded GEMM.
+// Convolution as implicit im2col + GEMM, NCHW. For one image n and group g,
+// with the column matrix col(R = Cg*kh*kw, P = Ho*Wo):
+//   fwd:        y_g(Kg x P)   = W_g(Kg x R) . col(R x P)  (+ bias, + ReLU in the epilogue)
+//   bwd_data:   dcol(R x P)   = W_g^T . dy_g, then col2im scatters dcol into dx (overwritten)
+//   bwd_weight: dW_g^T(R x Kg) += col . dy_g^T, db += row sums of dy   (accumulated)
+// The column matrix is never built: the GEMM's panel packers read the image
+// directly (pack_col_panel / pack_col_rows), so each input element is written
+// once, into the L1/L2-resident packed panel the microkernel reads. Weights
+// are packed once per call, not once per image. bwd_weight computes dW^T:
+// R is a multiple of the microkernel's 12 rows far more often than Kg, and
+// Kg a multiple of its 32 columns (e.g. R=9, Kg=32 for a first layer runs at
+// 3x the tile utilisation of the other orientation).
+// Threads split the batch, each with private scratch; dW partial sums are
+// added in thread order, so results are bitwise reproducible for a given
+// thread count. With fewer images than threads, each image's GEMM is split
+// over threads instead.
 #include <algorithm>
-#include <cstring>
+#include <memory>
 #include <vector>
 
 #include "conv/conv2d.h"
@@ -35,48 +42,151 @@ bool is_pointwise(const Conv2dShape& s) {
          s.pad_left == 0 && s.Ho == s.H && s.Wo == s.W;
 }
 
-// Output columns [lo, hi) whose input column ow*stride + off lies inside [0, W).
-inline void valid_range(i64 off, i64 stride, i64 W, i64 Wo, i64& lo, i64& hi) {
-  lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
-  hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / stride + 1;
-  lo = std::min(lo, Wo);
-  hi = std::min(std::max(hi, lo), Wo);
+// The Cg input planes of one image and group, seen as the column matrix.
+struct ColSource {
+  const float* x;  // first plane of the group
+  const Conv2dShape* s;
+};
+
+// In-bounds part [lo, hi) of a run of n output pixels whose first one reads
+// input column iw0 (stride sw): the rest of the run reads padding.
+inline void run_bounds(i64 iw0, i64 n, i64 sw, i64 W, i64& lo, i64& hi) {
+  if (sw == 1) {
+    lo = std::min(n, std::max<i64>(0, -iw0));
+    hi = std::max(lo, std::min(n, W - iw0));
+  } else {
+    lo = iw0 >= 0 ? 0 : std::min(n, (-iw0 + sw - 1) / sw);
+    hi = iw0 > W - 1 ? lo : std::max(lo, std::min(n, (W - 1 - iw0) / sw + 1));
+  }
 }
 
-// col(Cg*kh*kw, Ho*Wo) from the Cg channels starting at x (one image, one group).
-void im2col(float* PYCNN_RESTRICT col, const float* PYCNN_RESTRICT x, const Conv2dShape& s) {
-  const i64 Cg = s.c_per_group();
-  for (i64 c = 0; c < Cg; ++c) {
-    const float* xc = x + c * s.H * s.W;
-    for (i64 i = 0; i < s.kh; ++i) {
-      for (i64 j = 0; j < s.kw; ++j) {
-        float* row = col + ((c * s.kh + i) * s.kw + j) * s.Ho * s.Wo;
-        const i64 off_w = j * s.dilation_w - s.pad_left;
-        i64 lo, hi;
-        valid_range(off_w, s.stride_w, s.W, s.Wo, lo, hi);
-        for (i64 oh = 0; oh < s.Ho; ++oh) {
-          float* r = row + oh * s.Wo;
-          const i64 ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
-          if (ih < 0 || ih >= s.H) {
-            std::fill(r, r + s.Wo, 0.0f);
-            continue;
-          }
-          // row pointer of the input, shifted so that index ow*stride is the tap
-          const float* xr = xc + ih * s.W;
-          std::fill(r, r + lo, 0.0f);
-          if (s.stride_w == 1) {
-            std::memcpy(r + lo, xr + lo + off_w, static_cast<std::size_t>(hi - lo) * sizeof(float));
-          } else {
-            for (i64 ow = lo; ow < hi; ++ow) r[ow] = xr[ow * s.stride_w + off_w];
-          }
-          std::fill(r + hi, r + s.Wo, 0.0f);
-        }
+// Writes col(r, p) for p in [p0, p0 + n) to out[t * stride], t = p - p0.
+// Runs along output rows, so for stride 1 the in-bounds part of each run is a
+// contiguous copy.
+inline void col_row_segment(float* PYCNN_RESTRICT out, i64 stride, const ColSource& src, i64 r, i64 p0, i64 n) {
+  const Conv2dShape& s = *src.s;
+  const i64 taps = s.kh * s.kw;
+  const i64 c = r / taps, i = (r % taps) / s.kw, j = r % s.kw;
+  const float* plane = src.x + c * s.H * s.W;
+  i64 p = p0, t = 0;
+  while (t < n) {
+    const i64 oh = p / s.Wo, ow = p % s.Wo;
+    const i64 run = std::min(n - t, s.Wo - ow);  // pixels left in this output row
+    const i64 ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
+    if (ih < 0 || ih >= s.H) {
+      for (i64 u = 0; u < run; ++u) out[(t + u) * stride] = 0.0f;
+    } else {
+      const float* xr = plane + ih * s.W;
+      const i64 iw0 = ow * s.stride_w - s.pad_left + j * s.dilation_w;  // input column of the run's first pixel
+      // in-bounds pixels of the run: u in [lo, hi)
+      i64 lo, hi;
+      run_bounds(iw0, run, s.stride_w, s.W, lo, hi);
+      for (i64 u = 0; u < lo; ++u) out[(t + u) * stride] = 0.0f;
+      if (s.stride_w == 1 && stride == 1) {
+        // runs are short (one output row): an inline loop beats a memcpy call
+        float* o = out + t;
+        const float* xs = xr + iw0;
+        for (i64 u = lo; u < hi; ++u) o[u] = xs[u];
+      } else {
+        for (i64 u = lo; u < hi; ++u) out[(t + u) * stride] = xr[iw0 + u * s.stride_w];
+      }
+      for (i64 u = hi; u < run; ++u) out[(t + u) * stride] = 0.0f;
+    }
+    t += run;
+    p += run;
+  }
+}
+
+// Operand B = col: lines are pixels p, depth is r. The panel's pixels are
+// cut once into runs along output rows (a 32-pixel panel of 14-wide rows has
+// 3-4 runs), and each run's in-bounds range is computed once per kernel
+// column j; then every depth row r = (c, i, j) is a few short copies from one
+// input row each, with no divisions in the loop.
+void pack_col_panel(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
+  const ColSource& src = *static_cast<const ColSource*>(ctx);
+  const Conv2dShape& s = *src.s;
+  constexpr int kMaxRuns = 64;  // lines <= width <= 64 (the widest microkernel panel is 32)
+  constexpr int kMaxKw = 16;
+  struct Run {
+    i64 t, n, oh, ow;  // panel offset, length, first output pixel
+  };
+  Run runs[kMaxRuns];
+  i64 n_runs = 0;
+  for (i64 t = 0, p = l0; t < lines; ++n_runs) {
+    const i64 oh = p / s.Wo, ow = p % s.Wo, n = std::min(lines - t, s.Wo - ow);
+    runs[n_runs] = Run{t, n, oh, ow};
+    t += n;
+    p += n;
+  }
+  i64 bounds[kMaxKw][kMaxRuns][2];
+  const bool tabled = s.kw <= kMaxKw;
+  if (tabled)
+    for (i64 j = 0; j < s.kw; ++j)
+      for (i64 q = 0; q < n_runs; ++q)
+        run_bounds(runs[q].ow * s.stride_w - s.pad_left + j * s.dilation_w, runs[q].n, s.stride_w, s.W,
+                   bounds[j][q][0], bounds[j][q][1]);
+  const i64 taps = s.kh * s.kw;
+  i64 c = k0 / taps, i = (k0 % taps) / s.kw, j = k0 % s.kw;
+  for (i64 k = 0; k < kc; ++k) {
+    float* PYCNN_RESTRICT d = dst + k * width;
+    const float* plane = src.x + c * s.H * s.W;
+    for (i64 q = 0; q < n_runs; ++q) {
+      const Run& ru = runs[q];
+      float* PYCNN_RESTRICT o = d + ru.t;
+      const i64 ih = ru.oh * s.stride_h - s.pad_top + i * s.dilation_h;
+      if (ih < 0 || ih >= s.H) {
+        for (i64 u = 0; u < ru.n; ++u) o[u] = 0.0f;
+        continue;
+      }
+      const i64 iw0 = ru.ow * s.stride_w - s.pad_left + j * s.dilation_w;
+      i64 lo, hi;
+      if (tabled) {
+        lo = bounds[j][q][0];
+        hi = bounds[j][q][1];
+      } else {
+        run_bounds(iw0, ru.n, s.stride_w, s.W, lo, hi);
+      }
+      const float* xr = plane + ih * s.W;
+      for (i64 u = 0; u < lo; ++u) o[u] = 0.0f;
+      if (s.stride_w == 1) {
+        const float* xs = xr + iw0;
+        for (i64 u = lo; u < hi; ++u) o[u] = xs[u];
+      } else {
+        for (i64 u = lo; u < hi; ++u) o[u] = xr[iw0 + u * s.stride_w];
+      }
+      for (i64 u = hi; u < ru.n; ++u) o[u] = 0.0f;
+    }
+    for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
+    if (++j == s.kw) {  // next depth row: (c, i, j) in row-major order
+      j = 0;
+      if (++i == s.kh) {
+        i = 0;
+        ++c;
       }
     }
   }
 }
 
-// dx (Cg planes of one image and group) += scatter of dcol(Cg*kh*kw, Ho*Wo).
+// Operand A = col: lines are r, depth is pixels p. Each line is first built
+// contiguously in a stack buffer, then interleaved into the panel, so the
+// strided writes touch a small, L1-resident panel in order.
+void pack_col_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
+  const ColSource& src = *static_cast<const ColSource*>(ctx);
+  constexpr i64 kChunk = 256;
+  float line[kChunk];
+  for (i64 kb = 0; kb < kc; kb += kChunk) {
+    const i64 n = std::min(kChunk, kc - kb);
+    for (i64 l = 0; l < lines; ++l) {
+      col_row_segment(line, 1, src, l0 + l, k0 + kb, n);
+      float* d = dst + kb * width + l;
+      for (i64 k = 0; k < n; ++k) d[k * width] = line[k];
+    }
+  }
+  for (i64 k = 0; k < kc; ++k)
+    for (i64 l = lines; l < width; ++l) dst[k * width + l] = 0.0f;
+}
+
+// dx (Cg planes of one image and group) += scatter of dcol(R x P).
 void col2im_add(float* PYCNN_RESTRICT dx, const float* PYCNN_RESTRICT dcol, const Conv2dShape& s) {
   const i64 Cg = s.c_per_group();
   for (i64 c = 0; c < Cg; ++c) {
@@ -85,8 +195,9 @@ void col2im_add(float* PYCNN_RESTRICT dx, const float* PYCNN_RESTRICT dcol, cons
       for (i64 j = 0; j < s.kw; ++j) {
         const float* row = dcol + ((c * s.kh + i) * s.kw + j) * s.Ho * s.Wo;
         const i64 off_w = j * s.dilation_w - s.pad_left;
-        i64 lo, hi;
-        valid_range(off_w, s.stride_w, s.W, s.Wo, lo, hi);
+        // output columns whose input column ow*stride + off_w is inside [0, W)
+        const i64 lo = std::min(s.Wo, off_w >= 0 ? 0 : (-off_w + s.stride_w - 1) / s.stride_w);
+        const i64 hi = std::min(s.Wo, std::max(lo, s.W - 1 - off_w < 0 ? 0 : (s.W - 1 - off_w) / s.stride_w + 1));
         for (i64 oh = 0; oh < s.Ho; ++oh) {
           const i64 ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
           if (ih < 0 || ih >= s.H) continue;
@@ -103,8 +214,38 @@ void col2im_add(float* PYCNN_RESTRICT dx, const float* PYCNN_RESTRICT dcol, cons
   }
 }
 
-// How the batch is split: `outer` threads over images, each image's GEMMs
-// with `inner` threads.
+// Per-thread scratch, allocated before any parallel region (an exception must
+// never escape one) and left uninitialised (zeroing would cost a pass).
+struct Scratch {
+  std::vector<std::unique_ptr<float[]>> bufs;
+  Scratch(int threads, i64 floats) {
+    for (int t = 0; t < threads; ++t) bufs.emplace_back(new float[static_cast<std::size_t>(std::max<i64>(floats, 1))]);
+  }
+  float* get(int t) { return bufs[static_cast<std::size_t>(t)].get(); }
+};
+
+// Runs gemm_packed for C(M x N), splitting the N columns over `nt` threads
+// (used when there are fewer images than threads). `ws` holds nt scratch
+// buffers sized for a slice.
+void gemm_columns_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_packed, GemmOperand a,
+                           GemmOperand b, float beta, float* C, i64 ldc, bool relu, Scratch& ws, int nt) {
+  const i64 panels = (N + plan.nr - 1) / plan.nr;
+  const int used = threads_for(panels, nt);
+  if (used <= 1) return gemm_packed(plan, M, N, K, a_packed, a, b, 1.0f, beta, C, ldc, relu, ws.get(0));
+  ExceptionTrap trap;
+#pragma omp parallel num_threads(used)
+  trap.run([&] {
+    const int t = thread_index();
+    const i64 c0 = panels * t / used * plan.nr, c1 = std::min(N, panels * (t + 1) / used * plan.nr);
+    GemmOperand bt = b;
+    bt.line_offset += c0;
+    if (c1 > c0) gemm_packed(plan, M, c1 - c0, K, a_packed, a, bt, 1.0f, beta, C + c0, ldc, relu, ws.get(t));
+  });
+  trap.rethrow();
+}
+
+// How the batch is split: `outer` threads over images; with fewer images than
+// threads, `inner` threads inside each image's GEMM.
 struct Split {
   int outer, inner;
 };
@@ -116,13 +257,22 @@ Split split_batch(i64 N, int nt) {
 }  // namespace
 
 void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
-                       int num_threads) {
+                       bool relu, int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
+  const GemmPlan plan = GemmPlan::current();
+  std::vector<MatrixView> wviews;
+  for (i64 g = 0; g < s.groups; ++g) wviews.push_back(MatrixView{w + g * Kg * R, R, false});
+  std::vector<PackedA> wpacked;
+  for (i64 g = 0; g < s.groups; ++g) wpacked.emplace_back(plan, Kg, R, operand_a(&wviews[g]));
+
   const Split sp = split_batch(s.N, num_threads);
-#pragma omp parallel num_threads(sp.outer)
-  {
-    std::vector<float> col(pointwise ? 0 : static_cast<std::size_t>(R * P));
+  const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
+  Scratch ws(std::max(sp.outer, sp.inner), gemm_workspace_floats(plan, Kg, cols_per_thread, R, true));
+  ExceptionTrap trap;
+#pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
+  trap.run([&] {
+    float* scratch = ws.get(thread_index());
 #pragma omp for schedule(static)
     for (i64 n = 0; n < s.N; ++n) {
       for (i64 g = 0; g < s.groups; ++g) {
@@ -133,72 +283,112 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
           for (i64 k = 0; k < Kg; ++k) std::fill(yg + k * P, yg + (k + 1) * P, b[g * Kg + k]);
           beta = 1.0f;
         }
-        const float* B = xg;
-        if (!pointwise) {
-          im2col(col.data(), xg, s);
-          B = col.data();
-        }
-        sgemm(false, false, Kg, P, R, 1.0f, w + g * Kg * R, R, B, P, beta, yg, P, sp.inner);
+        const ColSource src{xg, &s};
+        const MatrixView xview{xg, P, false};
+        const GemmOperand bop = pointwise ? operand_b(&xview) : GemmOperand{pack_col_panel, &src, 0};
+        if (sp.inner > 1)
+          gemm_columns_parallel(plan, Kg, P, R, &wpacked[g], {}, bop, beta, yg, P, relu, ws, sp.inner);
+        else
+          gemm_packed(plan, Kg, P, R, &wpacked[g], {}, bop, 1.0f, beta, yg, P, relu, scratch);
       }
     }
-  }
+  });
+  trap.rethrow();
 }
 
 void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Conv2dShape& s,
                             int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
+  const GemmPlan plan = GemmPlan::current();
+  // A = W_g^T (R x Kg), packed once.
+  std::vector<MatrixView> wviews;
+  for (i64 g = 0; g < s.groups; ++g) wviews.push_back(MatrixView{w + g * Kg * R, R, true});
+  std::vector<PackedA> wpacked;
+  for (i64 g = 0; g < s.groups; ++g) wpacked.emplace_back(plan, R, Kg, operand_a(&wviews[g]));
+
   const Split sp = split_batch(s.N, num_threads);
-#pragma omp parallel num_threads(sp.outer)
-  {
-    std::vector<float> dcol(pointwise ? 0 : static_cast<std::size_t>(R * P));
+  const int threads = std::max(sp.outer, sp.inner);
+  const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
+  Scratch ws(threads, gemm_workspace_floats(plan, R, cols_per_thread, Kg, true));
+  Scratch dcols(sp.outer, pointwise ? 0 : R * P);
+  ExceptionTrap trap;
+#pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
+  trap.run([&] {
+    const int t = thread_index();
+    float* dcol = dcols.get(t);
 #pragma omp for schedule(static)
     for (i64 n = 0; n < s.N; ++n) {
       for (i64 g = 0; g < s.groups; ++g) {
         float* dxg = dx + (n * s.C + g * Cg) * s.in_plane();
-        const float* dyg = dy + (n * s.K + g * Kg) * P;
-        const float* wg = w + g * Kg * R;
-        if (pointwise) {  // dx_g = W_g^T . dy_g, no scatter needed
-          sgemm(true, false, R, P, Kg, 1.0f, wg, R, dyg, P, 0.0f, dxg, P, sp.inner);
-          continue;
+        const MatrixView dyview{dy + (n * s.K + g * Kg) * P, P, false};
+        // pointwise: dx_g = W_g^T . dy_g directly, no scatter needed
+        float* out = pointwise ? dxg : dcol;
+        if (sp.inner > 1)
+          gemm_columns_parallel(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 0.0f, out, P, false, ws,
+                                sp.inner);
+        else
+          gemm_packed(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 1.0f, 0.0f, out, P, false, ws.get(t));
+        if (!pointwise) {
+          std::fill(dxg, dxg + Cg * s.in_plane(), 0.0f);
+          col2im_add(dxg, dcol, s);
         }
-        sgemm(true, false, R, P, Kg, 1.0f, wg, R, dyg, P, 0.0f, dcol.data(), P, sp.inner);
-        std::fill(dxg, dxg + Cg * s.in_plane(), 0.0f);
-        col2im_add(dxg, dcol.data(), s);
       }
     }
-  }
+  });
+  trap.rethrow();
 }
 
 void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
                               int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
-  const i64 wsize = s.K * R;
   const bool pointwise = is_pointwise(s);
+  const GemmPlan plan = GemmPlan::current();
+  // Threads split the batch: a thread's images accumulate into its private
+  // dW^T (groups x R x Kg) and db; with one image per call and more threads,
+  // the GEMM's R rows are split instead (row blocks are disjoint, no sums).
   const Split sp = split_batch(s.N, num_threads);
-  // Each thread sums its contiguous share of the batch into a private dW/db;
-  // the shares are then added in thread order, so the result is bitwise
-  // reproducible for a given thread count.
-  std::vector<std::vector<float>> part_w(sp.outer), part_b(sp.outer);
-#pragma omp parallel num_threads(sp.outer)
-  {
+  const i64 wt_size = s.groups * R * Kg;
+  std::vector<std::vector<float>> part_wt(sp.outer, std::vector<float>(static_cast<std::size_t>(wt_size), 0.0f));
+  std::vector<std::vector<float>> part_b(sp.outer, std::vector<float>(db ? static_cast<std::size_t>(s.K) : 0, 0.0f));
+  const int threads = std::max(sp.outer, sp.inner);
+  Scratch ws(threads, gemm_workspace_floats(plan, sp.inner > 1 ? (R + sp.inner - 1) / sp.inner + plan.mr : R, Kg, P,
+                                            false));
+  ExceptionTrap trap;
+#pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
+  trap.run([&] {
     const int t = thread_index();
-    std::vector<float>& pw = part_w[t];
-    std::vector<float>& pb = part_b[t];
-    pw.assign(static_cast<std::size_t>(wsize), 0.0f);
-    if (db) pb.assign(static_cast<std::size_t>(s.K), 0.0f);
-    std::vector<float> col(pointwise ? 0 : static_cast<std::size_t>(R * P));
+    float* pwt = part_wt[t].data();
+    float* pb = part_b[t].data();
 #pragma omp for schedule(static)
     for (i64 n = 0; n < s.N; ++n) {
       for (i64 g = 0; g < s.groups; ++g) {
         const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
         const float* dyg = dy + (n * s.K + g * Kg) * P;
-        const float* B = xg;
-        if (!pointwise) {
-          im2col(col.data(), xg, s);
-          B = col.data();
+        const ColSource src{xg, &s};
+        const MatrixView xview{xg, P, false};
+        const MatrixView dyt{dyg, P, true};  // op(B) = dy_g^T (P x Kg)
+        const GemmOperand aop = pointwise ? operand_a(&xview) : GemmOperand{pack_col_rows, &src, 0};
+        float* out = pwt + g * R * Kg;
+        if (sp.inner > 1) {
+          // split the R rows over threads
+          const i64 panels = (R + plan.mr - 1) / plan.mr;
+          const int used = threads_for(panels, sp.inner);
+          ExceptionTrap inner_trap;
+#pragma omp parallel num_threads(used) if (used > 1)
+          inner_trap.run([&] {
+            const int u = thread_index();
+            const i64 r0 = panels * u / used * plan.mr, r1 = std::min(R, panels * (u + 1) / used * plan.mr);
+            GemmOperand au = aop;
+            au.line_offset += r0;
+            if (r1 > r0)
+              gemm_packed(plan, r1 - r0, Kg, P, nullptr, au, operand_b(&dyt), 1.0f, 1.0f, out + r0 * Kg, Kg, false,
+                          ws.get(u));
+          });
+          inner_trap.rethrow();
+        } else {
+          gemm_packed(plan, R, Kg, P, nullptr, aop, operand_b(&dyt), 1.0f, 1.0f, out, Kg, false, ws.get(t));
         }
-        sgemm(false, true, Kg, R, P, 1.0f, dyg, P, B, P, 1.0f, pw.data() + g * Kg * R, R, sp.inner);
         if (db) {
           for (i64 k = 0; k < Kg; ++k) {
             const float* r = dyg + k * P;
@@ -210,10 +400,17 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
         }
       }
     }
-  }
+  });
+  trap.rethrow();
+  // dw[g][k][r] += sum over threads, in thread order, of part_wt[t][g][r][k]
   for (int t = 0; t < sp.outer; ++t) {
-    const float* pw = part_w[t].data();
-    for (i64 i = 0; i < wsize; ++i) dw[i] += pw[i];
+    const float* pwt = part_wt[t].data();
+    for (i64 g = 0; g < s.groups; ++g)
+      for (i64 k = 0; k < Kg; ++k) {
+        float* dwk = dw + (g * Kg + k) * R;
+        const float* src = pwt + g * R * Kg + k;
+        for (i64 r = 0; r < R; ++r) dwk[r] += src[r * Kg];
+      }
     if (db)
       for (i64 k = 0; k < s.K; ++k) db[k] += part_b[t][k];
   }

@@ -1,21 +1,24 @@
-// Packed SGEMM in the BLIS structure: loops over NC columns of B, KC-deep slices
-// of K and MC rows of A around an MR x NR register-blocked microkernel, with
-// both operands packed into contiguous, zero-padded panels so the microkernel
-// never branches on edges. Threads split the MC loop and share the packed B.
+// Packed SGEMM in the BLIS structure, mirrored for row-major C:
 //
-// This is the portable version: the microkernel is plain C++ that the compiler
-// vectorises, and on x86-64 GCC/Clang clone it for AVX-512, AVX2 and the
-// baseline (target_clones, resolved once at load time).
+//   for jc over N by NC:                  packed B block (KC x NC) sized for half of L2
+//     for pc over K by KC:
+//       pack B block
+//       for ic over M by MC:              packed A block (or a prepacked A)
+//         for ir over MC by MR:           A micro-panel (MR x KC) stays in L1
+//           for jr over NC by NR:         B micro-panels stream from L2
+//             microkernel (MR x NR tile of C in registers)
+//
+// MR/NR come from the microkernel of the active ISA (dispatch.h); KC/NC from
+// the cache sizes read at start-up. Packed panels are zero-padded to full
+// MR/NR so the microkernel never branches on edges; it masks its stores.
+// beta is applied on the first KC slice only, the ReLU epilogue on the last.
 #include "gemm/gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
-#include <new>
-#include <vector>
 
 #include "parallel.h"
+
 #ifdef PYCNN_HAVE_OPENMP
 #include <omp.h>
 #endif
@@ -23,215 +26,201 @@
 namespace pycnn {
 namespace {
 
-constexpr int MR = 6;
-constexpr int NR = 16;
-constexpr i64 KC = 256;  // A micro-panel (MR x KC) + B micro-panel (KC x NR) fit in L1
-constexpr i64 MC = 96;   // packed A block (MC x KC = 96 KiB) stays in L2
-constexpr i64 NC = 2048; // packed B block (KC x NC = 2 MiB) lives in L3
-
 // Products below this many multiply-adds are cheaper without packing.
-constexpr i64 kSmallGemm = 16 * 1024;
+constexpr i64 kSmallGemm = 8 * 1024;
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(PYCNN_NO_TARGET_CLONES) && !defined(__SANITIZE_ADDRESS__)
-#define PYCNN_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
-#else
-#define PYCNN_CLONES
-#endif
+i64 round_down(i64 v, i64 m) { return std::max(m, (v / m) * m); }
+i64 round_up(i64 v, i64 m) { return (v + m - 1) / m * m; }
 
-// acc(MR x NR) = sum over k of a[k*MR + i] * b[k*NR + j]
-// One row of the tile is one 16-float vector (GCC/Clang vector extension): a
-// zmm register in the AVX-512 clone, two ymm in the AVX2 clone, four xmm in the
-// baseline. Accumulators live in registers for the whole k loop.
-#if defined(__GNUC__) || defined(__clang__)
-typedef float vec16 __attribute__((vector_size(NR * sizeof(float)), aligned(4)));
-PYCNN_CLONES
-void microkernel(i64 kc, const float* PYCNN_RESTRICT a, const float* PYCNN_RESTRICT b,
-                 float* PYCNN_RESTRICT acc) {
-  vec16 c0 = {}, c1 = {}, c2 = {}, c3 = {}, c4 = {}, c5 = {};
-  for (i64 k = 0; k < kc; ++k) {
-    vec16 bk;
-    __builtin_memcpy(&bk, b + k * NR, sizeof bk);
-    const float* ak = a + k * MR;
-    c0 += ak[0] * bk;
-    c1 += ak[1] * bk;
-    c2 += ak[2] * bk;
-    c3 += ak[3] * bk;
-    c4 += ak[4] * bk;
-    c5 += ak[5] * bk;
-  }
-  __builtin_memcpy(acc + 0 * NR, &c0, sizeof c0);
-  __builtin_memcpy(acc + 1 * NR, &c1, sizeof c1);
-  __builtin_memcpy(acc + 2 * NR, &c2, sizeof c2);
-  __builtin_memcpy(acc + 3 * NR, &c3, sizeof c3);
-  __builtin_memcpy(acc + 4 * NR, &c4, sizeof c4);
-  __builtin_memcpy(acc + 5 * NR, &c5, sizeof c5);
-}
-static_assert(MR == 6, "the vector microkernel is written for 6 rows");
-#else
-void microkernel(i64 kc, const float* PYCNN_RESTRICT a, const float* PYCNN_RESTRICT b,
-                 float* PYCNN_RESTRICT acc) {
-  float c[MR][NR] = {};
-  for (i64 k = 0; k < kc; ++k)
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) c[i][j] += a[k * MR + i] * b[k * NR + j];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i * NR + j] = c[i][j];
-}
-#endif
+float at(const MatrixView& m, i64 r, i64 c) { return m.trans ? m.p[c * m.ld + r] : m.p[r * m.ld + c]; }
 
-struct Matrix {  // a read-only view that hides the transpose
-  const float* p;
-  i64 ld;
-  bool trans;
-  float at(i64 r, i64 c) const { return trans ? p[c * ld + r] : p[r * ld + c]; }
-};
-
-// Packs rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into MR-row panels.
-void pack_a(float* PYCNN_RESTRICT dst, const Matrix& A, i64 i0, i64 mc, i64 k0, i64 kc) {
-  for (i64 ip = 0; ip < mc; ip += MR) {
-    const i64 mr = std::min<i64>(MR, mc - ip);
-    for (i64 k = 0; k < kc; ++k) {
-      float* d = dst + k * MR;
-      i64 r = 0;
-      if (!A.trans) {
-        for (; r < mr; ++r) d[r] = A.p[(i0 + ip + r) * A.ld + (k0 + k)];
-      } else {
-        const float* src = A.p + (k0 + k) * A.ld + i0 + ip;
-        for (; r < mr; ++r) d[r] = src[r];
-      }
-      for (; r < MR; ++r) d[r] = 0.0f;
-    }
-    dst += MR * kc;
-  }
-}
-
-// Packs rows [k0, k0+kc) x cols [j0, j0+nc) of op(B) into NR-column panels.
-void pack_b_panel(float* PYCNN_RESTRICT dst, const Matrix& B, i64 k0, i64 kc, i64 j0, i64 nr) {
-  for (i64 k = 0; k < kc; ++k) {
-    float* d = dst + k * NR;
-    i64 c = 0;
-    if (!B.trans) {
-      const float* src = B.p + (k0 + k) * B.ld + j0;
-      for (; c < nr; ++c) d[c] = src[c];
-    } else {
-      for (; c < nr; ++c) d[c] = B.p[(j0 + c) * B.ld + (k0 + k)];
-    }
-    for (; c < NR; ++c) d[c] = 0.0f;
-  }
-}
-
-// C tile (mr x nr) = alpha * acc + (first ? beta * C : C)
-inline void store_tile(float* C, i64 ldc, const float* acc, i64 mr, i64 nr, float alpha, float beta,
-                       bool first) {
-  for (i64 i = 0; i < mr; ++i) {
-    float* c = C + i * ldc;
-    const float* a = acc + i * NR;
-    if (!first || beta == 1.0f) {
-      for (i64 j = 0; j < nr; ++j) c[j] += alpha * a[j];
-    } else if (beta == 0.0f) {
-      for (i64 j = 0; j < nr; ++j) c[j] = alpha * a[j];
-    } else {
-      for (i64 j = 0; j < nr; ++j) c[j] = alpha * a[j] + beta * c[j];
-    }
-  }
-}
-
-void sgemm_small(const Matrix& A, const Matrix& B, i64 M, i64 N, i64 K, float alpha, float beta,
-                 float* C, i64 ldc) {
+void sgemm_small(const MatrixView& A, const MatrixView& B, i64 M, i64 N, i64 K, float alpha, float beta,
+                 float* C, i64 ldc, bool relu) {
   for (i64 i = 0; i < M; ++i) {
     float* c = C + i * ldc;
-    if (beta == 0.0f) {
-      for (i64 j = 0; j < N; ++j) c[j] = 0.0f;
-    } else if (beta != 1.0f) {
-      for (i64 j = 0; j < N; ++j) c[j] *= beta;
-    }
-    for (i64 k = 0; k < K; ++k) {
-      const float a = alpha * A.at(i, k);
-      if (!B.trans) {
-        const float* b = B.p + k * B.ld;
-        for (i64 j = 0; j < N; ++j) c[j] += a * b[j];
-      } else {
-        for (i64 j = 0; j < N; ++j) c[j] += a * B.p[j * B.ld + k];
-      }
+    for (i64 j = 0; j < N; ++j) {
+      float acc = 0.0f;
+      if (alpha != 0.0f)  // BLAS semantics: alpha == 0 does not read A or B
+        for (i64 k = 0; k < K; ++k) acc += at(A, i, k) * at(B, k, j);
+      float v = alpha * acc;
+      if (beta != 0.0f) v += beta * c[j];
+      if (relu) v = v > 0.0f ? v : (v != v ? v : 0.0f);
+      c[j] = v;
     }
   }
-}
-
-struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
-};
-using Buffer = std::unique_ptr<float[], AlignedFree>;
-
-Buffer aligned_floats(i64 n) {
-  const std::size_t bytes = ((static_cast<std::size_t>(n) * sizeof(float) + 63) / 64) * 64;
-  return Buffer(static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64)));
 }
 
 }  // namespace
 
-void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
-           const float* B, i64 ldb, float beta, float* C, i64 ldc, int num_threads) {
+GemmPlan GemmPlan::current() {
+  const KernelTable& kt = kernels();
+  const CacheSizes& cs = cache_sizes();
+  GemmPlan p{&kt, kt.gemm_mr, kt.gemm_nr, 0, 0, 0};
+  // The A micro-panel takes at most half of L1, leaving room for the B
+  // micro-panel streaming through and the C tile's lines.
+  p.kc = std::clamp<i64>(round_down(cs.l1d / 2 / (p.mr * 4), 8), 64, 512);
+  // The packed B block takes about half of L2.
+  p.nc = std::clamp<i64>(round_down(cs.l2 / 2 / (p.kc * 4), p.nr), p.nr, 4096);
+  // Rows of A packed at once: the block is re-read from L2 once per B block.
+  p.mc = 8 * p.mr;
+  return p;
+}
+
+// Both packers write dst row by row (depth k outer, line l inner) so stores
+// are contiguous; when the source is strided the `lines` (<= 32) read
+// streams each advance one float per k, which the prefetchers follow.
+void pack_matrix_rows(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
+                      const void* view) {
+  const MatrixView& A = *static_cast<const MatrixView*>(view);
+  if (!A.trans) {  // row-major op(A): row l is contiguous in k
+    const float* src = A.p + l0 * A.ld + k0;
+    for (i64 k = 0; k < kc; ++k) {
+      float* d = dst + k * width;
+      for (i64 l = 0; l < lines; ++l) d[l] = src[l * A.ld + k];
+      for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
+    }
+  } else {  // op(A) = A^T: each depth k is a contiguous run of rows
+    for (i64 k = 0; k < kc; ++k) {
+      const float* src = A.p + (k0 + k) * A.ld + l0;
+      float* d = dst + k * width;
+      for (i64 l = 0; l < lines; ++l) d[l] = src[l];
+      for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
+    }
+  }
+}
+
+void pack_matrix_cols(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
+                      const void* view) {
+  const MatrixView& B = *static_cast<const MatrixView*>(view);
+  if (!B.trans) {  // each depth k of op(B) is a contiguous run of columns
+    for (i64 k = 0; k < kc; ++k) {
+      const float* src = B.p + (k0 + k) * B.ld + l0;
+      float* d = dst + k * width;
+      for (i64 l = 0; l < lines; ++l) d[l] = src[l];
+      for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
+    }
+  } else {  // op(B) = B^T: column l is contiguous in k
+    const float* src = B.p + l0 * B.ld + k0;
+    for (i64 k = 0; k < kc; ++k) {
+      float* d = dst + k * width;
+      for (i64 l = 0; l < lines; ++l) d[l] = src[l * B.ld + k];
+      for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
+    }
+  }
+}
+
+PackedA::PackedA(const GemmPlan& plan, i64 M, i64 K, GemmOperand a)
+    : M_(M), K_(K), m_padded_(round_up(M, plan.mr)), kc_(plan.kc),
+      data_(static_cast<std::size_t>(m_padded_ * K)) {
+  for (i64 pc = 0; pc < K; pc += plan.kc) {
+    const i64 kc = std::min(plan.kc, K - pc);
+    for (i64 ir = 0; ir < M; ir += plan.mr)
+      a.pack(data_.data() + pc * m_padded_ + ir * kc, a.line_offset + ir, std::min(plan.mr, M - ir), pc, kc,
+             plan.mr, a.ctx);
+  }
+}
+
+const float* PackedA::panel(i64 pc, i64 ir) const {
+  const i64 kc = std::min(kc_, K_ - pc);
+  return data_.data() + pc * m_padded_ + ir * kc;
+}
+
+i64 gemm_workspace_floats(const GemmPlan& plan, i64 M, i64 N, i64 K, bool a_prepacked) {
+  const i64 kc = std::min(plan.kc, K);
+  const i64 b_block = kc * std::min(plan.nc, round_up(N, plan.nr));
+  const i64 a_block = a_prepacked ? 0 : kc * std::min(plan.mc, round_up(M, plan.mr));
+  return a_block + b_block + 16;  // + 16: room to align the B block to 64 bytes
+}
+
+void gemm_packed(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_packed, GemmOperand a,
+                 GemmOperand b, float alpha, float beta, float* C, i64 ldc, bool relu, float* workspace) {
   if (M <= 0 || N <= 0) return;
-  const Matrix a{A, lda, trans_a}, b{B, ldb, trans_b};
-  if (K <= 0 || alpha == 0.0f) {  // C = beta * C
+  const i64 MR = plan.mr, NR = plan.nr;
+  if (K <= 0) {  // C = beta * C (then ReLU)
     for (i64 i = 0; i < M; ++i)
-      for (i64 j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+      for (i64 j = 0; j < N; ++j) {
+        float v = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        if (relu) v = v > 0.0f ? v : (v != v ? v : 0.0f);
+        C[i * ldc + j] = v;
+      }
     return;
   }
-  if (M * N * K <= kSmallGemm) {
-    sgemm_small(a, b, M, N, K, alpha, beta, C, ldc);
-    return;
-  }
-
-  const i64 nc_max = std::min(NC, ((N + NR - 1) / NR) * NR);
-  const i64 kc_max = std::min(KC, K);
-  Buffer packed_b = aligned_floats(nc_max * kc_max);
-  if (!packed_b) throw std::bad_alloc();
-  const i64 m_blocks = (M + MC - 1) / MC;
-  const int nt = threads_for(m_blocks, num_threads);
-  std::vector<Buffer> packed_a(nt);
-  for (auto& p : packed_a) {
-    p = aligned_floats(MC * kc_max);
-    if (!p) throw std::bad_alloc();
-  }
-
-  for (i64 jc = 0; jc < N; jc += NC) {
-    const i64 nc = std::min(NC, N - jc);
+  float* packed_a = workspace;
+  const i64 a_block = a_packed ? 0 : std::min(plan.kc, K) * std::min(plan.mc, round_up(M, MR));
+  float* packed_b = workspace + round_up(a_block, 16);
+  for (i64 jc = 0; jc < N; jc += plan.nc) {
+    const i64 nc = std::min(plan.nc, N - jc);
     const i64 n_panels = (nc + NR - 1) / NR;
-    for (i64 pc = 0; pc < K; pc += KC) {
-      const i64 kc = std::min(KC, K - pc);
-      const bool first = pc == 0;
-#pragma omp parallel num_threads(nt)
-      {
-#pragma omp for schedule(static)
-        for (i64 q = 0; q < n_panels; ++q)
-          pack_b_panel(packed_b.get() + q * NR * kc, b, pc, kc, jc + q * NR,
-                       std::min<i64>(NR, nc - q * NR));
-        // the implicit barrier of `omp for` publishes the packed B to every thread
-#ifdef PYCNN_HAVE_OPENMP
-        float* pa = packed_a[omp_get_thread_num()].get();
-#else
-        float* pa = packed_a[0].get();
-#endif
-        alignas(64) float acc[MR * NR];
-#pragma omp for schedule(static)
-        for (i64 ib = 0; ib < m_blocks; ++ib) {
-          const i64 ic = ib * MC;
-          const i64 mc = std::min(MC, M - ic);
-          pack_a(pa, a, ic, mc, pc, kc);
-          for (i64 q = 0; q < n_panels; ++q) {
-            const i64 jr = q * NR;
-            const i64 nr = std::min<i64>(NR, nc - jr);
-            const float* pb = packed_b.get() + q * NR * kc;
-            for (i64 ir = 0; ir < mc; ir += MR) {
-              const i64 mr = std::min<i64>(MR, mc - ir);
-              microkernel(kc, pa + ir * kc, pb, acc);
-              store_tile(C + (ic + ir) * ldc + jc + jr, ldc, acc, mr, nr, alpha, beta, first);
-            }
-          }
+    for (i64 pc = 0; pc < K; pc += plan.kc) {
+      const i64 kc = std::min(plan.kc, K - pc);
+      const float beta_here = pc == 0 ? beta : 1.0f;
+      const bool relu_here = relu && pc + kc >= K;
+      for (i64 q = 0; q < n_panels; ++q)
+        b.pack(packed_b + q * NR * kc, b.line_offset + jc + q * NR, std::min(NR, nc - q * NR), pc, kc, NR, b.ctx);
+      for (i64 ic = 0; ic < M; ic += plan.mc) {
+        const i64 mc = std::min(plan.mc, M - ic);
+        if (!a_packed)
+          for (i64 ir = 0; ir < mc; ir += MR)
+            a.pack(packed_a + ir * kc, a.line_offset + ic + ir, std::min(MR, mc - ir), pc, kc, MR, a.ctx);
+        for (i64 ir = 0; ir < mc; ir += MR) {
+          const i64 mr = std::min(MR, mc - ir);
+          const float* ap = a_packed ? a_packed->panel(pc, ic + ir) : packed_a + ir * kc;
+          float* c_row = C + (ic + ir) * ldc + jc;
+          for (i64 q = 0; q < n_panels; ++q)
+            plan.kt->gemm_ukernel(kc, ap, packed_b + q * NR * kc, c_row + q * NR, ldc, mr,
+                                  std::min(NR, nc - q * NR), alpha, beta_here, relu_here);
         }
       }
+    }
+  }
+}
+
+void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
+           const float* B, i64 ldb, float beta, float* C, i64 ldc, int num_threads, bool relu) {
+  if (M <= 0 || N <= 0) return;
+  const MatrixView a{A, lda, trans_a}, b{B, ldb, trans_b};
+  if (K <= 0 || alpha == 0.0f || M * N * K <= kSmallGemm) {
+    sgemm_small(a, b, M, N, K > 0 ? K : 0, alpha, beta, C, ldc, relu);
+    return;
+  }
+  const GemmPlan plan = GemmPlan::current();
+
+  // Threads take disjoint blocks of C -- rows when there are enough of them,
+  // else columns -- and each runs the whole blocked loop nest on its block
+  // with private packing: one parallel region, no barriers, and every element
+  // of C summed in the same order whatever the thread count.
+  const i64 m_panels = (M + plan.mr - 1) / plan.mr, n_panels = (N + plan.nr - 1) / plan.nr;
+  const bool split_rows = m_panels >= 2 * num_threads || m_panels >= n_panels;
+  const i64 parts = split_rows ? m_panels : n_panels;
+  // Below ~1 MFLOP per thread, waking threads costs more than it saves.
+  const i64 flops_limit = std::max<i64>(1, (M * N * K) / (512 * 1024));
+  const int nt = threads_for(std::min(parts, flops_limit), num_threads);
+
+  // Allocated before the parallel region: an exception must never escape one.
+  const i64 ws = gemm_workspace_floats(plan, split_rows ? (M + nt - 1) / nt + plan.mr : M,
+                                       split_rows ? N : (N + nt - 1) / nt + plan.nr, K, false);
+  // new float[] leaves the scratch uninitialised: zeroing it would cost a pass.
+  std::vector<std::unique_ptr<float[]>> workspace;
+  for (int t = 0; t < nt; ++t) workspace.emplace_back(new float[static_cast<std::size_t>(ws)]);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+#ifdef PYCNN_HAVE_OPENMP
+    const int t = omp_get_thread_num();
+#else
+    const int t = 0;
+#endif
+    const i64 p0 = parts * t / nt, p1 = parts * (t + 1) / nt;  // this thread's panels
+    float* w = workspace[t].get();
+    if (split_rows) {
+      const i64 r0 = p0 * plan.mr, r1 = std::min(M, p1 * plan.mr);
+      GemmOperand oa = operand_a(&a);
+      oa.line_offset = r0;
+      if (r1 > r0) gemm_packed(plan, r1 - r0, N, K, nullptr, oa, operand_b(&b), alpha, beta, C + r0 * ldc, ldc, relu, w);
+    } else {
+      const i64 c0 = p0 * plan.nr, c1 = std::min(N, p1 * plan.nr);
+      GemmOperand ob = operand_b(&b);
+      ob.line_offset = c0;
+      if (c1 > c0) gemm_packed(plan, M, c1 - c0, K, nullptr, operand_a(&a), ob, alpha, beta, C + c0, ldc, relu, w);
     }
   }
 }

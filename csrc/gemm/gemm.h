@@ -1,16 +1,78 @@
 // Single-precision GEMM, row-major (the cblas RowMajor convention):
-//   C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C
+//   C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C, then max(C, 0) if relu
 // op(A) = A^T when trans_a (A is then stored K x M), likewise for B.
 // beta == 0 means C is write-only: its old contents (even NaN) are ignored.
-// num_threads == 1 runs on the calling thread, so it is safe inside a
-// parallel region; never call it with more threads from inside one.
+//
+// Two entry points:
+//  * sgemm: plain matrices, threaded over blocks of C.
+//  * gemm_packed: the single-threaded core, for callers that supply their own
+//    panel packers (convolution packs im2col panels straight from the image,
+//    never building the column matrix) or reuse a PackedA across many
+//    products (convolution weights, packed once per call, not once per image).
 #pragma once
+#include <vector>
+
 #include "common.h"
+#include "dispatch.h"
 
 namespace pycnn {
 
-void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha,
-           const float* A, i64 lda, const float* B, i64 ldb, float beta, float* C, i64 ldc,
-           int num_threads);
+void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
+           const float* B, i64 ldb, float beta, float* C, i64 ldc, int num_threads, bool relu = false);
+
+// The kernel table and cache blocking one product uses, fixed at its start
+// (so a PackedA and the microkernel that reads it always agree).
+struct GemmPlan {
+  const KernelTable* kt;
+  i64 mr, nr, kc, nc, mc;
+  static GemmPlan current();
+};
+
+// A panel packer writes `lines` lines -- rows of op(A), or columns of op(B) --
+// starting at line l0, over depths [k0, k0 + kc), as kc groups of `width`
+// floats: dst[k * width + l] = value(line l0 + l, depth k0 + k). Lines from
+// `lines` up to `width` must be written as zeros.
+using PanelPacker = void (*)(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx);
+
+struct GemmOperand {
+  PanelPacker pack;
+  const void* ctx;
+  i64 line_offset;  // added to l0 on every call: lets threads take slices
+};
+
+// A row-major matrix and the packers for it as operand A (lines = rows of
+// op(A)) or operand B (lines = columns of op(B)).
+struct MatrixView {
+  const float* p;
+  i64 ld;
+  bool trans;
+};
+void pack_matrix_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* view);
+void pack_matrix_cols(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* view);
+inline GemmOperand operand_a(const MatrixView* v) { return {pack_matrix_rows, v, 0}; }
+inline GemmOperand operand_b(const MatrixView* v) { return {pack_matrix_cols, v, 0}; }
+
+// op(A) (M x K) packed once in the microkernel's layout: per KC slice, per MR
+// row panel, kc groups of MR floats. Allocate outside parallel regions.
+class PackedA {
+ public:
+  PackedA(const GemmPlan& plan, i64 M, i64 K, GemmOperand a);
+  const float* panel(i64 pc, i64 ir) const;  // slice starting at depth pc, rows from ir
+  i64 rows() const { return M_; }
+  i64 depth() const { return K_; }
+
+ private:
+  i64 M_, K_, m_padded_, kc_;
+  std::vector<float> data_;
+};
+
+// Floats of scratch one thread needs for gemm_packed (allocate it outside
+// parallel regions and reuse it across calls).
+i64 gemm_workspace_floats(const GemmPlan& plan, i64 M, i64 N, i64 K, bool a_prepacked);
+
+// C = alpha * op(A) op(B) + beta * C (then ReLU) on the calling thread.
+// A comes from `a_packed` when given, else from the operand `a`.
+void gemm_packed(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_packed, GemmOperand a,
+                 GemmOperand b, float alpha, float beta, float* C, i64 ldc, bool relu, float* workspace);
 
 }  // namespace pycnn

@@ -28,6 +28,21 @@ class _Activation(Module):
 class ReLU(_Activation):
     """max(x, 0). Its gradient is taken from the output (0 where the output is 0, as PyTorch)."""
 
+    def _record(self, y, gradient_applied_by_next: bool) -> None:
+        """Sequential's fusion hook: ``y`` is this ReLU's output, computed by its neighbours.
+
+        The previous layer applied the ReLU in its output write; when the next
+        layer (a max pooling) also applies the ReLU's gradient mask in its own
+        backward, this module's backward passes the gradient through untouched.
+        """
+        self.save_for_backward(None if gradient_applied_by_next else y)
+
+    def backward(self, grad_output, input_grad: bool = True):
+        (y,) = self.saved()
+        if not input_grad:
+            return None
+        return grad_output if y is None else F.relu_backward(grad_output, y)
+
 
 class Sigmoid(_Activation):
     """1 / (1 + exp(-x)); gradient y * (1 - y) from the output."""

@@ -4,7 +4,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Iterator, Union
 
+from .activation import ReLU
+from .conv import Conv2d
+from .linear import Linear
 from .module import Module, _call_backward
+from .pooling import MaxPool2d
+
+# Layers that can apply a following ReLU in their own output write.
+_RELU_PRODUCERS = (Conv2d, Linear)
 
 __all__ = ["Sequential"]
 
@@ -76,9 +83,33 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        """Apply the modules in order."""
-        for m in self._modules.values():
-            x = m(x)
+        """Apply the modules in order, fusing where a layer sequence allows it.
+
+        Fusions (exact module types only, so subclasses that override
+        forward run as written; results are bitwise the same as unfused):
+          * Conv2d or Linear followed by ReLU: the ReLU is applied in the
+            layer's output write, saving one pass over the activations;
+          * ReLU followed by MaxPool2d: the pooling's backward applies the
+            ReLU's gradient mask while it scatters, so the ReLU's backward is
+            a pass-through.
+        """
+        mods = list(self._modules.values())
+        n = len(mods)
+        for i, m in enumerate(mods):
+            prev = mods[i - 1] if i > 0 else None
+            nxt = mods[i + 1] if i + 1 < n else None
+            kind = type(m)
+            if kind is ReLU and type(prev) in _RELU_PRODUCERS:
+                m._record(x, gradient_applied_by_next=type(nxt) is MaxPool2d)
+            elif kind in _RELU_PRODUCERS and type(nxt) is ReLU:
+                x = m._forward(x, relu=True)
+            elif kind is ReLU and type(nxt) is MaxPool2d:
+                x = m(x)
+                m._record(x, gradient_applied_by_next=True)
+            elif kind is MaxPool2d and type(prev) is ReLU:
+                x = m._forward(x, after_relu=True)
+            else:
+                x = m(x)
         return x
 
     def backward(self, grad_output, input_grad: bool = True):

@@ -69,9 +69,13 @@ class Conv2d(Module):
 
     def forward(self, x) -> np.ndarray:
         """x (N, in_channels, H, W) -> (N, out_channels, Ho, Wo); saves x in training mode."""
+        return self._forward(x, relu=False)
+
+    def _forward(self, x, relu: bool) -> np.ndarray:
+        # relu=True is used by Sequential when a ReLU follows (see container.py).
         x = F.as_float32(x, "input")
         b = None if self.bias is None else self.bias.data
-        y = F.conv2d(x, self.weight.data, b, **self._args())
+        y = F.conv2d(x, self.weight.data, b, **self._args(), relu=relu)
         self.save_for_backward(x)
         return y
 

@@ -41,8 +41,12 @@ class Linear(Module):
 
     def forward(self, x) -> np.ndarray:
         """x (N, in_features) -> (N, out_features); saves x in training mode."""
+        return self._forward(x, relu=False)
+
+    def _forward(self, x, relu: bool) -> np.ndarray:
+        # relu=True is used by Sequential when a ReLU follows (see container.py).
         x = F.as_float32(x, "input")
-        y = F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
+        y = F.linear(x, self.weight.data, None if self.bias is None else self.bias.data, relu=relu)
         self.save_for_backward(x)
         return y
 

@@ -35,16 +35,22 @@ class MaxPool2d(_Pool2d):
     _op = "MaxPool2d"
 
     def forward(self, x) -> np.ndarray:
+        return self._forward(x, after_relu=False)
+
+    def _forward(self, x, after_relu: bool) -> np.ndarray:
+        # after_relu=True is used by Sequential when a ReLU precedes: backward
+        # then also applies the ReLU's gradient mask (see container.py).
         x = F.as_float32(x, "input")
         y, indices = F.max_pool2d(x, self._k, self._s, self._p, return_indices=True)
-        self.save_for_backward(indices, x.shape)
+        self.save_for_backward(indices, x.shape, y if after_relu else None)
         return y
 
     def backward(self, grad_output, input_grad: bool = True):
-        indices, shape = self.saved()
+        indices, shape, relu_output = self.saved()
         if not input_grad:
             return None
-        return F.max_pool2d_backward(grad_output, indices, shape, self._k, self._s, self._p)
+        return F.max_pool2d_backward(grad_output, indices, shape, self._k, self._s, self._p,
+                                     relu_output=relu_output)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

@@ -1,0 +1,52 @@
+// Run-time choice of instruction set. Kernels that gain from wider vectors are
+// compiled once per ISA, each in its own source file with its own flags and
+// its own namespace (no inline or template symbol is shared between ISA
+// files: the linker could otherwise keep an AVX-512 copy of a shared helper
+// and crash older CPUs). dispatch.cpp detects the CPU once, fills a table of
+// function pointers, and lets PYCNN_ISA (or set_isa, for tests) lower it.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "common.h"
+
+namespace pycnn {
+
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+
+const char* isa_name(Isa isa);
+bool isa_from_name(const std::string& name, Isa* out);
+
+// GEMM microkernel: computes the MR x NR tile acc = sum_k a[k*MR + i] * b[k*NR + j]
+// from packed panels (zero-padded to full MR/NR), then writes the top-left
+// mr x nr corner of it to C (row-major, leading dimension ldc):
+//   C = alpha * acc + beta * C   (beta == 0: C is write-only, never read)
+//   then C = max(C, 0) when relu.
+using GemmUkernel = void (*)(i64 kc, const float* a, const float* b, float* c, i64 ldc, i64 mr, i64 nr,
+                             float alpha, float beta, bool relu);
+
+struct KernelTable {
+  Isa isa;
+  int gemm_mr, gemm_nr;
+  GemmUkernel gemm_ukernel;
+};
+
+// The table in use. Cheap: one atomic load.
+const KernelTable& kernels();
+Isa active_isa();
+Isa best_supported_isa();  // what the CPU and OS support (and the build contains)
+std::vector<Isa> supported_isas();
+// Switches the table; throws std::invalid_argument for an ISA this CPU lacks.
+// Not to be called while kernels run on other threads.
+void set_isa(Isa isa);
+// Where the initial choice came from, e.g. "cpu" or "PYCNN_ISA=avx2".
+std::string isa_origin();
+
+// Cache sizes in bytes, read once at start-up (sysconf / sysfs) with sane
+// fallbacks; the GEMM blocking is derived from them.
+struct CacheSizes {
+  i64 l1d, l2, l3;
+};
+const CacheSizes& cache_sizes();
+
+}  // namespace pycnn
