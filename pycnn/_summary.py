@@ -146,7 +146,9 @@ def summary(model, input_shape: Sequence[int], *, dtype=np.float32,
     A forward pass on zeros of shape ``(1,) + input_shape`` in ``eval()``
     mode finds the output shapes (the model's mode is restored afterwards).
     Layers are listed in definition order, children indented under their
-    containers; a container's parameter count includes its children's.
+    containers; a container's parameter count includes its children's. An
+    output shape of "-" means the layer did not run on its own (a container
+    fused it into a neighbour, or does not use it).
 
     Args:
         model: the network.

@@ -283,7 +283,9 @@ def _write_npz(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
         with open(tmp, "wb") as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for key, a in arrays.items():
                 with zf.open(key + ".npy", "w", force_zip64=True) as fh:
-                    np.lib.format.write_array(fh, np.ascontiguousarray(a), allow_pickle=False)
+                    a = np.asarray(a)  # (not ascontiguousarray: it turns 0-d counters into 1-d)
+                    np.lib.format.write_array(fh, a if a.flags.c_contiguous else a.copy(order="C"),
+                                              allow_pickle=False)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

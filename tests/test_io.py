@@ -146,6 +146,39 @@ class Skip(nn.Module):
         return np.maximum(y, 0) if self.relu else y
 
 
+@register_module
+class Counter(nn.Module):
+    """A layer with buffers as BatchNorm has: a float running mean and a 0-d int64 counter."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.register_buffer("running_mean", np.zeros(features, np.float32))
+        self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        self.register_buffer("scratch", np.zeros(3, np.float32), persistent=False)
+
+    def forward(self, x):
+        if self.training:
+            self.running_mean += x.mean(axis=(0, 2, 3))
+            self.num_batches_tracked += 1
+        return x - self.running_mean[None, :, None, None]
+
+
+def test_buffers_keep_their_shapes_and_dtypes(tmp_path):
+    pycnn.manual_seed(12)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), Counter(3))
+    model.train()
+    for seed in range(3):
+        model(rand(2, 1, 6, 6, seed=seed))
+    loaded = roundtrip(model, tmp_path)
+    sd = loaded.state_dict()
+    assert list(sd) == ["0.weight", "0.bias", "1.running_mean", "1.num_batches_tracked"]
+    assert sd["1.num_batches_tracked"].shape == () and sd["1.num_batches_tracked"].dtype == np.int64
+    assert int(sd["1.num_batches_tracked"]) == 3
+    np.testing.assert_array_equal(sd["1.running_mean"], model.state_dict()["1.running_mean"])
+    x = rand(2, 1, 6, 6, seed=9)
+    np.testing.assert_array_equal(outputs(loaded, x), outputs(model, x))
+
+
 def test_custom_and_residual_layers_roundtrip(tmp_path):
     pycnn.manual_seed(5)
     model = nn.Sequential(
