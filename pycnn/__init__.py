@@ -18,6 +18,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what __getattr__ below imports lazily, for type checkers and IDEs
+    from . import data, functional, io, metrics, models, nn, optim, reference, train, viz  # noqa: F401
+    from ._summary import summary  # noqa: F401
+    from .io import load, save  # noqa: F401
 
 # From the root of a source checkout after a non-editable `pip install .`,
 # `python -m ...` puts the checkout first on sys.path, and its pycnn/ (Python

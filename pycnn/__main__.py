@@ -105,7 +105,7 @@ def optimizers() -> dict:
     return table
 
 
-def _data_options(p: argparse.ArgumentParser) -> None:
+def _data_options(p) -> None:
     p.add_argument("--data", metavar="DIR", default=None,
                    help="directory holding the four Fashion-MNIST IDX files (.gz or not)")
     p.add_argument("--no-download", action="store_true",
@@ -339,7 +339,7 @@ def cmd_train(args) -> int:
         flush=True,
     )
 
-    callbacks = []
+    callbacks: list = []
     if args.schedule == "step":
         callbacks.append(T.StepDecay(step_size=-(-args.epochs // 3), gamma=0.1))
     elif args.schedule == "cosine":
@@ -412,7 +412,7 @@ def cmd_train(args) -> int:
 
         d = args.plots
         y_pred = T.predict(model, x_test)
-        written = [
+        written: list = [
             viz.plot_history(history, os.path.join(d, "history.png"), title=f"{args.model} on Fashion-MNIST"),
             viz.plot_filters(model, os.path.join(d, "filters.png")),
             viz.plot_feature_maps(model, x_test[0], os.path.join(d, "feature_maps.png")),

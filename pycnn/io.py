@@ -67,7 +67,7 @@ def _children_are_config(cls: type) -> bool:
     # change after construction (append, model[i] = ..., del model[i]).
     from .nn.container import Sequential
 
-    return cls.__init__ is Sequential.__init__
+    return getattr(cls, "__init__") is Sequential.__init__
 
 
 def _encode(value: Any, owner: Module, where: str, depth: int) -> Any:
@@ -211,7 +211,7 @@ def _build(spec: Any, where: str = "architecture", depth: int = 0) -> Module:
         built[name] = None if child is None else _build(child, f"{where}.{name}", depth + 1)
     args = {k: _decode(v, built, f"{where}.{k}", depth + 1) for k, v in config.items()}
 
-    sig = inspect.signature(cls.__init__)
+    sig = inspect.signature(getattr(cls, "__init__"))
     sig = sig.replace(parameters=list(sig.parameters.values())[1:])  # drop self
     bad = [k for k in args if k not in sig.parameters]
     if bad:
@@ -224,7 +224,7 @@ def _build(spec: Any, where: str = "architecture", depth: int = 0) -> Module:
 
     # Reconcile the children with the file: keep what the constructor built
     # where it is the same, use the file's where it differs (a swapped head).
-    children = OrderedDict()
+    children: "OrderedDict[str, Optional[Module]]" = OrderedDict()
     for name, child_spec in child_specs:
         if child_spec is None:
             children[name] = None

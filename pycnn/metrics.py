@@ -203,7 +203,9 @@ def confusion_matrix(y_true, y_pred, labels=None, normalize: Optional[str] = Non
 
 def precision_recall_fscore_support(y_true, y_pred, *, beta: float = 1.0, labels=None, pos_label=1,
                                     average: Optional[str] = None, zero_division="warn",
-                                    _warn_for: Sequence[str] = ("precision", "recall", "f-score")):
+                                    _warn_for: Sequence[str] = ("precision", "recall", "f-score")
+                                    ) -> Tuple[Union[float, np.ndarray], Union[float, np.ndarray],
+                                               Union[float, np.ndarray], Optional[np.ndarray]]:
     """Precision, recall, F-beta and support, per class or averaged (scikit-learn's function).
 
     Returns ``(precision, recall, fbeta, support)``: arrays over ``labels``
@@ -247,7 +249,7 @@ def precision_recall_fscore_support(y_true, y_pred, *, beta: float = 1.0, labels
 
 
 def precision_score(y_true, y_pred, *, labels=None, pos_label=1, average: Optional[str] = "binary",
-                    zero_division="warn"):
+                    zero_division="warn") -> Union[float, np.ndarray]:
     """``tp / (tp + fp)``: of the samples predicted as a class, the fraction that are of it."""
     p, _, _, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, pos_label=pos_label,
                                                  average=average, zero_division=zero_division,
@@ -256,7 +258,7 @@ def precision_score(y_true, y_pred, *, labels=None, pos_label=1, average: Option
 
 
 def recall_score(y_true, y_pred, *, labels=None, pos_label=1, average: Optional[str] = "binary",
-                 zero_division="warn"):
+                 zero_division="warn") -> Union[float, np.ndarray]:
     """``tp / (tp + fn)``: of the samples of a class, the fraction predicted as it."""
     _, r, _, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, pos_label=pos_label,
                                                  average=average, zero_division=zero_division,
@@ -265,7 +267,7 @@ def recall_score(y_true, y_pred, *, labels=None, pos_label=1, average: Optional[
 
 
 def f1_score(y_true, y_pred, *, labels=None, pos_label=1, average: Optional[str] = "binary",
-             zero_division="warn"):
+             zero_division="warn") -> Union[float, np.ndarray]:
     """The harmonic mean of precision and recall: ``2 tp / (2 tp + fp + fn)``."""
     _, _, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, pos_label=pos_label,
                                                  average=average, zero_division=zero_division,
@@ -307,12 +309,12 @@ def classification_report(y_true, y_pred, *, labels=None, target_names: Optional
     headers = ["precision", "recall", "f1-score", "support"]
     prec, rec, f1, sup = precision_recall_fscore_support(t, p, labels=lab, average=None,
                                                          zero_division=zero_division)
-    rows = list(zip(names, prec, rec, f1, sup))
+    rows = list(zip(names, np.asarray(prec), np.asarray(rec), np.asarray(f1), np.asarray(sup)))
     averages = []
     for avg in ("micro", "macro", "weighted"):
         heading = "accuracy" if avg == "micro" and micro_is_accuracy else f"{avg} avg"
         ap, ar, af, _ = precision_recall_fscore_support(t, p, labels=lab, average=avg, zero_division=zero_division)
-        averages.append((heading, ap, ar, af, int(np.sum(sup))))
+        averages.append((heading, ap, ar, af, int(np.sum(np.asarray(sup)))))
 
     if output_dict:
         report: Dict[str, object] = {}

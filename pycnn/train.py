@@ -433,9 +433,9 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.trainer.stop_training = True
             if self.verbose:
+                best_at = "-" if self.best_epoch is None else self.best_epoch + 1
                 print(f"EarlyStopping: {self.monitor} has not improved for {self.wait} epoch(s) "
-                      f"(best {self.best:.4f} at epoch {self.best_epoch + 1 if self.best_epoch is not None else '-'}); "
-                      f"stopping after epoch {epoch + 1}", flush=True)
+                      f"(best {self.best:.4f} at epoch {best_at}); stopping after epoch {epoch + 1}", flush=True)
 
     def on_train_end(self, logs=None) -> None:
         if (self.restore_best_weights and self.best_weights is not None

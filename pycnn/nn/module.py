@@ -71,7 +71,7 @@ def register_module(cls: Optional[type] = None, *, name: Optional[str] = None):
                              f"{old.__module__}.{old.__qualname__}; pass name=... to register "
                              f"{c.__module__}.{c.__qualname__} under another name")
         _REGISTRY[key] = c
-        c._registered_name = key
+        setattr(c, "_registered_name", key)
         return c
 
     return register if cls is None else register(cls)
@@ -249,7 +249,7 @@ class Module:
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is not None and not getattr(init, "_pycnn_records_config", False):
-            cls.__init__ = _records_config(init)
+            setattr(cls, "__init__", _records_config(init))
         # pycnn's own public layers join the allowlist of pycnn.load on definition.
         if cls.__module__.startswith("pycnn.") and not cls.__name__.startswith("_"):
             register_module(cls)
