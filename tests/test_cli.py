@@ -346,3 +346,11 @@ def test_predict_bad_image_and_not_a_model(trained, tmp_path):
     assert pr.returncode == 1 and pr.stderr.startswith("pycnn: error: cannot read image") and "Traceback" not in pr.stderr
     ev = run("evaluate", str(bad))
     assert ev.returncode == 1 and ev.stderr.startswith("pycnn: error: cannot load the model:")
+
+
+def test_predict_without_pillow_says_how_to_get_it(monkeypatch, tmp_path):
+    from pycnn.__main__ import UserError, _read_image
+
+    monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
+    with pytest.raises(UserError, match="pip install pillow"):
+        _read_image(str(tmp_path / "x.png"), [1, 28, 28], "auto")
