@@ -296,10 +296,50 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
   trap.rethrow();
 }
 
+namespace {
+
+// For stride 1, dx is the "full" correlation of dy with the weights flipped
+// in both spatial axes and with input and output channels swapped, padded by
+// dilation*(k-1) - pad on each side. Running it through the forward kernel
+// replaces the column-matrix product and the col2im scatter by one implicit
+// GEMM that writes dx directly. Needs pad <= dilation*(k-1) on every side
+// (otherwise the equivalent padding would be negative).
+bool bwd_data_as_forward(const Conv2dShape& s, Conv2dShape& t) {
+  if (s.stride_h != 1 || s.stride_w != 1 || is_pointwise(s)) return false;
+  const i64 span_h = s.dilation_h * (s.kh - 1), span_w = s.dilation_w * (s.kw - 1);
+  // bottom/right padding of the forward conv, implied by Ho/Wo
+  const i64 pad_bottom = s.Ho - 1 + span_h - s.pad_top - (s.H - 1);
+  const i64 pad_right = s.Wo - 1 + span_w - s.pad_left - (s.W - 1);
+  if (s.pad_top > span_h || s.pad_left > span_w || pad_bottom > span_h || pad_right > span_w) return false;
+  t = s;
+  t.C = s.K, t.H = s.Ho, t.W = s.Wo;
+  t.K = s.C, t.Ho = s.H, t.Wo = s.W;
+  t.pad_top = span_h - s.pad_top;
+  t.pad_left = span_w - s.pad_left;
+  return true;
+}
+
+}  // namespace
+
 void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Conv2dShape& s,
                             int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
+  Conv2dShape t;
+  if (bwd_data_as_forward(s, t)) {
+    // wt[g*Cg + c][k][i][j] = w[g*Kg + k][c][kh-1-i][kw-1-j]: (C, K/groups, kh, kw)
+    const i64 taps = s.kh * s.kw;
+    std::vector<float> wt(static_cast<std::size_t>(s.C * Kg * taps));
+    for (i64 g = 0; g < s.groups; ++g)
+      for (i64 k = 0; k < Kg; ++k)
+        for (i64 c = 0; c < Cg; ++c) {
+          const float* src = w + ((g * Kg + k) * Cg + c) * taps;
+          float* dst = wt.data() + ((g * Cg + c) * Kg + k) * taps;
+          for (i64 q = 0; q < taps; ++q) dst[q] = src[taps - 1 - q];
+        }
+    conv2d_fwd_im2col(dx, dy, wt.data(), nullptr, t, false, num_threads);
+    return;
+  }
   const GemmPlan plan = GemmPlan::current();
   // A = W_g^T (R x Kg), packed once.
   std::vector<MatrixView> wviews;
