@@ -134,7 +134,21 @@ def _pct(v: float) -> str:
     return f"{100.0 * v:.2f}%"
 
 
+# Training does no BLAS work of NumPy's, but an idle OpenBLAS pool still
+# spins for a while after each call and competes with pycnn's threads for
+# the same cores; the training command therefore starts NumPy with one BLAS
+# thread (unless the user chose otherwise). Library users: see README, Threads.
+_BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _single_threaded_blas() -> None:
+    if "numpy" not in sys.modules:
+        for var in _BLAS_THREAD_VARS:
+            os.environ.setdefault(var, "1")
+
+
 def cmd_train(args) -> int:
+    _single_threaded_blas()
     import numpy as np
 
     import pycnn
