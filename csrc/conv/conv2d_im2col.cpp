@@ -10,10 +10,13 @@
 // R is a multiple of the microkernel's 12 rows far more often than Kg, and
 // Kg a multiple of its 32 columns (e.g. R=9, Kg=32 for a first layer runs at
 // 3x the tile utilisation of the other orientation).
-// Threads split the batch, each with private scratch; dW partial sums are
-// added in thread order, so results are bitwise reproducible for a given
-// thread count. With fewer images than threads, each image's GEMM is split
-// over threads instead.
+// Threads split the batch, each with private scratch. Forward and
+// backward-data hand out images dynamically (an image's result does not
+// depend on which thread computes it, and a core slowed by another process
+// no longer holds the other one up); backward-weight splits the batch
+// statically, because its per-thread dW partial sums are then added in
+// thread order, bitwise reproducibly for a given thread count. With fewer
+// images than threads, each image's GEMM is split over threads instead.
 #include <algorithm>
 #include <memory>
 #include <vector>
@@ -266,7 +269,7 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
 #pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
   trap.run([&] {
     float* scratch = sp.inner > 1 ? nullptr : thread_scratch(kScratchGemm, ws);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (i64 n = 0; n < s.N; ++n) {
       for (i64 g = 0; g < s.groups; ++g) {
         const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
@@ -347,7 +350,7 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
 #pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
   trap.run([&] {
     float* dcol = pointwise ? nullptr : thread_scratch(kScratchCol, R * P);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (i64 n = 0; n < s.N; ++n) {
       for (i64 g = 0; g < s.groups; ++g) {
         float* dxg = dx + (n * s.C + g * Cg) * s.in_plane();
