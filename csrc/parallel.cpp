@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <thread>
 
 #ifdef PYCNN_HAVE_OPENMP
@@ -45,5 +46,20 @@ int get_num_threads() {
 }
 
 void set_num_threads(int n) { num_threads_setting().store(n, std::memory_order_relaxed); }
+
+float* thread_scratch(ScratchSlot slot, i64 floats) {
+  struct Buffer {
+    std::unique_ptr<float[]> data;
+    i64 size = 0;
+  };
+  thread_local Buffer buffers[kScratchSlots];
+  Buffer& b = buffers[slot];
+  if (b.size < floats) {
+    b.data.reset();  // free the old one first: peak memory stays one buffer
+    b.data.reset(new float[static_cast<std::size_t>(floats)]);  // uninitialised: no zeroing pass
+    b.size = floats;
+  }
+  return b.data.get();
+}
 
 }  // namespace pycnn

@@ -34,6 +34,13 @@ inline int threads_for_work(i64 items, i64 cost, int num_threads) {
   return threads_for(items, nt);
 }
 
+// Scratch memory private to the calling thread that persists between calls
+// (it only grows), so hot loops neither allocate nor page-fault fresh memory
+// on every call. Each role has its own slot; a thread must not hold two live
+// buffers from one slot. May throw std::bad_alloc.
+enum ScratchSlot { kScratchGemm = 0, kScratchCol = 1, kScratchSlots = 2 };
+float* thread_scratch(ScratchSlot slot, i64 floats);
+
 // An exception must never leave an OpenMP parallel region (the runtime
 // calls std::terminate). Bodies run through an ExceptionTrap keep the first
 // exception, and the code after the region rethrows it:

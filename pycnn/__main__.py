@@ -237,6 +237,21 @@ def _pct(v: float) -> str:
     return f"{100.0 * v:.2f}%"
 
 
+# Training does no BLAS work of NumPy's, but an idle OpenBLAS pool still
+# spins for a while after each call and competes with pycnn's threads for
+# the same cores; the commands that run pycnn's kernels (train, evaluate,
+# predict) therefore start NumPy with one BLAS thread (unless the user chose
+# otherwise). main() does this before building the parser, which imports
+# NumPy. Library users: see README, Threads.
+_BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _single_threaded_blas() -> None:
+    if "numpy" not in sys.modules:
+        for var in _BLAS_THREAD_VARS:
+            os.environ.setdefault(var, "1")
+
+
 def _load_data(args):
     from . import data
 
@@ -543,6 +558,8 @@ def main(argv=None) -> int:
     try:
         if argv and argv[0] == "bench":  # before anything imports NumPy (bench sets BLAS threads)
             return cmd_bench(argv[1:])
+        if argv and argv[0] in ("train", "evaluate", "predict"):
+            _single_threaded_blas()
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:

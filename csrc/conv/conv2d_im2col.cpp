@@ -10,10 +10,13 @@
 // R is a multiple of the microkernel's 12 rows far more often than Kg, and
 // Kg a multiple of its 32 columns (e.g. R=9, Kg=32 for a first layer runs at
 // 3x the tile utilisation of the other orientation).
-// Threads split the batch, each with private scratch; dW partial sums are
-// added in thread order, so results are bitwise reproducible for a given
-// thread count. With fewer images than threads, each image's GEMM is split
-// over threads instead.
+// Threads split the batch, each with private scratch. Forward and
+// backward-data hand out images dynamically (an image's result does not
+// depend on which thread computes it, and a core slowed by another process
+// no longer holds the other one up); backward-weight splits the batch
+// statically, because its per-thread dW partial sums are then added in
+// thread order, bitwise reproducibly for a given thread count. With fewer
+// images than threads, each image's GEMM is split over threads instead.
 #include <algorithm>
 #include <memory>
 #include <vector>
@@ -214,24 +217,15 @@ void col2im_add(float* PYCNN_RESTRICT dx, const float* PYCNN_RESTRICT dcol, cons
   }
 }
 
-// Per-thread scratch, allocated before any parallel region (an exception must
-// never escape one) and left uninitialised (zeroing would cost a pass).
-struct Scratch {
-  std::vector<std::unique_ptr<float[]>> bufs;
-  Scratch(int threads, i64 floats) {
-    for (int t = 0; t < threads; ++t) bufs.emplace_back(new float[static_cast<std::size_t>(std::max<i64>(floats, 1))]);
-  }
-  float* get(int t) { return bufs[static_cast<std::size_t>(t)].get(); }
-};
-
 // Runs gemm_packed for C(M x N), splitting the N columns over `nt` threads
-// (used when there are fewer images than threads). `ws` holds nt scratch
-// buffers sized for a slice.
+// (used when there are fewer images than threads); each thread's scratch
+// holds `ws_floats` (sized for a slice).
 void gemm_columns_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_packed, GemmOperand a,
-                           GemmOperand b, float beta, float* C, i64 ldc, bool relu, Scratch& ws, int nt) {
+                           GemmOperand b, float beta, float* C, i64 ldc, bool relu, i64 ws_floats, int nt) {
   const i64 panels = (N + plan.nr - 1) / plan.nr;
   const int used = threads_for(panels, nt);
-  if (used <= 1) return gemm_packed(plan, M, N, K, a_packed, a, b, 1.0f, beta, C, ldc, relu, ws.get(0));
+  if (used <= 1)
+    return gemm_packed(plan, M, N, K, a_packed, a, b, 1.0f, beta, C, ldc, relu, thread_scratch(kScratchGemm, ws_floats));
   ExceptionTrap trap;
 #pragma omp parallel num_threads(used)
   trap.run([&] {
@@ -239,7 +233,9 @@ void gemm_columns_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const Pack
     const i64 c0 = panels * t / used * plan.nr, c1 = std::min(N, panels * (t + 1) / used * plan.nr);
     GemmOperand bt = b;
     bt.line_offset += c0;
-    if (c1 > c0) gemm_packed(plan, M, c1 - c0, K, a_packed, a, bt, 1.0f, beta, C + c0, ldc, relu, ws.get(t));
+    if (c1 > c0)
+      gemm_packed(plan, M, c1 - c0, K, a_packed, a, bt, 1.0f, beta, C + c0, ldc, relu,
+                  thread_scratch(kScratchGemm, ws_floats));
   });
   trap.rethrow();
 }
@@ -268,12 +264,12 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
 
   const Split sp = split_batch(s.N, num_threads);
   const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
-  Scratch ws(std::max(sp.outer, sp.inner), gemm_workspace_floats(plan, Kg, cols_per_thread, R, true));
+  const i64 ws = gemm_workspace_floats(plan, Kg, cols_per_thread, R, true);
   ExceptionTrap trap;
 #pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
   trap.run([&] {
-    float* scratch = ws.get(thread_index());
-#pragma omp for schedule(static)
+    float* scratch = sp.inner > 1 ? nullptr : thread_scratch(kScratchGemm, ws);
+#pragma omp for schedule(dynamic, 1)
     for (i64 n = 0; n < s.N; ++n) {
       for (i64 g = 0; g < s.groups; ++g) {
         const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
@@ -296,10 +292,50 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
   trap.rethrow();
 }
 
+namespace {
+
+// For stride 1, dx is the "full" correlation of dy with the weights flipped
+// in both spatial axes and with input and output channels swapped, padded by
+// dilation*(k-1) - pad on each side. Running it through the forward kernel
+// replaces the column-matrix product and the col2im scatter by one implicit
+// GEMM that writes dx directly. Needs pad <= dilation*(k-1) on every side
+// (otherwise the equivalent padding would be negative).
+bool bwd_data_as_forward(const Conv2dShape& s, Conv2dShape& t) {
+  if (s.stride_h != 1 || s.stride_w != 1 || is_pointwise(s)) return false;
+  const i64 span_h = s.dilation_h * (s.kh - 1), span_w = s.dilation_w * (s.kw - 1);
+  // bottom/right padding of the forward conv, implied by Ho/Wo
+  const i64 pad_bottom = s.Ho - 1 + span_h - s.pad_top - (s.H - 1);
+  const i64 pad_right = s.Wo - 1 + span_w - s.pad_left - (s.W - 1);
+  if (s.pad_top > span_h || s.pad_left > span_w || pad_bottom > span_h || pad_right > span_w) return false;
+  t = s;
+  t.C = s.K, t.H = s.Ho, t.W = s.Wo;
+  t.K = s.C, t.Ho = s.H, t.Wo = s.W;
+  t.pad_top = span_h - s.pad_top;
+  t.pad_left = span_w - s.pad_left;
+  return true;
+}
+
+}  // namespace
+
 void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Conv2dShape& s,
                             int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
+  Conv2dShape t;
+  if (bwd_data_as_forward(s, t)) {
+    // wt[g*Cg + c][k][i][j] = w[g*Kg + k][c][kh-1-i][kw-1-j]: (C, K/groups, kh, kw)
+    const i64 taps = s.kh * s.kw;
+    std::vector<float> wt(static_cast<std::size_t>(s.C * Kg * taps));
+    for (i64 g = 0; g < s.groups; ++g)
+      for (i64 k = 0; k < Kg; ++k)
+        for (i64 c = 0; c < Cg; ++c) {
+          const float* src = w + ((g * Kg + k) * Cg + c) * taps;
+          float* dst = wt.data() + ((g * Cg + c) * Kg + k) * taps;
+          for (i64 q = 0; q < taps; ++q) dst[q] = src[taps - 1 - q];
+        }
+    conv2d_fwd_im2col(dx, dy, wt.data(), nullptr, t, false, num_threads);
+    return;
+  }
   const GemmPlan plan = GemmPlan::current();
   // A = W_g^T (R x Kg), packed once.
   std::vector<MatrixView> wviews;
@@ -308,16 +344,13 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
   for (i64 g = 0; g < s.groups; ++g) wpacked.emplace_back(plan, R, Kg, operand_a(&wviews[g]));
 
   const Split sp = split_batch(s.N, num_threads);
-  const int threads = std::max(sp.outer, sp.inner);
   const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
-  Scratch ws(threads, gemm_workspace_floats(plan, R, cols_per_thread, Kg, true));
-  Scratch dcols(sp.outer, pointwise ? 0 : R * P);
+  const i64 ws = gemm_workspace_floats(plan, R, cols_per_thread, Kg, true);
   ExceptionTrap trap;
 #pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
   trap.run([&] {
-    const int t = thread_index();
-    float* dcol = dcols.get(t);
-#pragma omp for schedule(static)
+    float* dcol = pointwise ? nullptr : thread_scratch(kScratchCol, R * P);
+#pragma omp for schedule(dynamic, 1)
     for (i64 n = 0; n < s.N; ++n) {
       for (i64 g = 0; g < s.groups; ++g) {
         float* dxg = dx + (n * s.C + g * Cg) * s.in_plane();
@@ -328,7 +361,8 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
           gemm_columns_parallel(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 0.0f, out, P, false, ws,
                                 sp.inner);
         else
-          gemm_packed(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 1.0f, 0.0f, out, P, false, ws.get(t));
+          gemm_packed(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 1.0f, 0.0f, out, P, false,
+                      thread_scratch(kScratchGemm, ws));
         if (!pointwise) {
           std::fill(dxg, dxg + Cg * s.in_plane(), 0.0f);
           col2im_add(dxg, dcol, s);
@@ -351,9 +385,8 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
   const i64 wt_size = s.groups * R * Kg;
   std::vector<std::vector<float>> part_wt(sp.outer, std::vector<float>(static_cast<std::size_t>(wt_size), 0.0f));
   std::vector<std::vector<float>> part_b(sp.outer, std::vector<float>(db ? static_cast<std::size_t>(s.K) : 0, 0.0f));
-  const int threads = std::max(sp.outer, sp.inner);
-  Scratch ws(threads, gemm_workspace_floats(plan, sp.inner > 1 ? (R + sp.inner - 1) / sp.inner + plan.mr : R, Kg, P,
-                                            false));
+  const i64 ws = gemm_workspace_floats(plan, sp.inner > 1 ? (R + sp.inner - 1) / sp.inner + plan.mr : R, Kg, P,
+                                       false);
   ExceptionTrap trap;
 #pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
   trap.run([&] {
@@ -383,11 +416,12 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
             au.line_offset += r0;
             if (r1 > r0)
               gemm_packed(plan, r1 - r0, Kg, P, nullptr, au, operand_b(&dyt), 1.0f, 1.0f, out + r0 * Kg, Kg, false,
-                          ws.get(u));
+                          thread_scratch(kScratchGemm, ws));
           });
           inner_trap.rethrow();
         } else {
-          gemm_packed(plan, R, Kg, P, nullptr, aop, operand_b(&dyt), 1.0f, 1.0f, out, Kg, false, ws.get(t));
+          gemm_packed(plan, R, Kg, P, nullptr, aop, operand_b(&dyt), 1.0f, 1.0f, out, Kg, false,
+                      thread_scratch(kScratchGemm, ws));
         }
         if (db) {
           for (i64 k = 0; k < Kg; ++k) {

@@ -15,7 +15,6 @@
 #include "gemm/gemm.h"
 
 #include <algorithm>
-#include <memory>
 
 #include "parallel.h"
 
@@ -195,22 +194,19 @@ void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const f
   // Below ~1 MFLOP per thread, waking threads costs more than it saves.
   const i64 flops_limit = std::max<i64>(1, (M * N * K) / (512 * 1024));
   const int nt = threads_for(std::min(parts, flops_limit), num_threads);
-
-  // Allocated before the parallel region: an exception must never escape one.
   const i64 ws = gemm_workspace_floats(plan, split_rows ? (M + nt - 1) / nt + plan.mr : M,
                                        split_rows ? N : (N + nt - 1) / nt + plan.nr, K, false);
-  // new float[] leaves the scratch uninitialised: zeroing it would cost a pass.
-  std::vector<std::unique_ptr<float[]>> workspace;
-  for (int t = 0; t < nt; ++t) workspace.emplace_back(new float[static_cast<std::size_t>(ws)]);
+
+  ExceptionTrap trap;
 #pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  trap.run([&] {
 #ifdef PYCNN_HAVE_OPENMP
     const int t = omp_get_thread_num();
 #else
     const int t = 0;
 #endif
     const i64 p0 = parts * t / nt, p1 = parts * (t + 1) / nt;  // this thread's panels
-    float* w = workspace[t].get();
+    float* w = thread_scratch(kScratchGemm, ws);
     if (split_rows) {
       const i64 r0 = p0 * plan.mr, r1 = std::min(M, p1 * plan.mr);
       GemmOperand oa = operand_a(&a);
@@ -222,7 +218,8 @@ void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const f
       ob.line_offset = c0;
       if (c1 > c0) gemm_packed(plan, M, c1 - c0, K, nullptr, operand_a(&a), ob, alpha, beta, C + c0, ldc, relu, w);
     }
-  }
+  });
+  trap.rethrow();
 }
 
 }  // namespace pycnn
