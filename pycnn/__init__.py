@@ -5,6 +5,10 @@ arrays in and out::
 
     import pycnn
     from pycnn import nn, optim
+    from pycnn.train import fit, evaluate, predict
+
+    pycnn.save(model, "model.npz"); model = pycnn.load("model.npz")
+    pycnn.summary(model, (1, 28, 28))
 
 Submodules are imported on first use, so ``import pycnn`` stays cheap for
 programs that embed it.
@@ -14,6 +18,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what __getattr__ below imports lazily, for type checkers and IDEs
+    from . import data, functional, io, metrics, models, nn, optim, reference, train, viz  # noqa: F401
+    from ._summary import summary  # noqa: F401
+    from .io import load, save  # noqa: F401
 
 # From the root of a source checkout after a non-editable `pip install .`,
 # `python -m ...` puts the checkout first on sys.path, and its pycnn/ (Python
@@ -23,16 +33,21 @@ if importlib.util.find_spec(f"{__name__}._core") is None:  # pragma: no cover - 
     __path__ = pkgutil.extend_path(__path__, __name__)
 
 __all__ = [
-    "nn", "optim", "functional", "data", "train", "reference", "models",
+    "nn", "optim", "functional", "data", "train", "reference", "models", "metrics", "io", "viz",
+    "save", "load", "summary",
     "set_num_threads", "get_num_threads", "manual_seed", "show_config", "__version__",
 ]
 
-_SUBMODULES = {"nn", "optim", "functional", "data", "train", "reference", "models"}
+_SUBMODULES = {"nn", "optim", "functional", "data", "train", "reference", "models", "metrics", "io", "viz"}
+# Functions importable from the top level, and the submodule that defines each.
+_FUNCTIONS = {"save": "io", "load": "io", "summary": "_summary"}
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(f"{__name__}.{_FUNCTIONS[name]}"), name)
     if name == "__version__":
         from . import _core
 

@@ -16,3 +16,18 @@ def manual_seed(seed: int) -> None:
 def generator() -> np.random.Generator:
     """The current generator; re-read after manual_seed, so do not cache it."""
     return _rng
+
+
+class preserved:
+    """``with preserved():`` draws inside (e.g. throw-away weight initialisation) leave pycnn's generator untouched."""
+
+    def __enter__(self):
+        global _rng
+        self._saved = _rng
+        _rng = np.random.default_rng(0)
+        return _rng
+
+    def __exit__(self, *exc):
+        global _rng
+        _rng = self._saved
+        return False

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
 import pytest
 
 from pycnn import data
@@ -47,7 +48,7 @@ def require_fashion_mnist():
 def test_help():
     r = run("--help")
     assert r.returncode == 0, r.stderr
-    for command in ("train", "info", "bench"):
+    for command in ("train", "evaluate", "predict", "info", "bench"):
         assert command in r.stdout
     assert r.stderr == ""
 
@@ -55,9 +56,22 @@ def test_help():
 def test_train_help_lists_every_option():
     r = run("train", "--help")
     assert r.returncode == 0, r.stderr
-    for option in ("--epochs", "--batch-size", "--lr", "--momentum", "--threads", "--data", "--seed", "--limit"):
+    for option in ("--epochs", "--batch-size", "--lr", "--momentum", "--threads", "--data", "--seed", "--limit",
+                   "--model", "--optimizer", "--weight-decay", "--schedule", "--augment", "--validation-split",
+                   "--patience", "--save", "--plots", "fashion_mnist_cnn"):
         assert option in r.stdout, option
     assert "default: 2" in r.stdout  # epochs
+
+
+@pytest.mark.parametrize("command, words", [
+    ("evaluate", ("MODEL", "classification report", "--plots", "--data")),
+    ("predict", ("MODEL", "IMAGE", "Pillow", "--top", "--invert")),
+])
+def test_command_help(command, words):
+    r = run(command, "--help")
+    assert r.returncode == 0, r.stderr
+    for w in words:
+        assert w in r.stdout, w
 
 
 def test_no_command_prints_usage():
@@ -72,7 +86,9 @@ def test_info():
     r = run("info")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"pycnn {pycnn.__version__}")
-    assert "threads:" in r.stdout
+    assert pycnn.show_config.__doc__  # info prints show_config() first, then more:
+    for line in ("threads:", "optional:", "presets:     fashion_mnist_cnn", "optimisers:  sgd"):
+        assert line in r.stdout, line
 
 
 def test_runs_from_the_checkout_root():
@@ -192,3 +208,149 @@ def test_readme_example_runs():
                        stdin=subprocess.DEVNULL, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "'accuracy'" in r.stdout, r.stdout
+
+
+# ---------------------------------------------------------------------------
+# train --save/--plots, evaluate, predict on a small stand-in for Fashion-MNIST
+# ---------------------------------------------------------------------------
+
+
+def fake_images(n, rng):
+    """uint8 (n, 28, 28) images whose class (0..9) is where a bright bar is, plus labels."""
+    y = rng.integers(0, 10, n).astype(np.uint8)
+    x = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
+    for i, c in enumerate(y):
+        r, col = divmod(int(c), 5)
+        x[i, 2 + 13 * r: 12 + 13 * r, 1 + 5 * col: 5 + 5 * col] = 230
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory):
+    """A directory with the four IDX files of a tiny, easy 'Fashion-MNIST' (640 train, 200 test)."""
+    d = tmp_path_factory.mktemp("fake-fashion-mnist")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 640), ("t10k", 200)):
+        x, y = fake_images(n, rng)
+        data.write_idx(d / f"{split}-images-idx3-ubyte", x)
+        data.write_idx(d / f"{split}-labels-idx1-ubyte", y)
+    return d
+
+
+@pytest.fixture(scope="module")
+def trained(fake_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    r = run("train", "--data", str(fake_data), "--epochs", "2", "--batch-size", "32", "--seed", "1",
+            "--save", str(out / "model.npz"), "--plots", str(out / "plots"), "--schedule", "cosine", "--quiet")
+    return r, out
+
+
+def test_train_save_and_plots(trained):
+    r, out = trained
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stdout.splitlines()
+    assert "640 train / 200 test images" in lines[0]
+    assert "fashion_mnist_cnn with 421,642 parameters; SGD lr 0.05, momentum 0.9" in lines[1]
+    assert re.match(r"epoch 1/2  loss \d\.\d{4}  train acc [\d.]+%  test loss \d\.\d{4}  test acc [\d.]+%  "
+                    r"[\d,]+ images/s  \(\d+\.\ds\)  lr 0\.05$", lines[2]), lines[2]
+    assert lines[3].startswith("epoch 2/2") and lines[3].endswith("lr 0.025")
+    assert re.match(r"test accuracy [\d.]+% after 2 epochs", lines[4])
+    assert (out / "model.npz").is_file() and "saved the model to" in r.stdout
+    for name in ("history.png", "filters.png", "feature_maps.png", "confusion_matrix.png"):
+        raw = (out / "plots" / name).read_bytes()
+        assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 5000, name
+    import json
+
+    h = json.loads((out / "plots" / "history.json").read_text())
+    assert h["epoch"] == [0, 1] and set(h["history"]) >= {"loss", "accuracy", "val_loss", "val_accuracy", "time"}
+    import pycnn
+
+    meta = pycnn.io.read_metadata(out / "model.npz")
+    assert meta["input_shape"] == [1, 28, 28] and meta["class_names"][9] == "Ankle boot"
+    assert meta["history"]["val_accuracy"] == h["history"]["val_accuracy"]
+
+
+def test_evaluate_saved_model(trained, fake_data):
+    r, out = trained
+    assert r.returncode == 0, r.stderr
+    ev = run("evaluate", str(out / "model.npz"), "--data", str(fake_data), "--plots", str(out / "ev"))
+    assert ev.returncode == 0, ev.stderr
+    m = re.search(r"^loss (\d+\.\d+)  accuracy (\d+\.\d+)%$", ev.stdout, re.MULTILINE)
+    assert m, ev.stdout
+    # the same model, the same test images: train's last test accuracy
+    last = re.search(r"^epoch 2/2 .* test acc (\d+\.\d+)%", r.stdout, re.MULTILINE).group(1)
+    assert m.group(2) == last
+    for word in ("precision", "recall", "f1-score", "support", "T-shirt/top", "Ankle boot", "macro avg"):
+        assert word in ev.stdout, word
+    assert (out / "ev" / "confusion_matrix.png").is_file()
+
+
+def test_predict_images(trained, fake_data, tmp_path):
+    PIL = pytest.importorskip("PIL.Image")
+    r, out = trained
+    assert r.returncode == 0, r.stderr
+    rng = np.random.default_rng(5)
+    x, y = fake_images(4, rng)
+    paths = []
+    for i, img in enumerate(x):
+        p = tmp_path / f"img{i}.png"
+        # the light-background version of the picture, twice the size: predict inverts and resizes
+        PIL.fromarray(255 - img).resize((56, 56)).save(p)
+        paths.append(str(p))
+    pr = run("predict", str(out / "model.npz"), *paths, "--top", "2")
+    assert pr.returncode == 0, pr.stderr
+    lines = pr.stdout.strip().splitlines()
+    assert len(lines) == 4
+    for line, path in zip(lines, paths):
+        assert re.match(re.escape(path) + r": [\w/ -]+ \(\d+\.\d+%\)  \[[\w/ -]+ \d+\.\d+%\]$", line), line
+
+
+def test_train_with_validation_split_and_early_stopping(fake_data):
+    r = run("train", "--data", str(fake_data), "--epochs", "2", "--batch-size", "64", "--validation-split", "0.25",
+            "--patience", "1", "--augment", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "480 train / 200 test images" not in r.stdout  # the split happens inside fit
+    assert re.search(r"^epoch 1/2 .* val loss \d\.\d{4}  val acc", r.stdout, re.MULTILINE), r.stdout
+    assert "augmented" in r.stdout
+    assert re.search(r"^test accuracy [\d.]+% after \d epochs?", r.stdout, re.MULTILINE)
+
+
+def test_optimizer_choices_follow_pycnn_optim(fake_data):
+    from pycnn import optim
+
+    r = run("train", "--data", str(fake_data), "--epochs", "1", "--optimizer", "adam", "--limit", "64", "--quiet")
+    if hasattr(optim, "Adam"):
+        assert r.returncode == 0, r.stderr
+        assert "Adam lr 0.001" in r.stdout
+    else:
+        assert r.returncode == 2 and "invalid choice: 'adam'" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "/nonexistent/model.npz"], "model file '/nonexistent/model.npz' not found"),
+    (["predict", "/nonexistent/model.npz", "x.png"], "model file '/nonexistent/model.npz' not found"),
+])
+def test_evaluate_and_predict_errors(args, message):
+    r = run(*args)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == f"pycnn: error: {message} (write one with 'python -m pycnn train --save " \
+                               f"{args[1]}')"
+
+
+def test_predict_bad_image_and_not_a_model(trained, tmp_path):
+    r, out = trained
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    pr = run("predict", str(out / "model.npz"), str(bad))
+    assert pr.returncode == 1 and pr.stderr.startswith("pycnn: error: cannot read image") and "Traceback" not in pr.stderr
+    ev = run("evaluate", str(bad))
+    assert ev.returncode == 1 and ev.stderr.startswith("pycnn: error: cannot load the model:")
+
+
+def test_predict_without_pillow_says_how_to_get_it(monkeypatch, tmp_path):
+    from pycnn.__main__ import UserError, _read_image
+
+    monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
+    with pytest.raises(UserError, match="pip install pillow"):
+        _read_image(str(tmp_path / "x.png"), [1, 28, 28], "auto")

@@ -15,7 +15,8 @@ import pytest
 import pycnn
 from pycnn import data, nn, optim
 from pycnn.models import fashion_mnist_cnn
-from pycnn.train import Callback, History, ProgressLogger, Trainer, evaluate, fit, format_epoch, predict
+from pycnn.train import (Callback, History, ProgressLogger, Trainer, evaluate, fit, format_epoch, predict,
+                         predict_outputs, predict_proba)
 
 NUM_CLASSES = 3
 TIMING_KEYS = ("time", "images_per_s")
@@ -281,10 +282,19 @@ def test_evaluate_and_predict_restore_mode(train_val, mode):
 def test_predict_runs_in_eval_mode_and_batches(train_val):
     model, _, _ = make()
     xv = train_val[1][0][:50]
-    out = predict(model, xv, batch_size=7)
+    out = predict_outputs(model, xv, batch_size=7)
     assert out.shape == (50, NUM_CLASSES) and out.dtype == np.float32
     model.eval()
     np.testing.assert_allclose(out, model(xv), rtol=1e-5, atol=1e-6)
+    labels = predict(model, xv, batch_size=7)
+    assert labels.shape == (50,) and labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, out.argmax(axis=1))
+    proba = predict_proba(model, xv, batch_size=7)
+    assert proba.shape == (50, NUM_CLASSES) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(proba.argmax(axis=1), labels)
+    z = out.astype(np.float64) - out.max(axis=1, keepdims=True)
+    np.testing.assert_allclose(proba, np.exp(z) / np.exp(z).sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
     # eval mode saves nothing for backward
     with pytest.raises(RuntimeError):
         model.backward(np.ones((50, NUM_CLASSES), np.float32))
@@ -295,7 +305,7 @@ def test_evaluate_matches_reference(train_val):
 
     model, _, _ = make()
     xv, yv = train_val[1]
-    logits = predict(model, xv)
+    logits = predict_outputs(model, xv)
     res = evaluate(model, xv, yv, batch_size=50)
     assert res["loss"] == pytest.approx(reference.cross_entropy(logits.astype(np.float64), yv), rel=1e-5)
     assert res["accuracy"] == pytest.approx(np.mean(logits.argmax(1) == yv))

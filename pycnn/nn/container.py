@@ -120,7 +120,13 @@ class Sequential(Module):
         expensive one nobody needs).
         """
         mods = list(self._modules.values())
+        first = 0
+        if not input_grad:
+            # Nothing before the first trainable module needs a gradient (a
+            # frozen feature extractor when fine-tuning): stop there.
+            while first < len(mods) - 1 and not any(p.requires_grad for p in mods[first].parameters()):
+                first += 1
         g = grad_output
-        for i in range(len(mods) - 1, -1, -1):
-            g = _call_backward(mods[i], g, input_grad or i > 0)
-        return g
+        for i in range(len(mods) - 1, first - 1, -1):
+            g = _call_backward(mods[i], g, input_grad or i > first)
+        return None if not input_grad else g

@@ -15,16 +15,98 @@ Saved state has a life cycle, enforced here once for all modules
 A module instance therefore holds one forward at a time: to use the same
 layer twice in one network, share its Parameters between two instances
 rather than placing one instance twice in a chain.
+
+Every subclass records the arguments its constructor was called with
+(:meth:`Module.get_config`), and the public classes of ``pycnn.nn`` register
+themselves by name (:func:`register_module`): together they let
+:func:`pycnn.save` write a network's architecture as plain JSON and
+:func:`pycnn.load` rebuild it by calling only registered constructors.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from collections import OrderedDict, namedtuple
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple, Type
 
 import numpy as np
 
-__all__ = ["Parameter", "Module"]
+__all__ = ["Parameter", "Module", "register_module", "registered_modules"]
+
+
+# ---------------------------------------------------------------------------
+# The registry of layer classes pycnn.load may construct (its allowlist)
+# ---------------------------------------------------------------------------
+
+_REGISTRY: Dict[str, type] = {}
+
+
+def register_module(cls: Optional[type] = None, *, name: Optional[str] = None):
+    """Allow :func:`pycnn.load` to construct ``cls`` (a :class:`Module` subclass) by name.
+
+    The public classes of ``pycnn.nn`` register themselves when they are
+    defined. Register your own layers (in the program that saves *and* the
+    one that loads) to save and load models that use them::
+
+        @nn.register_module
+        class Scale(nn.Module):
+            def __init__(self, factor: float = 2.0): ...
+
+    A registered class must be rebuildable from its constructor arguments,
+    and these must be JSON values (numbers, strings, bools, None, lists,
+    tuples, dicts) or modules. ``name`` defaults to the class name; two
+    different classes cannot share one.
+    """
+
+    def register(c: type) -> type:
+        if not (isinstance(c, type) and issubclass(c, Module)):
+            raise TypeError(f"register_module: expected a Module subclass, got {c!r}")
+        key = name or c.__name__
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"register_module: name must be a non-empty string, got {key!r}")
+        old = _REGISTRY.get(key)
+        same = old is not None and (old.__module__, old.__qualname__) == (c.__module__, c.__qualname__)
+        if old is not None and old is not c and not same:
+            raise ValueError(f"register_module: the name {key!r} is already taken by "
+                             f"{old.__module__}.{old.__qualname__}; pass name=... to register "
+                             f"{c.__module__}.{c.__qualname__} under another name")
+        _REGISTRY[key] = c
+        setattr(c, "_registered_name", key)
+        return c
+
+    return register if cls is None else register(cls)
+
+
+def registered_modules() -> Dict[str, type]:
+    """``{name: class}`` of every layer class :func:`pycnn.load` may construct."""
+    return dict(_REGISTRY)
+
+
+def _registered_name(cls: type) -> Optional[str]:
+    """The name ``cls`` is registered under, or None."""
+    key = cls.__dict__.get("_registered_name")
+    return key if key is not None and _REGISTRY.get(key) is cls else None
+
+
+_NO_ARGS = inspect.Signature()
+
+
+def _records_config(init):
+    """Wrap a Module subclass's ``__init__`` so the outermost call records its arguments."""
+    sig = inspect.signature(init)
+    params = list(sig.parameters.values())[1:]  # drop self
+    sig = sig.replace(parameters=params)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        # Only the constructor of the object's own class records (not the
+        # super().__init__ calls it makes), after it has run.
+        if type(self).__init__ is __init__:
+            object.__setattr__(self, "_init_call", (sig, args, kwargs))
+
+    __init__._pycnn_records_config = True
+    return __init__
 
 
 def _as_param_array(value, what: str) -> np.ndarray:
@@ -163,6 +245,30 @@ class Module:
 
     training: bool
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_pycnn_records_config", False):
+            setattr(cls, "__init__", _records_config(init))
+        # pycnn's own public layers join the allowlist of pycnn.load on definition.
+        if cls.__module__.startswith("pycnn.") and not cls.__name__.startswith("_"):
+            register_module(cls)
+
+    def get_config(self) -> Dict[str, Any]:
+        """The arguments this module's constructor was called with, by parameter name (defaults included).
+
+        ``type(m)(**m.get_config())`` builds a module with the same
+        architecture (for constructors taking ``*args``, such as
+        ``Sequential``, see :func:`pycnn.io.to_json`).
+        """
+        call = self.__dict__.get("_init_call")
+        if call is None:
+            return {}
+        sig, args, kwargs = call
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
     def __init__(self) -> None:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -170,6 +276,8 @@ class Module:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_saved", _NO_FORWARD)
+        if type(self).__init__ is Module.__init__:  # a layer without a constructor of its own (ReLU)
+            object.__setattr__(self, "_init_call", (_NO_ARGS, (), {}))
 
     # ------------------------------------------------------------------ registration
     def _check_init(self, name: str) -> None:
@@ -363,6 +471,24 @@ class Module:
         for p in self.parameters():
             p.requires_grad = bool(requires_grad)
         return self
+
+    def freeze(self) -> "Module":
+        """Freeze every parameter (``requires_grad = False``): backward skips their gradients, optimisers their updates.
+
+        For transfer learning: ``model.freeze(); model[-1] = nn.Linear(128, 5)``
+        trains only the new head. Returns self.
+        """
+        return self.requires_grad_(False)
+
+    def unfreeze(self) -> "Module":
+        """Make every parameter trainable again (``requires_grad = True``). Returns self."""
+        return self.requires_grad_(True)
+
+    def trainable_parameters(self) -> Iterator[Parameter]:
+        """The parameters with ``requires_grad`` (what an optimiser needs to hold for fine-tuning)."""
+        for p in self.parameters():
+            if p.requires_grad:
+                yield p
 
     # ------------------------------------------------------------------ forward / backward
     def forward(self, *args, **kwargs):

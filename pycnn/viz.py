@@ -1,0 +1,234 @@
+"""Plots written as PNG files: training curves, first-layer filters, feature maps, confusion matrix.
+
+Needs matplotlib, the optional extra ``pip install "pycnn[viz]"``. It is
+imported only when a plot is drawn (``import pycnn`` never loads it), and the
+figures are drawn with its Agg renderer straight to files: no window opens,
+no display is needed, and pyplot's global state (your backend, open figures)
+is left alone.
+
+::
+
+    from pycnn import viz
+    viz.plot_history(history, "out/history.png")
+    viz.plot_filters(model, "out/filters.png")
+    viz.plot_feature_maps(model, x_test[0], "out/feature_maps.png")
+    viz.plot_confusion_matrix(metrics.confusion_matrix(y_test, y_pred), "out/confusion.png",
+                              class_names=data.FASHION_MNIST_CLASSES)
+
+Every function returns the path it wrote (a ``pathlib.Path``) and creates
+missing parent directories.
+"""
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+__all__ = ["plot_history", "plot_filters", "plot_feature_maps", "plot_confusion_matrix"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _figure(width: float, height: float):
+    """A matplotlib Figure on the Agg canvas (pyplot untouched)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("pycnn.viz needs matplotlib, which is not installed: "
+                          "pip install \"pycnn[viz]\" (or pip install matplotlib)") from None
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: PathLike) -> pathlib.Path:
+    p = pathlib.Path(path)
+    if p.parent and not p.parent.exists():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, format="png", bbox_inches="tight")
+    return p
+
+
+def _history_dict(history) -> Mapping[str, Sequence[float]]:
+    if hasattr(history, "history") and isinstance(history.history, Mapping):
+        return history.history
+    if isinstance(history, Mapping):
+        return history
+    if isinstance(history, (str, os.PathLike)):
+        from .train import History
+
+        return History.from_json(history).history
+    raise TypeError(f"plot_history: expected a History, a dict of lists or a JSON file, got {type(history).__name__}")
+
+
+def plot_history(history, path: PathLike, title: Optional[str] = None) -> pathlib.Path:
+    """Training curves: loss, and accuracy and learning rate when recorded, train vs validation, per epoch.
+
+    Args:
+        history: what :func:`pycnn.train.fit` returned, its ``.history``
+            dict, or a file written by ``History.to_json``.
+        path: the PNG to write.
+        title: above the plots.
+    """
+    h = _history_dict(history)
+    panels = [key for key in ("loss", "accuracy", "lr") if key in h or f"val_{key}" in h]
+    if not panels:
+        raise ValueError(f"plot_history: nothing to plot; the history has {sorted(h)}")
+    fig = _figure(4.2 * len(panels), 3.4)
+    for i, key in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        for name, style in ((key, "o-"), (f"val_{key}", "s--")):
+            if name in h and len(h[name]):
+                values = np.asarray(h[name], dtype=np.float64)
+                ax.plot(np.arange(1, len(values) + 1), values, style, label=name.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel({"lr": "learning rate"}.get(key, key))
+        n = max(len(h.get(key, [])), len(h.get(f"val_{key}", [])))
+        ax.set_xticks(range(1, n + 1) if n <= 20 else np.linspace(1, n, 10).round().astype(int))
+        ax.grid(True, alpha=0.3)
+        if key != "lr":
+            ax.legend()
+    fig.suptitle(title or "Training history")
+    return _save(fig, path)
+
+
+def _first_conv(model):
+    from .nn.module import Module
+
+    if not isinstance(model, Module):
+        raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
+    for _, m in model.named_modules():
+        w = getattr(m, "weight", None)
+        if w is not None and getattr(w, "ndim", 0) == 4:
+            return m
+    raise ValueError(f"no convolution layer (a 4-D weight) in {type(model).__name__}")
+
+
+def _grid(n: int):
+    cols = int(math.ceil(math.sqrt(n)))
+    return int(math.ceil(n / cols)), cols
+
+
+def plot_filters(model, path: PathLike, max_filters: int = 64) -> pathlib.Path:
+    """A grid of the first convolution layer's filters (or of ``model`` itself if it is one).
+
+    Each filter is scaled to its own range; 3-channel filters are shown in
+    colour, others as the mean over their input channels in grey.
+    """
+    conv = _first_conv(model)
+    w = np.asarray(conv.weight.data, dtype=np.float64)[:max_filters]
+    k, c = w.shape[:2]
+    rows, cols = _grid(k)
+    fig = _figure(1.1 * cols + 0.5, 1.1 * rows + 0.6)
+    for i in range(k):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        f = w[i]
+        if c == 3:
+            img = np.transpose(f, (1, 2, 0))
+            lo, hi = img.min(), img.max()
+            ax.imshow((img - lo) / (hi - lo) if hi > lo else np.zeros_like(img), interpolation="nearest")
+        else:
+            img = f.mean(axis=0)
+            ax.imshow(img, cmap="gray", interpolation="nearest")
+        ax.set_axis_off()
+    kh, kw = w.shape[2:]
+    fig.suptitle(f"{type(conv).__name__} filters ({conv.weight.shape[0]} x {c} x {kh} x {kw})")
+    return _save(fig, path)
+
+
+def plot_feature_maps(model, x, path: PathLike, max_channels: int = 16) -> pathlib.Path:
+    """The feature maps of one input through each convolution layer of ``model``.
+
+    Row 0 shows the input; then one row per convolution layer (in the order
+    they run) with its first ``max_channels`` output channels.
+
+    Args:
+        model: the network (run in ``eval()`` mode; its mode is restored).
+        x: one input, ``(C, H, W)`` or ``(1, C, H, W)``.
+        path: the PNG to write.
+        max_channels: channels shown per layer.
+    """
+    from ._summary import record_outputs
+
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError(f"plot_feature_maps: expected one input (C, H, W) or (1, C, H, W), got {x.shape}")
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        with record_outputs(model) as records:
+            model(x)
+    finally:
+        if was_training:
+            model.train()
+    maps = [(name, type(m).__name__, out) for name, m, out in records
+            if getattr(getattr(m, "weight", None), "ndim", 0) == 4 and isinstance(out, np.ndarray) and out.ndim == 4]
+    if not maps:
+        raise ValueError(f"plot_feature_maps: {type(model).__name__} has no convolution layer producing feature maps")
+    cols = max(1, min(max_channels, max(out.shape[1] for _, _, out in maps)))
+    rows = len(maps) + 1
+    fig = _figure(1.2 * cols + 1.5, 1.3 * rows + 0.4)
+    ax = fig.add_subplot(rows, cols, 1)
+    img = x[0].transpose(1, 2, 0) if x.shape[1] == 3 else x[0, 0]
+    ax.imshow(img, cmap=None if x.shape[1] == 3 else "gray", interpolation="nearest")
+    ax.set_title("input", fontsize=8)
+    ax.set_axis_off()
+    for r, (name, kind, out) in enumerate(maps, start=1):
+        for ch in range(min(cols, out.shape[1])):
+            ax = fig.add_subplot(rows, cols, r * cols + ch + 1)
+            ax.imshow(out[0, ch], cmap="viridis", interpolation="nearest")
+            ax.set_axis_off()
+            if ch == 0:
+                ax.set_title(f"{name} ({kind}) {out.shape[1]}x{out.shape[2]}x{out.shape[3]}", fontsize=8, loc="left")
+    fig.suptitle("Feature maps")
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(cm, path: PathLike, class_names: Optional[Sequence[str]] = None,
+                          normalize: bool = False, title: Optional[str] = None) -> pathlib.Path:
+    """The confusion matrix as an image: rows are true classes, columns predicted ones.
+
+    Args:
+        cm: a square matrix of counts, e.g. :func:`pycnn.metrics.confusion_matrix`.
+        path: the PNG to write.
+        class_names: tick labels (default 0, 1, ...).
+        normalize: show each row as fractions of its true class.
+        title: above the matrix.
+    """
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
+        raise ValueError(f"plot_confusion_matrix: expected a square matrix, got shape {cm.shape}")
+    n = cm.shape[0]
+    names = [str(c) for c in (class_names if class_names is not None else range(n))]
+    if len(names) != n:
+        raise ValueError(f"plot_confusion_matrix: {len(names)} class names for a {n}x{n} matrix")
+    values = cm.astype(np.float64)
+    if normalize:
+        with np.errstate(all="ignore"):
+            values = np.nan_to_num(values / values.sum(axis=1, keepdims=True))
+    size = max(4.0, 0.6 * n + 2.5)
+    fig = _figure(size + 1.0, size)
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(values, cmap="Blues", interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xticklabels(names, rotation=45, ha="right")
+    ax.set_yticklabels(names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 20:
+        top = values.max() if values.size else 0
+        for i in range(n):
+            for j in range(n):
+                text = f"{values[i, j]:.2f}" if normalize else f"{int(cm[i, j])}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="white" if values[i, j] > 0.5 * top else "black")
+    ax.set_title(title or ("Confusion matrix" + (" (normalised by true class)" if normalize else "")))
+    return _save(fig, path)
