@@ -92,7 +92,9 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "pycnn's compiled kernels. Private: use pycnn.functional and pycnn.nn.";
   m.attr("__version__") = PYCNN_VERSION;
 
-  m.def("get_num_threads", &pycnn::get_num_threads);
+  m.def("get_num_threads", &pycnn::peek_num_threads);
+  m.def("forked_single_threaded", &pycnn::forked_single_threaded,
+        "True in a process forked after its parent ran threaded kernels: it stays single-threaded.");
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("set_num_threads: expected n >= 1, got " + std::to_string(n));
     pycnn::set_num_threads(n);
