@@ -1,5 +1,6 @@
 #include "parallel.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
@@ -22,7 +23,7 @@ int default_num_threads() {
   if (const char* env = std::getenv("OMP_NUM_THREADS")) {
     char* end = nullptr;
     long v = std::strtol(env, &end, 10);  // "4,2" (nested lists) takes the first level
-    if (end != env && v >= 1 && v <= 4096) return static_cast<int>(v);
+    if (end != env && v >= 1 && v <= 1 << 20) return static_cast<int>(std::min<long>(v, max_num_threads()));
   }
   return max_hardware_threads();
 }
@@ -69,6 +70,12 @@ int max_hardware_threads() {
 #endif
   return n >= 1 ? n : 1;
 }
+
+// A cap on the setting: kernels never profit from more threads than cores,
+// and libgomp ends the whole process (gomp_fatal) when it cannot create a
+// thread, so an absurd count must be refused up front, not found out in a
+// kernel. Four per hardware thread leaves room for experiments.
+int max_num_threads() { return std::max(16, 4 * max_hardware_threads()); }
 
 int get_num_threads() {
 #ifdef PYCNN_HAVE_OPENMP

@@ -21,6 +21,8 @@ void set_num_threads(int n);
 // True in a forked child that must stay single-threaded (see parallel.cpp).
 bool forked_single_threaded();
 int max_hardware_threads();
+// The largest value set_num_threads accepts: max(16, 4 * max_hardware_threads()).
+int max_num_threads();
 
 // Threads worth using for `work` independent items: never more threads than items.
 inline int threads_for(i64 work_items, int num_threads) {
