@@ -157,6 +157,13 @@ CASES = [
     ("conv_kernel_larger_strided", lambda: F.conv2d(x4(1, 3, 2, 9), W, stride=2), ValueError,
      ["larger", "(2, 9)"]),
     ("conv_empty_plane", lambda: F.conv2d(x4(1, 3, 0, 5), W), ValueError, ["larger", "(1, 3, 0, 5)"]),
+    ("maxpool_empty_plane_padded", lambda: F.max_pool2d(x4(1, 1, 0, 0), 2, padding=1), ValueError,
+     ["non-empty", "(1, 1, 0, 0)"]),
+    ("avgpool_empty_plane_padded", lambda: F.avg_pool2d(x4(1, 1, 3, 0), 2, padding=1, count_include_pad=False),
+     ValueError, ["non-empty", "(1, 1, 3, 0)"]),
+    ("maxpool_backward_empty_plane", lambda: F.max_pool2d_backward(x4(1, 1, 1, 1), z((1, 1, 1, 1), np.int32),
+                                                                   (1, 1, 0, 0), 2, padding=1), ValueError,
+     ["non-empty", "(1, 1, 0, 0)"]),
     ("adaptive_empty_plane", lambda: F.adaptive_avg_pool2d(x4(1, 1, 0, 4), 2), ValueError,
      ["non-empty", "(1, 1, 0, 4)"]),
     # stride / dilation / kernel / padding <= 0, functional and modules
@@ -247,7 +254,8 @@ CASES = [
     ("load_not_a_mapping", lambda: nn.Linear(2, 2).load_state_dict([z((2, 2)), z(2)]), TypeError,
      ["mapping", "list"]),
     ("load_unexpected_key", lambda: nn.Linear(2, 2).load_state_dict({"weight": z((2, 2)), "bias": z(2),
-                                                                     "extra": z(1)}), KeyError, ["unexpected", "extra"]),
+                                                                     "extra": z(1)}),
+     KeyError, ["unexpected", "extra"]),
 ]
 
 

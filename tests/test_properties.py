@@ -5,9 +5,10 @@ pooling (max, average with both divisor rules, adaptive; the dedicated 2x2
 stride-2 max path included), the losses, linear (every ISA's GEMM
 microkernel and its edge tiles), and convolution in the corners the
 fixed-case and small-channel property tests of test_conv.py leave out:
-channel counts that cross the microkernel tile sizes, 1..3 threads, the fused
-ReLU epilogue. Each example also checks the output dtype and shape, and that
-inputs are left unmodified.
+channel counts that cross the microkernel tile sizes, 1, 2, 3 or 8 threads
+(more threads than images: the split inside one image), the fused ReLU
+epilogue. Examples also check dtypes and shapes, and that inputs are left
+unmodified.
 
 Examples per test are kept small so the file runs in seconds; set
 PYCNN_PROPERTY_SCALE=10 (a multiplier) for a longer search.
@@ -83,7 +84,7 @@ def pool_geometry(draw, square_2x2_often=True):
 
 
 @settings(max_examples=ex(80), deadline=None, suppress_health_check=FIXTURE_OK)
-@given(g=pool_geometry(), seed=st.integers(0, 2**16), nt=st.integers(1, 3))
+@given(g=pool_geometry(), seed=st.integers(0, 2**16), nt=st.sampled_from([1, 2, 3, 8]))
 def test_max_pool2d_property(g, seed, nt):
     shape, k, s, p = g
     x = data(seed, shape)
@@ -108,7 +109,7 @@ def test_max_pool2d_property(g, seed, nt):
 
 @settings(max_examples=ex(80), deadline=None)
 @given(g=pool_geometry(square_2x2_often=False), include=st.booleans(), seed=st.integers(0, 2**16),
-       nt=st.integers(1, 3))
+       nt=st.sampled_from([1, 2, 3, 8]))
 def test_avg_pool2d_property(g, include, seed, nt):
     shape, k, s, p = g
     x = data(seed, shape)
@@ -178,7 +179,7 @@ def test_mse_loss_property(shape, seed, scale):
 @pytest.mark.usefixtures("isa")
 @settings(max_examples=ex(40), deadline=None, suppress_health_check=FIXTURE_OK)
 @given(N=st.integers(0, 40), fin=st.integers(1, 70), fout=st.integers(1, 70), bias=st.booleans(),
-       relu=st.booleans(), nt=st.integers(1, 3), seed=st.integers(0, 2**16))
+       relu=st.booleans(), nt=st.sampled_from([1, 2, 3, 8]), seed=st.integers(0, 2**16))
 def test_linear_property(N, fin, fout, bias, relu, nt, seed):
     x, w = data(seed, (N, fin)), data(seed + 1, (fout, fin))
     b = data(seed + 2, (fout,)) if bias else None
@@ -217,8 +218,8 @@ def wide_conv(draw):
 
 @pytest.mark.usefixtures("isa")
 @settings(max_examples=ex(25), deadline=None, suppress_health_check=FIXTURE_OK)
-@given(g=wide_conv(), algo=st.sampled_from(["im2col", "direct"]), relu=st.booleans(), nt=st.integers(1, 3),
-       seed=st.integers(0, 2**16))
+@given(g=wide_conv(), algo=st.sampled_from(["im2col", "direct"]), relu=st.booleans(),
+       nt=st.sampled_from([1, 2, 3, 8]), seed=st.integers(0, 2**16))
 def test_conv2d_wide_property(g, algo, relu, nt, seed):
     xs, ws, hp = g
     x, w, b = data(seed, xs), data(seed + 1, ws), data(seed + 2, ws[:1])

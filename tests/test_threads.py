@@ -1,5 +1,9 @@
 """Python threads: concurrent models give the serial results, the GIL is released, thread counts stay bounded.
 
+A model in training mode holds the state of its last forward, so it belongs
+to one thread at a time; a model in eval mode keeps nothing and may serve
+inference to many threads at once.
+
 pycnn keeps no per-call global state (scratch is allocated per call, the one
 thread setting is read once per call), so separate models may run in separate
 Python threads. Each Python thread that calls a threaded kernel becomes the
@@ -184,3 +188,23 @@ def test_gil_is_released_while_kernels_run(op):
     # Holding the GIL, the kernel would leave the main thread no tick at all
     # inside its window; released, the main thread spins freely.
     assert inside >= 100, f"{op}: main thread ran {inside} times during a {duration * 1e3:.1f} ms call"
+
+
+def test_one_eval_model_shared_by_threads_gives_serial_results(two_threads):
+    """Inference on one model from many threads: eval-mode forward keeps no per-call state."""
+    model, _, _ = _setup(0)
+    model.eval()
+    rng = np.random.default_rng(5)
+    batches = [rng.standard_normal((8, 3, 16, 16)).astype(np.float32) for _ in range(P)]
+    serial = [model(b) for b in batches]
+    barrier = threading.Barrier(P)
+
+    def run(i):
+        barrier.wait()
+        return [model(batches[i]) for _ in range(3)]
+
+    with ThreadPoolExecutor(P) as pool:
+        concurrent = list(pool.map(run, range(P)))
+    for i in range(P):
+        for out in concurrent[i]:
+            np.testing.assert_array_equal(out, serial[i])
