@@ -349,6 +349,7 @@ def test_zero_size_batch_through_modules_and_losses():
     dx = model.backward(loss_fn.backward())
     assert dx.shape == x.shape
     assert all(not p.grad.any() for p in model.parameters())
+    assert pycnn.train.predict(model, x).shape == (0, 5)
     mse = nn.MSELoss()
     assert np.isnan(mse(out, np.zeros((0, 5), np.float32)))
     assert mse.backward().shape == (0, 5)

@@ -217,7 +217,7 @@ def wide_conv(draw):
 
 
 @pytest.mark.usefixtures("isa")
-@settings(max_examples=ex(25), deadline=None, suppress_health_check=FIXTURE_OK)
+@settings(max_examples=ex(50), deadline=None, suppress_health_check=FIXTURE_OK)
 @given(g=wide_conv(), algo=st.sampled_from(["im2col", "direct"]), relu=st.booleans(),
        nt=st.sampled_from([1, 2, 3, 8]), seed=st.integers(0, 2**16))
 def test_conv2d_wide_property(g, algo, relu, nt, seed):
