@@ -92,11 +92,19 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "pycnn's compiled kernels. Private: use pycnn.functional and pycnn.nn.";
   m.attr("__version__") = PYCNN_VERSION;
 
-  m.def("get_num_threads", &pycnn::get_num_threads);
-  m.def("set_num_threads", [](int n) {
+  m.def("get_num_threads", &pycnn::peek_num_threads);
+  m.def("forked_single_threaded", &pycnn::forked_single_threaded,
+        "True in a process forked after its parent ran threaded kernels: it stays single-threaded.");
+  m.def("set_num_threads", [](i64 n) {
     if (n < 1) throw py::value_error("set_num_threads: expected n >= 1, got " + std::to_string(n));
-    pycnn::set_num_threads(n);
+    if (n > pycnn::max_num_threads())
+      throw py::value_error("set_num_threads: expected n <= " + std::to_string(pycnn::max_num_threads()) +
+                            " (4 per hardware thread, at least 16), got " + std::to_string(n) +
+                            ": more threads only oversubscribe the cores, and a thread OpenMP fails to "
+                            "create ends the process");
+    pycnn::set_num_threads(static_cast<int>(n));
   });
+  m.def("max_num_threads", &pycnn::max_num_threads, "The largest thread count set_num_threads accepts.");
   m.def("build_info", []() {
     py::dict d;
     d["version"] = PYCNN_VERSION;

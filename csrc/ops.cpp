@@ -185,6 +185,10 @@ Pool2dShape pool2d_shape(const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 strid
     fail(op, ": padding should be at most half of the kernel size, got padding (", pad_h, ", ", pad_w,
          ") for kernel_size (", kh, ", ", kw, ")");
   checked_numel(x, op);
+  // An empty plane with padding would give windows of padding only: -inf with
+  // an index into nothing (max), 0/0 (average without the padding). PyTorch
+  // refuses such input too; empty batches and channel counts stay valid.
+  if (x[2] == 0 || x[3] == 0) fail(op, ": input planes must be non-empty, got ", shape_str(x));
   Pool2dShape s{};
   s.N = x[0], s.C = x[1], s.H = x[2], s.W = x[3];
   s.kh = kh, s.kw = kw, s.stride_h = stride_h, s.stride_w = stride_w, s.pad_h = pad_h, s.pad_w = pad_w;

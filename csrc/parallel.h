@@ -10,9 +10,19 @@
 namespace pycnn {
 
 // Default: $OMP_NUM_THREADS if set and valid, else the number of cores.
+// The thread count for a kernel about to run (every parallel region gets it).
 int get_num_threads();
-void set_num_threads(int n);  // n >= 1, checked by the caller
+// The same value, for reporting only (get_num_threads also notes for fork
+// safety that threads were handed out).
+int peek_num_threads();
+// n >= 1, checked by the caller. Throws std::runtime_error for n > 1 in a
+// process forked after its parent used threads (see parallel.cpp).
+void set_num_threads(int n);
+// True in a forked child that must stay single-threaded (see parallel.cpp).
+bool forked_single_threaded();
 int max_hardware_threads();
+// The largest value set_num_threads accepts: max(16, 4 * max_hardware_threads()).
+int max_num_threads();
 
 // Threads worth using for `work` independent items: never more threads than items.
 inline int threads_for(i64 work_items, int num_threads) {

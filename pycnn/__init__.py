@@ -56,7 +56,12 @@ def __getattr__(name):
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads every pycnn kernel uses (n >= 1)."""
+    """Set the number of threads every pycnn kernel uses: 1 <= n <= max(16, 4 * cores).
+
+    Raises ``ValueError`` outside that range, and ``RuntimeError`` for n > 1
+    in a process forked after its parent ran threaded kernels (OpenMP's
+    thread pool does not survive fork; see docs/reliability.md).
+    """
     from . import _core
 
     if isinstance(n, bool) or not isinstance(n, int):

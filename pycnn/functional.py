@@ -34,6 +34,7 @@ or into fresh zero arrays when none are given.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Optional, Sequence, Tuple, Union
 
@@ -79,7 +80,15 @@ def as_float32(x, name: str = "input") -> np.ndarray:
         raise TypeError(f"{name}: cannot be converted to a float32 array ({e})") from None
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    _check_copy_size(a, 4, name)
     return np.require(a, np.float32, "CA")
+
+
+def _check_copy_size(a: np.ndarray, itemsize: int, name: str) -> None:
+    # A zero-stride view (np.broadcast_to) can claim more elements than any
+    # copy could hold; say so before NumPy tries to allocate it.
+    if not (a.flags.c_contiguous and a.dtype.itemsize == itemsize) and math.prod(a.shape) * itemsize > _I64_MAX:
+        raise OverflowError(f"{name}: an array of shape {a.shape} has more bytes than fit in 64-bit sizes")
 
 
 def as_labels(labels, name: str = "labels") -> np.ndarray:
@@ -102,6 +111,7 @@ def as_labels(labels, name: str = "labels") -> np.ndarray:
         raise TypeError(f"{name}: expected an integer array of class indices, got dtype {a.dtype}")
     if a.dtype.kind == "u" and a.size and a.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name}: label {a.max()} does not fit in int64")
+    _check_copy_size(a, 8, name)
     return np.require(a, np.int64, "CA")
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from collections import OrderedDict
 from typing import Any, Dict, Mapping, Optional, Union
 
@@ -292,6 +293,21 @@ def _write_npz(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
             os.remove(tmp)
 
 
+# What a truncated or corrupted zip archive raises, from the zip layer
+# (bad CRC, bad header, unsupported compression), zlib or the file itself.
+_CORRUPT = (OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)
+
+
+def _member(z, key: str, path: str) -> np.ndarray:
+    """One array of the archive; every way it can be unreadable is a ValueError naming the file."""
+    try:
+        return z[key]
+    except ValueError as e:
+        raise _refuse(path, e) from None
+    except _CORRUPT as e:
+        raise ValueError(f"{path}: corrupted entry {key!r} ({type(e).__name__}: {e})") from None
+
+
 def _refuse(path: str, e: Exception) -> ValueError:
     msg = str(e)
     if "pickle" in msg.lower() or "object arrays" in msg.lower():
@@ -306,10 +322,10 @@ def _open_npz(path: PathLike):
         z = np.load(p, allow_pickle=False)
     except ValueError as e:
         raise _refuse(p, e) from None
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
-        raise ValueError(f"{p}: not a pycnn .npz file ({e})") from None
+    except FileNotFoundError:
+        raise
+    except _CORRUPT as e:
+        raise ValueError(f"{p}: not a pycnn .npz file ({type(e).__name__}: {e})") from None
     if not isinstance(z, np.lib.npyio.NpzFile):
         raise ValueError(f"{p}: holds a single array, not a pycnn .npz file (made by pycnn.save or save_weights)")
     return z
@@ -320,10 +336,7 @@ def _read_arrays(z, path: str) -> "OrderedDict[str, np.ndarray]":
     for key in z.files:
         if key == _META:
             continue
-        try:
-            a = z[key]
-        except ValueError as e:
-            raise _refuse(path, e) from None
+        a = _member(z, key, path)
         if a.dtype.kind not in "biuf":
             raise ValueError(f"{path}: array {key!r} has dtype {a.dtype}; weights must be numeric")
         out[key] = a
@@ -334,10 +347,7 @@ def _read_meta(z, path: str) -> Dict[str, Any]:
     if _META not in z.files:
         raise ValueError(f"{path}: has weights but no architecture (written by save_weights?); build the model "
                          f"and use pycnn.io.load_weights(model, path)")
-    try:
-        raw = z[_META]
-    except ValueError as e:
-        raise _refuse(path, e) from None
+    raw = _member(z, _META, path)
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise ValueError(f"{path}: malformed {_META} entry")
     meta = _parse_json(raw.tobytes().decode("utf-8", errors="strict"), path)

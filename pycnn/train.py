@@ -733,16 +733,20 @@ def predict_outputs(model, x, batch_size: int = DEFAULT_EVAL_BATCH_SIZE, transfo
             augmentations do nothing here).
 
     Returns:
-        The outputs stacked along the first axis, e.g. logits ``(N, classes)``.
+        The outputs stacked along the first axis, e.g. logits ``(N, classes)``;
+        for an empty ``x`` (N = 0) the model's output for the empty batch,
+        e.g. ``(0, classes)``.
     """
     batch_size = _check_int("batch_size", batch_size, 1)
     tf = _transform_fn(transform)
     x = np.asarray(x)
-    if x.ndim == 0 or len(x) == 0:
-        raise ValueError(f"predict: x must hold at least one sample, got shape {x.shape}")
+    if x.ndim == 0:
+        raise ValueError(f"predict: x must have a leading sample dimension, got shape {x.shape}")
     was_training = getattr(model, "training", True)
     model.eval()
     try:
+        if len(x) == 0:  # pycnn's layers take empty batches: the output has the right shape
+            return np.asarray(model(x))
         out = None
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size]

@@ -245,7 +245,9 @@ void gemm_columns_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const Pack
 struct Split {
   int outer, inner;
 };
-Split split_batch(i64 N, int nt) {
+// image_cost: multiply-adds per image; tiny convolutions stay on one thread.
+Split split_batch(i64 N, i64 image_cost, int nt) {
+  nt = threads_for_work(N * 16, image_cost / 16, nt);  // counts work, not images
   if (N >= nt) return {nt, 1};
   return {1, nt};
 }
@@ -262,7 +264,7 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
   std::vector<PackedA> wpacked;
   for (i64 g = 0; g < s.groups; ++g) wpacked.emplace_back(plan, Kg, R, operand_a(&wviews[g]));
 
-  const Split sp = split_batch(s.N, num_threads);
+  const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
   const i64 ws = gemm_workspace_floats(plan, Kg, cols_per_thread, R, true);
   ExceptionTrap trap;
@@ -343,7 +345,7 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
   std::vector<PackedA> wpacked;
   for (i64 g = 0; g < s.groups; ++g) wpacked.emplace_back(plan, R, Kg, operand_a(&wviews[g]));
 
-  const Split sp = split_batch(s.N, num_threads);
+  const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
   const i64 ws = gemm_workspace_floats(plan, R, cols_per_thread, Kg, true);
   ExceptionTrap trap;
@@ -381,7 +383,7 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
   // Threads split the batch: a thread's images accumulate into its private
   // dW^T (groups x R x Kg) and db; with one image per call and more threads,
   // the GEMM's R rows are split instead (row blocks are disjoint, no sums).
-  const Split sp = split_batch(s.N, num_threads);
+  const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   const i64 wt_size = s.groups * R * Kg;
   std::vector<std::vector<float>> part_wt(sp.outer, std::vector<float>(static_cast<std::size_t>(wt_size), 0.0f));
   std::vector<std::vector<float>> part_b(sp.outer, std::vector<float>(db ? static_cast<std::size_t>(s.K) : 0, 0.0f));

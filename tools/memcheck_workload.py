@@ -1,0 +1,78 @@
+"""A short forward/backward run of every op for valgrind memcheck (tools/valgrind.sh).
+
+Small shapes with odd sizes (so tail paths run), both convolution algorithms,
+every pass, 1 and 2 threads, and every instruction set valgrind can execute
+(it does not emulate AVX-512, so that ISA is skipped when running under it).
+"""
+import sys
+
+import numpy as np
+
+import pycnn
+from pycnn import _core, nn, optim
+from pycnn import functional as F
+
+
+def run_ops(rng):
+    x = rng.standard_normal((3, 5, 9, 7)).astype(np.float32)
+    for algo in ("im2col", "direct"):
+        for w_shape, kw in [((6, 5, 3, 3), dict(padding=1)), ((4, 5, 2, 3), dict(stride=2, dilation=(1, 2))),
+                            ((10, 1, 3, 3), dict(groups=5, padding="same")), ((7, 5, 1, 1), {})]:
+            w = rng.standard_normal(w_shape).astype(np.float32)
+            b = rng.standard_normal(w_shape[0]).astype(np.float32)
+            y = F.conv2d(x, w, b, algo=algo, relu=True, **kw)
+            F.conv2d_backward(y, x, w, algo=algo, **kw)
+    y, idx = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    F.max_pool2d_backward(y, idx, x.shape, 3, 2, 1, relu_output=y)
+    y, idx = F.max_pool2d(x[:, :, :8, :6], 2, return_indices=True)
+    F.max_pool2d_backward(y, idx, (3, 5, 8, 6), 2)
+    for inc in (True, False):
+        F.avg_pool2d_backward(F.avg_pool2d(x, 3, 2, 1, count_include_pad=inc), x.shape, 3, 2, 1, count_include_pad=inc)
+    F.adaptive_avg_pool2d_backward(F.adaptive_avg_pool2d(x, (4, 3)), x.shape)
+    for name in ("relu", "sigmoid", "tanh"):
+        yy = getattr(F, name)(x)
+        getattr(F, name + "_backward")(x, yy)
+    F.leaky_relu_backward(x, x, 0.1)
+    z = rng.standard_normal((13, 11)).astype(np.float32)
+    w = rng.standard_normal((17, 11)).astype(np.float32)
+    yl = F.linear(z, w, np.ones(17, np.float32), relu=True)
+    F.linear_backward(yl, z, w)
+    t = rng.integers(0, 17, 13)
+    _, probs = F.cross_entropy_forward(yl, t)
+    F.cross_entropy_backward(probs, t)
+    F.mse_loss_backward(z, z[::-1])
+    F.mse_loss(z, z[::-1])
+    _core.sgemm(rng.standard_normal((70, 90)).astype(np.float32), rng.standard_normal((90, 50)).astype(np.float32))
+
+
+def run_model(rng):
+    pycnn.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(8, 8, 3, padding=1, groups=2), nn.ReLU(), nn.AvgPool2d(2),
+                          nn.Flatten(), nn.Linear(8 * 3 * 3, 10))
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    x = rng.standard_normal((6, 1, 13, 13)).astype(np.float32)
+    y = rng.integers(0, 10, 6)
+    for _ in range(2):
+        loss_fn(model(x), y)
+        opt.zero_grad()
+        model.backward(loss_fn.backward(), input_grad=False)
+        opt.step()
+
+
+def main():
+    rng = np.random.default_rng(0)
+    under_valgrind = "--valgrind" in sys.argv
+    isas = [i for i in _core.supported_isas() if not (under_valgrind and i == "avx512")]
+    for isa in isas:
+        _core.set_isa(isa)
+        for nt in (1, 2):
+            pycnn.set_num_threads(nt)
+            run_ops(rng)
+            run_model(rng)
+    print("memcheck workload done: ISAs", ", ".join(isas))
+
+
+if __name__ == "__main__":
+    main()
