@@ -616,8 +616,9 @@ PYBIND11_MODULE(_core, m) {
   });
 
   m.def("adam_step", [](py::array param, const py::array& grad, py::array exp_avg, py::array exp_avg_sq,
-                        std::optional<py::array> max_exp_avg_sq, float beta1, float beta2, float eps, float l2,
-                        float decay, float neg_step_size, float bc2_sqrt) {
+                        std::optional<py::array> max_exp_avg_sq, float one_minus_beta1, float beta2,
+                        float one_minus_beta2, float eps, float l2, float decay, float neg_step_size,
+                        float bc2_sqrt) {
     const Shape s = shape_of(param);
     ops::check_shape(shape_of(grad), s, "adam gradient");
     ops::check_shape(shape_of(exp_avg), s, "adam exp_avg");
@@ -637,6 +638,6 @@ PYBIND11_MODULE(_core, m) {
         check_disjoint(*arrays[i].first, arrays[i].second, *arrays[j].first, arrays[j].second);
     py::gil_scoped_release release;
     ops::adam_step(pp, pm, pv, pvm, pg, n,
-                   ops::AdamParams{beta1, beta2, eps, l2, decay, neg_step_size, bc2_sqrt});
+                   ops::AdamParams{one_minus_beta1, beta2, one_minus_beta2, eps, l2, decay, neg_step_size, bc2_sqrt});
   });
 }

@@ -82,7 +82,7 @@ void dropout_apply(float* out, const float* in, const uint8_t* mask, i64 units, 
 
 // optim.cpp ------------------------------------------------------------------
 void adam_update(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad,
-                 i64 n, float beta1, float beta2, float eps, float l2, float decay, float neg_step_size,
-                 float bc2_sqrt, int nt);
+                 i64 n, float w1, float beta2, float w2, float eps, float l2, float decay, float neg_step_size,
+                 float bc2_sqrt, int nt);  // w1 = 1 - beta1, w2 = 1 - beta2
 
 }  // namespace pycnn

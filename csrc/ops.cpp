@@ -425,7 +425,8 @@ void dropout_apply(float* out, const float* in, const uint8_t* mask, i64 units, 
 
 void adam_step(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad, i64 n,
                const AdamParams& p) {
-  pycnn::adam_update(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, n, p.beta1, p.beta2, p.eps, p.l2, p.decay,
+  pycnn::adam_update(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, n, p.one_minus_beta1, p.beta2,
+                     p.one_minus_beta2, p.eps, p.l2, p.decay,
                      p.neg_step_size, p.bc2_sqrt, get_num_threads());
 }
 

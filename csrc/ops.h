@@ -142,7 +142,7 @@ void dropout_apply(float* out, const float* in, const uint8_t* mask, i64 units, 
 
 // ---------------------------------------------------------------- Adam / AdamW
 struct AdamParams {
-  float beta1, beta2, eps;
+  float one_minus_beta1, beta2, one_minus_beta2, eps;  // 1 - beta computed in double by the caller
   float l2;             // Adam's weight_decay (added to the gradient); 0 for AdamW
   float decay;          // AdamW's 1 - lr * weight_decay; 1 for Adam
   float neg_step_size;  // -lr / (1 - beta1^step)

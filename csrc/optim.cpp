@@ -39,14 +39,14 @@ void sgd_update(float* param, float* buf, const float* grad, i64 n, float lr, fl
 //   param += -(lr / (1 - beta1^t)) * (m / denom)
 // The bias corrections are computed in double by the caller (they depend only
 // on the step count): neg_step_size = -lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t),
-// decay = 1 - lr * weight_decay for AdamW (1 for Adam), l2 = weight_decay for Adam (0 for AdamW).
+// decay = 1 - lr * weight_decay for AdamW (1 for Adam), l2 = weight_decay for Adam (0 for AdamW),
+// w1 = 1 - beta1 and w2 = 1 - beta2 rounded from double (in float, 1 - 0.999f is off by 1e-5).
 namespace pycnn {
 
 void adam_update(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad,
-                 i64 n, float beta1, float beta2, float eps, float l2, float decay, float neg_step_size,
+                 i64 n, float w1, float beta2, float w2, float eps, float l2, float decay, float neg_step_size,
                  float bc2_sqrt, int nt) {
   const int threads = threads_for_work(n, 8, nt);
-  const float w1 = 1.0f - beta1, w2 = 1.0f - beta2;
   // torch.lerp switches formula at weight 0.5 for accuracy; do the same so the
   // first moments agree bit for bit.
   const bool lerp_low = w1 < 0.5f;

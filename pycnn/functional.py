@@ -794,8 +794,9 @@ def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_
         l2, decay = 0.0, 1.0 - lr * wd
     else:
         l2, decay = wd, 1.0
-    _core.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, beta2, eps, l2, decay,
-                    -lr / bc1, bc2 ** 0.5)
+    # 1 - beta in double, as PyTorch: 1 - 0.999 in float32 is off by 1e-5.
+    _core.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, 1.0 - beta1, beta2, 1.0 - beta2, eps, l2,
+                    decay, -lr / bc1, bc2 ** 0.5)
 
 
 # --- 1-D ops: (N, C, L) is viewed as (N, C, 1, L) and run by the 2-D kernels.
@@ -814,6 +815,18 @@ def _single(v, name: str, op: str, minimum: int) -> int:
             raise ValueError(f"{op}: {name} must be an int or a 1-tuple, got {v!r}")
         v = v[0]
     return _int(v, name, op, minimum)
+
+
+def _check_conv1d_shapes(x: np.ndarray, w: np.ndarray, groups, op="conv1d") -> None:
+    """Channel checks with 1-D shapes in the message (the 2-D kernels would quote the (N, C, 1, L) view)."""
+    if w.ndim != 3:
+        raise ValueError(f"{op}: expected weight of shape (K, C/groups, k), got {w.shape}")
+    g = _int(groups, "groups", op, 1)
+    if w.shape[0] % g:
+        raise ValueError(f"{op}: groups={g} must divide the output channels; weight {w.shape}")
+    if x.shape[1] != w.shape[1] * g:
+        raise ValueError(f"{op}: expected input of shape (N, {w.shape[1] * g}, L) for weight {w.shape} and "
+                         f"groups={g}, got {x.shape}")
 
 
 def _conv1d_args(weight: np.ndarray, stride, padding, dilation, groups, op="conv1d"):
@@ -838,8 +851,7 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
     op = "conv1d"
     x = _as_ncl(x, op)
     w = as_float32(weight, "weight")
-    if w.ndim != 3:
-        raise ValueError(f"{op}: expected weight of shape (K, C/groups, k), got {w.shape}")
+    _check_conv1d_shapes(x, w, groups)
     stride, pad, dilation, groups = _conv1d_args(w, stride, padding, dilation, groups)
     y = conv2d(x[:, :, None, :], w[:, :, None, :], bias, stride, pad, dilation, groups, algo, relu=relu)
     return y[:, :, 0, :]
@@ -853,8 +865,7 @@ def conv1d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     op = "conv1d"
     x = _as_ncl(x, op)
     w = as_float32(weight, "weight")
-    if w.ndim != 3:
-        raise ValueError(f"{op}: expected weight of shape (K, C/groups, k), got {w.shape}")
+    _check_conv1d_shapes(x, w, groups)
     dy = _as_ncl(grad_output, op, "grad_output")
     stride, pad, dilation, groups = _conv1d_args(w, stride, padding, dilation, groups)
     gw4 = None
