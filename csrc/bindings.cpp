@@ -615,6 +615,28 @@ PYBIND11_MODULE(_core, m) {
     return y;
   });
 
+  m.def("softmax_fwd", [](const py::array& x, i64 axis) {
+    const auto s = ops::softmax_shape(shape_of(x), axis);
+    const float* px = in<float>(x, "input");
+    auto y = new_array(shape_of(x));
+    float* py_ = y.mutable_data();
+    py::gil_scoped_release release;
+    ops::softmax_fwd(py_, px, s);
+    return y;
+  });
+
+  m.def("softmax_bwd", [](const py::array& dy, const py::array& y, i64 axis) {
+    const auto s = ops::softmax_shape(shape_of(y), axis);
+    ops::check_shape(shape_of(dy), shape_of(y), "softmax grad_output");
+    const float* pdy = in<float>(dy, "grad_output");
+    const float* py_ = in<float>(y, "output");
+    auto dx = new_array(shape_of(y));
+    float* pdx = dx.mutable_data();
+    py::gil_scoped_release release;
+    ops::softmax_bwd(pdx, pdy, py_, s);
+    return dx;
+  });
+
   m.def("adam_step", [](py::array param, const py::array& grad, py::array exp_avg, py::array exp_avg_sq,
                         std::optional<py::array> max_exp_avg_sq, float one_minus_beta1, float beta2,
                         float one_minus_beta2, float eps, float l2, float decay, float neg_step_size,

@@ -80,6 +80,11 @@ void gelu_bwd(float* dx, const float* dy, const float* x, i64 n, bool tanh_appro
 void dropout_apply(float* out, const float* in, const uint8_t* mask, i64 units, i64 plane, float scale,
                    int nt);
 
+// softmax.cpp ----------------------------------------------------------------
+// Along the middle axis of (outer, D, inner); dx = y * (dy - sum(dy * y)).
+void softmax_fwd(float* y, const float* x, i64 outer, i64 D, i64 inner, int nt);
+void softmax_bwd(float* dx, const float* dy, const float* y, i64 outer, i64 D, i64 inner, int nt);
+
 // optim.cpp ------------------------------------------------------------------
 void adam_update(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad,
                  i64 n, float w1, float beta2, float w2, float eps, float l2, float decay, float neg_step_size,

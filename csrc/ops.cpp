@@ -423,6 +423,29 @@ void dropout_apply(float* out, const float* in, const uint8_t* mask, i64 units, 
   pycnn::dropout_apply(out, in, mask, units, plane, scale, get_num_threads());
 }
 
+SoftmaxShape softmax_shape(const Shape& x, i64 axis) {
+  const i64 nd = static_cast<i64>(x.size());
+  if (nd == 0) fail("softmax: expected an input with at least one dimension, got a 0-d array");
+  if (axis < -nd || axis >= nd)
+    fail("softmax: axis ", axis, " is out of range for an input of shape ", shape_str(x));
+  if (axis < 0) axis += nd;
+  checked_numel(x, "softmax input");
+  SoftmaxShape s{1, x[axis], 1};
+  for (i64 i = 0; i < axis; ++i) s.outer *= x[i];
+  for (i64 i = axis + 1; i < nd; ++i) s.inner *= x[i];
+  return s;
+}
+
+void softmax_fwd(float* y, const float* x, const SoftmaxShape& s) {
+  if (s.outer * s.D * s.inner == 0) return;
+  pycnn::softmax_fwd(y, x, s.outer, s.D, s.inner, get_num_threads());
+}
+
+void softmax_bwd(float* dx, const float* dy, const float* y, const SoftmaxShape& s) {
+  if (s.outer * s.D * s.inner == 0) return;
+  pycnn::softmax_bwd(dx, dy, y, s.outer, s.D, s.inner, get_num_threads());
+}
+
 void adam_step(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad, i64 n,
                const AdamParams& p) {
   pycnn::adam_update(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, n, p.one_minus_beta1, p.beta2,

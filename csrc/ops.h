@@ -140,6 +140,15 @@ void gelu_bwd(float* dx, const float* dy, const float* x, i64 n, bool tanh_appro
 i64 dropout_plane(const Shape& x, const Shape& mask, bool channelwise);
 void dropout_apply(float* out, const float* in, const uint8_t* mask, i64 units, i64 plane, float scale);
 
+// ---------------------------------------------------------------- softmax
+// x of any shape, softmax along `axis` (negative counts from the end); checked here.
+struct SoftmaxShape {
+  i64 outer, D, inner;
+};
+SoftmaxShape softmax_shape(const Shape& x, i64 axis);
+void softmax_fwd(float* y, const float* x, const SoftmaxShape& s);
+void softmax_bwd(float* dx, const float* dy, const float* y, const SoftmaxShape& s);
+
 // ---------------------------------------------------------------- Adam / AdamW
 struct AdamParams {
   float one_minus_beta1, beta2, one_minus_beta2, eps;  // 1 - beta computed in double by the caller

@@ -598,7 +598,7 @@ __all__ += [
     "conv1d", "conv1d_backward",
     "max_pool1d", "max_pool1d_backward", "avg_pool1d", "avg_pool1d_backward",
     "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward",
-    "softmax_backward",
+    "softmax_c", "softmax_backward",
 ]
 
 
@@ -711,11 +711,22 @@ def gelu_backward(grad_output, x, approximate: str = "none") -> np.ndarray:
                                  _gelu_approx(approximate))
 
 
+def softmax_c(x, axis: int = -1) -> np.ndarray:
+    """Softmax along ``axis`` by the C++ kernel (max-shifted, double sums); what ``nn.Softmax`` runs.
+
+    Same values as :func:`softmax` (the NumPy version kept for its existing
+    callers) to float32 rounding.
+    """
+    if not _is_int(axis):
+        raise TypeError(f"softmax: axis must be an int, got {axis!r}")
+    return _core.softmax_fwd(as_float32(x, "input"), int(axis))
+
+
 def softmax_backward(grad_output, output, axis: int = -1) -> np.ndarray:
-    """Gradient of :func:`softmax` from its output y: ``y * (dy - sum(dy * y, axis))``."""
-    dy = as_float32(grad_output, "grad_output")
-    y = as_float32(output, "output")
-    return y * (dy - (dy * y).sum(axis=axis, keepdims=True))
+    """Gradient of softmax from its output y: ``y * (dy - sum(dy * y, axis))`` (C++ kernel)."""
+    if not _is_int(axis):
+        raise TypeError(f"softmax: axis must be an int, got {axis!r}")
+    return _core.softmax_bwd(as_float32(grad_output, "grad_output"), as_float32(output, "output"), int(axis))
 
 
 def _dropout_p(p, op: str = "dropout") -> float:

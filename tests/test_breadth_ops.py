@@ -261,3 +261,28 @@ def test_conv1d_and_pools_match_torch(rng):
     tparams = dict(tmodel.named_parameters())
     for name, p in model.named_parameters():
         assert_close(p.grad, tparams[name].grad.numpy(), rtol=1e-4, atol=1e-4, param=name)
+
+
+# ---------------------------------------------------------------------------
+# Softmax kernel (any axis)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape,axis", [((5, 7), -1), ((5, 7), 0), ((2, 3, 4, 5), 1), ((3, 1, 6), 2), ((9,), 0),
+                                        ((2, 3, 4), -2)], ids=str)
+def test_softmax_kernel_matches_reference(shape, axis, rng):
+    x = f32(rng, *shape, scale=5.0)
+    x.flat[0] = 1e4  # huge logits stay finite
+    y = F.softmax_c(x, axis)
+    assert_close(y, ref.softmax(f64(x), axis), rtol=1e-5, atol=1e-7, shape=shape, axis=axis)
+    assert_close(y, F.softmax(x, axis), rtol=1e-5, atol=1e-7)  # the NumPy version agrees
+    dy = f32(rng, *shape)
+    assert_close(F.softmax_backward(dy, y, axis), ref.softmax_backward(f64(dy), f64(y), axis), rtol=1e-5,
+                 atol=1e-6, shape=shape, axis=axis)
+
+
+def test_softmax_kernel_nan_and_errors():
+    x = np.array([[1.0, np.nan, 2.0], [1.0, 2.0, 3.0]], np.float32)
+    y = F.softmax_c(x)
+    assert np.isnan(y[0]).all() and np.isfinite(y[1]).all()
+    with pytest.raises(ValueError, match="axis 2 is out of range"):
+        F.softmax_c(x, 2)

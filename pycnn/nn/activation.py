@@ -149,7 +149,7 @@ class Softmax(Module):
 
     def _axis(self, x) -> int:
         if self.dim is not None:
-            if not -max(x.ndim, 1) <= self.dim < max(x.ndim, 1):
+            if not -x.ndim <= self.dim < x.ndim:
                 raise IndexError(f"Softmax: dim={self.dim} is out of range for an input of shape {x.shape}")
             return self.dim
         return 0 if x.ndim in (0, 1, 3) else 1
@@ -157,7 +157,7 @@ class Softmax(Module):
     def forward(self, x) -> np.ndarray:
         x = F.as_float32(x, "input")
         axis = self._axis(x)
-        y = F.softmax(x, axis=axis)
+        y = F.softmax_c(x, axis=axis)
         self.save_for_backward(y, axis)
         return y
 
