@@ -475,4 +475,199 @@ PYBIND11_MODULE(_core, m) {
     py::gil_scoped_release release;
     ops::sgd_step(pp, pb, pg, n, ops::SgdParams{lr, momentum, dampening, weight_decay, nesterov}, first_step);
   });
+
+  // ============================================================ breadth ops
+  // Batch normalisation, ELU/GELU, dropout, Adam/AdamW (see ops.h).
+  auto opt_in = [](const std::optional<py::array>& a, const char* name) -> const float* {
+    return a ? in<float>(*a, name) : nullptr;
+  };
+  auto opt_shape = [](const std::optional<py::array>& a) { return a ? shape_of(*a) : Shape{}; };
+
+  // Training: returns (y, save_mean, save_rstd); running_mean/running_var (or
+  // None) are updated in place.
+  m.def("batchnorm_fwd_train", [=](const py::array& x, std::optional<py::array> weight,
+                                   std::optional<py::array> bias, std::optional<py::array> running_mean,
+                                   std::optional<py::array> running_var, double eps, double momentum, bool relu) {
+    const Shape ws = opt_shape(weight), bs = opt_shape(bias), ms = opt_shape(running_mean),
+                vs = opt_shape(running_var);
+    if (running_mean.has_value() != running_var.has_value())
+      throw py::value_error("batch_norm: running_mean and running_var must both be given or both be None");
+    const auto s = ops::batchnorm_shape(shape_of(x), weight ? &ws : nullptr, bias ? &bs : nullptr,
+                                        running_mean ? &ms : nullptr, running_var ? &vs : nullptr);
+    const float* px = in<float>(x, "input");
+    const float* pw = opt_in(weight, "weight");
+    const float* pb = opt_in(bias, "bias");
+    float* prm = running_mean ? inout<float>(*running_mean, "running_mean") : nullptr;
+    float* prv = running_var ? inout<float>(*running_var, "running_var") : nullptr;
+    if (running_mean) {
+      check_disjoint(*running_mean, "running_mean", x, "input");
+      check_disjoint(*running_var, "running_var", x, "input");
+      check_disjoint(*running_mean, "running_mean", *running_var, "running_var");
+    }
+    auto y = new_array(shape_of(x));
+    auto mean = new_array({s.C});
+    auto rstd = new_array({s.C});
+    float *py_ = y.mutable_data(), *pm = mean.mutable_data(), *pr = rstd.mutable_data();
+    {
+      py::gil_scoped_release release;
+      ops::batchnorm_fwd_train(py_, pm, pr, prm, prv, px, pw, pb, s, eps, momentum, relu);
+    }
+    return py::make_tuple(y, mean, rstd);
+  });
+
+  m.def("batchnorm_fwd_eval", [=](const py::array& x, std::optional<py::array> weight,
+                                  std::optional<py::array> bias, const py::array& running_mean,
+                                  const py::array& running_var, double eps, bool relu) {
+    const Shape ws = opt_shape(weight), bs = opt_shape(bias), ms = shape_of(running_mean),
+                vs = shape_of(running_var);
+    const auto s = ops::batchnorm_shape(shape_of(x), weight ? &ws : nullptr, bias ? &bs : nullptr, &ms, &vs);
+    const float* px = in<float>(x, "input");
+    const float* pw = opt_in(weight, "weight");
+    const float* pb = opt_in(bias, "bias");
+    const float* prm = in<float>(running_mean, "running_mean");
+    const float* prv = in<float>(running_var, "running_var");
+    auto y = new_array(shape_of(x));
+    float* py_ = y.mutable_data();
+    py::gil_scoped_release release;
+    ops::batchnorm_fwd_eval(py_, px, pw, pb, prm, prv, s, eps, relu);
+    return y;
+  });
+
+  // Returns dx (None when input_grad is false); accumulates into grad_weight / grad_bias when given.
+  m.def("batchnorm_bwd", [=](const py::array& dy, const py::array& x, const py::array& save_mean,
+                             const py::array& save_rstd, std::optional<py::array> weight,
+                             std::optional<py::array> grad_weight, std::optional<py::array> grad_bias,
+                             bool input_grad) {
+    const Shape ws = opt_shape(weight), gws = opt_shape(grad_weight), gbs = opt_shape(grad_bias),
+                ms = shape_of(save_mean), rs = shape_of(save_rstd);
+    const auto s = ops::batchnorm_shape(shape_of(x), weight ? &ws : nullptr, nullptr, &ms, &rs);
+    ops::check_shape(shape_of(dy), shape_of(x), "batch_norm grad_output");
+    if (grad_weight) ops::check_shape(gws, {s.C}, "batch_norm grad_weight");
+    if (grad_bias) ops::check_shape(gbs, {s.C}, "batch_norm grad_bias");
+    const float* pdy = in<float>(dy, "grad_output");
+    const float* px = in<float>(x, "input");
+    const float* pm = in<float>(save_mean, "save_mean");
+    const float* pr = in<float>(save_rstd, "save_rstd");
+    const float* pw = opt_in(weight, "weight");
+    float* pgw = grad_weight ? inout<float>(*grad_weight, "grad_weight") : nullptr;
+    float* pgb = grad_bias ? inout<float>(*grad_bias, "grad_bias") : nullptr;
+    for (const auto* g : {&grad_weight, &grad_bias})
+      if (*g) {
+        check_disjoint(**g, "grad_weight/grad_bias", dy, "grad_output");
+        check_disjoint(**g, "grad_weight/grad_bias", x, "input");
+      }
+    if (grad_weight && grad_bias) check_disjoint(*grad_weight, "grad_weight", *grad_bias, "grad_bias");
+    py::object result = py::none();
+    float* pdx = nullptr;
+    if (input_grad) {
+      auto dx = new_array(shape_of(x));
+      pdx = dx.mutable_data();
+      result = dx;
+    }
+    {
+      py::gil_scoped_release release;
+      ops::batchnorm_bwd(pdx, pgw, pgb, pdy, px, pm, pr, pw, s);
+    }
+    return result;
+  });
+
+  // name: "elu" (param = alpha) | "gelu" (param != 0: tanh approximation). Backward takes the input x.
+  m.def("activation2_fwd", [](const std::string& name, const py::array& x, float param) {
+    if (name != "elu" && name != "gelu") throw py::value_error("unknown activation '" + name + "'");
+    const float* px = in<float>(x, "input");
+    const Shape shape = shape_of(x);
+    const i64 n = ops::checked_numel(shape, name.c_str());
+    auto y = new_array(shape);
+    float* py_ = y.mutable_data();
+    py::gil_scoped_release release;
+    if (name == "elu")
+      ops::elu_fwd(py_, px, n, param);
+    else
+      ops::gelu_fwd(py_, px, n, param != 0.0f);
+    return y;
+  });
+
+  m.def("activation2_bwd", [](const std::string& name, const py::array& dy, const py::array& x, float param) {
+    if (name != "elu" && name != "gelu") throw py::value_error("unknown activation '" + name + "'");
+    const Shape shape = shape_of(x);
+    ops::check_shape(shape_of(dy), shape, (name + " grad_output").c_str());
+    const float* pdy = in<float>(dy, "grad_output");
+    const float* px = in<float>(x, "input");
+    const i64 n = ops::checked_numel(shape, name.c_str());
+    auto dx = new_array(shape);
+    float* pdx = dx.mutable_data();
+    py::gil_scoped_release release;
+    if (name == "elu")
+      ops::elu_bwd(pdx, pdy, px, n, param);
+    else
+      ops::gelu_bwd(pdx, pdy, px, n, param != 0.0f);
+    return dx;
+  });
+
+  // out = x * (mask ? scale : 0); mask uint8 of x's shape, or (N, C) when channelwise.
+  m.def("dropout_apply", [](const py::array& x, const py::array& mask, float scale, bool channelwise) {
+    if (!py::array_t<uint8_t>::check_(mask))
+      throw py::type_error("dropout: expected a uint8 mask, got dtype " + py::str(mask.dtype()).cast<std::string>());
+    constexpr int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_;
+    if ((py::detail::array_proxy(mask.ptr())->flags & need) != need)
+      throw py::type_error("dropout: expected a C-contiguous mask");
+    const Shape shape = shape_of(x);
+    const i64 plane = ops::dropout_plane(shape, shape_of(mask), channelwise);
+    const float* px = in<float>(x, "input");
+    const auto* pm = static_cast<const uint8_t*>(mask.data());
+    const i64 units = mask.size();
+    auto y = new_array(shape);
+    float* py_ = y.mutable_data();
+    py::gil_scoped_release release;
+    ops::dropout_apply(py_, px, pm, units, plane, scale);
+    return y;
+  });
+
+  m.def("softmax_fwd", [](const py::array& x, i64 axis) {
+    const auto s = ops::softmax_shape(shape_of(x), axis);
+    const float* px = in<float>(x, "input");
+    auto y = new_array(shape_of(x));
+    float* py_ = y.mutable_data();
+    py::gil_scoped_release release;
+    ops::softmax_fwd(py_, px, s);
+    return y;
+  });
+
+  m.def("softmax_bwd", [](const py::array& dy, const py::array& y, i64 axis) {
+    const auto s = ops::softmax_shape(shape_of(y), axis);
+    ops::check_shape(shape_of(dy), shape_of(y), "softmax grad_output");
+    const float* pdy = in<float>(dy, "grad_output");
+    const float* py_ = in<float>(y, "output");
+    auto dx = new_array(shape_of(y));
+    float* pdx = dx.mutable_data();
+    py::gil_scoped_release release;
+    ops::softmax_bwd(pdx, pdy, py_, s);
+    return dx;
+  });
+
+  m.def("adam_step", [](py::array param, const py::array& grad, py::array exp_avg, py::array exp_avg_sq,
+                        std::optional<py::array> max_exp_avg_sq, float one_minus_beta1, float beta2,
+                        float one_minus_beta2, float eps, float l2, float decay, float neg_step_size,
+                        float bc2_sqrt) {
+    const Shape s = shape_of(param);
+    ops::check_shape(shape_of(grad), s, "adam gradient");
+    ops::check_shape(shape_of(exp_avg), s, "adam exp_avg");
+    ops::check_shape(shape_of(exp_avg_sq), s, "adam exp_avg_sq");
+    if (max_exp_avg_sq) ops::check_shape(shape_of(*max_exp_avg_sq), s, "adam max_exp_avg_sq");
+    const i64 n = ops::checked_numel(s, "adam parameter");
+    float* pp = inout<float>(param, "param");
+    const float* pg = in<float>(grad, "grad");
+    float* pm = inout<float>(exp_avg, "exp_avg");
+    float* pv = inout<float>(exp_avg_sq, "exp_avg_sq");
+    float* pvm = max_exp_avg_sq ? inout<float>(*max_exp_avg_sq, "max_exp_avg_sq") : nullptr;
+    std::vector<std::pair<const py::array*, const char*>> arrays = {
+        {&param, "param"}, {&grad, "grad"}, {&exp_avg, "exp_avg"}, {&exp_avg_sq, "exp_avg_sq"}};
+    if (max_exp_avg_sq) arrays.push_back({&*max_exp_avg_sq, "max_exp_avg_sq"});
+    for (std::size_t i = 0; i < arrays.size(); ++i)
+      for (std::size_t j = i + 1; j < arrays.size(); ++j)
+        check_disjoint(*arrays[i].first, arrays[i].second, *arrays[j].first, arrays[j].second);
+    py::gil_scoped_release release;
+    ops::adam_step(pp, pm, pv, pvm, pg, n,
+                   ops::AdamParams{one_minus_beta1, beta2, one_minus_beta2, eps, l2, decay, neg_step_size, bc2_sqrt});
+  });
 }

@@ -47,3 +47,47 @@ void sgd_update(float* param, float* momentum_buffer, const float* grad, i64 n, 
                 int nt);
 
 }  // namespace pycnn
+
+// ============================================================================
+// Breadth ops: batch normalisation, ELU/GELU, dropout, Adam.
+namespace pycnn {
+
+// batchnorm.cpp --------------------------------------------------------------
+// x viewed as (N, C, L); weight/bias (C,) or null (no affine). Training
+// forward overwrites y, save_mean, save_rstd and, when non-null, updates
+// running_mean/running_var in place (unbiased variance, PyTorch's momentum).
+// relu: y = max(bn(x), 0) written in the same pass (NaN propagates).
+void batchnorm_fwd_train(float* y, float* save_mean, float* save_rstd, float* running_mean,
+                         float* running_var, const float* x, const float* weight, const float* bias, i64 N,
+                         i64 C, i64 L, double eps, double momentum, bool relu, int nt);
+void batchnorm_fwd_eval(float* y, const float* x, const float* weight, const float* bias,
+                        const float* running_mean, const float* running_var, i64 N, i64 C, i64 L, double eps,
+                        bool relu, int nt);
+// dx (null: skipped) overwritten; dweight, dbias (null: skipped) accumulated.
+void batchnorm_bwd(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                   const float* save_mean, const float* save_rstd, const float* weight, i64 N, i64 C, i64 L,
+                   int nt);
+
+// elu_gelu.cpp ---------------------------------------------------------------
+// Gradients take the input x.
+void elu_fwd(float* y, const float* x, i64 n, float alpha, int nt);
+void elu_bwd(float* dx, const float* dy, const float* x, i64 n, float alpha, int nt);
+void gelu_fwd(float* y, const float* x, i64 n, bool tanh_approx, int nt);
+void gelu_bwd(float* dx, const float* dy, const float* x, i64 n, bool tanh_approx, int nt);
+
+// dropout.cpp ----------------------------------------------------------------
+// out[i] = in[i] * (mask[i / plane] ? scale : 0) over units * plane floats.
+void dropout_apply(float* out, const float* in, const uint8_t* mask, i64 units, i64 plane, float scale,
+                   int nt);
+
+// softmax.cpp ----------------------------------------------------------------
+// Along the middle axis of (outer, D, inner); dx = y * (dy - sum(dy * y)).
+void softmax_fwd(float* y, const float* x, i64 outer, i64 D, i64 inner, int nt);
+void softmax_bwd(float* dx, const float* dy, const float* y, i64 outer, i64 D, i64 inner, int nt);
+
+// optim.cpp ------------------------------------------------------------------
+void adam_update(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad,
+                 i64 n, float w1, float beta2, float w2, float eps, float l2, float decay, float neg_step_size,
+                 float bc2_sqrt, int nt);  // w1 = 1 - beta1, w2 = 1 - beta2
+
+}  // namespace pycnn

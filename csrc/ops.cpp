@@ -354,3 +354,107 @@ void sgd_step(float* param, float* momentum_buffer, const float* grad, i64 n, co
 }
 
 }  // namespace pycnn::ops
+
+// ============================================================================
+// Breadth ops: batch normalisation, ELU/GELU, dropout, Adam/AdamW.
+namespace pycnn::ops {
+
+BatchNormShape batchnorm_shape(const Shape& x, const Shape* weight, const Shape* bias, const Shape* running_mean,
+                               const Shape* running_var) {
+  if (x.size() < 2 || x.size() > 4)
+    fail("batch_norm: expected input of shape (N, C), (N, C, L) or (N, C, H, W), got ", shape_str(x));
+  checked_numel(x, "batch_norm input");
+  const i64 C = x[1];
+  if (C <= 0) fail("batch_norm: expected at least one channel, got input ", shape_str(x));
+  const Shape per_channel{C};
+  const std::pair<const Shape*, const char*> params[] = {
+      {weight, "weight"}, {bias, "bias"}, {running_mean, "running_mean"}, {running_var, "running_var"}};
+  for (const auto& [s, name] : params)
+    if (s && *s != per_channel)
+      fail("batch_norm: expected ", name, " of shape (", C, ",) for input ", shape_str(x), ", got ", shape_str(*s));
+  i64 L = 1;
+  for (std::size_t i = 2; i < x.size(); ++i) L *= x[i];
+  return BatchNormShape{x[0], C, L};
+}
+
+void batchnorm_fwd_train(float* y, float* save_mean, float* save_rstd, float* running_mean, float* running_var,
+                         const float* x, const float* weight, const float* bias, const BatchNormShape& s,
+                         double eps, double momentum, bool relu) {
+  if (s.N * s.L <= 1)
+    fail("batch_norm: expected more than 1 value per channel when training, got input of ", s.N * s.L,
+         " value(s) per channel (N=", s.N, ", C=", s.C, ")");
+  pycnn::batchnorm_fwd_train(y, save_mean, save_rstd, running_mean, running_var, x, weight, bias, s.N, s.C, s.L,
+                             eps, momentum, relu, get_num_threads());
+}
+
+void batchnorm_fwd_eval(float* y, const float* x, const float* weight, const float* bias,
+                        const float* running_mean, const float* running_var, const BatchNormShape& s, double eps,
+                        bool relu) {
+  if (s.N * s.L == 0) return;
+  pycnn::batchnorm_fwd_eval(y, x, weight, bias, running_mean, running_var, s.N, s.C, s.L, eps, relu,
+                            get_num_threads());
+}
+
+void batchnorm_bwd(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                   const float* save_mean, const float* save_rstd, const float* weight, const BatchNormShape& s) {
+  pycnn::batchnorm_bwd(dx, dweight, dbias, dy, x, save_mean, save_rstd, weight, s.N, s.C, s.L, get_num_threads());
+}
+
+void elu_fwd(float* y, const float* x, i64 n, float alpha) { pycnn::elu_fwd(y, x, n, alpha, get_num_threads()); }
+void elu_bwd(float* dx, const float* dy, const float* x, i64 n, float alpha) {
+  pycnn::elu_bwd(dx, dy, x, n, alpha, get_num_threads());
+}
+void gelu_fwd(float* y, const float* x, i64 n, bool tanh_approx) {
+  pycnn::gelu_fwd(y, x, n, tanh_approx, get_num_threads());
+}
+void gelu_bwd(float* dx, const float* dy, const float* x, i64 n, bool tanh_approx) {
+  pycnn::gelu_bwd(dx, dy, x, n, tanh_approx, get_num_threads());
+}
+
+i64 dropout_plane(const Shape& x, const Shape& mask, bool channelwise) {
+  const i64 n = checked_numel(x, "dropout input");
+  if (!channelwise) {
+    check_shape(mask, x, "dropout mask");
+    return 1;
+  }
+  if (x.size() < 2) fail("dropout: channel-wise dropout expects input of shape (N, C, ...), got ", shape_str(x));
+  check_shape(mask, {x[0], x[1]}, "dropout mask");
+  const i64 units = x[0] * x[1];
+  return units > 0 ? n / units : 0;
+}
+
+void dropout_apply(float* out, const float* in, const uint8_t* mask, i64 units, i64 plane, float scale) {
+  pycnn::dropout_apply(out, in, mask, units, plane, scale, get_num_threads());
+}
+
+SoftmaxShape softmax_shape(const Shape& x, i64 axis) {
+  const i64 nd = static_cast<i64>(x.size());
+  if (nd == 0) fail("softmax: expected an input with at least one dimension, got a 0-d array");
+  if (axis < -nd || axis >= nd)
+    fail("softmax: axis ", axis, " is out of range for an input of shape ", shape_str(x));
+  if (axis < 0) axis += nd;
+  checked_numel(x, "softmax input");
+  SoftmaxShape s{1, x[axis], 1};
+  for (i64 i = 0; i < axis; ++i) s.outer *= x[i];
+  for (i64 i = axis + 1; i < nd; ++i) s.inner *= x[i];
+  return s;
+}
+
+void softmax_fwd(float* y, const float* x, const SoftmaxShape& s) {
+  if (s.outer * s.D * s.inner == 0) return;
+  pycnn::softmax_fwd(y, x, s.outer, s.D, s.inner, get_num_threads());
+}
+
+void softmax_bwd(float* dx, const float* dy, const float* y, const SoftmaxShape& s) {
+  if (s.outer * s.D * s.inner == 0) return;
+  pycnn::softmax_bwd(dx, dy, y, s.outer, s.D, s.inner, get_num_threads());
+}
+
+void adam_step(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad, i64 n,
+               const AdamParams& p) {
+  pycnn::adam_update(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, n, p.one_minus_beta1, p.beta2,
+                     p.one_minus_beta2, p.eps, p.l2, p.decay,
+                     p.neg_step_size, p.bc2_sqrt, get_num_threads());
+}
+
+}  // namespace pycnn::ops

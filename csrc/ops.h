@@ -102,3 +102,63 @@ void sgd_step(float* param, float* momentum_buffer, const float* grad, i64 n, co
               bool first_step);
 
 }  // namespace pycnn::ops
+
+// ============================================================================
+// Breadth ops: batch normalisation, ELU/GELU, dropout, Adam/AdamW.
+namespace pycnn::ops {
+
+// ---------------------------------------------------------------- batch normalisation
+// x (N, C), (N, C, L) or (N, C, H, W), viewed as (N, C, L) with L = 1, L or H*W.
+struct BatchNormShape {
+  i64 N, C, L;
+};
+// weight, bias, running_mean, running_var: each (C,) when given. `op` names the
+// module in messages ("batch_norm").
+BatchNormShape batchnorm_shape(const Shape& x, const Shape* weight, const Shape* bias, const Shape* running_mean,
+                               const Shape* running_var);
+// Batch statistics; throws like PyTorch when a channel has a single value.
+// running_mean/running_var (null: not tracked) updated in place with `momentum`.
+void batchnorm_fwd_train(float* y, float* save_mean, float* save_rstd, float* running_mean, float* running_var,
+                         const float* x, const float* weight, const float* bias, const BatchNormShape& s,
+                         double eps, double momentum, bool relu);
+void batchnorm_fwd_eval(float* y, const float* x, const float* weight, const float* bias,
+                        const float* running_mean, const float* running_var, const BatchNormShape& s, double eps,
+                        bool relu);
+void batchnorm_bwd(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                   const float* save_mean, const float* save_rstd, const float* weight, const BatchNormShape& s);
+
+// ---------------------------------------------------------------- ELU, GELU (elementwise)
+void elu_fwd(float* y, const float* x, i64 n, float alpha);
+void elu_bwd(float* dx, const float* dy, const float* x, i64 n, float alpha);
+void gelu_fwd(float* y, const float* x, i64 n, bool tanh_approx);
+void gelu_bwd(float* dx, const float* dy, const float* x, i64 n, bool tanh_approx);
+
+// ---------------------------------------------------------------- dropout
+// x of shape `shape`; mask holds one byte per dropped/kept unit: numel(x)
+// units (elementwise) or N*C units (channel-wise: Dropout1d/2d), checked here.
+// Returns the plane size each mask byte covers.
+i64 dropout_plane(const Shape& x, const Shape& mask, bool channelwise);
+void dropout_apply(float* out, const float* in, const uint8_t* mask, i64 units, i64 plane, float scale);
+
+// ---------------------------------------------------------------- softmax
+// x of any shape, softmax along `axis` (negative counts from the end); checked here.
+struct SoftmaxShape {
+  i64 outer, D, inner;
+};
+SoftmaxShape softmax_shape(const Shape& x, i64 axis);
+void softmax_fwd(float* y, const float* x, const SoftmaxShape& s);
+void softmax_bwd(float* dx, const float* dy, const float* y, const SoftmaxShape& s);
+
+// ---------------------------------------------------------------- Adam / AdamW
+struct AdamParams {
+  float one_minus_beta1, beta2, one_minus_beta2, eps;  // 1 - beta computed in double by the caller
+  float l2;             // Adam's weight_decay (added to the gradient); 0 for AdamW
+  float decay;          // AdamW's 1 - lr * weight_decay; 1 for Adam
+  float neg_step_size;  // -lr / (1 - beta1^step)
+  float bc2_sqrt;       // sqrt(1 - beta2^step)
+};
+// In place on param and the moment buffers (max_exp_avg_sq: amsgrad only, else null).
+void adam_step(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad, i64 n,
+               const AdamParams& p);
+
+}  // namespace pycnn::ops

@@ -593,3 +593,372 @@ def sgd_step(param: np.ndarray, grad: np.ndarray, momentum_buffer: Optional[np.n
     _core.sgd_step(param, grad, momentum_buffer, _real(lr, "lr", op), _real(momentum, "momentum", op),
                    _real(dampening, "dampening", op), _real(weight_decay, "weight_decay", op),
                    bool(nesterov), bool(first_step))
+
+
+# ===========================================================================
+# Breadth ops: batch normalisation, ELU/GELU, dropout, Adam, and the 1-D
+# (time-series) convolution and pooling built on the 2-D kernels.
+# ===========================================================================
+
+__all__ += [
+    "batch_norm", "batch_norm_forward", "batch_norm_backward",
+    "elu", "elu_backward", "gelu", "gelu_backward",
+    "dropout", "dropout_backward",
+    "adam_step",
+    "conv1d", "conv1d_backward",
+    "max_pool1d", "max_pool1d_backward", "avg_pool1d", "avg_pool1d_backward",
+    "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward",
+    "softmax_c", "softmax_backward",
+]
+
+
+def _optional_f32(a, name):
+    return None if a is None else as_float32(a, name)
+
+
+def _running_stats(running_mean, running_var, op: str):
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: running_mean and running_var must both be given or both be None")
+    if running_mean is not None:
+        _inplace(running_mean, "running_mean")
+        _inplace(running_var, "running_var")
+    return running_mean, running_var
+
+
+def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
+                       momentum: float = 0.1, eps: float = 1e-5, *, relu: bool = False):
+    """Batch normalisation -> ``(y, save_mean, save_rstd)``; the saved arrays are None in eval.
+
+    ``x`` is (N, C), (N, C, L) or (N, C, H, W); statistics are per channel C
+    over every other axis. In training the batch statistics normalise and,
+    when ``running_mean``/``running_var`` are given (float32 (C,) arrays,
+    updated in place), ``r = (1 - momentum) * r + momentum * stat`` with the
+    *unbiased* batch variance, as PyTorch. ``momentum=None`` is not handled
+    here (the module passes the cumulative-average factor). In eval the
+    running statistics normalise. ``weight``/``bias`` (C,) are the affine
+    scale and shift (None: 1 and 0). ``relu=True`` applies a ReLU in the same
+    output pass. ``save_mean`` and ``save_rstd = 1/sqrt(var + eps)`` are what
+    :func:`batch_norm_backward` needs.
+    """
+    op = "batch_norm"
+    x = as_float32(x, "input")
+    w, b = _optional_f32(weight, "weight"), _optional_f32(bias, "bias")
+    eps = _real(eps, "eps", op)
+    if not eps > 0:
+        raise ValueError(f"{op}: eps must be positive, got {eps}")
+    if training:
+        rm, rv = _running_stats(running_mean, running_var, op)
+        momentum = _real(momentum, "momentum", op)
+        return _core.batchnorm_fwd_train(x, w, b, rm, rv, eps, momentum, bool(relu))
+    if running_mean is None or running_var is None:
+        raise ValueError(f"{op}: running_mean and running_var are required when training=False")
+    rm, rv = as_float32(running_mean, "running_mean"), as_float32(running_var, "running_var")
+    return _core.batchnorm_fwd_eval(x, w, b, rm, rv, eps, bool(relu)), None, None
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5, *, relu: bool = False) -> np.ndarray:
+    """PyTorch's ``F.batch_norm``: the output of :func:`batch_norm_forward` only."""
+    return batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps,
+                              relu=relu)[0]
+
+
+def batch_norm_backward(grad_output, x, save_mean, save_rstd, weight=None, *,
+                        grad_weight: Optional[np.ndarray] = None, grad_bias: Optional[np.ndarray] = None,
+                        affine: Optional[bool] = None, input_grad: bool = True):
+    """Gradients of training-mode :func:`batch_norm_forward` -> ``(grad_input, grad_weight, grad_bias)``.
+
+    ``grad_input`` is new (None when ``input_grad`` is False). ``grad_weight``
+    and ``grad_bias`` accumulate into the given float32 (C,) arrays, or into
+    fresh zeros when ``affine`` (default: ``weight is not None``) and none are
+    given; without affine they are None.
+    """
+    dy = as_float32(grad_output, "grad_output")
+    x = as_float32(x, "input")
+    w = _optional_f32(weight, "weight")
+    m, r = as_float32(save_mean, "save_mean"), as_float32(save_rstd, "save_rstd")
+    if affine is None:
+        affine = w is not None
+    if affine:
+        C = m.shape[0] if m.ndim == 1 else 0
+        if grad_weight is None:
+            grad_weight = np.zeros((C,), np.float32)
+        else:
+            _inplace(grad_weight, "grad_weight")
+        if grad_bias is None:
+            grad_bias = np.zeros((C,), np.float32)
+        else:
+            _inplace(grad_bias, "grad_bias")
+    dx = _core.batchnorm_bwd(dy, x, m, r, w, grad_weight, grad_bias, bool(input_grad))
+    return dx, grad_weight, grad_bias
+
+
+def elu(x, alpha: float = 1.0) -> np.ndarray:
+    """x if x > 0 else alpha * (exp(x) - 1), elementwise (PyTorch's ``F.elu``)."""
+    return _core.activation2_fwd("elu", as_float32(x, "input"), _real(alpha, "alpha", "elu"))
+
+
+def elu_backward(grad_output, x, alpha: float = 1.0) -> np.ndarray:
+    """Gradient of :func:`elu` from its *input* x: grad where x > 0, else grad * alpha * exp(x)."""
+    return _core.activation2_bwd("elu", as_float32(grad_output, "grad_output"), as_float32(x, "input"),
+                                 _real(alpha, "alpha", "elu"))
+
+
+def _gelu_approx(approximate) -> float:
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 1.0 if approximate == "tanh" else 0.0
+
+
+def gelu(x, approximate: str = "none") -> np.ndarray:
+    """GELU: x * Phi(x) with the exact erf form ('none', PyTorch's default) or the 'tanh' approximation."""
+    return _core.activation2_fwd("gelu", as_float32(x, "input"), _gelu_approx(approximate))
+
+
+def gelu_backward(grad_output, x, approximate: str = "none") -> np.ndarray:
+    """Gradient of :func:`gelu` from its *input* x."""
+    return _core.activation2_bwd("gelu", as_float32(grad_output, "grad_output"), as_float32(x, "input"),
+                                 _gelu_approx(approximate))
+
+
+def softmax_c(x, axis: int = -1) -> np.ndarray:
+    """Softmax along ``axis`` by the C++ kernel (max-shifted, double sums); what ``nn.Softmax`` runs.
+
+    Same values as :func:`softmax` (the NumPy version kept for its existing
+    callers) to float32 rounding.
+    """
+    if not _is_int(axis):
+        raise TypeError(f"softmax: axis must be an int, got {axis!r}")
+    return _core.softmax_fwd(as_float32(x, "input"), int(axis))
+
+
+def softmax_backward(grad_output, output, axis: int = -1) -> np.ndarray:
+    """Gradient of softmax from its output y: ``y * (dy - sum(dy * y, axis))`` (C++ kernel)."""
+    if not _is_int(axis):
+        raise TypeError(f"softmax: axis must be an int, got {axis!r}")
+    return _core.softmax_bwd(as_float32(grad_output, "grad_output"), as_float32(output, "output"), int(axis))
+
+
+def _dropout_p(p, op: str = "dropout") -> float:
+    p = _real(p, "p", op)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: dropout probability has to be between 0 and 1, but got {p}")
+    return p
+
+
+def dropout(x, p: float = 0.5, training: bool = True, *, channelwise: bool = False,
+            return_mask: bool = False):
+    """Inverted dropout: zero each unit with probability ``p`` and scale the rest by 1/(1-p).
+
+    Identity (the input itself) when ``training`` is False or ``p`` is 0.
+    ``channelwise`` drops whole channels of an (N, C, ...) input (PyTorch's
+    Dropout1d/Dropout2d); otherwise each element independently. The mask
+    (bool, x's shape or (N, C)) is drawn from pycnn's generator, so
+    ``pycnn.manual_seed`` reproduces it; ``return_mask`` also returns it for
+    :func:`dropout_backward` (None when nothing was dropped).
+    """
+    from . import _random
+
+    p = _dropout_p(p)
+    x = as_float32(x, "input")
+    if not training or p == 0.0:
+        return (x, None) if return_mask else x
+    if channelwise and x.ndim < 2:
+        raise ValueError(f"dropout: channel-wise dropout expects input of shape (N, C, ...), got {x.shape}")
+    shape = x.shape[:2] if channelwise else x.shape
+    mask = _random.generator().random(shape, dtype=np.float32) >= np.float32(p)
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    y = _core.dropout_apply(x, mask.view(np.uint8), scale, bool(channelwise))
+    return (y, mask) if return_mask else y
+
+
+def dropout_backward(grad_output, mask, p: float, *, channelwise: bool = False) -> np.ndarray:
+    """Gradient of :func:`dropout`: the same mask and scale applied to grad_output (identity for mask None)."""
+    p = _dropout_p(p)
+    dy = as_float32(grad_output, "grad_output")
+    if mask is None:
+        return dy
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    return _core.dropout_apply(dy, mask.view(np.uint8), scale, bool(channelwise))
+
+
+def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
+              max_exp_avg_sq: Optional[np.ndarray], step: int, lr: float, beta1: float = 0.9,
+              beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+              decoupled_weight_decay: bool = False) -> None:
+    """One step of PyTorch's Adam (or AdamW with ``decoupled_weight_decay``), in place.
+
+    ``step`` is the step number *after* incrementing (1 on the first call).
+    Adam adds ``weight_decay * param`` to the gradient; AdamW multiplies the
+    parameter by ``1 - lr * weight_decay`` first. Then
+    ``m = lerp(m, g, 1 - beta1)``, ``v = beta2 v + (1 - beta2) g^2``,
+    (amsgrad: ``vmax = max(vmax, v)``, used instead of v),
+    ``param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)``.
+    The arrays written in place must be float32 C-contiguous (``TypeError``).
+    """
+    op = "adam_step"
+    _inplace(param, "param")
+    _inplace(exp_avg, "exp_avg")
+    _inplace(exp_avg_sq, "exp_avg_sq")
+    if max_exp_avg_sq is not None:
+        _inplace(max_exp_avg_sq, "max_exp_avg_sq")
+    if not isinstance(grad, np.ndarray) or grad.dtype != np.float32 or not grad.flags.c_contiguous:
+        raise TypeError(f"{op}: grad must be a float32 C-contiguous array, got "
+                        f"{getattr(grad, 'dtype', type(grad).__name__)}")
+    step = _int(step, "step", op, 1)
+    lr, beta1, beta2 = _real(lr, "lr", op), _real(beta1, "beta1", op), _real(beta2, "beta2", op)
+    eps, wd = _real(eps, "eps", op), _real(weight_decay, "weight_decay", op)
+    bc1 = 1.0 - beta1 ** step
+    bc2 = 1.0 - beta2 ** step
+    if decoupled_weight_decay:
+        l2, decay = 0.0, 1.0 - lr * wd
+    else:
+        l2, decay = wd, 1.0
+    # 1 - beta in double, as PyTorch: 1 - 0.999 in float32 is off by 1e-5.
+    _core.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, 1.0 - beta1, beta2, 1.0 - beta2, eps, l2,
+                    decay, -lr / bc1, bc2 ** 0.5)
+
+
+# --- 1-D ops: (N, C, L) is viewed as (N, C, 1, L) and run by the 2-D kernels.
+
+def _as_ncl(x, op: str, name: str = "input") -> np.ndarray:
+    x = as_float32(x, name)
+    if x.ndim != 3:
+        raise ValueError(f"{op}: expected {name} of shape (N, C, L), got {x.shape}")
+    return x
+
+
+def _single(v, name: str, op: str, minimum: int) -> int:
+    """An int or a 1-tuple (PyTorch accepts both for 1-D layers)."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise ValueError(f"{op}: {name} must be an int or a 1-tuple, got {v!r}")
+        v = v[0]
+    return _int(v, name, op, minimum)
+
+
+def _check_conv1d_shapes(x: np.ndarray, w: np.ndarray, groups, op="conv1d") -> None:
+    """Channel checks with 1-D shapes in the message (the 2-D kernels would quote the (N, C, 1, L) view)."""
+    if w.ndim != 3:
+        raise ValueError(f"{op}: expected weight of shape (K, C/groups, k), got {w.shape}")
+    g = _int(groups, "groups", op, 1)
+    if w.shape[0] % g:
+        raise ValueError(f"{op}: groups={g} must divide the output channels; weight {w.shape}")
+    if x.shape[1] != w.shape[1] * g:
+        raise ValueError(f"{op}: expected input of shape (N, {w.shape[1] * g}, L) for weight {w.shape} and "
+                         f"groups={g}, got {x.shape}")
+
+
+def _conv1d_args(weight: np.ndarray, stride, padding, dilation, groups, op="conv1d"):
+    s = _single(stride, "stride", op, 1)
+    d = _single(dilation, "dilation", op, 1)
+    if isinstance(padding, str):
+        if padding == "same" and s != 1:
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions (stride={s})")
+        pad = padding  # resolved by the 2-D rule with kernel (1, k): no padding along the unit axis
+    else:
+        pad = (0, _single(padding, "padding", op, 0))
+    return (1, s), pad, (1, d), groups
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, algo: str = "auto", *,
+           relu: bool = False) -> np.ndarray:
+    """1-D convolution (PyTorch's ``F.conv1d``): x (N, C, L), weight (K, C/groups, k) -> (N, K, Lo).
+
+    Runs the 2-D kernels on the (N, C, 1, L) view with a (1, k) kernel: no copy.
+    ``padding`` is an int, 'valid' or 'same' (stride 1).
+    """
+    op = "conv1d"
+    x = _as_ncl(x, op)
+    w = as_float32(weight, "weight")
+    _check_conv1d_shapes(x, w, groups)
+    stride, pad, dilation, groups = _conv1d_args(w, stride, padding, dilation, groups)
+    y = conv2d(x[:, :, None, :], w[:, :, None, :], bias, stride, pad, dilation, groups, algo, relu=relu)
+    return y[:, :, 0, :]
+
+
+def conv1d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups: int = 1,
+                    algo: str = "auto", *, grad_weight: Optional[np.ndarray] = None,
+                    grad_bias: Optional[np.ndarray] = None, bias: bool = True, input_grad: bool = True,
+                    weight_grad: bool = True):
+    """Gradients of :func:`conv1d` -> ``(grad_input, grad_weight, grad_bias)``; conventions of conv2d_backward."""
+    op = "conv1d"
+    x = _as_ncl(x, op)
+    w = as_float32(weight, "weight")
+    _check_conv1d_shapes(x, w, groups)
+    dy = _as_ncl(grad_output, op, "grad_output")
+    stride, pad, dilation, groups = _conv1d_args(w, stride, padding, dilation, groups)
+    gw4 = None
+    if grad_weight is not None:
+        _inplace(grad_weight, "grad_weight")
+        if grad_weight.shape != w.shape:
+            raise ValueError(f"{op}: expected grad_weight of the weight's shape {w.shape}, got {grad_weight.shape}")
+        gw4 = grad_weight[:, :, None, :]  # a view: the 2-D kernel accumulates into the caller's array
+    dx, gw, gb = conv2d_backward(dy[:, :, None, :], x[:, :, None, :], w[:, :, None, :], stride, pad, dilation,
+                                 groups, algo, grad_weight=gw4, grad_bias=grad_bias, bias=bias,
+                                 input_grad=input_grad, weight_grad=weight_grad)
+    if dx is not None:
+        dx = dx[:, :, 0, :]
+    if gw is not None:
+        gw = grad_weight if grad_weight is not None else gw[:, :, 0, :]
+    return dx, gw, gb
+
+
+def _pool1d_args(kernel_size, stride, padding, op):
+    k = _single(kernel_size, "kernel_size", op, 1)
+    s = k if stride is None else _single(stride, "stride", op, 1)
+    p = _single(padding, "padding", op, 0)
+    return (1, k), (1, s), (0, p)
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0, return_indices: bool = False):
+    """1-D max pooling (N, C, L) -> (N, C, Lo); indices are positions along L (PyTorch's)."""
+    x = _as_ncl(x, "max_pool1d")
+    k, s, p = _pool1d_args(kernel_size, stride, padding, "max_pool1d")
+    y, idx = _core.max_pool2d_fwd(x[:, :, None, :], k, s, p)
+    y, idx = y[:, :, 0, :], idx[:, :, 0, :]
+    return (y, idx) if return_indices else y
+
+
+def max_pool1d_backward(grad_output, indices, input_shape, kernel_size, stride=None, padding=0, *,
+                        relu_output=None) -> np.ndarray:
+    """Gradient of :func:`max_pool1d` -> dx of ``input_shape`` (N, C, L)."""
+    n, c, length = _shape(input_shape, "input_shape", "max_pool1d")
+    dy = _as_ncl(grad_output, "max_pool1d", "grad_output")
+    k, s, p = _pool1d_args(kernel_size, stride, padding, "max_pool1d")
+    idx = np.asarray(indices)[:, :, None, :]
+    r = None if relu_output is None else as_float32(relu_output, "relu_output")[:, :, None, :]
+    dx = max_pool2d_backward(dy[:, :, None, :], idx, (n, c, 1, length), k, s, p, relu_output=r)
+    return dx[:, :, 0, :]
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0, count_include_pad: bool = True) -> np.ndarray:
+    """1-D average pooling (N, C, L) -> (N, C, Lo), PyTorch's divisor rules."""
+    x = _as_ncl(x, "avg_pool1d")
+    k, s, p = _pool1d_args(kernel_size, stride, padding, "avg_pool1d")
+    return _core.avg_pool2d_fwd(x[:, :, None, :], k, s, p, bool(count_include_pad))[:, :, 0, :]
+
+
+def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
+                        count_include_pad: bool = True) -> np.ndarray:
+    """Gradient of :func:`avg_pool1d` -> dx of ``input_shape`` (N, C, L)."""
+    n, c, length = _shape(input_shape, "input_shape", "avg_pool1d")
+    dy = _as_ncl(grad_output, "avg_pool1d", "grad_output")
+    k, s, p = _pool1d_args(kernel_size, stride, padding, "avg_pool1d")
+    return _core.avg_pool2d_bwd(dy[:, :, None, :], (n, c, 1, length), k, s, p,
+                                bool(count_include_pad))[:, :, 0, :]
+
+
+def adaptive_avg_pool1d(x, output_size) -> np.ndarray:
+    """Adaptive average pooling (N, C, L) -> (N, C, output_size), PyTorch's windows."""
+    x = _as_ncl(x, "adaptive_avg_pool1d")
+    out = _single(output_size, "output_size", "adaptive_avg_pool1d", 1)
+    return _core.adaptive_avg_pool2d_fwd(x[:, :, None, :], (1, out))[:, :, 0, :]
+
+
+def adaptive_avg_pool1d_backward(grad_output, input_shape) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool1d` -> dx of ``input_shape`` (N, C, L)."""
+    n, c, length = _shape(input_shape, "input_shape", "adaptive_avg_pool1d")
+    dy = _as_ncl(grad_output, "adaptive_avg_pool1d", "grad_output")
+    return _core.adaptive_avg_pool2d_bwd(dy[:, :, None, :], (n, c, 1, length))[:, :, 0, :]

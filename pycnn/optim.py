@@ -161,3 +161,89 @@ class SGD(Optimizer):
                     first = True
             F.sgd_step(p.data, p.grad, buf, g["lr"], momentum, g["dampening"], g["weight_decay"],
                        g["nesterov"], first)
+
+
+# ===========================================================================
+# Adam and AdamW (PyTorch's rules, one fused C++ pass per parameter) and the
+# learning-rate schedulers (pycnn.lr_scheduler, re-exported here).
+# ===========================================================================
+
+__all__ += ["Adam", "AdamW", "lr_scheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearLR",
+            "SequentialLR", "LambdaLR"]
+
+
+class _AdamBase(Optimizer):
+    _decoupled = False
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False):
+        lr = _number(lr, "lr")
+        eps = _number(eps, "eps")
+        weight_decay = _number(weight_decay, "weight_decay")
+        try:
+            beta1, beta2 = (_number(b, "betas") for b in betas)
+        except (TypeError, ValueError):
+            raise TypeError(f"betas must be a pair of real numbers, got {betas!r}") from None
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if eps < 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= beta1 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {beta1}")
+        if not 0.0 <= beta2 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {beta2}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=bool(amsgrad)))
+
+    lr = SGD.lr
+
+    def step(self) -> None:
+        """Update every parameter with ``requires_grad`` from its ``.grad`` (state: step, exp_avg, exp_avg_sq)."""
+        g = self.param_groups[0]
+        beta1, beta2 = g["betas"]
+        for p in g["params"]:
+            if not p.requires_grad:
+                continue
+            st = self.state.setdefault(id(p), {})
+            if "exp_avg" not in st or st["exp_avg"].shape != p.shape:
+                st["step"] = 0
+                st["exp_avg"] = np.zeros_like(p.data)
+                st["exp_avg_sq"] = np.zeros_like(p.data)
+                if g["amsgrad"]:
+                    st["max_exp_avg_sq"] = np.zeros_like(p.data)
+            if g["amsgrad"] and "max_exp_avg_sq" not in st:
+                st["max_exp_avg_sq"] = np.zeros_like(p.data)
+            st["step"] += 1
+            F.adam_step(p.data, p.grad, st["exp_avg"], st["exp_avg_sq"],
+                        st["max_exp_avg_sq"] if g["amsgrad"] else None, st["step"], g["lr"], beta1, beta2,
+                        g["eps"], g["weight_decay"], self._decoupled)
+
+
+class Adam(_AdamBase):
+    """Adam, exactly ``torch.optim.Adam``'s rule (bias-corrected moments; L2 weight decay added to the gradient).
+
+    ``g = grad + weight_decay * param``; ``m = beta1 m + (1 - beta1) g``;
+    ``v = beta2 v + (1 - beta2) g^2``; ``param -= lr / (1 - beta1^t) * m /
+    (sqrt(v) / sqrt(1 - beta2^t) + eps)``. ``amsgrad`` uses the running
+    maximum of v. Defaults as PyTorch: lr=1e-3, betas=(0.9, 0.999), eps=1e-8.
+    """
+
+
+class AdamW(_AdamBase):
+    """AdamW, exactly ``torch.optim.AdamW``: decoupled weight decay ``param *= 1 - lr * weight_decay``, then Adam.
+
+    Defaults as PyTorch: lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01.
+    """
+
+    _decoupled = True
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+from . import lr_scheduler  # noqa: E402
+from .lr_scheduler import (CosineAnnealingLR, LambdaLR, LinearLR, MultiStepLR, SequentialLR,  # noqa: E402
+                           StepLR)

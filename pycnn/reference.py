@@ -458,3 +458,238 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum=0.0, dampening=0.0,
             buf = t(momentum) * _float(momentum_buffer, param.dtype) + t(1 - dampening) * g
         g = g + t(momentum) * buf if nesterov else buf
     return param - t(lr) * g, buf
+
+
+# ===========================================================================
+# Breadth ops: batch normalisation, ELU/GELU, softmax, dropout, Adam, 1-D ops.
+# ===========================================================================
+
+__all__ += [
+    "batch_norm_train", "batch_norm_eval", "batch_norm_backward",
+    "elu", "elu_backward", "gelu", "gelu_backward", "softmax", "softmax_backward",
+    "dropout_apply", "adam_step",
+    "conv1d", "conv1d_backward", "max_pool1d", "max_pool1d_backward",
+    "avg_pool1d", "avg_pool1d_backward", "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward",
+]
+
+
+def _bn_axes(x):
+    """Every axis but the channel axis 1: (N, C) -> (0,), (N, C, L) -> (0, 2), (N, C, H, W) -> (0, 2, 3)."""
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _per_channel(v, x):
+    """A (C,) array shaped to broadcast against x (N, C, ...)."""
+    return v.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def batch_norm_train(x, weight=None, bias=None, running_mean=None, running_var=None, momentum=0.1, eps=1e-5):
+    """Training batch norm -> (y, mean, var, new_running_mean, new_running_var).
+
+    Batch statistics over every axis but 1 (biased variance normalises); the
+    running statistics follow PyTorch: r = (1 - momentum) r + momentum * stat
+    with the *unbiased* variance. Running outputs are None when not given.
+    """
+    x = _float(x)
+    axes = _bn_axes(x)
+    m = x.size // x.shape[1]
+    mean = x.mean(axis=axes)
+    var = ((x - _per_channel(mean, x)) ** 2).mean(axis=axes)
+    y = (x - _per_channel(mean, x)) / np.sqrt(_per_channel(var, x) + eps)
+    if weight is not None:
+        y = y * _per_channel(_float(weight, x.dtype), x)
+    if bias is not None:
+        y = y + _per_channel(_float(bias, x.dtype), x)
+    new_rm = new_rv = None
+    if running_mean is not None:
+        new_rm = (1 - momentum) * _float(running_mean, x.dtype) + momentum * mean
+        new_rv = (1 - momentum) * _float(running_var, x.dtype) + momentum * var * m / (m - 1)
+    return y, mean, var, new_rm, new_rv
+
+
+def batch_norm_eval(x, running_mean, running_var, weight=None, bias=None, eps=1e-5):
+    """Inference batch norm with the running statistics."""
+    x = _float(x)
+    y = (x - _per_channel(_float(running_mean, x.dtype), x)) / np.sqrt(
+        _per_channel(_float(running_var, x.dtype), x) + eps)
+    if weight is not None:
+        y = y * _per_channel(_float(weight, x.dtype), x)
+    if bias is not None:
+        y = y + _per_channel(_float(bias, x.dtype), x)
+    return y
+
+
+def batch_norm_backward(dy, x, weight=None, eps=1e-5):
+    """Gradients of batch_norm_train w.r.t. (x, weight, bias), from the batch statistics of x.
+
+    With xhat = (x - mean) / sqrt(var + eps), M values per channel:
+    dx = w / sqrt(var + eps) * (dy - mean(dy) - xhat * mean(dy * xhat)).
+    """
+    x = _float(x)
+    dy = _float(dy, x.dtype)
+    axes = _bn_axes(x)
+    mean = x.mean(axis=axes)
+    var = ((x - _per_channel(mean, x)) ** 2).mean(axis=axes)
+    rstd = 1 / np.sqrt(var + eps)
+    xhat = (x - _per_channel(mean, x)) * _per_channel(rstd, x)
+    dbias = dy.sum(axis=axes)
+    dweight = (dy * xhat).sum(axis=axes)
+    w = np.ones_like(mean) if weight is None else _float(weight, x.dtype)
+    dx = _per_channel(w * rstd, x) * (dy - _per_channel(dy.mean(axis=axes), x)
+                                      - xhat * _per_channel((dy * xhat).mean(axis=axes), x))
+    return dx, dweight, dbias
+
+
+def elu(x, alpha=1.0):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+    x = _float(x)
+    return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(np.minimum(x, 0)))
+
+
+def elu_backward(dy, x, alpha=1.0):
+    """dy if x > 0 else dy * alpha * exp(x) (PyTorch's branch at x == 0)."""
+    x = _float(x)
+    dy = _float(dy, x.dtype)
+    return np.where(x > 0, dy, dy * x.dtype.type(alpha) * np.exp(np.minimum(x, 0)))
+
+
+def _erf(x):
+    """Elementwise erf (math.erf per element: NumPy has no erf, and SciPy is not a dependency)."""
+    import math
+
+    return np.vectorize(math.erf, otypes=[x.dtype])(x)
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x) (exact, erf) or 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    x = _float(x)
+    if approximate == "tanh":
+        u = np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)
+        return 0.5 * x * (1 + np.tanh(u))
+    return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
+
+
+def gelu_backward(dy, x, approximate="none"):
+    """Gradient of gelu w.r.t. x."""
+    x = _float(x)
+    dy = _float(dy, x.dtype)
+    if approximate == "tanh":
+        k = np.sqrt(2 / np.pi)
+        t = np.tanh(k * (x + 0.044715 * x ** 3))
+        return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x))
+    cdf = 0.5 * (1 + _erf(x / np.sqrt(2)))
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    return dy * (cdf + x * pdf)
+
+
+def softmax(x, axis=-1):
+    """exp(x - max) / sum(exp(x - max)) along axis."""
+    x = _float(x)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax_backward(dy, y, axis=-1):
+    """y * (dy - sum(dy * y)) along axis, from the softmax output y."""
+    y = _float(y)
+    dy = _float(dy, y.dtype)
+    return y * (dy - (dy * y).sum(axis=axis, keepdims=True))
+
+
+def dropout_apply(x, mask, p):
+    """Inverted dropout with a given keep-mask: x * mask / (1 - p) (0 when p == 1).
+
+    ``mask`` is x's shape, or (N, C) for channel-wise dropout (broadcast over the rest).
+    """
+    x = _float(x)
+    mask = np.asarray(mask, dtype=bool)
+    mask = mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    return x * (mask * x.dtype.type(scale))
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+              decoupled_weight_decay=False, max_exp_avg_sq=None):
+    """One step of torch.optim.Adam / AdamW -> (param, exp_avg, exp_avg_sq, max_exp_avg_sq). Pure.
+
+    ``step`` counts from 1. Buffers start at zero (pass zeros on the first step).
+    Adam: g = grad + weight_decay * param. AdamW: param *= 1 - lr * weight_decay.
+    m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2; vmax = max(vmax, v) for amsgrad;
+    param -= lr / (1 - beta1^t) * m / (sqrt(v or vmax) / sqrt(1 - beta2^t) + eps).
+    """
+    param = _float(param)
+    t = param.dtype.type
+    g = _float(grad, param.dtype)
+    if decoupled_weight_decay:
+        param = param * t(1 - lr * weight_decay)
+    elif weight_decay != 0:
+        g = g + t(weight_decay) * param
+    m = t(beta1) * _float(exp_avg, param.dtype) + t(1 - beta1) * g
+    v = t(beta2) * _float(exp_avg_sq, param.dtype) + t(1 - beta2) * g * g
+    vmax = None
+    if max_exp_avg_sq is not None:
+        vmax = np.maximum(_float(max_exp_avg_sq, param.dtype), v)
+    denom = np.sqrt(v if vmax is None else vmax) / t(np.sqrt(1 - beta2 ** step)) + t(eps)
+    return param - t(lr / (1 - beta1 ** step)) * m / denom, m, v, vmax
+
+
+# --- 1-D ops: an (N, C, L) array is an (N, C, 1, L) image with a (1, k) kernel.
+
+def _one(v):
+    return v[0] if isinstance(v, (tuple, list)) else v
+
+
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation: x (N, C, L), w (K, C//groups, k), b (K,) -> (N, K, Lo)."""
+    pad = padding if isinstance(padding, str) else (0, _one(padding))
+    y = conv2d(_float(x)[:, :, None, :], _float(w)[:, :, None, :], b, (1, _one(stride)), pad,
+               (1, _one(dilation)), groups)
+    return y[:, :, 0, :]
+
+
+def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of conv1d -> (dx (N, C, L), dw (K, C//groups, k), db (K,))."""
+    pad = padding if isinstance(padding, str) else (0, _one(padding))
+    dx, dw, db = conv2d_backward(_float(dy)[:, :, None, :], _float(x)[:, :, None, :], _float(w)[:, :, None, :],
+                                 (1, _one(stride)), pad, (1, _one(dilation)), groups)
+    return dx[:, :, 0, :], dw[:, :, 0, :], db
+
+
+def _pool1d(kernel_size, stride, padding):
+    k = _one(kernel_size)
+    return (1, k), (1, k if stride is None else _one(stride)), (0, _one(padding))
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0):
+    """1-D max pooling (N, C, L) -> (N, C, Lo)."""
+    return max_pool2d(_float(x)[:, :, None, :], *_pool1d(kernel_size, stride, padding))[:, :, 0, :]
+
+
+def max_pool1d_backward(dy, x, kernel_size, stride=None, padding=0):
+    """Gradient of max_pool1d -> dx (N, C, L)."""
+    return max_pool2d_backward(_float(dy)[:, :, None, :], _float(x)[:, :, None, :],
+                               *_pool1d(kernel_size, stride, padding))[:, :, 0, :]
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """1-D average pooling (N, C, L) -> (N, C, Lo)."""
+    return avg_pool2d(_float(x)[:, :, None, :], *_pool1d(kernel_size, stride, padding),
+                      count_include_pad)[:, :, 0, :]
+
+
+def avg_pool1d_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Gradient of avg_pool1d -> dx of x_shape (N, C, L)."""
+    n, c, length = x_shape
+    return avg_pool2d_backward(_float(dy)[:, :, None, :], (n, c, 1, length), *_pool1d(kernel_size, stride, padding),
+                               count_include_pad)[:, :, 0, :]
+
+
+def adaptive_avg_pool1d(x, output_size):
+    """Adaptive average pooling (N, C, L) -> (N, C, output_size)."""
+    return adaptive_avg_pool2d(_float(x)[:, :, None, :], (1, _one(output_size)))[:, :, 0, :]
+
+
+def adaptive_avg_pool1d_backward(dy, x_shape):
+    """Gradient of adaptive_avg_pool1d -> dx of x_shape (N, C, L)."""
+    n, c, length = x_shape
+    return adaptive_avg_pool2d_backward(_float(dy)[:, :, None, :], (n, c, 1, length))[:, :, 0, :]

@@ -20,3 +20,18 @@ __all__ = [
     "CrossEntropyLoss", "MSELoss",
     "init",
 ]
+
+# Breadth: normalisation, dropout, more activations, 1-D layers, residual networks.
+from .activation import ELU, GELU, Softmax  # noqa: E402
+from .conv import Conv1d  # noqa: E402
+from .dropout import Dropout, Dropout1d, Dropout2d  # noqa: E402
+from .normalization import BatchNorm1d, BatchNorm2d  # noqa: E402
+from .pooling import AdaptiveAvgPool1d, AvgPool1d, MaxPool1d  # noqa: E402
+from .residual import BasicBlock, Residual, ResNet, resnet8, resnet20  # noqa: E402
+
+__all__ += [
+    "BatchNorm1d", "BatchNorm2d", "Dropout", "Dropout1d", "Dropout2d",
+    "ELU", "GELU", "Softmax",
+    "Conv1d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d",
+    "Residual", "BasicBlock", "ResNet", "resnet8", "resnet20",
+]

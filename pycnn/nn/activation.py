@@ -80,3 +80,90 @@ class LeakyReLU(Module):
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+# ---------------------------------------------------------------------------
+# ELU, GELU (C++ kernels, gradients from the input) and Softmax.
+
+__all__ += ["ELU", "GELU", "Softmax"]
+
+
+class ELU(Module):
+    """x if x > 0 else alpha * (exp(x) - 1) (PyTorch's ``nn.ELU(alpha=1.0)``); saves its input."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha = F._real(alpha, "alpha", "ELU")
+        self.inplace = bool(inplace)  # accepted for compatibility; the output is a new array
+
+    def forward(self, x) -> np.ndarray:
+        x = F.as_float32(x, "input")
+        y = F.elu(x, self.alpha)
+        self.save_for_backward(x)
+        return y
+
+    def backward(self, grad_output, input_grad: bool = True):
+        (x,) = self.saved()
+        return F.elu_backward(grad_output, x, self.alpha) if input_grad else None
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class GELU(Module):
+    """x * Phi(x), PyTorch's ``nn.GELU(approximate='none')`` (exact erf form) or ``'tanh'``; saves its input."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        F._gelu_approx(approximate)  # validates
+        self.approximate = approximate
+
+    def forward(self, x) -> np.ndarray:
+        x = F.as_float32(x, "input")
+        y = F.gelu(x, self.approximate)
+        self.save_for_backward(x)
+        return y
+
+    def backward(self, grad_output, input_grad: bool = True):
+        (x,) = self.saved()
+        return F.gelu_backward(grad_output, x, self.approximate) if input_grad else None
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class Softmax(Module):
+    """Softmax along ``dim`` (PyTorch's ``nn.Softmax``), for turning logits into probabilities at inference.
+
+    Train with ``CrossEntropyLoss`` on the logits instead (it fuses the softmax
+    and is numerically safer). ``dim=None`` follows PyTorch's legacy rule:
+    axis 0 for 0-, 1- and 3-D inputs, else axis 1. Backward (from the saved
+    output) is provided for completeness.
+    """
+
+    def __init__(self, dim=None):
+        super().__init__()
+        if dim is not None and not F._is_int(dim):
+            raise TypeError(f"Softmax: dim must be an int or None, got {dim!r}")
+        self.dim = None if dim is None else int(dim)
+
+    def _axis(self, x) -> int:
+        if self.dim is not None:
+            if not -x.ndim <= self.dim < x.ndim:
+                raise IndexError(f"Softmax: dim={self.dim} is out of range for an input of shape {x.shape}")
+            return self.dim
+        return 0 if x.ndim in (0, 1, 3) else 1
+
+    def forward(self, x) -> np.ndarray:
+        x = F.as_float32(x, "input")
+        axis = self._axis(x)
+        y = F.softmax_c(x, axis=axis)
+        self.save_for_backward(y, axis)
+        return y
+
+    def backward(self, grad_output, input_grad: bool = True):
+        y, axis = self.saved()
+        return F.softmax_backward(grad_output, y, axis) if input_grad else None
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"

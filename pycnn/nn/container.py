@@ -9,9 +9,11 @@ from .conv import Conv2d
 from .linear import Linear
 from .module import Module, _call_backward
 from .pooling import MaxPool2d
+from .conv import Conv1d
+from .normalization import BatchNorm1d, BatchNorm2d
 
 # Layers that can apply a following ReLU in their own output write.
-_RELU_PRODUCERS = (Conv2d, Linear)
+_RELU_PRODUCERS = (Conv2d, Linear, Conv1d, BatchNorm1d, BatchNorm2d)
 
 __all__ = ["Sequential"]
 
@@ -87,7 +89,7 @@ class Sequential(Module):
 
         Fusions (exact module types only, so subclasses that override
         forward run as written; results are bitwise the same as unfused):
-          * Conv2d or Linear followed by ReLU: the ReLU is applied in the
+          * Conv2d, Conv1d, Linear or BatchNorm followed by ReLU: the ReLU is applied in the
             layer's output write, saving one pass over the activations;
           * ReLU followed by MaxPool2d: the pooling's backward applies the
             ReLU's gradient mask while it scatters, so the ReLU's backward is

@@ -109,3 +109,94 @@ class Conv2d(Module):
         if self.algo != "auto":
             s += f", algo={self.algo!r}"
         return s
+
+
+# ---------------------------------------------------------------------------
+# Conv1d: the 2-D kernels on the (N, C, 1, L) view, weight (K, C/groups, k) as PyTorch.
+
+__all__ += ["Conv1d"]
+
+
+class Conv1d(Module):
+    """1-D convolution over (N, C, L) input, PyTorch's ``nn.Conv1d`` (zero padding only).
+
+    ``weight`` is (out_channels, in_channels/groups, kernel_size), ``bias``
+    (out_channels,) or None, initialised as PyTorch. ``padding`` is an int,
+    'valid' or 'same' (stride 1). Runs on the 2-D convolution kernels with a
+    (1, k) kernel, so it has their speed and their ``algo`` choice.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, algo: str = "auto"):
+        super().__init__()
+        op = "Conv1d"
+        self.in_channels = F._int(in_channels, "in_channels", op, 1)
+        self.out_channels = F._int(out_channels, "out_channels", op, 1)
+        self.kernel_size = (F._single(kernel_size, "kernel_size", op, 1),)
+        self.stride = (F._single(stride, "stride", op, 1),)
+        self.dilation = (F._single(dilation, "dilation", op, 1),)
+        self.groups = F._int(groups, "groups", op, 1)
+        for name, v in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if v % self.groups:
+                raise ValueError(f"{op}: {name} must be divisible by groups, got {name}={v}, groups={self.groups}")
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"{op}: bias must be a bool, got {bias!r}")
+        if algo not in ("auto", "im2col", "direct"):
+            raise ValueError(f"{op}: algo must be 'auto', 'im2col' or 'direct', got {algo!r}")
+        self.algo = algo
+        if isinstance(padding, str):
+            F.conv_padding(padding, (1, self.kernel_size[0]), (1, self.stride[0]), (1, self.dilation[0]), op)
+            self.padding = padding
+        else:
+            self.padding = (F._single(padding, "padding", op, 0),)
+        self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups, self.kernel_size[0]),
+                                         dtype=np.float32))
+        if bias:
+            self.bias = Parameter(np.empty((self.out_channels,), dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    reset_parameters = Conv2d.reset_parameters
+
+    def _args(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+                    algo=self.algo)
+
+    def forward(self, x) -> np.ndarray:
+        """x (N, in_channels, L) -> (N, out_channels, Lo); saves x in training mode."""
+        return self._forward(x, relu=False)
+
+    def _forward(self, x, relu: bool) -> np.ndarray:
+        x = F.as_float32(x, "input")
+        y = F.conv1d(x, self.weight.data, None if self.bias is None else self.bias.data, **self._args(), relu=relu)
+        self.save_for_backward(x)
+        return y
+
+    def backward(self, grad_output, input_grad: bool = True):
+        """dL/dx (None when ``input_grad`` is False); accumulates into weight.grad and bias.grad."""
+        (x,) = self.saved()
+        w, b = self.weight, self.bias
+        need_w = w.requires_grad
+        need_b = b is not None and b.requires_grad
+        if not (need_w or need_b):
+            dx, _, _ = F.conv1d_backward(grad_output, x, w.data, **self._args(), input_grad=input_grad,
+                                         weight_grad=False)
+            return dx
+        gw = w.grad if need_w else np.zeros_like(w.data)
+        gb = None if b is None else (b.grad if need_b else np.zeros_like(b.data))
+        dx, _, _ = F.conv1d_backward(grad_output, x, w.data, **self._args(), grad_weight=gw, grad_bias=gb,
+                                     bias=b is not None, input_grad=input_grad)
+        return dx
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0,):
+            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
+        if self.dilation != (1,):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s

@@ -1,0 +1,69 @@
+"""A minimal training loop shared by the examples (pycnn.train.fit may replace it).
+
+Kept deliberately small: one epoch = shuffled mini-batches, forward, loss,
+backward, optimiser step; evaluation in eval() mode in large batches.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from pycnn import nn
+
+
+def train_epoch(model, loss_fn, opt, x, y, batch_size, rng, augment=None, log_every=0):
+    """One pass over (x, y) in shuffled mini-batches -> (mean loss, accuracy, seconds)."""
+    model.train()
+    order = rng.permutation(len(x))
+    total_loss, correct, seen = 0.0, 0, 0
+    t0 = time.perf_counter()
+    nb = (len(x) + batch_size - 1) // batch_size
+    for b in range(nb):
+        idx = order[b * batch_size:(b + 1) * batch_size]
+        xb, yb = x[idx], y[idx]
+        if augment is not None:
+            xb = augment(xb, rng)
+        logits = model(xb)
+        loss = loss_fn(logits, yb)
+        opt.zero_grad()
+        model.backward(loss_fn.backward(), input_grad=False)
+        opt.step()
+        total_loss += loss * len(idx)
+        correct += int((logits.argmax(axis=1) == yb).sum())
+        seen += len(idx)
+        if log_every and (b + 1) % log_every == 0:
+            el = time.perf_counter() - t0
+            print(f"    batch {b + 1}/{nb}  loss {total_loss / seen:.4f}  {seen / el:.0f} img/s", flush=True)
+    return total_loss / seen, correct / seen, time.perf_counter() - t0
+
+
+def evaluate(model, x, y, batch_size=1000):
+    """Accuracy of model on (x, y) in eval() mode."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += int((model(x[i:i + batch_size]).argmax(axis=1) == y[i:i + batch_size]).sum())
+    return correct / len(x)
+
+
+def flip_and_shift(xb, rng, max_shift=2):
+    """Fashion-MNIST augmentation: random horizontal flip and a random shift of up to max_shift pixels
+    (zero fill), i.e. PyTorch's RandomHorizontalFlip + RandomCrop(28, padding=max_shift)."""
+    n, c, h, w = xb.shape
+    out = np.array(xb, copy=True)
+    flip = rng.random(n) < 0.5
+    out[flip] = out[flip, :, :, ::-1]
+    if max_shift:
+        p = max_shift
+        padded = np.zeros((n, c, h + 2 * p, w + 2 * p), np.float32)
+        padded[:, :, p:p + h, p:p + w] = out
+        dy = rng.integers(0, 2 * p + 1, n)
+        dx = rng.integers(0, 2 * p + 1, n)
+        for i in range(n):
+            out[i] = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+    return out
+
+
+def count_parameters(model: nn.Module) -> int:
+    return int(sum(p.size for p in model.parameters()))

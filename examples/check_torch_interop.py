@@ -1,0 +1,117 @@
+"""Load a state dict trained by pycnn into the equivalent PyTorch model and compare on the test set.
+
+    python examples/fashion_mnist_bn_cnn.py --save bn_cnn.npz
+    python examples/check_torch_interop.py bn_cnn.npz --model bn_cnn
+    python examples/fashion_mnist_resnet.py --save resnet8.npz
+    python examples/check_torch_interop.py resnet8.npz --model resnet --depth 8
+
+Needs PyTorch (CPU). Prints both test accuracies, how many predictions differ
+and the largest logit difference, in eval mode (running statistics).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import OrderedDict
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pycnn import nn  # noqa: E402
+from pycnn.data import load_fashion_mnist  # noqa: E402
+
+import fashion_mnist_bn_cnn  # noqa: E402
+
+
+def torch_bn_cnn():
+    import torch.nn as tnn
+
+    return tnn.Sequential(
+        tnn.Conv2d(1, 32, 3, padding=1, bias=False), tnn.BatchNorm2d(32), tnn.ReLU(),
+        tnn.Conv2d(32, 32, 3, padding=1, bias=False), tnn.BatchNorm2d(32), tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Conv2d(32, 64, 3, padding=1, bias=False), tnn.BatchNorm2d(64), tnn.ReLU(),
+        tnn.Conv2d(64, 64, 3, padding=1, bias=False), tnn.BatchNorm2d(64), tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Flatten(),
+        tnn.Linear(64 * 7 * 7, 256, bias=False), tnn.BatchNorm1d(256), tnn.ReLU(), tnn.Dropout(0.4),
+        tnn.Linear(256, 10),
+    )
+
+
+def torch_resnet(depth, width, in_channels=1, num_classes=10):
+    """He et al.'s CIFAR ResNet with torchvision's BasicBlock names (as in tests/test_residual.py)."""
+    import torch.nn as tnn
+
+    class BasicBlock(tnn.Module):
+        def __init__(self, inplanes, planes, stride=1):
+            super().__init__()
+            self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+            self.bn1 = tnn.BatchNorm2d(planes)
+            self.relu = tnn.ReLU()
+            self.conv2 = tnn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = tnn.BatchNorm2d(planes)
+            self.downsample = None
+            if stride != 1 or inplanes != planes:
+                self.downsample = tnn.Sequential(tnn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                                                 tnn.BatchNorm2d(planes))
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + identity)
+
+    n = (depth - 2) // 6
+    layers = OrderedDict(conv1=tnn.Conv2d(in_channels, width, 3, 1, 1, bias=False), bn1=tnn.BatchNorm2d(width),
+                         relu=tnn.ReLU())
+    inplanes = width
+    for i, planes in enumerate((width, 2 * width, 4 * width)):
+        blocks = []
+        for j in range(n):
+            blocks.append(BasicBlock(inplanes, planes, 2 if (i > 0 and j == 0) else 1))
+            inplanes = planes
+        layers[f"layer{i + 1}"] = tnn.Sequential(*blocks)
+    layers.update(avgpool=tnn.AdaptiveAvgPool2d(1), flatten=tnn.Flatten(), fc=tnn.Linear(inplanes, num_classes))
+    return tnn.Sequential(layers)
+
+
+def main(argv=None):
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("weights")
+    ap.add_argument("--model", choices=["bn_cnn", "resnet"], default="bn_cnn")
+    ap.add_argument("--depth", type=int, default=8)
+    ap.add_argument("--width", type=int, default=16)
+    args = ap.parse_args(argv)
+    sd = dict(np.load(args.weights))
+    if args.model == "bn_cnn":
+        model, tmodel = fashion_mnist_bn_cnn.bn_cnn(), torch_bn_cnn()
+    else:
+        model, tmodel = nn.ResNet(args.depth, 1, 10, args.width), torch_resnet(args.depth, args.width)
+    model.load_state_dict(sd)
+    tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})  # strict
+    model.eval(), tmodel.eval()
+    (xtr, _), (xte, yte) = load_fashion_mnist()
+    mean, std = float(xtr.mean()), float(xtr.std())  # the examples' normalisation
+    xte = (xte - mean) / std
+    ours, theirs = [], []
+    with torch.no_grad():
+        for i in range(0, len(xte), 1000):
+            ours.append(model(xte[i:i + 1000]))
+            theirs.append(tmodel(torch.from_numpy(xte[i:i + 1000])).numpy())
+    ours, theirs = np.concatenate(ours), np.concatenate(theirs)
+    acc_p, acc_t = (ours.argmax(1) == yte).mean(), (theirs.argmax(1) == yte).mean()
+    print(f"pycnn test accuracy {acc_p:.4f}, PyTorch with the same state dict {acc_t:.4f}; "
+          f"{int((ours.argmax(1) != theirs.argmax(1)).sum())} of {len(yte)} predictions differ; "
+          f"max |logit difference| {np.abs(ours - theirs).max():.2e}")
+    # and back: PyTorch's state dict into a fresh pycnn model
+    fresh = fashion_mnist_bn_cnn.bn_cnn() if args.model == "bn_cnn" else nn.ResNet(args.depth, 1, 10, args.width)
+    fresh.load_state_dict(tmodel.state_dict())
+    fresh.eval()
+    back = fresh(xte[:1000])
+    print(f"round trip PyTorch -> pycnn: max |logit difference| {np.abs(back - ours[:1000]).max():.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Dropout layers: inverted dropout in ``train()``, identity in ``eval()``.
+
+Masks are drawn with NumPy from pycnn's generator (``pycnn.manual_seed``
+reproduces them); the C++ kernel applies mask and scale ``1 / (1 - p)`` in
+one pass, forward and backward. ``Dropout`` drops elements independently;
+``Dropout1d`` / ``Dropout2d`` drop whole channels of (N, C, L) / (N, C, H, W)
+inputs, as PyTorch's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .module import Module
+
+__all__ = ["Dropout", "Dropout1d", "Dropout2d"]
+
+
+class Dropout(Module):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (PyTorch's ``nn.Dropout``)."""
+
+    _channelwise = False
+    _ndims = None
+
+    def __init__(self, p: float = 0.5, inplace: bool = False):
+        super().__init__()
+        self.p = F._dropout_p(p, type(self).__name__)
+        # inplace is accepted for PyTorch compatibility; the output is always a new array.
+        self.inplace = bool(inplace)
+
+    def forward(self, x) -> np.ndarray:
+        x = F.as_float32(x, "input")
+        if self._ndims is not None and x.ndim != self._ndims:
+            raise ValueError(f"{type(self).__name__}: expected input of {self._ndims} dimensions "
+                             f"{self._shape_text}, got {x.shape}")
+        y, mask = F.dropout(x, self.p, self.training, channelwise=self._channelwise, return_mask=True)
+        self.save_for_backward(mask)
+        return y
+
+    def backward(self, grad_output, input_grad: bool = True):
+        (mask,) = self.saved()
+        if not input_grad:
+            return None
+        return F.dropout_backward(grad_output, mask, self.p, channelwise=self._channelwise)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout1d(Dropout):
+    """Zero whole channels of an (N, C, L) input with probability ``p`` (PyTorch's ``nn.Dropout1d``)."""
+
+    _channelwise = True
+    _ndims = 3
+    _shape_text = "(N, C, L)"
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels of an (N, C, H, W) input with probability ``p`` (PyTorch's ``nn.Dropout2d``)."""
+
+    _channelwise = True
+    _ndims = 4
+    _shape_text = "(N, C, H, W)"

@@ -1,0 +1,192 @@
+"""Residual container, BasicBlock and ResNet: gradients through both branches against the NumPy
+reference, state dicts against PyTorch equivalents (written here) in both directions, and
+whole-network forward/backward against PyTorch.
+
+Tolerances: float32 vs float64 reference through two linear layers: rtol 1e-4, atol 1e-5 * sqrt(len);
+vs PyTorch through ResNet-8 (7 convolutions, batch statistics): rtol 1e-3, atol 1e-4.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import pycnn
+from conftest import assert_close, f32, ref, tol
+from pycnn import nn
+
+try:
+    import torch
+except ImportError:  # torch is an optional second oracle
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
+
+
+def f64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+@pytest.mark.parametrize("projection", [False, True], ids=["identity", "projection"])
+@pytest.mark.parametrize("relu", [True, False], ids=["relu", "no_relu"])
+def test_residual_backward_through_both_branches(projection, relu, rng):
+    body = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6))
+    shortcut = nn.Linear(6, 6, bias=False) if projection else None
+    block = nn.Residual(body, shortcut, relu=relu)
+    x, dy = f32(rng, 5, 6), f32(rng, 5, 6)
+    out = block(x)
+    # reference
+    w1, b1, w2, b2 = (f64(p.data) for p in body.parameters())
+    h = np.tanh(ref.linear(f64(x), w1, b1))
+    y = ref.linear(h, w2, b2)
+    s = ref.linear(f64(x), f64(shortcut.weight.data)) if projection else f64(x)
+    expected = np.maximum(y + s, 0) if relu else y + s
+    assert_close(out, expected, **tol(6))
+    dx = block.backward(dy)
+    g = np.where(expected > 0, f64(dy), 0) if relu else f64(dy)
+    dh, dw2, db2 = ref.linear_backward(g, h, w2)
+    dpre = ref.tanh_backward(dh, h)
+    dx_body, dw1, db1 = ref.linear_backward(dpre, f64(x), w1)
+    if projection:
+        dx_short, dws, _ = ref.linear_backward(g, f64(x), f64(shortcut.weight.data))
+        assert_close(shortcut.weight.grad, dws, **tol(5))
+    else:
+        dx_short = g
+    assert_close(dx, dx_body + dx_short, **tol(12))
+    for p, e in zip(body.parameters(), (dw1, db1, dw2, db2)):
+        assert_close(p.grad, e, **tol(5))
+    assert list(block.state_dict())[:2] == ["body.0.weight", "body.0.bias"]
+
+
+def test_residual_identity_body_does_not_corrupt_the_gradient(rng):
+    # body returns its gradient unchanged (Flatten on a 2-D input is a reshape):
+    # the sum must be a new array, not an in-place add into grad_output.
+    block = nn.Residual(nn.Flatten(), relu=False)
+    x, dy = f32(rng, 3, 4), f32(rng, 3, 4)
+    dy0 = dy.copy()
+    block(x)
+    dx = block.backward(dy)
+    np.testing.assert_array_equal(dy, dy0)
+    assert_close(dx, 2 * dy0, rtol=0, atol=0)
+
+
+def test_residual_shape_mismatch_and_types(rng):
+    with pytest.raises(ValueError, match="projection"):
+        nn.Residual(nn.Linear(4, 3))(f32(rng, 2, 4))
+    with pytest.raises(TypeError, match="body"):
+        nn.Residual(lambda x: x)
+
+
+def test_basic_block_names_and_downsample():
+    blk = nn.BasicBlock(4, 4)
+    assert blk.downsample is None
+    assert [n for n, _ in blk.named_children()] == ["conv1", "bn1", "relu", "conv2", "bn2"]
+    blk = nn.BasicBlock(4, 8, stride=2)
+    keys = list(blk.state_dict())
+    assert keys[:2] == ["conv1.weight", "bn1.weight"] and "downsample.0.weight" in keys
+    assert "downsample.1.running_var" in keys
+
+
+def test_resnet_shapes_and_depths(rng):
+    pycnn.manual_seed(0)
+    m8, m20 = nn.resnet8(), nn.resnet20(in_channels=3)
+    assert sum(p.size for p in m8.parameters()) == 77754
+    assert sum(p.size for p in m20.parameters()) == 272474  # the paper's 0.27M
+    x = f32(rng, 2, 1, 28, 28)
+    y = m8(x)
+    assert y.shape == (2, 10)
+    assert m8.backward(np.ones_like(y)).shape == x.shape
+    assert m20(f32(rng, 2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="6n \\+ 2"):
+        nn.ResNet(10)
+
+
+# ---------------------------------------------------------------------------
+# PyTorch equivalents
+# ---------------------------------------------------------------------------
+
+def torch_resnet(depth, in_channels, num_classes, width=16):
+    tnn = torch.nn
+
+    class TBasicBlock(tnn.Module):  # torchvision.models.resnet.BasicBlock
+        def __init__(self, inplanes, planes, stride=1):
+            super().__init__()
+            self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+            self.bn1 = tnn.BatchNorm2d(planes)
+            self.relu = tnn.ReLU()
+            self.conv2 = tnn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = tnn.BatchNorm2d(planes)
+            self.downsample = None
+            if stride != 1 or inplanes != planes:
+                self.downsample = tnn.Sequential(tnn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                                                 tnn.BatchNorm2d(planes))
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            return self.relu(self.bn2(self.conv2(out)) + identity)
+
+    n = (depth - 2) // 6
+    layers = OrderedDict(conv1=tnn.Conv2d(in_channels, width, 3, 1, 1, bias=False), bn1=tnn.BatchNorm2d(width),
+                         relu=tnn.ReLU())
+    inplanes = width
+    for i, planes in enumerate((width, 2 * width, 4 * width)):
+        blocks = []
+        for j in range(n):
+            blocks.append(TBasicBlock(inplanes, planes, 2 if (i > 0 and j == 0) else 1))
+            inplanes = planes
+        layers[f"layer{i + 1}"] = tnn.Sequential(*blocks)
+    layers["avgpool"] = tnn.AdaptiveAvgPool2d(1)
+    layers["flatten"] = tnn.Flatten()
+    layers["fc"] = tnn.Linear(inplanes, num_classes)
+    return tnn.Sequential(layers)
+
+
+def to_torch(sd):
+    return {k: torch.from_numpy(np.array(v)) for k, v in sd.items()}
+
+
+@pytest.fixture
+def torch_one_thread():
+    """torch's OpenMP threads spin-wait: on a busy 2-core machine a 2-thread torch runs this test
+    10x slower than a 1-thread one, so the oracle runs single-threaded."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@needs_torch
+def test_resnet_state_dict_round_trip_and_gradients_match_torch(rng, torch_one_thread):
+    pycnn.manual_seed(1)
+    model = nn.resnet8(in_channels=1, num_classes=10, width=8)
+    tmodel = torch_resnet(8, 1, 10, width=8)
+    assert list(model.state_dict()) == list(tmodel.state_dict())
+    tmodel.load_state_dict(to_torch(model.state_dict()))  # strict: every key and shape agrees
+    # training mode: batch statistics, running-stat updates, all gradients
+    x, dy = f32(rng, 4, 1, 12, 12), f32(rng, 4, 10)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    ty = tmodel(tx)
+    ty.backward(torch.from_numpy(dy))
+    y = model(x)
+    dx = model.backward(dy)
+    assert_close(y, ty.detach().numpy(), rtol=1e-3, atol=1e-4)
+    assert_close(dx, tx.grad.numpy(), rtol=1e-3, atol=1e-4)
+    tparams = dict(tmodel.named_parameters())
+    for name, p in model.named_parameters():
+        assert_close(p.grad, tparams[name].grad.numpy(), rtol=1e-3, atol=1e-4, param=name)
+    for k, v in tmodel.state_dict().items():
+        assert_close(model.state_dict()[k], v.numpy(), rtol=1e-4, atol=1e-5, key=k)
+    # torch -> pycnn after torch trains a little: eval outputs agree
+    topt = torch.optim.SGD(tmodel.parameters(), lr=0.1)
+    for _ in range(3):
+        topt.zero_grad()
+        tmodel(torch.from_numpy(f32(rng, 8, 1, 12, 12))).square().mean().backward()
+        topt.step()
+    fresh = nn.resnet8(in_channels=1, num_classes=10, width=8)
+    fresh.load_state_dict(tmodel.state_dict())
+    tmodel.eval(), fresh.eval()
+    xe = f32(rng, 5, 1, 12, 12)
+    assert_close(fresh(xe), tmodel(torch.from_numpy(xe)).detach().numpy(), rtol=1e-3, atol=1e-4)
+    assert int(fresh.state_dict()["bn1.num_batches_tracked"]) == 4
