@@ -27,17 +27,10 @@ from _loop import count_parameters, evaluate, flip_and_shift, train_epoch  # noq
 
 
 def bn_cnn() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(64 * 7 * 7, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(), nn.Dropout(0.4),
-        nn.Linear(256, 10),
-    )
+    # One definition of the network, shared with `python -m pycnn train --model fashion_mnist_bn_cnn`.
+    from pycnn.models import fashion_mnist_bn_cnn
+
+    return fashion_mnist_bn_cnn()
 
 
 def main(argv=None):
