@@ -87,8 +87,12 @@ def test_info():
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"pycnn {pycnn.__version__}")
     assert pycnn.show_config.__doc__  # info prints show_config() first, then more:
-    for line in ("threads:", "optional:", "presets:     fashion_mnist_cnn", "optimisers:  sgd"):
+    for line in ("threads:", "optional:", "presets:", "optimisers:  sgd"):
         assert line in r.stdout, line
+    from pycnn.models import PRESETS
+
+    presets_line = next(l for l in r.stdout.splitlines() if "presets:" in l)
+    assert all(name in presets_line for name in PRESETS), presets_line
 
 
 def test_runs_from_the_checkout_root():
