@@ -110,8 +110,10 @@ void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const flo
     std::fill(dxp, dxp + s.H * s.W, 0.0f);
     if (relu_output) {
       const float* yp = relu_output + p * s.Ho * s.Wo;
-      for (i64 i = 0; i < s.Ho * s.Wo; ++i)
-        if (yp[i] > 0.0f) dxp[ap[i]] += dyp[i];
+      for (i64 i = 0; i < s.Ho * s.Wo; ++i) {  // a select, not a branch on random signs
+        const float g = dyp[i];
+        dxp[ap[i]] += yp[i] > 0.0f ? g : 0.0f;
+      }
     } else {
       for (i64 i = 0; i < s.Ho * s.Wo; ++i) dxp[ap[i]] += dyp[i];
     }
