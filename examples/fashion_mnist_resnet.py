@@ -1,6 +1,6 @@
 """Fashion-MNIST with a small ResNet (He et al. 2016's CIFAR ResNet, depth 6n+2) and augmentation.
 
-    python examples/fashion_mnist_resnet.py [--depth 8] [--width 16] [--epochs 10] [--threads 2]
+    python examples/fashion_mnist_resnet.py [--depth 8] [--width 16] [--epochs 12] [--threads 2]
 
 ResNet-8 by default (stem conv + 3 BasicBlocks with 16/32/64 channels, 1x1
 projection shortcuts, global average pooling; 78k parameters); ``--depth 20``
@@ -29,7 +29,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--depth", type=int, default=8)
     ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=None)
