@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, weighted_backward
 
 __all__ = ["Conv2d"]
 
@@ -82,19 +82,7 @@ class Conv2d(Module):
     def backward(self, grad_output, input_grad: bool = True):
         """dL/dx (None when ``input_grad`` is False); accumulates into weight.grad and bias.grad."""
         (x,) = self.saved()
-        w, b = self.weight, self.bias
-        need_w = w.requires_grad
-        need_b = b is not None and b.requires_grad
-        if not (need_w or need_b):
-            dx, _, _ = F.conv2d_backward(grad_output, x, w.data, **self._args(), input_grad=input_grad,
-                                         weight_grad=False)
-            return dx
-        # The kernel computes dW and db in one pass; a frozen one goes to a scratch array.
-        gw = w.grad if need_w else np.zeros_like(w.data)
-        gb = None if b is None else (b.grad if need_b else np.zeros_like(b.data))
-        dx, _, _ = F.conv2d_backward(grad_output, x, w.data, **self._args(), grad_weight=gw, grad_bias=gb,
-                                     bias=b is not None, input_grad=input_grad)
-        return dx
+        return weighted_backward(F.conv2d_backward, self, grad_output, x, input_grad, **self._args())
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -176,18 +164,7 @@ class Conv1d(Module):
     def backward(self, grad_output, input_grad: bool = True):
         """dL/dx (None when ``input_grad`` is False); accumulates into weight.grad and bias.grad."""
         (x,) = self.saved()
-        w, b = self.weight, self.bias
-        need_w = w.requires_grad
-        need_b = b is not None and b.requires_grad
-        if not (need_w or need_b):
-            dx, _, _ = F.conv1d_backward(grad_output, x, w.data, **self._args(), input_grad=input_grad,
-                                         weight_grad=False)
-            return dx
-        gw = w.grad if need_w else np.zeros_like(w.data)
-        gb = None if b is None else (b.grad if need_b else np.zeros_like(b.data))
-        dx, _, _ = F.conv1d_backward(grad_output, x, w.data, **self._args(), grad_weight=gw, grad_bias=gb,
-                                     bias=b is not None, input_grad=input_grad)
-        return dx
+        return weighted_backward(F.conv1d_backward, self, grad_output, x, input_grad, **self._args())
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

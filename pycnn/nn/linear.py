@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import functional as F
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, weighted_backward
 
 __all__ = ["Linear", "Flatten"]
 
@@ -53,17 +53,7 @@ class Linear(Module):
     def backward(self, grad_output, input_grad: bool = True):
         """dL/dx (None when ``input_grad`` is False); accumulates into weight.grad and bias.grad."""
         (x,) = self.saved()
-        w, b = self.weight, self.bias
-        need_w = w.requires_grad
-        need_b = b is not None and b.requires_grad
-        if not (need_w or need_b):
-            dx, _, _ = F.linear_backward(grad_output, x, w.data, input_grad=input_grad, weight_grad=False)
-            return dx
-        gw = w.grad if need_w else np.zeros_like(w.data)
-        gb = None if b is None else (b.grad if need_b else np.zeros_like(b.data))
-        dx, _, _ = F.linear_backward(grad_output, x, w.data, grad_weight=gw, grad_bias=gb,
-                                     bias=b is not None, input_grad=input_grad)
-        return dx
+        return weighted_backward(F.linear_backward, self, grad_output, x, input_grad)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -630,3 +630,24 @@ def _call_backward(module: Module, grad_output, input_grad: bool):
         return module.backward(grad_output, input_grad=False)
     module.backward(grad_output)
     return None
+
+
+def weighted_backward(backward_fn, module, grad_output, x, input_grad: bool, **args):
+    """The backward of a layer with ``weight`` and optional ``bias`` (Conv1d/2d, Linear).
+
+    ``backward_fn`` is the functional backward (e.g. ``F.conv2d_backward``);
+    gradients accumulate into the parameters' ``.grad``. Its kernel computes
+    dW and db in one pass, so a frozen one of the two goes to a scratch array;
+    when both are frozen only dx is computed. Returns dx, or None.
+    """
+    w, b = module.weight, module.bias
+    need_w = w.requires_grad
+    need_b = b is not None and b.requires_grad
+    if not (need_w or need_b):
+        dx, _, _ = backward_fn(grad_output, x, w.data, **args, input_grad=input_grad, weight_grad=False)
+        return dx
+    gw = w.grad if need_w else np.zeros_like(w.data)
+    gb = None if b is None else (b.grad if need_b else np.zeros_like(b.data))
+    dx, _, _ = backward_fn(grad_output, x, w.data, **args, grad_weight=gw, grad_bias=gb, bias=b is not None,
+                           input_grad=input_grad)
+    return dx
