@@ -10,7 +10,15 @@ Method: every implementation of a case is warmed up first (PyTorch's first
 calls are several times slower than its steady state), then timed in
 interleaved rounds -- one call of each implementation per round, the order
 rotating -- so that the machine's drift and noise hit all of them alike. The
-median over rounds is reported. The NumPy baseline can be slow on large
+median over rounds is reported. Each timed call is preceded by a short pause
+and, for calls under 20 ms, one untimed call: after a call, a library's idle
+threads keep spinning on the cores for a while (libgomp about 10 ms,
+OpenBLAS about 100 ms by default), which would slow whichever library runs
+next, so the pause lets them stop and the untimed call wakes the timed
+library's own threads. OpenBLAS's spin is also cut to almost nothing
+(``OPENBLAS_THREAD_TIMEOUT``) when NumPy is imported after the options are
+read; without both measures PyTorch, which most often ran right after the
+NumPy baseline, measured up to 2x slower than it is. The NumPy baseline can be slow on large
 cases, so its rounds are capped by a time budget (at least 3).
 
 The cases are defined once here (:func:`cases`) and reused by the
@@ -478,6 +486,10 @@ def cases() -> List[Case]:
 # ---------------------------------------------------------------------------
 
 
+#: Calls shorter than this get an untimed call right before the timed one (see measure).
+_WAKE_CALL_BELOW_S = 0.02
+
+
 def _time_once(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -490,16 +502,20 @@ def measure(
     warmup_s: float = 0.3,
     min_warmup: int = 2,
     budgets_s: Optional[Dict[str, float]] = None,
+    settle_s: float = 0.015,
 ) -> Dict[str, List[float]]:
     """Time each callable in interleaved rounds; return {impl: [seconds per round]}.
 
     Each callable is first warmed up for ``min_warmup`` calls and at least
     ``warmup_s`` seconds (at most 20 calls). ``budgets_s[impl]`` caps the
     rounds of a slow implementation to about that many seconds (at least 3
-    rounds, or ``rounds`` if fewer).
+    rounds, or ``rounds`` if fewer). Before each timed call the thread
+    sleeps ``settle_s`` (so other libraries' idle threads stop spinning) and,
+    when the call takes under ``_WAKE_CALL_BELOW_S``, makes one untimed call
+    (so this library's own threads are awake, as in a steady loop).
     """
     budgets_s = budgets_s or {}
-    limit = {}
+    limit, warm = {}, {}
     for name, fn in fns.items():
         start = time.perf_counter()
         calls, last = 0, 0.0
@@ -508,6 +524,7 @@ def measure(
             calls += 1
             if name in budgets_s and last * min_warmup > budgets_s[name]:
                 break  # a very slow baseline: its warm-up already cost enough
+        warm[name] = last < _WAKE_CALL_BELOW_S
         limit[name] = rounds
         if name in budgets_s and last > 0:
             limit[name] = max(min(3, rounds), min(rounds, int(budgets_s[name] / last)))
@@ -521,6 +538,10 @@ def measure(
             order = names[r % len(names):] + names[: r % len(names)]
             for name in order:
                 if len(times[name]) < limit[name]:
+                    if settle_s > 0:
+                        time.sleep(settle_s)
+                    if warm[name]:
+                        fns[name]()
                     times[name].append(_time_once(fns[name]))
     finally:
         if gc_was_enabled:
@@ -582,6 +603,9 @@ def main(argv=None, prog: str = "python -m pycnn bench") -> int:
             for var in _BLAS_THREAD_VARS:
                 os.environ[var] = str(args.threads)
             numpy_threads_note = f"{args.threads} BLAS threads"
+    if "numpy" not in sys.modules:
+        # 2**4 cycles: OpenBLAS's idle threads sleep at once instead of spinning ~100 ms (see module doc).
+        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
     import numpy as np
 
