@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common.h"
+#include "conv/col_panel.h"
 
 namespace pycnn {
 
@@ -21,14 +22,24 @@ bool isa_from_name(const std::string& name, Isa* out);
 // from packed panels (zero-padded to full MR/NR), then writes the top-left
 // mr x nr corner of it to C (row-major, leading dimension ldc):
 //   C = alpha * acc + beta * C   (beta == 0: C is write-only, never read)
+//       + row_bias[i]            (when row_bias is not null; i < mr)
 //   then C = max(C, 0) when relu.
 using GemmUkernel = void (*)(i64 kc, const float* a, const float* b, float* c, i64 ldc, i64 mr, i64 nr,
-                             float alpha, float beta, bool relu);
+                             float alpha, float beta, const float* row_bias, bool relu);
+
+using TransposePack = void (*)(float* dst, i64 width, const float* src, i64 ld, i64 lines, i64 kc);
 
 struct KernelTable {
   Isa isa;
   int gemm_mr, gemm_nr;
   GemmUkernel gemm_ukernel;
+  // Vectorised im2col panel copy for stride-1 convolutions (conv/col_panel.h)
+  // with registers of col_panel_half lanes; null: the portable loops pack.
+  ColPanelCopy col_panel_copy;
+  int col_panel_half;
+  // dst[k * width + l] = src[l * ld + k] for l < lines (zeros up to width),
+  // k < kc: packing an operand whose depth runs along memory; null: loops.
+  TransposePack transpose_pack;
 };
 
 // The table in use. Cheap: one atomic load.

@@ -21,6 +21,7 @@
 #include <memory>
 #include <vector>
 
+#include "conv/col_panel.h"
 #include "conv/conv2d.h"
 #include "gemm/gemm.h"
 #include "parallel.h"
@@ -49,7 +50,9 @@ bool is_pointwise(const Conv2dShape& s) {
 struct ColSource {
   const float* x;  // first plane of the group
   const Conv2dShape* s;
+  const KernelTable* kt;  // the product's kernels (its vectorised panel copy)
 };
+
 
 // In-bounds part [lo, hi) of a run of n output pixels whose first one reads
 // input column iw0 (stride sw): the rest of the run reads padding.
@@ -61,6 +64,53 @@ inline void run_bounds(i64 iw0, i64 n, i64 sw, i64 W, i64& lo, i64& hi) {
     lo = iw0 >= 0 ? 0 : std::min(n, (-iw0 + sw - 1) / sw);
     hi = iw0 > W - 1 ? lo : std::max(lo, std::min(n, (W - 1 - iw0) / sw + 1));
   }
+}
+
+// Fills the stride-1 panel plan (col_panel.h) for pixels [l0, l0 + lines),
+// registers of `half` lanes; false when the panel does not fit it (the
+// portable loops below then pack it).
+bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 lines, i64 half) {
+  const Conv2dShape& s = *src.s;
+  const i64 taps = s.kh * s.kw;
+  if (s.stride_w != 1 || taps > ColPanelPlan::kMaxTaps || lines > 2 * half) return false;
+  struct Run {
+    i64 t, n, oh, ow;  // first lane, length, first output pixel
+  };
+  Run runs[64];
+  i64 n_runs = 0;
+  for (i64 t = 0, p = l0; t < lines; ++n_runs) {
+    const i64 oh = p / s.Wo, ow = p % s.Wo, n = std::min(lines - t, s.Wo - ow);
+    runs[n_runs] = Run{t, n, oh, ow};
+    t += n;
+    p += n;
+  }
+  plan.x = src.x;
+  plan.plane_size = s.H * s.W;
+  plan.taps = taps;
+  std::int32_t count = 0;
+  for (i64 tap = 0; tap < taps; ++tap) {
+    const i64 i = tap / s.kw, j = tap % s.kw;
+    plan.begin[tap] = count;
+    for (i64 h = 0; h < 2; ++h) {  // low register, then high register
+      if (h == 1) plan.split[tap] = count;
+      for (i64 q = 0; q < n_runs; ++q) {
+        const Run& ru = runs[q];
+        const i64 ih = ru.oh * s.stride_h - s.pad_top + i * s.dilation_h;
+        if (ih < 0 || ih >= s.H) continue;  // a row of padding: lanes stay zero
+        const i64 iw = ru.ow - s.pad_left + j * s.dilation_w;
+        i64 lo, hi;
+        run_bounds(iw, ru.n, 1, s.W, lo, hi);
+        // panel lanes [t + lo, t + hi) read the input; this register holds lanes [h*half, (h+1)*half)
+        const i64 a = std::max(ru.t + lo, h * half), b = std::min(ru.t + hi, (h + 1) * half);
+        if (b <= a) continue;
+        if (count == ColPanelPlan::kMaxLoads) return false;
+        const std::uint32_t ones = (std::uint32_t{1} << (b - a)) - 1u;  // b - a <= half <= 16
+        plan.loads[count++] = {ih * s.W + iw - ru.t + h * half, ones << (a - h * half)};
+      }
+    }
+  }
+  plan.begin[taps] = count;
+  return true;
 }
 
 // Writes col(r, p) for p in [p0, p0 + n) to out[t * stride], t = p - p0.
@@ -105,9 +155,14 @@ inline void col_row_segment(float* PYCNN_RESTRICT out, i64 stride, const ColSour
 // 3-4 runs), and each run's in-bounds range is computed once per kernel
 // column j; then every depth row r = (c, i, j) is a few short copies from one
 // input row each, with no divisions in the loop.
-void pack_col_panel(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
+void pack_col_panel_one(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
   const ColSource& src = *static_cast<const ColSource*>(ctx);
   const Conv2dShape& s = *src.s;
+  if (src.kt->col_panel_copy && width <= 2 * src.kt->col_panel_half) {
+    ColPanelPlan plan;
+    if (make_col_panel_plan(plan, src, l0, lines, src.kt->col_panel_half))
+      return src.kt->col_panel_copy(dst, width, k0, kc, plan);
+  }
   constexpr int kMaxRuns = 64;  // lines <= width <= 64 (the widest microkernel panel is 32)
   constexpr int kMaxKw = 16;
   struct Run {
@@ -170,11 +225,15 @@ void pack_col_panel(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, co
   }
 }
 
-// Operand A = col: lines are r, depth is pixels p. Each line is first built
-// contiguously in a stack buffer, then interleaved into the panel, so the
-// strided writes touch a small, L1-resident panel in order.
-void pack_col_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
-  const ColSource& src = *static_cast<const ColSource*>(ctx);
+void pack_col_panel(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
+  for (i64 q = 0; q < lines; q += width)
+    pack_col_panel_one(dst + q * kc, l0 + q, std::min(width, lines - q), k0, kc, width, ctx);
+}
+
+// Operand A = col: lines are r, depth is pixels p (one panel). Each line is
+// first built contiguously in a stack buffer, then interleaved into the
+// panel, so the strided writes touch a small, L1-resident panel in order.
+void pack_col_rows_one(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const ColSource& src) {
   constexpr i64 kChunk = 256;
   float line[kChunk];
   for (i64 kb = 0; kb < kc; kb += kChunk) {
@@ -187,6 +246,37 @@ void pack_col_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, con
   }
   for (i64 k = 0; k < kc; ++k)
     for (i64 l = lines; l < width; ++l) dst[k * width + l] = 0.0f;
+}
+
+// Operand A = col for a whole block of panels. With the ISA's vectorised
+// kernels, 32 pixels at a time: the panel plan (built once for all lines) and
+// col_panel_copy write the block's lines as rows of 32 pixels into an
+// L1-resident buffer, then transpose_pack turns each MR-line group into its
+// panel. Otherwise each panel is packed by the loops above.
+void pack_col_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
+  const ColSource& src = *static_cast<const ColSource*>(ctx);
+  const KernelTable& kt = *src.kt;
+  constexpr i64 kMaxLines = 128, kPixels = 32;
+  if (!kt.transpose_pack || !kt.col_panel_copy || 2 * kt.col_panel_half != kPixels || lines > kMaxLines) {
+    for (i64 q = 0; q < lines; q += width)
+      pack_col_rows_one(dst + q * kc, l0 + q, std::min(width, lines - q), k0, kc, width, src);
+    return;
+  }
+  ColPanelPlan plan;
+  alignas(64) float block[kMaxLines * kPixels];
+  for (i64 kb = 0; kb < kc; kb += kPixels) {  // depths (pixels) k0 + kb .. + n: rows kb.. of every panel
+    const i64 n = std::min(kPixels, kc - kb);
+    const bool planned = make_col_panel_plan(plan, src, k0 + kb, n, kt.col_panel_half);
+    if (planned) kt.col_panel_copy(block, kPixels, l0, lines, plan);  // block[l * 32 + t] = col(l0 + l, k0 + kb + t)
+    for (i64 q = 0; q < lines; q += width) {
+      float* panel_rows = dst + q * kc + kb * width;
+      const i64 m = std::min(width, lines - q);
+      if (planned)
+        kt.transpose_pack(panel_rows, width, block + q * kPixels, kPixels, m, n);
+      else
+        pack_col_rows_one(panel_rows, l0 + q, m, k0 + kb, n, width, src);
+    }
+  }
 }
 
 // dx (Cg planes of one image and group) += scatter of dcol(R x P).
@@ -221,11 +311,13 @@ void col2im_add(float* PYCNN_RESTRICT dx, const float* PYCNN_RESTRICT dcol, cons
 // (used when there are fewer images than threads); each thread's scratch
 // holds `ws_floats` (sized for a slice).
 void gemm_columns_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_packed, GemmOperand a,
-                           GemmOperand b, float beta, float* C, i64 ldc, bool relu, i64 ws_floats, int nt) {
+                           GemmOperand b, float beta, float* C, i64 ldc, bool relu, i64 ws_floats, int nt,
+                           const float* row_bias = nullptr) {
   const i64 panels = (N + plan.nr - 1) / plan.nr;
   const int used = threads_for(panels, nt);
   if (used <= 1)
-    return gemm_packed(plan, M, N, K, a_packed, a, b, 1.0f, beta, C, ldc, relu, thread_scratch(kScratchGemm, ws_floats));
+    return gemm_packed(plan, M, N, K, a_packed, a, b, 1.0f, beta, C, ldc, relu, thread_scratch(kScratchGemm, ws_floats),
+                       row_bias);
   ExceptionTrap trap;
 #pragma omp parallel num_threads(used)
   trap.run([&] {
@@ -235,7 +327,7 @@ void gemm_columns_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const Pack
     bt.line_offset += c0;
     if (c1 > c0)
       gemm_packed(plan, M, c1 - c0, K, a_packed, a, bt, 1.0f, beta, C + c0, ldc, relu,
-                  thread_scratch(kScratchGemm, ws_floats));
+                  thread_scratch(kScratchGemm, ws_floats), row_bias);
   });
   trap.rethrow();
 }
@@ -276,18 +368,14 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
       for (i64 g = 0; g < s.groups; ++g) {
         const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
         float* yg = y + (n * s.K + g * Kg) * P;
-        float beta = 0.0f;
-        if (b) {
-          for (i64 k = 0; k < Kg; ++k) std::fill(yg + k * P, yg + (k + 1) * P, b[g * Kg + k]);
-          beta = 1.0f;
-        }
-        const ColSource src{xg, &s};
+        const float* bias = b ? b + g * Kg : nullptr;  // added in the GEMM epilogue
+        const ColSource src{xg, &s, plan.kt};
         const MatrixView xview{xg, P, false};
         const GemmOperand bop = pointwise ? operand_b(&xview) : GemmOperand{pack_col_panel, &src, 0};
         if (sp.inner > 1)
-          gemm_columns_parallel(plan, Kg, P, R, &wpacked[g], {}, bop, beta, yg, P, relu, ws, sp.inner);
+          gemm_columns_parallel(plan, Kg, P, R, &wpacked[g], {}, bop, 0.0f, yg, P, relu, ws, sp.inner, bias);
         else
-          gemm_packed(plan, Kg, P, R, &wpacked[g], {}, bop, 1.0f, beta, yg, P, relu, scratch);
+          gemm_packed(plan, Kg, P, R, &wpacked[g], {}, bop, 1.0f, 0.0f, yg, P, relu, scratch, bias);
       }
     }
   });
@@ -400,7 +488,7 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
       for (i64 g = 0; g < s.groups; ++g) {
         const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
         const float* dyg = dy + (n * s.K + g * Kg) * P;
-        const ColSource src{xg, &s};
+        const ColSource src{xg, &s, plan.kt};
         const MatrixView xview{xg, P, false};
         const MatrixView dyt{dyg, P, true};  // op(B) = dy_g^T (P x Kg)
         const GemmOperand aop = pointwise ? operand_a(&xview) : GemmOperand{pack_col_rows, &src, 0};

@@ -68,11 +68,15 @@ GemmPlan GemmPlan::current() {
 // Both packers write dst row by row (depth k outer, line l inner) so stores
 // are contiguous; when the source is strided the `lines` (<= 32) read
 // streams each advance one float per k, which the prefetchers follow.
-void pack_matrix_rows(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
-                      const void* view) {
+namespace {
+
+void pack_matrix_rows_panel(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
+                            const void* view) {
   const MatrixView& A = *static_cast<const MatrixView*>(view);
   if (!A.trans) {  // row-major op(A): row l is contiguous in k
     const float* src = A.p + l0 * A.ld + k0;
+    // Pure data movement, so any ISA's table gives the same bits.
+    if (const TransposePack tp = kernels().transpose_pack) return tp(dst, width, src, A.ld, lines, kc);
     for (i64 k = 0; k < kc; ++k) {
       float* d = dst + k * width;
       for (i64 l = 0; l < lines; ++l) d[l] = src[l * A.ld + k];
@@ -88,8 +92,8 @@ void pack_matrix_rows(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 
   }
 }
 
-void pack_matrix_cols(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
-                      const void* view) {
+void pack_matrix_cols_panel(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
+                            const void* view) {
   const MatrixView& B = *static_cast<const MatrixView*>(view);
   if (!B.trans) {  // each depth k of op(B) is a contiguous run of columns
     for (i64 k = 0; k < kc; ++k) {
@@ -100,12 +104,25 @@ void pack_matrix_cols(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 
     }
   } else {  // op(B) = B^T: column l is contiguous in k
     const float* src = B.p + l0 * B.ld + k0;
+    if (const TransposePack tp = kernels().transpose_pack) return tp(dst, width, src, B.ld, lines, kc);
     for (i64 k = 0; k < kc; ++k) {
       float* d = dst + k * width;
       for (i64 l = 0; l < lines; ++l) d[l] = src[l * B.ld + k];
       for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
     }
   }
+}
+
+}  // namespace
+
+void pack_matrix_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* view) {
+  for (i64 q = 0; q < lines; q += width)
+    pack_matrix_rows_panel(dst + q * kc, l0 + q, std::min(width, lines - q), k0, kc, width, view);
+}
+
+void pack_matrix_cols(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* view) {
+  for (i64 q = 0; q < lines; q += width)
+    pack_matrix_cols_panel(dst + q * kc, l0 + q, std::min(width, lines - q), k0, kc, width, view);
 }
 
 PackedA::PackedA(const GemmPlan& plan, i64 M, i64 K, GemmOperand a)
@@ -115,7 +132,7 @@ PackedA::PackedA(const GemmPlan& plan, i64 M, i64 K, GemmOperand a)
     const i64 kc = std::min(plan.kc, K - pc);
     for (i64 ir = 0; ir < M; ir += plan.mr)
       a.pack(data_.data() + pc * m_padded_ + ir * kc, a.line_offset + ir, std::min(plan.mr, M - ir), pc, kc,
-             plan.mr, a.ctx);
+             plan.mr, a.ctx);  // (one panel per call: PackedA is built once per product, off the hot path)
   }
 }
 
@@ -132,13 +149,15 @@ i64 gemm_workspace_floats(const GemmPlan& plan, i64 M, i64 N, i64 K, bool a_prep
 }
 
 void gemm_packed(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_packed, GemmOperand a,
-                 GemmOperand b, float alpha, float beta, float* C, i64 ldc, bool relu, float* workspace) {
+                 GemmOperand b, float alpha, float beta, float* C, i64 ldc, bool relu, float* workspace,
+                 const float* row_bias) {
   if (M <= 0 || N <= 0) return;
   const i64 MR = plan.mr, NR = plan.nr;
   if (K <= 0) {  // C = beta * C (then ReLU)
     for (i64 i = 0; i < M; ++i)
       for (i64 j = 0; j < N; ++j) {
         float v = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        if (row_bias) v += row_bias[i];
         if (relu) v = v > 0.0f ? v : (v != v ? v : 0.0f);
         C[i * ldc + j] = v;
       }
@@ -152,22 +171,21 @@ void gemm_packed(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_pac
     const i64 n_panels = (nc + NR - 1) / NR;
     for (i64 pc = 0; pc < K; pc += plan.kc) {
       const i64 kc = std::min(plan.kc, K - pc);
-      const float beta_here = pc == 0 ? beta : 1.0f;
+      const float beta_here = pc == 0 ? beta : 1.0f;  // beta and the bias go in once, with the first slice
+      const float* bias_here = pc == 0 ? row_bias : nullptr;
       const bool relu_here = relu && pc + kc >= K;
-      for (i64 q = 0; q < n_panels; ++q)
-        b.pack(packed_b + q * NR * kc, b.line_offset + jc + q * NR, std::min(NR, nc - q * NR), pc, kc, NR, b.ctx);
+      b.pack(packed_b, b.line_offset + jc, nc, pc, kc, NR, b.ctx);
       for (i64 ic = 0; ic < M; ic += plan.mc) {
         const i64 mc = std::min(plan.mc, M - ic);
-        if (!a_packed)
-          for (i64 ir = 0; ir < mc; ir += MR)
-            a.pack(packed_a + ir * kc, a.line_offset + ic + ir, std::min(MR, mc - ir), pc, kc, MR, a.ctx);
+        if (!a_packed) a.pack(packed_a, a.line_offset + ic, mc, pc, kc, MR, a.ctx);
         for (i64 ir = 0; ir < mc; ir += MR) {
           const i64 mr = std::min(MR, mc - ir);
           const float* ap = a_packed ? a_packed->panel(pc, ic + ir) : packed_a + ir * kc;
           float* c_row = C + (ic + ir) * ldc + jc;
           for (i64 q = 0; q < n_panels; ++q)
             plan.kt->gemm_ukernel(kc, ap, packed_b + q * NR * kc, c_row + q * NR, ldc, mr,
-                                  std::min(NR, nc - q * NR), alpha, beta_here, relu_here);
+                                  std::min(NR, nc - q * NR), alpha, beta_here,
+                                  bias_here ? bias_here + ic + ir : nullptr, relu_here);
         }
       }
     }

@@ -29,9 +29,12 @@ struct GemmPlan {
 };
 
 // A panel packer writes `lines` lines -- rows of op(A), or columns of op(B) --
-// starting at line l0, over depths [k0, k0 + kc), as kc groups of `width`
-// floats: dst[k * width + l] = value(line l0 + l, depth k0 + k). Lines from
-// `lines` up to `width` must be written as zeros.
+// starting at line l0, over depths [k0, k0 + kc), as consecutive panels of
+// `width` lines, each kc groups of `width` floats: line l0 + q*width + l,
+// depth k0 + k goes to dst[q * width * kc + k * width + l]. Lines of the last
+// panel beyond `lines` must be written as zeros. One call packs a whole block
+// (all MR panels of an A block, all NR panels of a B block), so a packer can
+// share work between panels (the im2col packers do).
 using PanelPacker = void (*)(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx);
 
 struct GemmOperand {
@@ -70,9 +73,12 @@ class PackedA {
 // parallel regions and reuse it across calls).
 i64 gemm_workspace_floats(const GemmPlan& plan, i64 M, i64 N, i64 K, bool a_prepacked);
 
-// C = alpha * op(A) op(B) + beta * C (then ReLU) on the calling thread.
-// A comes from `a_packed` when given, else from the operand `a`.
+// C = alpha * op(A) op(B) + beta * C (+ row_bias[i] on row i, then ReLU) on
+// the calling thread. A comes from `a_packed` when given, else from the
+// operand `a`. The bias is added in the microkernel's epilogue, so a
+// convolution's output is written once instead of filled with it first.
 void gemm_packed(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_packed, GemmOperand a,
-                 GemmOperand b, float alpha, float beta, float* C, i64 ldc, bool relu, float* workspace);
+                 GemmOperand b, float alpha, float beta, float* C, i64 ldc, bool relu, float* workspace,
+                 const float* row_bias = nullptr);
 
 }  // namespace pycnn

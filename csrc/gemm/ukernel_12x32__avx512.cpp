@@ -19,7 +19,7 @@ namespace pycnn::avx512 {
 
 void gemm_ukernel_12x32(i64 kc, const float* PYCNN_RESTRICT a, const float* PYCNN_RESTRICT b,
                         float* PYCNN_RESTRICT c, i64 ldc, i64 mr, i64 nr, float alpha, float beta,
-                        bool relu) {
+                        const float* PYCNN_RESTRICT row_bias, bool relu) {
   __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
   __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
   __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
@@ -71,6 +71,11 @@ void gemm_ukernel_12x32(i64 kc, const float* PYCNN_RESTRICT a, const float* PYCN
     if (beta != 0.0f) {
       v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
       v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
+    }
+    if (row_bias) {
+      const __m512 br = _mm512_set1_ps(row_bias[r]);
+      v0 = _mm512_add_ps(v0, br);
+      v1 = _mm512_add_ps(v1, br);
     }
     if (relu) {  // max(0, v) with v second: MAXPS returns the second operand for NaN, so NaN propagates
       v0 = _mm512_max_ps(zero, v0);

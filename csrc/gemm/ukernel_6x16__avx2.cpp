@@ -18,7 +18,7 @@ __m256i lane_mask(i64 n) {
 
 void gemm_ukernel_6x16(i64 kc, const float* PYCNN_RESTRICT a, const float* PYCNN_RESTRICT b,
                        float* PYCNN_RESTRICT c, i64 ldc, i64 mr, i64 nr, float alpha, float beta,
-                       bool relu) {
+                       const float* PYCNN_RESTRICT row_bias, bool relu) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -55,6 +55,11 @@ void gemm_ukernel_6x16(i64 kc, const float* PYCNN_RESTRICT a, const float* PYCNN
     if (beta != 0.0f) {
       v0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr, m0), v0);
       v1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr + 8, m1), v1);
+    }
+    if (row_bias) {
+      const __m256 br = _mm256_set1_ps(row_bias[r]);
+      v0 = _mm256_add_ps(v0, br);
+      v1 = _mm256_add_ps(v1, br);
     }
     if (relu) {  // max(0, v) with v second: MAXPS returns the second operand for NaN, so NaN propagates
       v0 = _mm256_max_ps(zero, v0);

@@ -13,7 +13,7 @@ typedef float vec16 __attribute__((vector_size(16 * sizeof(float)), aligned(4)))
 
 void gemm_ukernel_6x16(i64 kc, const float* PYCNN_RESTRICT a, const float* PYCNN_RESTRICT b,
                        float* PYCNN_RESTRICT c, i64 ldc, i64 mr, i64 nr, float alpha, float beta,
-                       bool relu) {
+                       const float* PYCNN_RESTRICT row_bias, bool relu) {
   float acc[6][16];
 #if defined(__GNUC__) || defined(__clang__)
   vec16 r0 = {}, r1 = {}, r2 = {}, r3 = {}, r4 = {}, r5 = {};
@@ -46,6 +46,7 @@ void gemm_ukernel_6x16(i64 kc, const float* PYCNN_RESTRICT a, const float* PYCNN
     for (i64 j = 0; j < nr; ++j) {
       float v = alpha * acc[i][j];
       if (beta != 0.0f) v += beta * cr[j];
+      if (row_bias) v += row_bias[i];
       if (relu) v = v > 0.0f ? v : (v != v ? v : 0.0f);
       cr[j] = v;
     }
