@@ -13,6 +13,7 @@
 
 #include "conv/conv2d.h"
 #include "parallel.h"
+#include "reduce.h"
 
 namespace pycnn {
 namespace {
@@ -140,12 +141,7 @@ void conv2d_bwd_weight_direct(float* dw, float* db, const float* dy, const float
     float bias_acc = 0.0f;
     for (i64 n = 0; n < s.N; ++n) {
       const float* dyp = dy + (n * s.K + k) * P;
-      if (db) {
-        float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-        for (i64 p = 0; p < P; ++p) acc += dyp[p];
-        bias_acc += acc;
-      }
+      if (db) bias_acc += sum_floats(dyp, P);
       for (i64 c = 0; c < Cg; ++c) {
         const float* xp = x + (n * s.C + g * Cg + c) * s.in_plane();
         for (i64 i = 0; i < s.kh; ++i)

@@ -25,6 +25,7 @@
 #include "conv/conv2d.h"
 #include "gemm/gemm.h"
 #include "parallel.h"
+#include "reduce.h"
 
 #ifdef PYCNN_HAVE_OPENMP
 #include <omp.h>
@@ -514,13 +515,7 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
                       thread_scratch(kScratchGemm, ws));
         }
         if (db) {
-          for (i64 k = 0; k < Kg; ++k) {
-            const float* r = dyg + k * P;
-            float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-            for (i64 p = 0; p < P; ++p) acc += r[p];
-            pb[g * Kg + k] += acc;
-          }
+          for (i64 k = 0; k < Kg; ++k) pb[g * Kg + k] += sum_floats(dyg + k * P, P);
         }
       }
     }
