@@ -33,6 +33,10 @@ struct KernelTable {
   Isa isa;
   int gemm_mr, gemm_nr;
   GemmUkernel gemm_ukernel;
+  // A shorter tile (gemm_mr_short x gemm_nr) the GEMM uses when it pads
+  // fewer rows of M (GemmPlan::for_rows); 0 / null when the ISA has none.
+  int gemm_mr_short;
+  GemmUkernel gemm_ukernel_short;
   // Vectorised im2col panel copy for stride-1 convolutions (conv/col_panel.h)
   // with registers of col_panel_half lanes; null: the portable loops pack.
   ColPanelCopy col_panel_copy;

@@ -51,10 +51,14 @@ void sgemm_small(const MatrixView& A, const MatrixView& B, i64 M, i64 N, i64 K, 
 
 }  // namespace
 
-GemmPlan GemmPlan::current() {
+GemmPlan GemmPlan::for_rows(i64 M) {
   const KernelTable& kt = kernels();
   const CacheSizes& cs = cache_sizes();
-  GemmPlan p{&kt, kt.gemm_mr, kt.gemm_nr, 0, 0, 0};
+  GemmPlan p{&kt, kt.gemm_ukernel, kt.gemm_mr, kt.gemm_nr, 0, 0, 0};
+  if (kt.gemm_ukernel_short && M > 0 && round_up(M, kt.gemm_mr_short) < round_up(M, kt.gemm_mr)) {
+    p.ukernel = kt.gemm_ukernel_short;
+    p.mr = kt.gemm_mr_short;
+  }
   // The A micro-panel takes at most half of L1, leaving room for the B
   // micro-panel streaming through and the C tile's lines.
   p.kc = std::clamp<i64>(round_down(cs.l1d / 2 / (p.mr * 4), 8), 64, 512);
@@ -183,7 +187,7 @@ void gemm_packed(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_pac
           const float* ap = a_packed ? a_packed->panel(pc, ic + ir) : packed_a + ir * kc;
           float* c_row = C + (ic + ir) * ldc + jc;
           for (i64 q = 0; q < n_panels; ++q)
-            plan.kt->gemm_ukernel(kc, ap, packed_b + q * NR * kc, c_row + q * NR, ldc, mr,
+            plan.ukernel(kc, ap, packed_b + q * NR * kc, c_row + q * NR, ldc, mr,
                                   std::min(NR, nc - q * NR), alpha, beta_here,
                                   bias_here ? bias_here + ic + ir : nullptr, relu_here);
         }
@@ -200,7 +204,7 @@ void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const f
     sgemm_small(a, b, M, N, K > 0 ? K : 0, alpha, beta, C, ldc, relu);
     return;
   }
-  const GemmPlan plan = GemmPlan::current();
+  const GemmPlan plan = GemmPlan::for_rows(M);
 
   // Threads take disjoint blocks of C -- rows when there are enough of them,
   // else columns -- and each runs the whole blocked loop nest on its block

@@ -20,12 +20,15 @@ namespace pycnn {
 void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
            const float* B, i64 ldb, float beta, float* C, i64 ldc, int num_threads, bool relu = false);
 
-// The kernel table and cache blocking one product uses, fixed at its start
-// (so a PackedA and the microkernel that reads it always agree).
+// The kernel table, microkernel and cache blocking one product uses, fixed
+// at its start (so a PackedA and the microkernel that reads it always agree).
 struct GemmPlan {
   const KernelTable* kt;
+  GemmUkernel ukernel;  // an mr x nr tile
   i64 mr, nr, kc, nc, mc;
-  static GemmPlan current();
+  // For a product with M rows: the ISA's tile height that pads M least
+  // (12 or 8 rows on AVX-512: M = 64 runs 8-row tiles, M = 96 or 9 12-row).
+  static GemmPlan for_rows(i64 M);
 };
 
 // A panel packer writes `lines` lines -- rows of op(A), or columns of op(B) --
