@@ -25,6 +25,8 @@ namespace pycnn {
 
 struct ColPanelPlan {
   static constexpr int kMaxTaps = 64;    // kh * kw
+  static constexpr int kMaxSide = 16;    // kh and kw each
+  static constexpr int kMaxRuns = 32;    // runs of a panel of <= 32 lanes
   static constexpr int kMaxLoads = 512;  // over all taps
   struct Load {
     i64 offset;          // from the channel plane's start; may point before it (masked-off lanes are not read)

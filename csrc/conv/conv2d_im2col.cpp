@@ -73,15 +73,30 @@ inline void run_bounds(i64 iw0, i64 n, i64 sw, i64 W, i64& lo, i64& hi) {
 bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 lines, i64 half) {
   const Conv2dShape& s = *src.s;
   const i64 taps = s.kh * s.kw;
-  if (s.stride_w != 1 || taps > ColPanelPlan::kMaxTaps || lines > 2 * half) return false;
-  struct Run {
-    i64 t, n, oh, ow;  // first lane, length, first output pixel
-  };
-  Run runs[64];
+  if (s.stride_w != 1 || taps > ColPanelPlan::kMaxTaps || s.kh > ColPanelPlan::kMaxSide ||
+      s.kw > ColPanelPlan::kMaxSide || lines > 2 * half || lines > ColPanelPlan::kMaxRuns)
+    return false;
+  // Per run: its lanes, and -- separately per kernel row i and per kernel
+  // column j, so the tap loop below only combines them -- the input row's
+  // offset (or -1: a row of padding) and the in-bounds lanes [a, b).
+  constexpr int kRuns = ColPanelPlan::kMaxRuns, kSide = ColPanelPlan::kMaxSide;
+  i64 row_off[kSide][kRuns], col_off[kSide][kRuns];
+  std::int32_t lane_a[kSide][kRuns], lane_b[kSide][kRuns];
   i64 n_runs = 0;
   for (i64 t = 0, p = l0; t < lines; ++n_runs) {
     const i64 oh = p / s.Wo, ow = p % s.Wo, n = std::min(lines - t, s.Wo - ow);
-    runs[n_runs] = Run{t, n, oh, ow};
+    for (i64 i = 0; i < s.kh; ++i) {
+      const i64 ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
+      row_off[i][n_runs] = ih >= 0 && ih < s.H ? ih * s.W : -1;
+    }
+    for (i64 j = 0; j < s.kw; ++j) {
+      const i64 iw = ow - s.pad_left + j * s.dilation_w;
+      i64 lo, hi;
+      run_bounds(iw, n, 1, s.W, lo, hi);
+      col_off[j][n_runs] = iw - t;  // lane L of the panel reads input column L + iw - t
+      lane_a[j][n_runs] = static_cast<std::int32_t>(t + lo);
+      lane_b[j][n_runs] = static_cast<std::int32_t>(t + hi);
+    }
     t += n;
     p += n;
   }
@@ -92,21 +107,15 @@ bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 l
   for (i64 tap = 0; tap < taps; ++tap) {
     const i64 i = tap / s.kw, j = tap % s.kw;
     plan.begin[tap] = count;
-    for (i64 h = 0; h < 2; ++h) {  // low register, then high register
+    for (i64 h = 0; h < 2; ++h) {  // low register, then high register: lanes [h*half, (h+1)*half)
       if (h == 1) plan.split[tap] = count;
       for (i64 q = 0; q < n_runs; ++q) {
-        const Run& ru = runs[q];
-        const i64 ih = ru.oh * s.stride_h - s.pad_top + i * s.dilation_h;
-        if (ih < 0 || ih >= s.H) continue;  // a row of padding: lanes stay zero
-        const i64 iw = ru.ow - s.pad_left + j * s.dilation_w;
-        i64 lo, hi;
-        run_bounds(iw, ru.n, 1, s.W, lo, hi);
-        // panel lanes [t + lo, t + hi) read the input; this register holds lanes [h*half, (h+1)*half)
-        const i64 a = std::max(ru.t + lo, h * half), b = std::min(ru.t + hi, (h + 1) * half);
+        if (row_off[i][q] < 0) continue;  // a row of padding: lanes stay zero
+        const i64 a = std::max<i64>(lane_a[j][q], h * half), b = std::min<i64>(lane_b[j][q], (h + 1) * half);
         if (b <= a) continue;
         if (count == ColPanelPlan::kMaxLoads) return false;
         const std::uint32_t ones = (std::uint32_t{1} << (b - a)) - 1u;  // b - a <= half <= 16
-        plan.loads[count++] = {ih * s.W + iw - ru.t + h * half, ones << (a - h * half)};
+        plan.loads[count++] = {row_off[i][q] + col_off[j][q] + h * half, ones << (a - h * half)};
       }
     }
   }

@@ -23,7 +23,10 @@
 namespace pycnn::avx512 {
 namespace {
 
-template <int MR>
+// NV = 2: the full 32 columns; NV = 1: an edge tile of at most 16 columns
+// (the packed B panel is still 32 wide), half the FMAs -- a 196-pixel
+// plane's last panel holds 4 columns.
+template <int MR, int NV>
 void ukernel(i64 kc, const float* PYCNN_RESTRICT a, const float* PYCNN_RESTRICT b, float* PYCNN_RESTRICT c,
              i64 ldc, i64 mr, i64 nr, float alpha, float beta, const float* PYCNN_RESTRICT row_bias, bool relu) {
   __m512 acc0[MR], acc1[MR];
@@ -31,12 +34,12 @@ void ukernel(i64 kc, const float* PYCNN_RESTRICT a, const float* PYCNN_RESTRICT 
   for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
   for (i64 k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b);
-    const __m512 b1 = _mm512_loadu_ps(b + 16);
+    const __m512 b1 = NV == 2 ? _mm512_loadu_ps(b + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const __m512 ar = _mm512_set1_ps(a[r]);
       acc0[r] = _mm512_fmadd_ps(ar, b0, acc0[r]);
-      acc1[r] = _mm512_fmadd_ps(ar, b1, acc1[r]);
+      if (NV == 2) acc1[r] = _mm512_fmadd_ps(ar, b1, acc1[r]);
     }
     a += MR;
     b += 32;
@@ -74,12 +77,14 @@ void ukernel(i64 kc, const float* PYCNN_RESTRICT a, const float* PYCNN_RESTRICT 
 
 void gemm_ukernel_12x32(i64 kc, const float* a, const float* b, float* c, i64 ldc, i64 mr, i64 nr, float alpha,
                         float beta, const float* row_bias, bool relu) {
-  ukernel<12>(kc, a, b, c, ldc, mr, nr, alpha, beta, row_bias, relu);
+  if (nr <= 16) return ukernel<12, 1>(kc, a, b, c, ldc, mr, nr, alpha, beta, row_bias, relu);
+  ukernel<12, 2>(kc, a, b, c, ldc, mr, nr, alpha, beta, row_bias, relu);
 }
 
 void gemm_ukernel_8x32(i64 kc, const float* a, const float* b, float* c, i64 ldc, i64 mr, i64 nr, float alpha,
                        float beta, const float* row_bias, bool relu) {
-  ukernel<8>(kc, a, b, c, ldc, mr, nr, alpha, beta, row_bias, relu);
+  if (nr <= 16) return ukernel<8, 1>(kc, a, b, c, ldc, mr, nr, alpha, beta, row_bias, relu);
+  ukernel<8, 2>(kc, a, b, c, ldc, mr, nr, alpha, beta, row_bias, relu);
 }
 
 }  // namespace pycnn::avx512
