@@ -24,11 +24,10 @@ python="${PYTHON:-python3}"
 cxx="${CXX:-g++}"
 
 pybind11_dir="$("$python" -c 'import pybind11; print(pybind11.get_cmake_dir())')"
-version="$("$python" -c 'import tomllib,sys; print(tomllib.load(open(sys.argv[1],"rb"))["project"]["version"])' "$root/pyproject.toml" 2>/dev/null || echo 0.0.0)"
 
 start=$(date +%s)
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" \
-  -DPYCNN_SANITIZE=ON -DSKBUILD_PROJECT_VERSION="$version" -Dpybind11_DIR="$pybind11_dir" \
+  -DPYCNN_SANITIZE=ON -Dpybind11_DIR="$pybind11_dir" \
   -DPython_EXECUTABLE="$(command -v "$python")" >/dev/null
 cmake --build "$build"
 built=$(date +%s)
