@@ -7,6 +7,10 @@
 
 #include "common.h"
 
+#ifdef PYCNN_HAVE_OPENMP
+#include <omp.h>
+#endif
+
 namespace pycnn {
 
 // Default: $OMP_NUM_THREADS if set and valid, else the number of cores.
@@ -77,5 +81,39 @@ class ExceptionTrap {
   std::mutex mutex_;
   std::exception_ptr first_;
 };
+
+// Runs body(i, t) for every i in [0, n), t being the running thread's index
+// in [0, threads): items handed out one at a time (dynamic) or in contiguous
+// blocks in thread order (static). With one thread the loop runs on the
+// caller with no parallel region at all: a region of one thread would make
+// every parallel region inside `body` a nested one, which libgomp runs on
+// threads outside its main pool, and those competed with the pool's
+// spinning idle threads for the cores (measured: a batch-1 training step of
+// the Fashion-MNIST CNN at 2 threads took 10.9 ms instead of 1.0 ms).
+enum class Schedule { kDynamic, kStatic };
+template <class Body>
+void parallel_items(i64 n, int threads, Schedule schedule, Body&& body) {
+  if (threads <= 1) {
+    for (i64 i = 0; i < n; ++i) body(i, 0);
+    return;
+  }
+  ExceptionTrap trap;
+#pragma omp parallel num_threads(threads)
+  trap.run([&] {
+#ifdef PYCNN_HAVE_OPENMP
+    const int t = omp_get_thread_num();
+#else
+    const int t = 0;
+#endif
+    if (schedule == Schedule::kDynamic) {
+#pragma omp for schedule(dynamic, 1)
+      for (i64 i = 0; i < n; ++i) body(i, t);
+    } else {
+#pragma omp for schedule(static)
+      for (i64 i = 0; i < n; ++i) body(i, t);
+    }
+  });
+  trap.rethrow();
+}
 
 }  // namespace pycnn

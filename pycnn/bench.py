@@ -438,7 +438,9 @@ def _train_step_case() -> Case:
     )
 
 
-def _inference_case() -> Case:
+def _inference_case(images: int) -> Case:
+    """Forward pass of the Fashion-MNIST CNN; images=1 measures latency (per-call overhead, small-batch threading)."""
+
     def pycnn_():
         from ._random import manual_seed
         from .models import fashion_mnist_cnn
@@ -446,18 +448,18 @@ def _inference_case() -> Case:
         manual_seed(0)
         model = fashion_mnist_cnn()
         model.eval()
-        x, _ = _images(INFER_IMAGES)
+        x, _ = _images(images)
         return lambda: model(x)
 
     def numpy_():
         model = _NumpyCNN()
-        x, _ = _images(INFER_IMAGES)
+        x, _ = _images(images)
         return lambda: model.forward(x)[0]
 
     def torch_():
         torch = torch_or_none()
         model = _torch_cnn(torch).eval()
-        x = torch.from_numpy(_images(INFER_IMAGES)[0])
+        x = torch.from_numpy(_images(images)[0])
 
         def fwd():
             with torch.no_grad():
@@ -466,7 +468,7 @@ def _inference_case() -> Case:
         return fwd
 
     return Case(
-        f"Fashion-MNIST CNN inference, {INFER_IMAGES} images", "inference", _cnn_flops(INFER_IMAGES),
+        f"Fashion-MNIST CNN inference, {images} image{'s' if images > 1 else ''}", "inference", _cnn_flops(images),
         {"pycnn": pycnn_, "numpy": numpy_, "torch": torch_}, numpy_budget_s=4.0,
     )
 
@@ -477,7 +479,7 @@ def cases() -> List[Case]:
     out += [_conv_case(s, backward=False) for s in CONV_SHAPES]
     out += [_conv_case(s, backward=True) for s in CONV_SHAPES]
     out += [_pool_case(False), _pool_case(True), _relu_case(False), _relu_case(True)]
-    out += [_train_step_case(), _inference_case()]
+    out += [_train_step_case(), _inference_case(INFER_IMAGES), _inference_case(1)]
     return out
 
 

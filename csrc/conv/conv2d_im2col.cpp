@@ -27,20 +27,8 @@
 #include "parallel.h"
 #include "reduce.h"
 
-#ifdef PYCNN_HAVE_OPENMP
-#include <omp.h>
-#endif
-
 namespace pycnn {
 namespace {
-
-inline int thread_index() {
-#ifdef PYCNN_HAVE_OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
 
 bool is_pointwise(const Conv2dShape& s) {
   return s.kh == 1 && s.kw == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 &&
@@ -328,10 +316,7 @@ void gemm_columns_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const Pack
   if (used <= 1)
     return gemm_packed(plan, M, N, K, a_packed, a, b, 1.0f, beta, C, ldc, relu, thread_scratch(kScratchGemm, ws_floats),
                        row_bias);
-  ExceptionTrap trap;
-#pragma omp parallel num_threads(used)
-  trap.run([&] {
-    const int t = thread_index();
+  parallel_items(used, used, Schedule::kStatic, [&](i64 t, int) {
     const i64 c0 = panels * t / used * plan.nr, c1 = std::min(N, panels * (t + 1) / used * plan.nr);
     GemmOperand bt = b;
     bt.line_offset += c0;
@@ -339,7 +324,6 @@ void gemm_columns_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const Pack
       gemm_packed(plan, M, c1 - c0, K, a_packed, a, bt, 1.0f, beta, C + c0, ldc, relu,
                   thread_scratch(kScratchGemm, ws_floats), row_bias);
   });
-  trap.rethrow();
 }
 
 // How the batch is split: `outer` threads over images; with fewer images than
@@ -369,27 +353,21 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
   const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
   const i64 ws = gemm_workspace_floats(plan, Kg, cols_per_thread, R, true);
-  ExceptionTrap trap;
-#pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
-  trap.run([&] {
-    float* scratch = sp.inner > 1 ? nullptr : thread_scratch(kScratchGemm, ws);
-#pragma omp for schedule(dynamic, 1)
-    for (i64 n = 0; n < s.N; ++n) {
-      for (i64 g = 0; g < s.groups; ++g) {
-        const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
-        float* yg = y + (n * s.K + g * Kg) * P;
-        const float* bias = b ? b + g * Kg : nullptr;  // added in the GEMM epilogue
-        const ColSource src{xg, &s, plan.kt};
-        const MatrixView xview{xg, P, false};
-        const GemmOperand bop = pointwise ? operand_b(&xview) : GemmOperand{pack_col_panel, &src, 0};
-        if (sp.inner > 1)
-          gemm_columns_parallel(plan, Kg, P, R, &wpacked[g], {}, bop, 0.0f, yg, P, relu, ws, sp.inner, bias);
-        else
-          gemm_packed(plan, Kg, P, R, &wpacked[g], {}, bop, 1.0f, 0.0f, yg, P, relu, scratch, bias);
-      }
+  parallel_items(s.N, sp.outer, Schedule::kDynamic, [&](i64 n, int) {
+    for (i64 g = 0; g < s.groups; ++g) {
+      const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
+      float* yg = y + (n * s.K + g * Kg) * P;
+      const float* bias = b ? b + g * Kg : nullptr;  // added in the GEMM epilogue
+      const ColSource src{xg, &s, plan.kt};
+      const MatrixView xview{xg, P, false};
+      const GemmOperand bop = pointwise ? operand_b(&xview) : GemmOperand{pack_col_panel, &src, 0};
+      if (sp.inner > 1)
+        gemm_columns_parallel(plan, Kg, P, R, &wpacked[g], {}, bop, 0.0f, yg, P, relu, ws, sp.inner, bias);
+      else
+        gemm_packed(plan, Kg, P, R, &wpacked[g], {}, bop, 1.0f, 0.0f, yg, P, relu, thread_scratch(kScratchGemm, ws),
+                    bias);
     }
   });
-  trap.rethrow();
 }
 
 namespace {
@@ -446,31 +424,25 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
   const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
   const i64 ws = gemm_workspace_floats(plan, R, cols_per_thread, Kg, true);
-  ExceptionTrap trap;
-#pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
-  trap.run([&] {
+  parallel_items(s.N, sp.outer, Schedule::kDynamic, [&](i64 n, int) {
     float* dcol = pointwise ? nullptr : thread_scratch(kScratchCol, R * P);
-#pragma omp for schedule(dynamic, 1)
-    for (i64 n = 0; n < s.N; ++n) {
-      for (i64 g = 0; g < s.groups; ++g) {
-        float* dxg = dx + (n * s.C + g * Cg) * s.in_plane();
-        const MatrixView dyview{dy + (n * s.K + g * Kg) * P, P, false};
-        // pointwise: dx_g = W_g^T . dy_g directly, no scatter needed
-        float* out = pointwise ? dxg : dcol;
-        if (sp.inner > 1)
-          gemm_columns_parallel(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 0.0f, out, P, false, ws,
-                                sp.inner);
-        else
-          gemm_packed(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 1.0f, 0.0f, out, P, false,
-                      thread_scratch(kScratchGemm, ws));
-        if (!pointwise) {
-          std::fill(dxg, dxg + Cg * s.in_plane(), 0.0f);
-          col2im_add(dxg, dcol, s);
-        }
+    for (i64 g = 0; g < s.groups; ++g) {
+      float* dxg = dx + (n * s.C + g * Cg) * s.in_plane();
+      const MatrixView dyview{dy + (n * s.K + g * Kg) * P, P, false};
+      // pointwise: dx_g = W_g^T . dy_g directly, no scatter needed
+      float* out = pointwise ? dxg : dcol;
+      if (sp.inner > 1)
+        gemm_columns_parallel(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 0.0f, out, P, false, ws,
+                              sp.inner);
+      else
+        gemm_packed(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 1.0f, 0.0f, out, P, false,
+                    thread_scratch(kScratchGemm, ws));
+      if (!pointwise) {
+        std::fill(dxg, dxg + Cg * s.in_plane(), 0.0f);
+        col2im_add(dxg, dcol, s);
       }
     }
   });
-  trap.rethrow();
 }
 
 void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
@@ -487,49 +459,36 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
   std::vector<std::vector<float>> part_b(sp.outer, std::vector<float>(db ? static_cast<std::size_t>(s.K) : 0, 0.0f));
   const i64 ws = gemm_workspace_floats(plan, sp.inner > 1 ? (R + sp.inner - 1) / sp.inner + plan.mr : R, Kg, P,
                                        false);
-  ExceptionTrap trap;
-#pragma omp parallel num_threads(sp.outer) if (sp.outer > 1)
-  trap.run([&] {
-    const int t = thread_index();
+  parallel_items(s.N, sp.outer, Schedule::kStatic, [&](i64 n, int t) {
     float* pwt = part_wt[t].data();
     float* pb = part_b[t].data();
-#pragma omp for schedule(static)
-    for (i64 n = 0; n < s.N; ++n) {
-      for (i64 g = 0; g < s.groups; ++g) {
-        const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
-        const float* dyg = dy + (n * s.K + g * Kg) * P;
-        const ColSource src{xg, &s, plan.kt};
-        const MatrixView xview{xg, P, false};
-        const MatrixView dyt{dyg, P, true};  // op(B) = dy_g^T (P x Kg)
-        const GemmOperand aop = pointwise ? operand_a(&xview) : GemmOperand{pack_col_rows, &src, 0};
-        float* out = pwt + g * R * Kg;
-        if (sp.inner > 1) {
-          // split the R rows over threads
-          const i64 panels = (R + plan.mr - 1) / plan.mr;
-          const int used = threads_for(panels, sp.inner);
-          ExceptionTrap inner_trap;
-#pragma omp parallel num_threads(used) if (used > 1)
-          inner_trap.run([&] {
-            const int u = thread_index();
-            const i64 r0 = panels * u / used * plan.mr, r1 = std::min(R, panels * (u + 1) / used * plan.mr);
-            GemmOperand au = aop;
-            au.line_offset += r0;
-            if (r1 > r0)
-              gemm_packed(plan, r1 - r0, Kg, P, nullptr, au, operand_b(&dyt), 1.0f, 1.0f, out + r0 * Kg, Kg, false,
-                          thread_scratch(kScratchGemm, ws));
-          });
-          inner_trap.rethrow();
-        } else {
-          gemm_packed(plan, R, Kg, P, nullptr, aop, operand_b(&dyt), 1.0f, 1.0f, out, Kg, false,
-                      thread_scratch(kScratchGemm, ws));
-        }
-        if (db) {
-          for (i64 k = 0; k < Kg; ++k) pb[g * Kg + k] += sum_floats(dyg + k * P, P);
-        }
+    for (i64 g = 0; g < s.groups; ++g) {
+      const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
+      const float* dyg = dy + (n * s.K + g * Kg) * P;
+      const ColSource src{xg, &s, plan.kt};
+      const MatrixView xview{xg, P, false};
+      const MatrixView dyt{dyg, P, true};  // op(B) = dy_g^T (P x Kg)
+      const GemmOperand aop = pointwise ? operand_a(&xview) : GemmOperand{pack_col_rows, &src, 0};
+      float* out = pwt + g * R * Kg;
+      if (sp.inner > 1) {  // split the R rows over threads: disjoint row blocks, no sums
+        const i64 panels = (R + plan.mr - 1) / plan.mr;
+        const int used = threads_for(panels, sp.inner);
+        parallel_items(used, used, Schedule::kStatic, [&](i64 u, int) {
+          const i64 r0 = panels * u / used * plan.mr, r1 = std::min(R, panels * (u + 1) / used * plan.mr);
+          GemmOperand au = aop;
+          au.line_offset += r0;
+          if (r1 > r0)
+            gemm_packed(plan, r1 - r0, Kg, P, nullptr, au, operand_b(&dyt), 1.0f, 1.0f, out + r0 * Kg, Kg, false,
+                        thread_scratch(kScratchGemm, ws));
+        });
+      } else {
+        gemm_packed(plan, R, Kg, P, nullptr, aop, operand_b(&dyt), 1.0f, 1.0f, out, Kg, false,
+                    thread_scratch(kScratchGemm, ws));
       }
+      if (db)
+        for (i64 k = 0; k < Kg; ++k) pb[g * Kg + k] += sum_floats(dyg + k * P, P);
     }
   });
-  trap.rethrow();
   // dw[g][k][r] += sum over threads, in thread order, of part_wt[t][g][r][k]
   for (int t = 0; t < sp.outer; ++t) {
     const float* pwt = part_wt[t].data();
