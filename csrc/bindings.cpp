@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "buffer_cache.h"
 #include "dispatch.h"
 #include "gemm/gemm.h"
 #include "ops.h"
@@ -67,7 +68,24 @@ void check_disjoint(const py::array& out, const char* out_name, const py::array&
     throw py::value_error(std::string(out_name) + " must not share memory with " + name);
 }
 
-py::array_t<float> new_array(const Shape& shape) { return py::array_t<float>(shape); }
+// Output arrays live in blocks from the buffer cache (buffer_cache.h): the
+// capsule that owns the block gives it back when NumPy frees the array.
+template <class T>
+py::array_t<T> new_array_of(const Shape& shape) {
+  std::size_t count = 1;
+  for (i64 d : shape) count *= static_cast<std::size_t>(d);  // ops checked the shape against overflow
+  void* block = pycnn::buffer_acquire(count * sizeof(T));
+  py::capsule owner;
+  try {
+    owner = py::capsule(block, [](void* p) { pycnn::buffer_release(p); });
+  } catch (...) {
+    pycnn::buffer_release(block);
+    throw;
+  }
+  return py::array_t<T>(shape, static_cast<T*>(block), owner);
+}
+
+py::array_t<float> new_array(const Shape& shape) { return new_array_of<float>(shape); }
 
 Shape tuple_shape(const std::vector<i64>& v) { return Shape(v.begin(), v.end()); }
 
@@ -105,6 +123,19 @@ PYBIND11_MODULE(_core, m) {
     pycnn::set_num_threads(static_cast<int>(n));
   });
   m.def("max_num_threads", &pycnn::max_num_threads, "The largest thread count set_num_threads accepts.");
+  m.def("buffer_cache_info", []() {
+    const auto st = pycnn::buffer_cache_stats();
+    py::dict d;
+    d["held_bytes"] = st.held_bytes;
+    d["limit_bytes"] = st.limit_bytes;
+    d["hits"] = st.hits;
+    d["misses"] = st.misses;
+    return d;
+  }, "Bytes the cache of output-array memory holds, its limit, and how often it was reused (hits) or not.");
+  m.def("set_buffer_cache_limit", [](i64 bytes) {
+    if (bytes < 0) throw py::value_error("set_buffer_cache_limit: expected bytes >= 0, got " + std::to_string(bytes));
+    pycnn::set_buffer_cache_limit(static_cast<std::size_t>(bytes));
+  }, "Keep at most this many bytes of released output-array memory for reuse (0 keeps none).");
   m.def("build_info", []() {
     py::dict d;
     d["version"] = PYCNN_VERSION;
@@ -244,7 +275,7 @@ PYBIND11_MODULE(_core, m) {
     const auto s = ops::pool2d_shape(shape_of(x), k[0], k[1], stride[0], stride[1], pad[0], pad[1], "max_pool2d");
     const float* px = in<float>(x, "input");
     auto y = new_array({s.N, s.C, s.Ho, s.Wo});
-    py::array_t<int32_t> argmax(Shape{s.N, s.C, s.Ho, s.Wo});
+    auto argmax = new_array_of<int32_t>({s.N, s.C, s.Ho, s.Wo});
     float* py_ = y.mutable_data();
     int32_t* pa = argmax.mutable_data();
     {

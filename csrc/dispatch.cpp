@@ -30,15 +30,19 @@ void gemm_ukernel_12x32(i64, const float*, const float*, float*, i64, i64, i64, 
 void gemm_ukernel_8x32(i64, const float*, const float*, float*, i64, i64, i64, float, float, const float*, bool);
 void col_panel_copy(float*, i64, i64, i64, const ColPanelPlan&);
 void transpose_pack(float*, i64, const float*, i64, i64, i64);
+void max_pool_2x2_row(float*, std::int32_t*, const float*, const float*, i64, std::int32_t, std::int32_t);
+void max_pool_2x2_bwd_row(float*, float*, const float*, const std::int32_t*, const float*, i64, std::int32_t,
+                          std::int32_t);
 }
 #endif
 
 namespace {
 
-const KernelTable kScalarTable{Isa::Scalar, 6, 16, scalar::gemm_ukernel_6x16, 0, nullptr, nullptr, 0, nullptr};
+const KernelTable kScalarTable{Isa::Scalar, 6, 16, scalar::gemm_ukernel_6x16, 0, nullptr, nullptr, 0, nullptr, nullptr, nullptr};
 #ifdef PYCNN_X86
-const KernelTable kAvx2Table{Isa::Avx2, 6, 16, avx2::gemm_ukernel_6x16, 0, nullptr, avx2::col_panel_copy, 8, nullptr};
-const KernelTable kAvx512Table{Isa::Avx512, 12, 32, avx512::gemm_ukernel_12x32, 8, avx512::gemm_ukernel_8x32, avx512::col_panel_copy, 16, avx512::transpose_pack};
+const KernelTable kAvx2Table{Isa::Avx2, 6, 16, avx2::gemm_ukernel_6x16, 0, nullptr, avx2::col_panel_copy, 8, nullptr, nullptr, nullptr};
+const KernelTable kAvx512Table{Isa::Avx512, 12, 32, avx512::gemm_ukernel_12x32, 8, avx512::gemm_ukernel_8x32, avx512::col_panel_copy, 16, avx512::transpose_pack,
+                                  avx512::max_pool_2x2_row, avx512::max_pool_2x2_bwd_row};
 #endif
 
 const KernelTable& table_for(Isa isa) {

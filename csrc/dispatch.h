@@ -5,6 +5,7 @@
 // and crash older CPUs). dispatch.cpp detects the CPU once, fills a table of
 // function pointers, and lets PYCNN_ISA (or set_isa, for tests) lower it.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,13 @@ using GemmUkernel = void (*)(i64 kc, const float* a, const float* b, float* c, i
                              float alpha, float beta, const float* row_bias, bool relu);
 
 using TransposePack = void (*)(float* dst, i64 width, const float* src, i64 ld, i64 lines, i64 kc);
+// 2x2 / stride-2 max pooling of the input rows r0, r1 (r1 = r0 + W) into Wo
+// outputs and their argmax (row0 = index of r0[0] in its plane).
+using MaxPool2x2Row = void (*)(float* y, std::int32_t* idx, const float* r0, const float* r1, i64 Wo,
+                               std::int32_t row0, std::int32_t W);
+// Its backward for one row pair: writes d0/d1[0, 2*Wo) completely.
+using MaxPool2x2BwdRow = void (*)(float* d0, float* d1, const float* g, const std::int32_t* idx,
+                                  const float* relu_y, i64 Wo, std::int32_t row0, std::int32_t W);
 
 struct KernelTable {
   Isa isa;
@@ -44,6 +52,8 @@ struct KernelTable {
   // dst[k * width + l] = src[l * ld + k] for l < lines (zeros up to width),
   // k < kc: packing an operand whose depth runs along memory; null: loops.
   TransposePack transpose_pack;
+  MaxPool2x2Row max_pool_2x2_row;  // null: the portable loop in pool.cpp
+  MaxPool2x2BwdRow max_pool_2x2_bwd_row;  // null: zero-fill and scatter in pool.cpp
 };
 
 // The table in use. Cheap: one atomic load.

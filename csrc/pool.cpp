@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "dispatch.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -30,6 +31,7 @@ namespace {
 // rows, same tie and NaN rule as the general loop below.
 void max_pool2d_fwd_2x2(float* y, int32_t* argmax, const float* x, const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
+  const MaxPool2x2Row row_kernel = kernels().max_pool_2x2_row;  // vectorised rows, if the ISA has them
 #pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
     const float* xp = x + p * s.H * s.W;
@@ -39,6 +41,10 @@ void max_pool2d_fwd_2x2(float* y, int32_t* argmax, const float* x, const Pool2dS
       float* PYCNN_RESTRICT yr = y + (p * s.Ho + oh) * s.Wo;
       int32_t* PYCNN_RESTRICT ar = argmax + (p * s.Ho + oh) * s.Wo;
       const int32_t row0 = static_cast<int32_t>(2 * oh * s.W), row1 = row0 + static_cast<int32_t>(s.W);
+      if (row_kernel) {
+        row_kernel(yr, ar, r0, r1, s.Wo, row0, static_cast<int32_t>(s.W));
+        continue;
+      }
       for (i64 ow = 0; ow < s.Wo; ++ow) {
         const int32_t c = static_cast<int32_t>(2 * ow);
         float best = r0[2 * ow];
@@ -99,8 +105,37 @@ void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape
   }
 }
 
+namespace {
+// 2x2 / stride-2 windows tile the input without overlap, so with the ISA's
+// row kernel dx is written once, row pair by row pair (each input gets its
+// window's gradient if it is the window's argmax, else 0), instead of
+// zero-filled and then scattered into: one pass over dx instead of two.
+void max_pool2d_bwd_2x2(const MaxPool2x2BwdRow row_kernel, float* dx, const float* dy, const int32_t* argmax,
+                        const float* relu_output, const Pool2dShape& s, int nt) {
+  const i64 planes = s.N * s.C;
+#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
+  for (i64 p = 0; p < planes; ++p) {
+    float* dxp = dx + p * s.H * s.W;
+    for (i64 oh = 0; oh < s.Ho; ++oh) {
+      const i64 o = (p * s.Ho + oh) * s.Wo;
+      const float* PYCNN_RESTRICT g = dy + o;
+      const int32_t* PYCNN_RESTRICT a = argmax + o;
+      const float* PYCNN_RESTRICT yr = relu_output ? relu_output + o : nullptr;
+      float* PYCNN_RESTRICT d0 = dxp + 2 * oh * s.W;
+      float* PYCNN_RESTRICT d1 = d0 + s.W;
+      row_kernel(d0, d1, g, a, yr, s.Wo, static_cast<int32_t>(2 * oh * s.W), static_cast<int32_t>(s.W));
+      for (i64 w = 2 * s.Wo; w < s.W; ++w) d0[w] = d1[w] = 0.0f;  // odd W: a column no window covers
+    }
+    std::fill(dxp + 2 * s.Ho * s.W, dxp + s.H * s.W, 0.0f);  // odd H: a row no window covers
+  }
+}
+}  // namespace
+
 void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const float* relu_output,
                     const Pool2dShape& s, int nt) {
+  const MaxPool2x2BwdRow row_kernel = kernels().max_pool_2x2_bwd_row;
+  if (row_kernel && s.kh == 2 && s.kw == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0)
+    return max_pool2d_bwd_2x2(row_kernel, dx, dy, argmax, relu_output, s, nt);
   const i64 planes = s.N * s.C;
 #pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {

@@ -38,6 +38,9 @@ POOL_CASES = [
     dict(shape=(2, 5, 8, 8), k=3, s=1, p=1),           # heavy overlap: every input in 9 windows
     dict(shape=(1, 1, 5, 17), k=(1, 5), s=(1, 3), p=(0, 2)),
     dict(shape=(2, 2, 4, 4), k=4, s=3, p=2),
+    # the 2x2 / stride-2 row kernels: rows of 33 and 16 windows (vector steps and tails), odd H and W
+    dict(shape=(2, 3, 9, 67), k=2, s=None, p=0),
+    dict(shape=(1, 2, 6, 32), k=2, s=2, p=0),
 ]
 
 
@@ -85,6 +88,33 @@ def test_max_pool2d_ties_and_nan_vs_torch(rng):
     assert (np.isnan(x.reshape(6, -1)[np.arange(6)[:, None], idx.reshape(6, -1)]).reshape(y.shape)
             | ~both_nan).all()
     np.testing.assert_array_equal(idx[~both_nan], tidx.numpy()[~both_nan])
+
+
+def test_max_pool2d_2x2_ties_nan_and_fused_relu_mask(rng):
+    # After a ReLU half the inputs are tied zeros: the first maximum must still
+    # win, every NaN must win (the last one of a window), and the fused ReLU
+    # mask must zero the gradient of windows whose output is not > 0.
+    x = np.maximum(rng.standard_normal((2, 3, 11, 45)), 0).astype(np.float32)
+    x[0, 0, 2, 7] = x[0, 0, 3, 6] = np.nan  # two NaNs in one window: the last (row-major) is reported
+    x[1, 2, 10, 44] = np.nan  # in the row and column no window covers (odd H, W): ignored
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    win = x[:, :, :10, :44].reshape(2, 3, 5, 2, 22, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 3, 5, 22, 4)
+    first_max = np.argmax(np.nan_to_num(win, nan=-np.inf), axis=-1)
+    last_nan = 3 - np.argmax(np.isnan(win)[..., ::-1], axis=-1)
+    pick = np.where(np.isnan(win).any(-1), last_nan, first_max)
+    oh, ow = np.meshgrid(np.arange(5), np.arange(22), indexing="ij")
+    expected_idx = (2 * oh + pick // 2) * 45 + 2 * ow + pick % 2
+    np.testing.assert_array_equal(idx, expected_idx)
+    assert idx[0, 0, 1, 3] == 3 * 45 + 6 and np.isnan(y[0, 0, 1, 3])
+    np.testing.assert_array_equal(y, np.take_along_axis(x.reshape(6, -1), idx.reshape(6, -1), axis=1).reshape(y.shape))
+    dy = f32(rng, *y.shape)
+    for relu_output in (None, y):
+        g = dy if relu_output is None else np.where(y > 0, dy, 0).astype(np.float32)
+        dx = F.max_pool2d_backward(dy, idx, x.shape, 2, relu_output=relu_output)
+        expected = np.zeros(x.shape, np.float32)
+        planes = expected.reshape(6, -1)
+        np.put_along_axis(planes, idx.reshape(6, -1), g.reshape(6, -1), axis=1)
+        np.testing.assert_array_equal(dx, expected)
 
 
 def test_max_pool2d_nan_propagates():
