@@ -18,9 +18,6 @@
 
 #include "parallel.h"
 
-#ifdef PYCNN_HAVE_OPENMP
-#include <omp.h>
-#endif
 
 namespace pycnn {
 namespace {
@@ -219,14 +216,8 @@ void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const f
   const i64 ws = gemm_workspace_floats(plan, split_rows ? (M + nt - 1) / nt + plan.mr : M,
                                        split_rows ? N : (N + nt - 1) / nt + plan.nr, K, false);
 
-  ExceptionTrap trap;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  trap.run([&] {
-#ifdef PYCNN_HAVE_OPENMP
-    const int t = omp_get_thread_num();
-#else
-    const int t = 0;
-#endif
+  // One block per thread; parallel_items runs a single block on the caller.
+  parallel_items(nt, nt, Schedule::kStatic, [&](i64 t, int) {
     const i64 p0 = parts * t / nt, p1 = parts * (t + 1) / nt;  // this thread's panels
     float* w = thread_scratch(kScratchGemm, ws);
     if (split_rows) {
@@ -241,7 +232,6 @@ void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const f
       if (c1 > c0) gemm_packed(plan, M, c1 - c0, K, nullptr, operand_a(&a), ob, alpha, beta, C + c0, ldc, relu, w);
     }
   });
-  trap.rethrow();
 }
 
 }  // namespace pycnn
