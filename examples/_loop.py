@@ -67,3 +67,44 @@ def flip_and_shift(xb, rng, max_shift=2):
 
 def count_parameters(model: nn.Module) -> int:
     return int(sum(p.size for p in model.parameters()))
+
+
+def standardised_fashion_mnist(limit: int = 0):
+    """Fashion-MNIST standardised with the training set's mean and std; the first `limit` training images if > 0."""
+    from pycnn.data import load_fashion_mnist
+
+    (xtr, ytr), (xte, yte) = load_fashion_mnist()
+    mean, std = float(xtr.mean()), float(xtr.std())
+    xtr, xte = (xtr - mean) / std, (xte - mean) / std
+    if limit:
+        xtr, ytr = xtr[:limit], ytr[:limit]
+    return (xtr, ytr), (xte, yte)
+
+
+def warmup_then_cosine(opt, epochs: int):
+    """One epoch of linear warm-up from lr/10, then cosine annealing to 0 (stepped once per epoch)."""
+    from pycnn import optim
+
+    warmup = optim.LinearLR(opt, start_factor=0.1, total_iters=1)
+    cosine = optim.CosineAnnealingLR(opt, T_max=max(1, epochs - 1))
+    return optim.SequentialLR(opt, [warmup, cosine], milestones=[1])
+
+
+def run(model, loss_fn, opt, sched, train, test, args, rng, lr_format=".2e"):
+    """Train for args.epochs (printing one line per epoch), save to args.save if set -> final test accuracy."""
+    (xtr, ytr), (xte, yte) = train, test
+    augment = None if args.no_augment else flip_and_shift
+    t_start = time.perf_counter()
+    acc = 0.0
+    for epoch in range(args.epochs):
+        lr = opt.lr
+        loss, train_acc, secs = train_epoch(model, loss_fn, opt, xtr, ytr, args.batch_size, rng, augment)
+        sched.step()
+        acc = evaluate(model, xte, yte)
+        print(f"epoch {epoch + 1:2d}/{args.epochs}  lr {lr:{lr_format}}  loss {loss:.4f}  train acc {train_acc:.4f}  "
+              f"test acc {acc:.4f}  {secs:.0f} s ({len(xtr) / secs:.0f} img/s)", flush=True)
+    total = time.perf_counter() - t_start
+    print(f"final test accuracy {acc:.4f} after {args.epochs} epochs, {total / 60:.1f} min total", flush=True)
+    if args.save:
+        np.savez(args.save, **model.state_dict())
+    return acc

@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pycnn  # noqa: E402
 from pycnn import nn, optim  # noqa: E402
-from pycnn.data import load_fashion_mnist  # noqa: E402
 
-from _loop import count_parameters, evaluate, flip_and_shift, train_epoch  # noqa: E402
+from _loop import count_parameters, run, standardised_fashion_mnist, warmup_then_cosine  # noqa: E402
 
 
 def main(argv=None):
@@ -42,34 +40,13 @@ def main(argv=None):
         pycnn.set_num_threads(args.threads)
     pycnn.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    (xtr, ytr), (xte, yte) = load_fashion_mnist()
-    mean, std = float(xtr.mean()), float(xtr.std())
-    xtr, xte = (xtr - mean) / std, (xte - mean) / std
-    if args.limit:
-        xtr, ytr = xtr[:args.limit], ytr[:args.limit]
+    train, test = standardised_fashion_mnist(args.limit)
     model = nn.ResNet(args.depth, in_channels=1, num_classes=10, width=args.width)
     loss_fn = nn.CrossEntropyLoss()
     opt = optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    warmup = optim.LinearLR(opt, start_factor=0.1, total_iters=1)
-    cosine = optim.CosineAnnealingLR(opt, T_max=max(1, args.epochs - 1))
-    sched = optim.SequentialLR(opt, [warmup, cosine], milestones=[1])
     print(f"pycnn {pycnn.__version__}, {pycnn.get_num_threads()} threads; ResNet-{args.depth} width {args.width}: "
-          f"{count_parameters(model):,} parameters; {len(xtr)} training images, {args.epochs} epochs", flush=True)
-    augment = None if args.no_augment else flip_and_shift
-    t_start = time.perf_counter()
-    acc = 0.0
-    for epoch in range(args.epochs):
-        lr = opt.lr
-        loss, train_acc, secs = train_epoch(model, loss_fn, opt, xtr, ytr, args.batch_size, rng, augment)
-        sched.step()
-        acc = evaluate(model, xte, yte)
-        print(f"epoch {epoch + 1:2d}/{args.epochs}  lr {lr:.3f}  loss {loss:.4f}  train acc {train_acc:.4f}  "
-              f"test acc {acc:.4f}  {secs:.0f} s ({len(xtr) / secs:.0f} img/s)", flush=True)
-    total = time.perf_counter() - t_start
-    print(f"final test accuracy {acc:.4f} after {args.epochs} epochs, {total / 60:.1f} min total", flush=True)
-    if args.save:
-        np.savez(args.save, **model.state_dict())
-    return acc
+          f"{count_parameters(model):,} parameters; {len(train[0])} training images, {args.epochs} epochs", flush=True)
+    return run(model, loss_fn, opt, warmup_then_cosine(opt, args.epochs), train, test, args, rng, lr_format=".3f")
 
 
 if __name__ == "__main__":
