@@ -247,25 +247,27 @@ void pack_col_rows_one(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
 }
 
 // Operand A = col for a whole block of panels. With the ISA's vectorised
-// kernels, 32 pixels at a time: the panel plan (built once for all lines) and
-// col_panel_copy write the block's lines as rows of 32 pixels into an
-// L1-resident buffer, then transpose_pack turns each MR-line group into its
-// panel. Otherwise each panel is packed by the loops above.
+// kernels, one register pair of pixels at a time (32 on AVX-512, 16 on
+// AVX2): the panel plan (built once for all lines) and col_panel_copy write
+// the block's lines as rows of those pixels into an L1-resident buffer, then
+// transpose_pack turns each MR-line group into its panel. Otherwise each
+// panel is packed by the loops above.
 void pack_col_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
   const ColSource& src = *static_cast<const ColSource*>(ctx);
   const KernelTable& kt = *src.kt;
-  constexpr i64 kMaxLines = 128, kPixels = 32;
-  if (!kt.transpose_pack || !kt.col_panel_copy || 2 * kt.col_panel_half != kPixels || lines > kMaxLines) {
+  constexpr i64 kMaxLines = 128, kMaxPixels = 32;
+  const i64 kPixels = 2 * kt.col_panel_half;
+  if (!kt.transpose_pack || !kt.col_panel_copy || kPixels > kMaxPixels || lines > kMaxLines) {
     for (i64 q = 0; q < lines; q += width)
       pack_col_rows_one(dst + q * kc, l0 + q, std::min(width, lines - q), k0, kc, width, src);
     return;
   }
   ColPanelPlan plan;
-  alignas(64) float block[kMaxLines * kPixels];
+  alignas(64) float block[kMaxLines * kMaxPixels];
   for (i64 kb = 0; kb < kc; kb += kPixels) {  // depths (pixels) k0 + kb .. + n: rows kb.. of every panel
     const i64 n = std::min(kPixels, kc - kb);
     const bool planned = make_col_panel_plan(plan, src, k0 + kb, n, kt.col_panel_half);
-    if (planned) kt.col_panel_copy(block, kPixels, l0, lines, plan);  // block[l * 32 + t] = col(l0 + l, k0 + kb + t)
+    if (planned) kt.col_panel_copy(block, kPixels, l0, lines, plan);  // block[l * kPixels + t] = col(l0 + l, k0 + kb + t)
     for (i64 q = 0; q < lines; q += width) {
       float* panel_rows = dst + q * kc + kb * width;
       const i64 m = std::min(width, lines - q);
