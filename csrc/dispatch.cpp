@@ -23,13 +23,13 @@ void gemm_ukernel_6x16(i64, const float*, const float*, float*, i64, i64, i64, f
 #ifdef PYCNN_X86
 namespace avx2 {
 void gemm_ukernel_6x16(i64, const float*, const float*, float*, i64, i64, i64, float, float, const float*, bool);
-void col_panel_copy(float*, i64, i64, i64, const ColPanelPlan&);
+void col_panel_copy(float*, i64, i64, i64, const float*, const ColPanelPlan&);
 void transpose_pack(float*, i64, const float*, i64, i64, i64);
 }
 namespace avx512 {
 void gemm_ukernel_12x32(i64, const float*, const float*, float*, i64, i64, i64, float, float, const float*, bool);
 void gemm_ukernel_8x32(i64, const float*, const float*, float*, i64, i64, i64, float, float, const float*, bool);
-void col_panel_copy(float*, i64, i64, i64, const ColPanelPlan&);
+void col_panel_copy(float*, i64, i64, i64, const float*, const ColPanelPlan&);
 void transpose_pack(float*, i64, const float*, i64, i64, i64);
 void max_pool_2x2_row(float*, std::int32_t*, const float*, const float*, i64, std::int32_t, std::int32_t);
 void max_pool_2x2_bwd_row(float*, float*, const float*, const std::int32_t*, const float*, i64, std::int32_t,

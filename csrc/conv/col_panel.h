@@ -12,7 +12,9 @@
 // the others zero. Loads of different runs cover disjoint lanes, so a depth
 // row is the OR of its tap's loads; padding lanes (and rows of padding) have
 // no load and stay zero. All index arithmetic happens once per panel here,
-// not once per depth row in the kernel.
+// not once per depth row in the kernel, and a plan does not depend on the
+// image: convolution builds one per panel position once per call and reuses
+// it for every image (`x` is passed to the copy).
 //
 // Plain data only: this header is included by files compiled for different
 // ISAs, so it must not define any function (see dispatch.h).
@@ -32,7 +34,7 @@ struct ColPanelPlan {
     i64 offset;          // from the channel plane's start; may point before it (masked-off lanes are not read)
     std::uint32_t mask;  // lanes of the register this load fills
   };
-  const float* x;   // first input plane of the image and group
+  i64 lines;        // pixels of the panel the plan was made for
   i64 plane_size;   // H * W
   i64 taps;         // kh * kw
   // tap t's loads: loads[begin[t] .. split[t]) fill the low register,
@@ -42,8 +44,9 @@ struct ColPanelPlan {
   Load loads[kMaxLoads];
 };
 
-// Writes depth rows [k0, k0 + kc) of the panel: dst[k * width + L] for all
-// `width` lanes (padding lanes as zeros); width <= 2 * the ISA's half.
-using ColPanelCopy = void (*)(float* dst, i64 width, i64 k0, i64 kc, const ColPanelPlan& plan);
+// Writes depth rows [k0, k0 + kc) of the panel of input x (the first input
+// plane of the image and group): dst[k * width + L] for all `width` lanes
+// (padding lanes as zeros); width <= 2 * the ISA's half.
+using ColPanelCopy = void (*)(float* dst, i64 width, i64 k0, i64 kc, const float* x, const ColPanelPlan& plan);
 
 }  // namespace pycnn

@@ -10,7 +10,8 @@
 
 namespace pycnn::avx2 {
 
-void col_panel_copy(float* PYCNN_RESTRICT dst, i64 width, i64 k0, i64 kc, const ColPanelPlan& p) {
+void col_panel_copy(float* PYCNN_RESTRICT dst, i64 width, i64 k0, i64 kc, const float* PYCNN_RESTRICT x,
+                    const ColPanelPlan& p) {
   i64 c = k0 / p.taps, t = k0 % p.taps;
   // lane bit L of a mask -> all-ones in lane L's int32
   const __m256i bits = _mm256_setr_epi32(1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7);
@@ -20,7 +21,7 @@ void col_panel_copy(float* PYCNN_RESTRICT dst, i64 width, i64 k0, i64 kc, const 
   const __m256i keep0 = lanes(width >= 8 ? 0xFFu : (1u << width) - 1u);
   const __m256i keep1 = lanes(width >= 16 ? 0xFFu : width > 8 ? (1u << (width - 8)) - 1u : 0u);
   for (i64 k = 0; k < kc; ++k) {
-    const float* plane = p.x + c * p.plane_size;
+    const float* plane = x + c * p.plane_size;
     __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
     const std::int32_t b = p.begin[t], m = p.split[t], e = p.begin[t + 1];
     for (std::int32_t q = b; q < m; ++q)

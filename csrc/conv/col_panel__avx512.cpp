@@ -10,12 +10,13 @@
 
 namespace pycnn::avx512 {
 
-void col_panel_copy(float* PYCNN_RESTRICT dst, i64 width, i64 k0, i64 kc, const ColPanelPlan& p) {
+void col_panel_copy(float* PYCNN_RESTRICT dst, i64 width, i64 k0, i64 kc, const float* PYCNN_RESTRICT x,
+                    const ColPanelPlan& p) {
   i64 c = k0 / p.taps, t = k0 % p.taps;
   const __mmask16 keep0 = static_cast<__mmask16>(width >= 16 ? 0xFFFFu : (1u << width) - 1u);
   const __mmask16 keep1 = static_cast<__mmask16>(width >= 32 ? 0xFFFFu : width > 16 ? (1u << (width - 16)) - 1u : 0u);
   for (i64 k = 0; k < kc; ++k) {
-    const float* plane = p.x + c * p.plane_size;
+    const float* plane = x + c * p.plane_size;
     __m512i v0 = _mm512_setzero_si512(), v1 = _mm512_setzero_si512();
     const std::int32_t b = p.begin[t], m = p.split[t], e = p.begin[t + 1];
     for (std::int32_t q = b; q < m; ++q)

@@ -40,6 +40,9 @@ struct ColSource {
   const float* x;  // first plane of the group
   const Conv2dShape* s;
   const KernelTable* kt;  // the product's kernels (its vectorised panel copy)
+  // Plans of the B panels at pixels 0, width, 2*width, ... (built once per
+  // call, shared by all images and threads); null: each call builds its own.
+  const std::vector<ColPanelPlan>* panel_plans = nullptr;
 };
 
 
@@ -88,7 +91,7 @@ bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 l
     t += n;
     p += n;
   }
-  plan.x = src.x;
+  plan.lines = lines;
   plan.plane_size = s.H * s.W;
   plan.taps = taps;
   std::int32_t count = 0;
@@ -157,9 +160,13 @@ void pack_col_panel_one(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width
   const ColSource& src = *static_cast<const ColSource*>(ctx);
   const Conv2dShape& s = *src.s;
   if (src.kt->col_panel_copy && width <= 2 * src.kt->col_panel_half) {
+    if (src.panel_plans && l0 % width == 0 && l0 / width < static_cast<i64>(src.panel_plans->size())) {
+      const ColPanelPlan& cached = (*src.panel_plans)[static_cast<std::size_t>(l0 / width)];
+      if (cached.lines == lines) return src.kt->col_panel_copy(dst, width, k0, kc, src.x, cached);
+    }
     ColPanelPlan plan;
     if (make_col_panel_plan(plan, src, l0, lines, src.kt->col_panel_half))
-      return src.kt->col_panel_copy(dst, width, k0, kc, plan);
+      return src.kt->col_panel_copy(dst, width, k0, kc, src.x, plan);
   }
   constexpr int kMaxRuns = 64;  // lines <= width <= 64 (the widest microkernel panel is 32)
   constexpr int kMaxKw = 16;
@@ -267,7 +274,7 @@ void pack_col_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, con
   for (i64 kb = 0; kb < kc; kb += kPixels) {  // depths (pixels) k0 + kb .. + n: rows kb.. of every panel
     const i64 n = std::min(kPixels, kc - kb);
     const bool planned = make_col_panel_plan(plan, src, k0 + kb, n, kt.col_panel_half);
-    if (planned) kt.col_panel_copy(block, kPixels, l0, lines, plan);  // block[l * kPixels + t] = col(l0 + l, k0 + kb + t)
+    if (planned) kt.col_panel_copy(block, kPixels, l0, lines, src.x, plan);  // block[l * kPixels + t] = col(l0 + l, k0 + kb + t)
     for (i64 q = 0; q < lines; q += width) {
       float* panel_rows = dst + q * kc + kb * width;
       const i64 m = std::min(width, lines - q);
@@ -355,12 +362,28 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
   const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
   const i64 ws = gemm_workspace_floats(plan, Kg, cols_per_thread, R, true);
+  // The im2col plan of every B panel, once for all images (it was 28% of a
+  // first layer's forward when rebuilt per image: K = 9 depth rows do not
+  // amortise it). Up to 256 panels (2 MiB of plans); larger planes build
+  // each plan where it is used.
+  std::vector<ColPanelPlan> panel_plans;
+  const i64 n_panels = (P + plan.nr - 1) / plan.nr;
+  if (!pointwise && plan.kt->col_panel_copy && plan.nr <= 2 * plan.kt->col_panel_half && n_panels <= 256 &&
+      s.N * s.groups > 1) {
+    panel_plans.resize(static_cast<std::size_t>(n_panels));
+    const ColSource geometry{x, &s, plan.kt};
+    for (i64 q = 0; q < n_panels; ++q) {
+      const i64 lines = std::min(plan.nr, P - q * plan.nr);
+      if (!make_col_panel_plan(panel_plans[q], geometry, q * plan.nr, lines, plan.kt->col_panel_half))
+        panel_plans[q].lines = -1;  // does not fit a plan: built (and rejected) again where used
+    }
+  }
   parallel_items(s.N, sp.outer, Schedule::kDynamic, [&](i64 n, int) {
     for (i64 g = 0; g < s.groups; ++g) {
       const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
       float* yg = y + (n * s.K + g * Kg) * P;
       const float* bias = b ? b + g * Kg : nullptr;  // added in the GEMM epilogue
-      const ColSource src{xg, &s, plan.kt};
+      const ColSource src{xg, &s, plan.kt, panel_plans.empty() ? nullptr : &panel_plans};
       const MatrixView xview{xg, P, false};
       const GemmOperand bop = pointwise ? operand_b(&xview) : GemmOperand{pack_col_panel, &src, 0};
       if (sp.inner > 1)
