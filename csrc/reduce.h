@@ -10,4 +10,7 @@ namespace pycnn {
 // chain that made the conv bias gradient 40% of a first layer's dW pass.
 float sum_floats(const float* x, i64 n);
 
+// Dot product of x[0..n) and y[0..n), same structure and fixed order.
+float dot_floats(const float* x, const float* y, i64 n);
+
 }  // namespace pycnn

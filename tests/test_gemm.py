@@ -22,6 +22,8 @@ SHAPES = [
     # On AVX-512 the GEMM picks 8-row tiles where they pad less than 12-row ones
     # (GemmPlan::for_rows): full 8-row tiles, and a 5-row edge tile.
     (40, 64, 130), (21, 50, 77),
+    # at most 4 rows: the no-packing path (dot products or row accumulation)
+    (2, 300, 129), (3, 257, 300), (4, 33, 1000), (1, 3, 5000),
 ]
 
 

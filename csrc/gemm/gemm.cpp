@@ -15,8 +15,10 @@
 #include "gemm/gemm.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "parallel.h"
+#include "reduce.h"
 
 
 namespace pycnn {
@@ -44,6 +46,52 @@ void sgemm_small(const MatrixView& A, const MatrixView& B, i64 M, i64 N, i64 K, 
       c[j] = v;
     }
   }
+}
+
+// Products with at most kSkinnyRows rows of C -- a Linear layer on a batch
+// of 1 to 4 -- skip packing: packing B would cost as much as the product
+// itself (a 3136 x 128 weight is 1.6 MB to pack for 0.8 MFLOP of work).
+// Each row of C is computed straight from the operands: dot products when a
+// column of op(B) is contiguous (op(B) = B^T), else the row accumulated from
+// rows of B. Threads take disjoint column ranges; every element is summed
+// in the same order whatever the thread count.
+constexpr i64 kSkinnyRows = 4;
+
+void sgemm_skinny(const MatrixView& A, const MatrixView& B, i64 M, i64 N, i64 K, float alpha, float beta,
+                  float* C, i64 ldc, bool relu, int num_threads) {
+  std::vector<float> a_copy;  // rows of op(A), contiguous (op(A) = A^T is strided)
+  const float* a_row[kSkinnyRows];
+  if (A.trans) {
+    a_copy.resize(static_cast<std::size_t>(M * K));
+    for (i64 i = 0; i < M; ++i)
+      for (i64 k = 0; k < K; ++k) a_copy[i * K + k] = A.p[k * A.ld + i];
+  }
+  for (i64 i = 0; i < M; ++i) a_row[i] = A.trans ? a_copy.data() + i * K : A.p + i * A.ld;
+  const auto epilogue = [&](float acc, float* c) {
+    float v = alpha * acc;
+    if (beta != 0.0f) v += beta * *c;
+    if (relu) v = v > 0.0f ? v : (v != v ? v : 0.0f);
+    *c = v;
+  };
+  const int nt = threads_for_work(N, M * K, num_threads);
+  parallel_items(nt, nt, Schedule::kStatic, [&](i64 t, int) {
+    const i64 j0 = N * t / nt, j1 = N * (t + 1) / nt;
+    if (B.trans) {  // column j of op(B) is row j of B
+      for (i64 i = 0; i < M; ++i)
+        for (i64 j = j0; j < j1; ++j) epilogue(dot_floats(a_row[i], B.p + j * B.ld, K), C + i * ldc + j);
+      return;
+    }
+    float* acc = thread_scratch(kScratchGemm, j1 - j0);
+    for (i64 i = 0; i < M; ++i) {
+      std::fill(acc, acc + (j1 - j0), 0.0f);
+      for (i64 k = 0; k < K; ++k) {
+        const float a = a_row[i][k];
+        const float* PYCNN_RESTRICT b = B.p + k * B.ld + j0;
+        for (i64 j = 0; j < j1 - j0; ++j) acc[j] += a * b[j];
+      }
+      for (i64 j = j0; j < j1; ++j) epilogue(acc[j - j0], C + i * ldc + j);
+    }
+  });
 }
 
 }  // namespace
@@ -201,6 +249,7 @@ void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const f
     sgemm_small(a, b, M, N, K > 0 ? K : 0, alpha, beta, C, ldc, relu);
     return;
   }
+  if (M <= kSkinnyRows) return sgemm_skinny(a, b, M, N, K, alpha, beta, C, ldc, relu, num_threads);
   const GemmPlan plan = GemmPlan::for_rows(M);
 
   // Threads take disjoint blocks of C -- rows when there are enough of them,
