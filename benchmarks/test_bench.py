@@ -49,5 +49,5 @@ def test_bench(benchmark, case, impl):
         for _ in range(WARMUP_CALLS):
             fn()
         benchmark(fn)
-    if case.flops:
+    if case.flops and benchmark.stats is not None:  # None under --benchmark-disable (a smoke run)
         benchmark.extra_info["gflops"] = case.flops / benchmark.stats.stats.median / 1e9
