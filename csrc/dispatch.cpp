@@ -25,6 +25,7 @@ namespace avx2 {
 void gemm_ukernel_6x16(i64, const float*, const float*, float*, i64, i64, i64, float, float, const float*, bool);
 void col_panel_copy(float*, i64, i64, i64, const float*, const ColPanelPlan&);
 void transpose_pack(float*, i64, const float*, i64, i64, i64);
+void max_pool_2x2_row(float*, std::int32_t*, const float*, const float*, i64, std::int32_t, std::int32_t);
 }
 namespace avx512 {
 void gemm_ukernel_12x32(i64, const float*, const float*, float*, i64, i64, i64, float, float, const float*, bool);
@@ -41,7 +42,7 @@ namespace {
 
 const KernelTable kScalarTable{Isa::Scalar, 6, 16, scalar::gemm_ukernel_6x16, 0, nullptr, nullptr, 0, nullptr, nullptr, nullptr};
 #ifdef PYCNN_X86
-const KernelTable kAvx2Table{Isa::Avx2, 6, 16, avx2::gemm_ukernel_6x16, 0, nullptr, avx2::col_panel_copy, 8, avx2::transpose_pack, nullptr, nullptr};
+const KernelTable kAvx2Table{Isa::Avx2, 6, 16, avx2::gemm_ukernel_6x16, 0, nullptr, avx2::col_panel_copy, 8, avx2::transpose_pack, avx2::max_pool_2x2_row, nullptr};
 const KernelTable kAvx512Table{Isa::Avx512, 12, 32, avx512::gemm_ukernel_12x32, 8, avx512::gemm_ukernel_8x32, avx512::col_panel_copy, 16, avx512::transpose_pack,
                                   avx512::max_pool_2x2_row, avx512::max_pool_2x2_bwd_row};
 #endif
