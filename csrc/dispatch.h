@@ -42,7 +42,7 @@ struct KernelTable {
   int gemm_mr, gemm_nr;
   GemmUkernel gemm_ukernel;
   // A shorter tile (gemm_mr_short x gemm_nr) the GEMM uses when it pads
-  // fewer rows of M (GemmPlan::for_rows); 0 / null when the ISA has none.
+  // fewer rows of M (GemmPlan::for_product); 0 / null when the ISA has none.
   int gemm_mr_short;
   GemmUkernel gemm_ukernel_short;
   // Vectorised im2col panel copy for stride-1 convolutions (conv/col_panel.h)

@@ -20,7 +20,7 @@ SHAPES = [
     (1, 1, 1), (7, 13, 5), (6, 16, 64), (12, 32, 64), (13, 33, 65), (1, 500, 400), (500, 1, 400),
     (100, 37, 300), (257, 129, 511), (37, 700, 1031), (96, 1000, 9), (64, 196, 288), (31, 45, 2000),
     # On AVX-512 the GEMM picks 8-row tiles where they pad less than 12-row ones
-    # (GemmPlan::for_rows): full 8-row tiles, and a 5-row edge tile.
+    # (GemmPlan::for_product): full 8-row tiles, and a 5-row edge tile.
     (40, 64, 130), (21, 50, 77),
     # at most 4 rows: the no-packing path (dot products or row accumulation)
     (2, 300, 129), (3, 257, 300), (4, 33, 1000), (1, 3, 5000),

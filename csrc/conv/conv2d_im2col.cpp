@@ -353,7 +353,7 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
                        bool relu, int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
-  const GemmPlan plan = GemmPlan::for_rows(Kg);
+  const GemmPlan plan = GemmPlan::for_product(Kg, R);
   std::vector<MatrixView> wviews;
   for (i64 g = 0; g < s.groups; ++g) wviews.push_back(MatrixView{w + g * Kg * R, R, false});
   std::vector<PackedA> wpacked;
@@ -439,7 +439,7 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
     conv2d_fwd_im2col(dx, dy, wt.data(), nullptr, t, false, num_threads);
     return;
   }
-  const GemmPlan plan = GemmPlan::for_rows(R);
+  const GemmPlan plan = GemmPlan::for_product(R, Kg);
   // A = W_g^T (R x Kg), packed once.
   std::vector<MatrixView> wviews;
   for (i64 g = 0; g < s.groups; ++g) wviews.push_back(MatrixView{w + g * Kg * R, R, true});
@@ -474,7 +474,7 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
                               int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
-  const GemmPlan plan = GemmPlan::for_rows(R);
+  const GemmPlan plan = GemmPlan::for_product(R, P);
   // Threads split the batch: a thread's images accumulate into its private
   // dW^T (groups x R x Kg) and db; with one image per call and more threads,
   // the GEMM's R rows are split instead (row blocks are disjoint, no sums).

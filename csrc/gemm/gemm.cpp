@@ -96,7 +96,7 @@ void sgemm_skinny(const MatrixView& A, const MatrixView& B, i64 M, i64 N, i64 K,
 
 }  // namespace
 
-GemmPlan GemmPlan::for_rows(i64 M) {
+GemmPlan GemmPlan::for_product(i64 M, i64 K) {
   const KernelTable& kt = kernels();
   const CacheSizes& cs = cache_sizes();
   GemmPlan p{&kt, kt.gemm_ukernel, kt.gemm_mr, kt.gemm_nr, 0, 0, 0};
@@ -107,6 +107,13 @@ GemmPlan GemmPlan::for_rows(i64 M) {
   // The A micro-panel takes at most half of L1, leaving room for the B
   // micro-panel streaming through and the C tile's lines.
   p.kc = std::clamp<i64>(round_down(cs.l1d / 2 / (p.mr * 4), 8), 64, 512);
+  // Depth slices of equal size: K = 576 runs as 2 x 288, not 512 + 64 (a
+  // short last slice pays a whole tile epilogue -- loading and storing C --
+  // for a few k steps).
+  if (K > p.kc) {
+    const i64 slices = (K + p.kc - 1) / p.kc;
+    p.kc = round_up((K + slices - 1) / slices, 8);
+  }
   // The packed B block takes about half of L2.
   p.nc = std::clamp<i64>(round_down(cs.l2 / 2 / (p.kc * 4), p.nr), p.nr, 4096);
   // Rows of A packed at once: the block is re-read from L2 once per B block.
@@ -250,7 +257,7 @@ void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const f
     return;
   }
   if (M <= kSkinnyRows) return sgemm_skinny(a, b, M, N, K, alpha, beta, C, ldc, relu, num_threads);
-  const GemmPlan plan = GemmPlan::for_rows(M);
+  const GemmPlan plan = GemmPlan::for_product(M, K);
 
   // Threads take disjoint blocks of C -- rows when there are enough of them,
   // else columns -- and each runs the whole blocked loop nest on its block

@@ -26,9 +26,10 @@ struct GemmPlan {
   const KernelTable* kt;
   GemmUkernel ukernel;  // an mr x nr tile
   i64 mr, nr, kc, nc, mc;
-  // For a product with M rows: the ISA's tile height that pads M least
-  // (12 or 8 rows on AVX-512: M = 64 runs 8-row tiles, M = 96 or 9 12-row).
-  static GemmPlan for_rows(i64 M);
+  // For a product with M rows and depth K: the ISA's tile height that pads M
+  // least (12 or 8 rows on AVX-512: M = 64 runs 8-row tiles, M = 96 or 9
+  // 12-row), and depth slices of equal size.
+  static GemmPlan for_product(i64 M, i64 K);
 };
 
 // A panel packer writes `lines` lines -- rows of op(A), or columns of op(B) --
