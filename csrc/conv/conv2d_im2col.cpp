@@ -1,11 +1,15 @@
 // Convolution as implicit im2col + GEMM, NCHW. For one image n and group g,
 // with the column matrix col(R = Cg*kh*kw, P = Ho*Wo):
 //   fwd:        y_g(Kg x P)   = W_g(Kg x R) . col(R x P)  (+ bias, + ReLU in the epilogue)
-//   bwd_data:   dcol(R x P)   = W_g^T . dy_g, then col2im scatters dcol into dx (overwritten)
+//   bwd_data:   stride 1: the forward of dy with flipped weights (bwd_data_as_forward);
+//               else dcol(R x P) = W_g^T . dy_g, then col2im scatters dcol into dx (overwritten)
 //   bwd_weight: dW_g^T(R x Kg) += col . dy_g^T, db += row sums of dy   (accumulated)
 // The column matrix is never built: the GEMM's panel packers read the image
 // directly (pack_col_panel / pack_col_rows), so each input element is written
-// once, into the L1/L2-resident packed panel the microkernel reads. Weights
+// once, into the L1/L2-resident packed panel the microkernel reads. With the
+// ISA's vectorised kernels a stride-1 panel's depth rows are built from
+// masked loads planned once per call (conv/col_panel.h), and dW's rows are
+// built the same way and transposed in registers (transpose_pack). Weights
 // are packed once per call, not once per image. bwd_weight computes dW^T:
 // R is a multiple of the microkernel's 12 rows far more often than Kg, and
 // Kg a multiple of its 32 columns (e.g. R=9, Kg=32 for a first layer runs at
@@ -16,7 +20,8 @@
 // no longer holds the other one up); backward-weight splits the batch
 // statically, because its per-thread dW partial sums are then added in
 // thread order, bitwise reproducibly for a given thread count. With fewer
-// images than threads, each image's GEMM is split over threads instead.
+// images than threads, each image's GEMM is split over threads instead (as
+// a top-level parallel region: see parallel_items).
 #include <algorithm>
 #include <memory>
 #include <vector>
@@ -151,11 +156,12 @@ inline void col_row_segment(float* PYCNN_RESTRICT out, i64 stride, const ColSour
   }
 }
 
-// Operand B = col: lines are pixels p, depth is r. The panel's pixels are
-// cut once into runs along output rows (a 32-pixel panel of 14-wide rows has
-// 3-4 runs), and each run's in-bounds range is computed once per kernel
-// column j; then every depth row r = (c, i, j) is a few short copies from one
-// input row each, with no divisions in the loop.
+// Operand B = col: lines are pixels p, depth is r. With the ISA's panel copy
+// the panel's plan (cached per call, or built here) drives it; otherwise the
+// portable loops below: the panel's pixels are cut once into runs along
+// output rows (a 32-pixel panel of 14-wide rows has 3-4 runs), each run's
+// in-bounds range is computed once per kernel column j, and every depth row
+// r = (c, i, j) is a few short copies from one input row each.
 void pack_col_panel_one(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
   const ColSource& src = *static_cast<const ColSource*>(ctx);
   const Conv2dShape& s = *src.s;
