@@ -89,6 +89,15 @@ CONV_SHAPES = [
 ]
 
 GEMM_SIZES = [256, 512, 1024, 2048]
+#: Conv-shaped products (m x n x k): one image's im2col GEMM of the ResNet
+#: layers (output channels x pixels x C*9) and the CNN's first Linear layer
+#: on a batch (batch x out x in).
+GEMM_CONV_SHAPES = [
+    (64, 1024, 576, "conv C=64 32x32"),
+    (128, 256, 1152, "conv C=128 16x16"),
+    (256, 64, 2304, "conv C=256 8x8"),
+    (128, 128, 3136, "Linear 3136->128"),
+]
 
 
 def _rng(seed=0):
@@ -112,23 +121,29 @@ def _conv_name(N, C, H, W, K, k, s, p):
     return f"conv{k}x{k}{extra} {N}x{C}x{H}x{W}->{K}"
 
 
-def _gemm_case(n: int) -> Case:
+def _gemm_case(m: int, n: int, k: int, note: str = "") -> Case:
+    """C (m x n) = A (m x k) B (k x n), all row-major."""
+
+    def operands():
+        return _randn(m, k, seed=1), _randn(k, n, seed=2)
+
     def pycnn_():
         from . import _core
 
-        a, b = _randn(n, n, seed=1), _randn(n, n, seed=2)
+        a, b = operands()
         return lambda: _core.sgemm(a, b)
 
     def numpy_():
-        a, b = _randn(n, n, seed=1), _randn(n, n, seed=2)
+        a, b = operands()
         return lambda: a @ b
 
     def torch_():
         torch = torch_or_none()
-        a, b = torch.from_numpy(_randn(n, n, seed=1)), torch.from_numpy(_randn(n, n, seed=2))
+        a, b = (torch.from_numpy(t) for t in operands())
         return lambda: torch.mm(a, b)
 
-    return Case(f"sgemm {n}x{n}x{n}", "gemm", 2.0 * n**3, {"pycnn": pycnn_, "numpy": numpy_, "torch": torch_})
+    name = f"sgemm {m}x{n}x{k}" + (f" ({note})" if note else "")
+    return Case(name, "gemm", 2.0 * m * n * k, {"pycnn": pycnn_, "numpy": numpy_, "torch": torch_})
 
 
 def _conv_case(shape, backward: bool) -> Case:
@@ -475,7 +490,8 @@ def _inference_case(images: int) -> Case:
 
 def cases() -> List[Case]:
     """Every benchmark case, in table order."""
-    out = [_gemm_case(n) for n in GEMM_SIZES]
+    out = [_gemm_case(n, n, n) for n in GEMM_SIZES]
+    out += [_gemm_case(*shape) for shape in GEMM_CONV_SHAPES]
     out += [_conv_case(s, backward=False) for s in CONV_SHAPES]
     out += [_conv_case(s, backward=True) for s in CONV_SHAPES]
     out += [_pool_case(False), _pool_case(True), _relu_case(False), _relu_case(True)]
