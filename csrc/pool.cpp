@@ -11,16 +11,6 @@
 
 namespace pycnn {
 
-namespace {
-// Output columns [lo, hi) whose input column ow*stride + off lies inside [0, W).
-inline void valid_cols(i64 off, i64 stride, i64 W, i64 Wo, i64& lo, i64& hi) {
-  lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
-  hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / stride + 1;
-  lo = std::min(lo, Wo);
-  hi = std::min(std::max(hi, lo), Wo);
-}
-}  // namespace
-
 // Vectorised along the output row: for each kernel tap, one branch-free pass
 // over the whole row of outputs (a running max and its index, updated with
 // selects). Taps run in row-major window order with a strict `>`, so the first

@@ -18,14 +18,6 @@
 namespace pycnn {
 namespace {
 
-// Output columns [lo, hi) whose input column ow*stride + off lies inside [0, W).
-inline void valid_cols(i64 off, i64 stride, i64 W, i64 Wo, i64& lo, i64& hi) {
-  lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
-  hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / stride + 1;
-  lo = std::min(lo, Wo);
-  hi = std::min(std::max(hi, lo), Wo);
-}
-
 // yp (Ho x Wo) += wv * (input plane xp sampled at tap (i, j))
 inline void tap_axpy(float* PYCNN_RESTRICT yp, const float* PYCNN_RESTRICT xp, float wv, i64 i, i64 j,
                      const Conv2dShape& s) {

@@ -301,9 +301,8 @@ void col2im_add(float* PYCNN_RESTRICT dx, const float* PYCNN_RESTRICT dcol, cons
       for (i64 j = 0; j < s.kw; ++j) {
         const float* row = dcol + ((c * s.kh + i) * s.kw + j) * s.Ho * s.Wo;
         const i64 off_w = j * s.dilation_w - s.pad_left;
-        // output columns whose input column ow*stride + off_w is inside [0, W)
-        const i64 lo = std::min(s.Wo, off_w >= 0 ? 0 : (-off_w + s.stride_w - 1) / s.stride_w);
-        const i64 hi = std::min(s.Wo, std::max(lo, s.W - 1 - off_w < 0 ? 0 : (s.W - 1 - off_w) / s.stride_w + 1));
+        i64 lo, hi;
+        valid_cols(off_w, s.stride_w, s.W, s.Wo, lo, hi);
         for (i64 oh = 0; oh < s.Ho; ++oh) {
           const i64 ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
           if (ih < 0 || ih >= s.H) continue;
