@@ -17,6 +17,18 @@ import pytest
 
 from pycnn import reference as ref  # noqa: F401  (re-exported for tests: `from conftest import ref`)
 
+try:
+    import torch
+except ImportError:  # torch is an optional second oracle: its tests skip without it
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
+
+
+def f64(a):
+    """a as float64 (None stays None): the precision the reference computes in."""
+    return None if a is None else np.asarray(a, dtype=np.float64)
+
 
 def tol(reduction_length: int = 1, rtol: float = 1e-4, atol: float = 1e-5):
     """rtol/atol for float32 vs float64 when each output sums ``reduction_length`` products of O(1) terms."""

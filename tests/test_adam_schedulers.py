@@ -12,16 +12,10 @@ import math
 import numpy as np
 import pytest
 
-from conftest import assert_close, case_id, f32, ref
+from conftest import assert_close, case_id, f32, needs_torch, ref, torch
 from pycnn import functional as F
 from pycnn import nn, optim
 
-try:
-    import torch
-except ImportError:  # torch is an optional second oracle
-    torch = None
-
-needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
 
 HPS = [
     dict(cls="Adam"),

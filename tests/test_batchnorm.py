@@ -11,22 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import assert_close, f32, ref, tol
+from conftest import assert_close, f32, f64, needs_torch, ref, tol, torch
 from pycnn import functional as F
 from pycnn import nn
 
-try:
-    import torch
-except ImportError:  # torch is an optional second oracle
-    torch = None
-
-needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
 
 SHAPES = [(5, 3), (4, 7, 9), (3, 5, 7, 6), (2, 1, 3, 3), (7, 4, 1, 1)]
-
-
-def f64(a):
-    return np.asarray(a, dtype=np.float64)
 
 
 def numgrad(f, x, eps=1e-6):

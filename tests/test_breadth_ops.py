@@ -12,20 +12,9 @@ import numpy as np
 import pytest
 
 import pycnn
-from conftest import assert_close, case_id, f32, ref, tol
+from conftest import assert_close, case_id, f32, f64, needs_torch, ref, tol, torch
 from pycnn import functional as F
 from pycnn import nn
-
-try:
-    import torch
-except ImportError:  # torch is an optional second oracle
-    torch = None
-
-needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
-
-
-def f64(a):
-    return np.asarray(a, dtype=np.float64)
 
 
 def numgrad_elementwise(f, x, eps=1e-6):

@@ -9,22 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import assert_close, case_id, f32, ref, tol
+from conftest import assert_close, case_id, f32, f64, needs_torch, ref, tol, torch
 from pycnn import functional as F
 
-try:
-    import torch
-except ImportError:  # torch is an optional second oracle
-    torch = None
-
-needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
 
 # Every test here runs once per instruction set the CPU supports.
 pytestmark = pytest.mark.usefixtures("isa")
-
-
-def f64(a):
-    return np.asarray(a, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------

@@ -8,13 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import assert_close, case_id, f32, ref
+from conftest import assert_close, case_id, f32, ref, torch
 from pycnn import nn, optim
 
-try:
-    import torch
-except ImportError:  # torch is an optional second oracle
-    torch = None
 
 HPS = [
     dict(lr=0.1),

@@ -28,7 +28,7 @@ import pycnn  # noqa: E402
 from pycnn import functional as F  # noqa: E402
 from pycnn import reference as ref  # noqa: E402
 
-from conftest import assert_close, tol  # noqa: E402
+from conftest import assert_close, f64, tol  # noqa: E402
 
 _SCALE = float(os.environ.get("PYCNN_PROPERTY_SCALE", "1"))
 
@@ -40,10 +40,6 @@ def ex(n: int) -> int:
 
 # Function-scoped fixtures (isa) only switch the kernel table: nothing to reset between examples.
 FIXTURE_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-
-
-def f64(a):
-    return None if a is None else np.asarray(a, np.float64)
 
 
 def data(seed, shape, scale=1.0):

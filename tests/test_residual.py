@@ -13,19 +13,8 @@ import numpy as np
 import pytest
 
 import pycnn
-from conftest import assert_close, f32, ref, tol
+from conftest import assert_close, f32, f64, needs_torch, ref, tol, torch
 from pycnn import nn
-
-try:
-    import torch
-except ImportError:  # torch is an optional second oracle
-    torch = None
-
-needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
-
-
-def f64(a):
-    return np.asarray(a, dtype=np.float64)
 
 
 @pytest.mark.parametrize("projection", [False, True], ids=["identity", "projection"])
