@@ -121,26 +121,31 @@ GemmPlan GemmPlan::for_product(i64 M, i64 K) {
   return p;
 }
 
-// Both packers write dst row by row (depth k outer, line l inner) so stores
-// are contiguous; when the source is strided the `lines` (<= 32) read
-// streams each advance one float per k, which the prefetchers follow.
+// One panel of a row-major matrix p (leading dimension ld), seen as lines
+// and depths. A row of op(A) and a column of op(B) are the same thing once
+// the transpose flag is read the right way round: either each line is
+// contiguous in depth (op(A) = A, op(B) = B^T) -- packed by transposing,
+// with the ISA's SIMD transposer when it has one -- or each depth is a
+// contiguous run of lines (op(A) = A^T, op(B) = B), a plain copy per depth.
+// Both write dst row by row (depth k outer, line l inner) so stores are
+// contiguous; strided reads advance one float per k, which the prefetchers
+// follow.
 namespace {
 
-void pack_matrix_rows_panel(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
-                            const void* view) {
-  const MatrixView& A = *static_cast<const MatrixView*>(view);
-  if (!A.trans) {  // row-major op(A): row l is contiguous in k
-    const float* src = A.p + l0 * A.ld + k0;
+void pack_matrix_panel(float* PYCNN_RESTRICT dst, const float* p, i64 ld, bool line_contiguous, i64 l0, i64 lines,
+                       i64 k0, i64 kc, i64 width) {
+  if (line_contiguous) {
+    const float* src = p + l0 * ld + k0;
     // Pure data movement, so any ISA's table gives the same bits.
-    if (const TransposePack tp = kernels().transpose_pack) return tp(dst, width, src, A.ld, lines, kc);
+    if (const TransposePack tp = kernels().transpose_pack) return tp(dst, width, src, ld, lines, kc);
     for (i64 k = 0; k < kc; ++k) {
       float* d = dst + k * width;
-      for (i64 l = 0; l < lines; ++l) d[l] = src[l * A.ld + k];
+      for (i64 l = 0; l < lines; ++l) d[l] = src[l * ld + k];
       for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
     }
-  } else {  // op(A) = A^T: each depth k is a contiguous run of rows
+  } else {
     for (i64 k = 0; k < kc; ++k) {
-      const float* src = A.p + (k0 + k) * A.ld + l0;
+      const float* src = p + (k0 + k) * ld + l0;
       float* d = dst + k * width;
       for (i64 l = 0; l < lines; ++l) d[l] = src[l];
       for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
@@ -148,37 +153,22 @@ void pack_matrix_rows_panel(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0
   }
 }
 
-void pack_matrix_cols_panel(float* PYCNN_RESTRICT dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
-                            const void* view) {
-  const MatrixView& B = *static_cast<const MatrixView*>(view);
-  if (!B.trans) {  // each depth k of op(B) is a contiguous run of columns
-    for (i64 k = 0; k < kc; ++k) {
-      const float* src = B.p + (k0 + k) * B.ld + l0;
-      float* d = dst + k * width;
-      for (i64 l = 0; l < lines; ++l) d[l] = src[l];
-      for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
-    }
-  } else {  // op(B) = B^T: column l is contiguous in k
-    const float* src = B.p + l0 * B.ld + k0;
-    if (const TransposePack tp = kernels().transpose_pack) return tp(dst, width, src, B.ld, lines, kc);
-    for (i64 k = 0; k < kc; ++k) {
-      float* d = dst + k * width;
-      for (i64 l = 0; l < lines; ++l) d[l] = src[l * B.ld + k];
-      for (i64 l = lines; l < width; ++l) d[l] = 0.0f;
-    }
-  }
+void pack_matrix(float* dst, const MatrixView& m, bool line_contiguous, i64 l0, i64 lines, i64 k0, i64 kc,
+                 i64 width) {
+  for (i64 q = 0; q < lines; q += width)
+    pack_matrix_panel(dst + q * kc, m.p, m.ld, line_contiguous, l0 + q, std::min(width, lines - q), k0, kc, width);
 }
 
 }  // namespace
 
 void pack_matrix_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* view) {
-  for (i64 q = 0; q < lines; q += width)
-    pack_matrix_rows_panel(dst + q * kc, l0 + q, std::min(width, lines - q), k0, kc, width, view);
+  const MatrixView& a = *static_cast<const MatrixView*>(view);
+  pack_matrix(dst, a, /*line_contiguous=*/!a.trans, l0, lines, k0, kc, width);
 }
 
 void pack_matrix_cols(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* view) {
-  for (i64 q = 0; q < lines; q += width)
-    pack_matrix_cols_panel(dst + q * kc, l0 + q, std::min(width, lines - q), k0, kc, width, view);
+  const MatrixView& b = *static_cast<const MatrixView*>(view);
+  pack_matrix(dst, b, /*line_contiguous=*/b.trans, l0, lines, k0, kc, width);
 }
 
 PackedA::PackedA(const GemmPlan& plan, i64 M, i64 K, GemmOperand a)
