@@ -22,6 +22,29 @@ namespace {
 
 inline int channel_threads(i64 C, i64 per_channel, int nt) { return threads_for_work(C, per_channel, nt); }
 
+// Channel c of y = (x - mean) * rstd * weight + bias (then ReLU), computed
+// as y = x * scale + shift; shared by the training and evaluation passes.
+void normalize_channel(float* y, const float* x, i64 N, i64 C, i64 L, i64 c, double mean, double rstd,
+                       const float* weight, const float* bias, bool relu) {
+  const double w = weight ? weight[c] : 1.0;
+  const float scale = static_cast<float>(w * rstd);
+  const float shift = static_cast<float>((bias ? bias[c] : 0.0) - mean * w * rstd);
+  for (i64 n = 0; n < N; ++n) {
+    const float* xc = x + (n * C + c) * L;
+    float* yc = y + (n * C + c) * L;
+    if (relu) {
+#pragma omp simd
+      for (i64 l = 0; l < L; ++l) {
+        const float v = xc[l] * scale + shift;
+        yc[l] = v > 0.0f ? v : (v != v ? v : 0.0f);
+      }
+    } else {
+#pragma omp simd
+      for (i64 l = 0; l < L; ++l) yc[l] = xc[l] * scale + shift;
+    }
+  }
+}
+
 }  // namespace
 
 void batchnorm_fwd_train(float* y, float* save_mean, float* save_rstd, float* running_mean,
@@ -60,24 +83,7 @@ void batchnorm_fwd_train(float* y, float* save_mean, float* save_rstd, float* ru
       running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean);
       running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
     }
-    // y = x * scale + shift, with scale = w * rstd and shift = b - mean * scale.
-    const double w = weight ? weight[c] : 1.0;
-    const float scale = static_cast<float>(w * rstd);
-    const float shift = static_cast<float>((bias ? bias[c] : 0.0) - mean * w * rstd);
-    for (i64 n = 0; n < N; ++n) {
-      const float* xc = x + (n * C + c) * L;
-      float* yc = y + (n * C + c) * L;
-      if (relu) {
-#pragma omp simd
-        for (i64 l = 0; l < L; ++l) {
-          const float v = xc[l] * scale + shift;
-          yc[l] = v > 0.0f ? v : (v != v ? v : 0.0f);
-        }
-      } else {
-#pragma omp simd
-        for (i64 l = 0; l < L; ++l) yc[l] = xc[l] * scale + shift;
-      }
-    }
+    normalize_channel(y, x, N, C, L, c, mean, rstd, weight, bias, relu);
   }
 }
 
@@ -87,23 +93,7 @@ void batchnorm_fwd_eval(float* y, const float* x, const float* weight, const flo
 #pragma omp parallel for num_threads(channel_threads(C, N * L, nt)) schedule(static)
   for (i64 c = 0; c < C; ++c) {
     const double rstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
-    const double w = weight ? weight[c] : 1.0;
-    const float scale = static_cast<float>(w * rstd);
-    const float shift = static_cast<float>((bias ? bias[c] : 0.0) - running_mean[c] * w * rstd);
-    for (i64 n = 0; n < N; ++n) {
-      const float* xc = x + (n * C + c) * L;
-      float* yc = y + (n * C + c) * L;
-      if (relu) {
-#pragma omp simd
-        for (i64 l = 0; l < L; ++l) {
-          const float v = xc[l] * scale + shift;
-          yc[l] = v > 0.0f ? v : (v != v ? v : 0.0f);
-        }
-      } else {
-#pragma omp simd
-        for (i64 l = 0; l < L; ++l) yc[l] = xc[l] * scale + shift;
-      }
-    }
+    normalize_channel(y, x, N, C, L, c, running_mean[c], rstd, weight, bias, relu);
   }
 }
 
