@@ -13,41 +13,30 @@ from .module import Module, Parameter, weighted_backward
 __all__ = ["Conv2d"]
 
 
-class Conv2d(Module):
-    """2-D convolution over NCHW input, PyTorch's ``nn.Conv2d`` (zero padding only).
+class _ConvNd(Module):
+    """What Conv2d and Conv1d share: argument checks, parameters, PyTorch's
+    initialisation, and forward / backward through their functional ops."""
 
-    ``weight`` is (out_channels, in_channels/groups, kh, kw), ``bias``
-    (out_channels,) or None; both start at U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-    with fan_in = in_channels/groups * kh * kw, as PyTorch. ``padding`` is an
-    int, a pair, 'valid' or 'same' (stride 1 only). ``algo`` forces the kernel
-    ('im2col', 'direct'); 'auto' chooses by shape.
-    """
+    _conv = staticmethod(F.conv2d)
+    _conv_backward = staticmethod(F.conv2d_backward)
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Union[int, Tuple[int, int]],
-                 stride=1, padding=0, dilation=1, groups: int = 1, bias: bool = True, algo: str = "auto"):
-        super().__init__()
-        op = "Conv2d"
+    def _init_channels(self, op: str, in_channels, out_channels) -> None:
         self.in_channels = F._int(in_channels, "in_channels", op, 1)
         self.out_channels = F._int(out_channels, "out_channels", op, 1)
-        self.kernel_size = F._pair(kernel_size, "kernel_size", op, 1)
-        self.stride = F._pair(stride, "stride", op, 1)
-        self.dilation = F._pair(dilation, "dilation", op, 1)
+
+    def _init_groups_bias_algo(self, op: str, groups, bias, algo) -> None:
         self.groups = F._int(groups, "groups", op, 1)
-        if self.in_channels % self.groups:
-            raise ValueError(f"{op}: in_channels must be divisible by groups, got in_channels="
-                             f"{self.in_channels}, groups={self.groups}")
-        if self.out_channels % self.groups:
-            raise ValueError(f"{op}: out_channels must be divisible by groups, got out_channels="
-                             f"{self.out_channels}, groups={self.groups}")
+        for name, v in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if v % self.groups:
+                raise ValueError(f"{op}: {name} must be divisible by groups, got {name}={v}, groups={self.groups}")
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"{op}: bias must be a bool, got {bias!r}")
         if algo not in ("auto", "im2col", "direct"):
             raise ValueError(f"{op}: algo must be 'auto', 'im2col' or 'direct', got {algo!r}")
         self.algo = algo
-        F.conv_padding(padding, self.kernel_size, self.stride, self.dilation, op)  # validates
-        self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding", op, 0)
-        kh, kw = self.kernel_size
-        self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups, kh, kw),
+
+    def _init_parameters(self, bias: bool) -> None:
+        self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups) + self.kernel_size,
                                          dtype=np.float32))
         if bias:
             self.bias = Parameter(np.empty((self.out_channels,), dtype=np.float32))
@@ -68,21 +57,45 @@ class Conv2d(Module):
                     groups=self.groups, algo=self.algo)
 
     def forward(self, x) -> np.ndarray:
-        """x (N, in_channels, H, W) -> (N, out_channels, Ho, Wo); saves x in training mode."""
+        """x (N, in_channels, *spatial) -> (N, out_channels, *spatial out); saves x in training mode."""
         return self._forward(x, relu=False)
 
     def _forward(self, x, relu: bool) -> np.ndarray:
         # relu=True is used by Sequential when a ReLU follows (see container.py).
         x = F.as_float32(x, "input")
         b = None if self.bias is None else self.bias.data
-        y = F.conv2d(x, self.weight.data, b, **self._args(), relu=relu)
+        y = self._conv(x, self.weight.data, b, **self._args(), relu=relu)
         self.save_for_backward(x)
         return y
 
     def backward(self, grad_output, input_grad: bool = True):
         """dL/dx (None when ``input_grad`` is False); accumulates into weight.grad and bias.grad."""
         (x,) = self.saved()
-        return weighted_backward(F.conv2d_backward, self, grad_output, x, input_grad, **self._args())
+        return weighted_backward(self._conv_backward, self, grad_output, x, input_grad, **self._args())
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution over NCHW input, PyTorch's ``nn.Conv2d`` (zero padding only).
+
+    ``weight`` is (out_channels, in_channels/groups, kh, kw), ``bias``
+    (out_channels,) or None; both start at U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    with fan_in = in_channels/groups * kh * kw, as PyTorch. ``padding`` is an
+    int, a pair, 'valid' or 'same' (stride 1 only). ``algo`` forces the kernel
+    ('im2col', 'direct'); 'auto' chooses by shape.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Union[int, Tuple[int, int]],
+                 stride=1, padding=0, dilation=1, groups: int = 1, bias: bool = True, algo: str = "auto"):
+        super().__init__()
+        op = "Conv2d"
+        self._init_channels(op, in_channels, out_channels)
+        self.kernel_size = F._pair(kernel_size, "kernel_size", op, 1)
+        self.stride = F._pair(stride, "stride", op, 1)
+        self.dilation = F._pair(dilation, "dilation", op, 1)
+        self._init_groups_bias_algo(op, groups, bias, algo)
+        F.conv_padding(padding, self.kernel_size, self.stride, self.dilation, op)  # validates
+        self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding", op, 0)
+        self._init_parameters(bias)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -105,7 +118,7 @@ class Conv2d(Module):
 __all__ += ["Conv1d"]
 
 
-class Conv1d(Module):
+class Conv1d(_ConvNd):
     """1-D convolution over (N, C, L) input, PyTorch's ``nn.Conv1d`` (zero padding only).
 
     ``weight`` is (out_channels, in_channels/groups, kernel_size), ``bias``
@@ -114,57 +127,24 @@ class Conv1d(Module):
     (1, k) kernel, so it has their speed and their ``algo`` choice.
     """
 
+    _conv = staticmethod(F.conv1d)
+    _conv_backward = staticmethod(F.conv1d_backward)
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, algo: str = "auto"):
         super().__init__()
         op = "Conv1d"
-        self.in_channels = F._int(in_channels, "in_channels", op, 1)
-        self.out_channels = F._int(out_channels, "out_channels", op, 1)
+        self._init_channels(op, in_channels, out_channels)
         self.kernel_size = (F._single(kernel_size, "kernel_size", op, 1),)
         self.stride = (F._single(stride, "stride", op, 1),)
         self.dilation = (F._single(dilation, "dilation", op, 1),)
-        self.groups = F._int(groups, "groups", op, 1)
-        for name, v in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
-            if v % self.groups:
-                raise ValueError(f"{op}: {name} must be divisible by groups, got {name}={v}, groups={self.groups}")
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"{op}: bias must be a bool, got {bias!r}")
-        if algo not in ("auto", "im2col", "direct"):
-            raise ValueError(f"{op}: algo must be 'auto', 'im2col' or 'direct', got {algo!r}")
-        self.algo = algo
+        self._init_groups_bias_algo(op, groups, bias, algo)
         if isinstance(padding, str):
             F.conv_padding(padding, (1, self.kernel_size[0]), (1, self.stride[0]), (1, self.dilation[0]), op)
             self.padding = padding
         else:
             self.padding = (F._single(padding, "padding", op, 0),)
-        self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups, self.kernel_size[0]),
-                                         dtype=np.float32))
-        if bias:
-            self.bias = Parameter(np.empty((self.out_channels,), dtype=np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    reset_parameters = Conv2d.reset_parameters
-
-    def _args(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
-                    algo=self.algo)
-
-    def forward(self, x) -> np.ndarray:
-        """x (N, in_channels, L) -> (N, out_channels, Lo); saves x in training mode."""
-        return self._forward(x, relu=False)
-
-    def _forward(self, x, relu: bool) -> np.ndarray:
-        x = F.as_float32(x, "input")
-        y = F.conv1d(x, self.weight.data, None if self.bias is None else self.bias.data, **self._args(), relu=relu)
-        self.save_for_backward(x)
-        return y
-
-    def backward(self, grad_output, input_grad: bool = True):
-        """dL/dx (None when ``input_grad`` is False); accumulates into weight.grad and bias.grad."""
-        (x,) = self.saved()
-        return weighted_backward(F.conv1d_backward, self, grad_output, x, input_grad, **self._args())
+        self._init_parameters(bias)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
