@@ -69,6 +69,28 @@ def count_parameters(model: nn.Module) -> int:
     return int(sum(p.size for p in model.parameters()))
 
 
+def add_training_args(ap, epochs: int, lr: float) -> None:
+    """The options every Fashion-MNIST example takes (its own defaults for epochs and lr)."""
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0, help="train on the first N images only (smoke test)")
+    ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--save", default="", help="write the trained state_dict to this .npz file")
+
+
+def prepare(args):
+    """Apply --threads and --seed, load the data -> (rng, train, test)."""
+    import pycnn
+
+    if args.threads:
+        pycnn.set_num_threads(args.threads)
+    pycnn.manual_seed(args.seed)
+    return np.random.default_rng(args.seed), *standardised_fashion_mnist(args.limit)
+
+
 def standardised_fashion_mnist(limit: int = 0):
     """Fashion-MNIST standardised with the training set's mean and std; the first `limit` training images if > 0."""
     from pycnn.data import load_fashion_mnist

@@ -15,13 +15,11 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pycnn  # noqa: E402
 from pycnn import nn, optim  # noqa: E402
 
-from _loop import count_parameters, run, standardised_fashion_mnist, warmup_then_cosine  # noqa: E402
+from _loop import add_training_args, count_parameters, prepare, run, warmup_then_cosine  # noqa: E402
 
 
 def bn_cnn() -> nn.Sequential:
@@ -33,20 +31,9 @@ def bn_cnn() -> nn.Sequential:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--limit", type=int, default=0, help="train on the first N images only (smoke test)")
-    ap.add_argument("--no-augment", action="store_true")
-    ap.add_argument("--save", default="", help="write the trained state_dict to this .npz file")
+    add_training_args(ap, epochs=15, lr=2e-3)
     args = ap.parse_args(argv)
-    if args.threads:
-        pycnn.set_num_threads(args.threads)
-    pycnn.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    train, test = standardised_fashion_mnist(args.limit)
+    rng, train, test = prepare(args)
     model = bn_cnn()
     loss_fn = nn.CrossEntropyLoss()
     opt = optim.Adam(model.parameters(), lr=args.lr)

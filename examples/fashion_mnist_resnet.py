@@ -14,33 +14,20 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pycnn  # noqa: E402
 from pycnn import nn, optim  # noqa: E402
 
-from _loop import count_parameters, run, standardised_fashion_mnist, warmup_then_cosine  # noqa: E402
+from _loop import add_training_args, count_parameters, prepare, run, warmup_then_cosine  # noqa: E402
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--depth", type=int, default=8)
     ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--limit", type=int, default=0, help="train on the first N images only (smoke test)")
-    ap.add_argument("--no-augment", action="store_true")
-    ap.add_argument("--save", default="", help="write the trained state_dict to this .npz file")
+    add_training_args(ap, epochs=12, lr=0.1)
     args = ap.parse_args(argv)
-    if args.threads:
-        pycnn.set_num_threads(args.threads)
-    pycnn.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    train, test = standardised_fashion_mnist(args.limit)
+    rng, train, test = prepare(args)
     model = nn.ResNet(args.depth, in_channels=1, num_classes=10, width=args.width)
     loss_fn = nn.CrossEntropyLoss()
     opt = optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
