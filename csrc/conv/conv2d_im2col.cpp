@@ -340,6 +340,20 @@ void gemm_columns_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const Pack
   });
 }
 
+// Each group's weights W_g (Kg x R, row-major) packed once per call as the
+// GEMM's operand A: W_g for the forward, W_g^T for dX by col2im.
+std::vector<PackedA> pack_group_weights(const GemmPlan& plan, const float* w, const Conv2dShape& s,
+                                        bool transposed) {
+  const i64 Kg = s.k_per_group(), R = s.col_rows();
+  std::vector<PackedA> packed;
+  packed.reserve(static_cast<std::size_t>(s.groups));
+  for (i64 g = 0; g < s.groups; ++g) {
+    const MatrixView wg{w + g * Kg * R, R, transposed};  // read only while PackedA packs it
+    packed.emplace_back(plan, transposed ? R : Kg, transposed ? Kg : R, operand_a(&wg));
+  }
+  return packed;
+}
+
 // How the batch is split: `outer` threads over images; with fewer images than
 // threads, `inner` threads inside each image's GEMM.
 struct Split {
@@ -359,10 +373,7 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
   const GemmPlan plan = GemmPlan::for_product(Kg, R);
-  std::vector<MatrixView> wviews;
-  for (i64 g = 0; g < s.groups; ++g) wviews.push_back(MatrixView{w + g * Kg * R, R, false});
-  std::vector<PackedA> wpacked;
-  for (i64 g = 0; g < s.groups; ++g) wpacked.emplace_back(plan, Kg, R, operand_a(&wviews[g]));
+  const std::vector<PackedA> wpacked = pack_group_weights(plan, w, s, false);
 
   const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
@@ -446,10 +457,7 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
   }
   const GemmPlan plan = GemmPlan::for_product(R, Kg);
   // A = W_g^T (R x Kg), packed once.
-  std::vector<MatrixView> wviews;
-  for (i64 g = 0; g < s.groups; ++g) wviews.push_back(MatrixView{w + g * Kg * R, R, true});
-  std::vector<PackedA> wpacked;
-  for (i64 g = 0; g < s.groups; ++g) wpacked.emplace_back(plan, R, Kg, operand_a(&wviews[g]));
+  const std::vector<PackedA> wpacked = pack_group_weights(plan, w, s, true);
 
   const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
