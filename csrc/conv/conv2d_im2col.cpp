@@ -23,7 +23,6 @@
 // images than threads, each image's GEMM is split over threads instead (as
 // a top-level parallel region: see parallel_items).
 #include <algorithm>
-#include <memory>
 #include <vector>
 
 #include "conv/col_panel.h"
@@ -45,9 +44,14 @@ struct ColSource {
   const float* x;  // first plane of the group
   const Conv2dShape* s;
   const KernelTable* kt;  // the product's kernels (its vectorised panel copy)
-  // Plans of the B panels at pixels 0, width, 2*width, ... (built once per
-  // call, shared by all images and threads); null: each call builds its own.
-  const std::vector<ColPanelPlan>* panel_plans = nullptr;
+  // Plans of the pixel panels at 0, width, 2*width, ... (built once per
+  // call, shared by all images and threads); null: each use builds its own.
+  const struct ColPanelPlans* plans = nullptr;
+};
+
+struct ColPanelPlans {
+  i64 width = 0;  // pixels per panel
+  std::vector<ColPanelPlan> at;
 };
 
 
@@ -119,6 +123,39 @@ bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 l
   return true;
 }
 
+// The plans of all `width`-pixel panels of a plane, once per call: reused
+// for every image by the forward's B packing and dW's A packing. Rebuilding
+// them per image was 28% of a first layer's forward (K = 9 depth rows do not
+// amortise a plan). Empty when the ISA has no panel copy or the plane has
+// over 256 panels (2 MiB of plans); each use then builds its own.
+ColPanelPlans plan_all_panels(const Conv2dShape& s, const KernelTable& kt, i64 width) {
+  ColPanelPlans plans;
+  if (!kt.col_panel_copy || width <= 0 || width > 2 * kt.col_panel_half || s.N * s.groups <= 1) return plans;
+  const i64 P = s.out_plane(), n_panels = (P + width - 1) / width;
+  if (n_panels > 256) return plans;
+  plans.width = width;
+  plans.at.resize(static_cast<std::size_t>(n_panels));
+  const ColSource geometry{nullptr, &s, &kt};
+  for (i64 q = 0; q < n_panels; ++q) {
+    ColPanelPlan& plan = plans.at[static_cast<std::size_t>(q)];
+    if (!make_col_panel_plan(plan, geometry, q * width, std::min(width, P - q * width), kt.col_panel_half))
+      plan.lines = -1;  // does not fit a plan: built (and rejected) again where used
+  }
+  return plans;
+}
+
+// The plan of pixels [l0, l0 + lines): the call's cached one when there is
+// one for exactly these pixels, else built into `local`; null when the
+// panel does not fit a plan (the portable loops pack it).
+const ColPanelPlan* panel_plan(const ColSource& src, i64 l0, i64 lines, ColPanelPlan& local) {
+  if (const ColPanelPlans* cache = src.plans; cache && cache->width > 0 && l0 % cache->width == 0 &&
+                                              l0 / cache->width < static_cast<i64>(cache->at.size())) {
+    const ColPanelPlan& cached = cache->at[static_cast<std::size_t>(l0 / cache->width)];
+    if (cached.lines == lines) return &cached;
+  }
+  return make_col_panel_plan(local, src, l0, lines, src.kt->col_panel_half) ? &local : nullptr;
+}
+
 // Writes col(r, p) for p in [p0, p0 + n) to out[t * stride], t = p - p0.
 // Runs along output rows, so for stride 1 the in-bounds part of each run is a
 // contiguous copy.
@@ -166,13 +203,9 @@ void pack_col_panel_one(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width
   const ColSource& src = *static_cast<const ColSource*>(ctx);
   const Conv2dShape& s = *src.s;
   if (src.kt->col_panel_copy && width <= 2 * src.kt->col_panel_half) {
-    if (src.panel_plans && l0 % width == 0 && l0 / width < static_cast<i64>(src.panel_plans->size())) {
-      const ColPanelPlan& cached = (*src.panel_plans)[static_cast<std::size_t>(l0 / width)];
-      if (cached.lines == lines) return src.kt->col_panel_copy(dst, width, k0, kc, src.x, cached);
-    }
-    ColPanelPlan plan;
-    if (make_col_panel_plan(plan, src, l0, lines, src.kt->col_panel_half))
-      return src.kt->col_panel_copy(dst, width, k0, kc, src.x, plan);
+    ColPanelPlan local;
+    if (const ColPanelPlan* plan = panel_plan(src, l0, lines, local))
+      return src.kt->col_panel_copy(dst, width, k0, kc, src.x, *plan);
   }
   constexpr int kMaxRuns = 64;  // lines <= width <= 64 (the widest microkernel panel is 32)
   constexpr int kMaxKw = 16;
@@ -275,12 +308,13 @@ void pack_col_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, con
       pack_col_rows_one(dst + q * kc, l0 + q, std::min(width, lines - q), k0, kc, width, src);
     return;
   }
-  ColPanelPlan plan;
+  ColPanelPlan local;
   alignas(64) float block[kMaxLines * kMaxPixels];
   for (i64 kb = 0; kb < kc; kb += kPixels) {  // depths (pixels) k0 + kb .. + n: rows kb.. of every panel
     const i64 n = std::min(kPixels, kc - kb);
-    const bool planned = make_col_panel_plan(plan, src, k0 + kb, n, kt.col_panel_half);
-    if (planned) kt.col_panel_copy(block, kPixels, l0, lines, src.x, plan);  // block[l * kPixels + t] = col(l0 + l, k0 + kb + t)
+    const ColPanelPlan* plan = panel_plan(src, k0 + kb, n, local);
+    const bool planned = plan != nullptr;
+    if (planned) kt.col_panel_copy(block, kPixels, l0, lines, src.x, *plan);  // block[l * kPixels + t] = col(l0 + l, k0 + kb + t)
     for (i64 q = 0; q < lines; q += width) {
       float* panel_rows = dst + q * kc + kb * width;
       const i64 m = std::min(width, lines - q);
@@ -378,28 +412,13 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
   const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
   const i64 ws = gemm_workspace_floats(plan, Kg, cols_per_thread, R, true);
-  // The im2col plan of every B panel, once for all images (it was 28% of a
-  // first layer's forward when rebuilt per image: K = 9 depth rows do not
-  // amortise it). Up to 256 panels (2 MiB of plans); larger planes build
-  // each plan where it is used.
-  std::vector<ColPanelPlan> panel_plans;
-  const i64 n_panels = (P + plan.nr - 1) / plan.nr;
-  if (!pointwise && plan.kt->col_panel_copy && plan.nr <= 2 * plan.kt->col_panel_half && n_panels <= 256 &&
-      s.N * s.groups > 1) {
-    panel_plans.resize(static_cast<std::size_t>(n_panels));
-    const ColSource geometry{x, &s, plan.kt};
-    for (i64 q = 0; q < n_panels; ++q) {
-      const i64 lines = std::min(plan.nr, P - q * plan.nr);
-      if (!make_col_panel_plan(panel_plans[q], geometry, q * plan.nr, lines, plan.kt->col_panel_half))
-        panel_plans[q].lines = -1;  // does not fit a plan: built (and rejected) again where used
-    }
-  }
+  const ColPanelPlans plans = pointwise ? ColPanelPlans{} : plan_all_panels(s, *plan.kt, plan.nr);
   parallel_items(s.N, sp.outer, Schedule::kDynamic, [&](i64 n, int) {
     for (i64 g = 0; g < s.groups; ++g) {
       const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
       float* yg = y + (n * s.K + g * Kg) * P;
       const float* bias = b ? b + g * Kg : nullptr;  // added in the GEMM epilogue
-      const ColSource src{xg, &s, plan.kt, panel_plans.empty() ? nullptr : &panel_plans};
+      const ColSource src{xg, &s, plan.kt, &plans};
       const MatrixView xview{xg, P, false};
       const GemmOperand bop = pointwise ? operand_b(&xview) : GemmOperand{pack_col_panel, &src, 0};
       if (sp.inner > 1)
@@ -497,13 +516,16 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
   std::vector<std::vector<float>> part_b(sp.outer, std::vector<float>(db ? static_cast<std::size_t>(s.K) : 0, 0.0f));
   const i64 ws = gemm_workspace_floats(plan, sp.inner > 1 ? (R + sp.inner - 1) / sp.inner + plan.mr : R, Kg, P,
                                        false);
+  // dW's A panels are built 2 * col_panel_half pixels at a time (pack_col_rows)
+  const ColPanelPlans plans =
+      pointwise ? ColPanelPlans{} : plan_all_panels(s, *plan.kt, 2 * plan.kt->col_panel_half);
   parallel_items(s.N, sp.outer, Schedule::kStatic, [&](i64 n, int t) {
     float* pwt = part_wt[t].data();
     float* pb = part_b[t].data();
     for (i64 g = 0; g < s.groups; ++g) {
       const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
       const float* dyg = dy + (n * s.K + g * Kg) * P;
-      const ColSource src{xg, &s, plan.kt};
+      const ColSource src{xg, &s, plan.kt, &plans};
       const MatrixView xview{xg, P, false};
       const MatrixView dyt{dyg, P, true};  // op(B) = dy_g^T (P x Kg)
       const GemmOperand aop = pointwise ? operand_a(&xview) : GemmOperand{pack_col_rows, &src, 0};
