@@ -353,18 +353,16 @@ void col2im_add(float* PYCNN_RESTRICT dx, const float* PYCNN_RESTRICT dcol, cons
   }
 }
 
-// Runs gemm_packed for C(M x N), splitting the N columns over `nt` threads
-// (used when there are fewer images than threads); each thread's scratch
-// holds `ws_floats` (sized for a slice).
+// Runs gemm_packed for C(M x N), splitting the N columns over up to `nt`
+// threads (nt > 1 when there are fewer images than threads; nt = 1 runs the
+// whole product on the caller); each thread's scratch holds `ws_floats`
+// (sized for a slice).
 void gemm_columns_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_packed, GemmOperand a,
                            GemmOperand b, float beta, float* C, i64 ldc, bool relu, i64 ws_floats, int nt,
                            const float* row_bias = nullptr) {
   const i64 panels = (N + plan.nr - 1) / plan.nr;
   const int used = threads_for(panels, nt);
-  if (used <= 1)
-    return gemm_packed(plan, M, N, K, a_packed, a, b, 1.0f, beta, C, ldc, relu, thread_scratch(kScratchGemm, ws_floats),
-                       row_bias);
-  parallel_items(used, used, Schedule::kStatic, [&](i64 t, int) {
+  parallel_items(used, used, Schedule::kStatic, [&](i64 t, int) {  // one thread: the whole product, on the caller
     const i64 c0 = panels * t / used * plan.nr, c1 = std::min(N, panels * (t + 1) / used * plan.nr);
     GemmOperand bt = b;
     bt.line_offset += c0;
@@ -421,11 +419,7 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
       const ColSource src{xg, &s, plan.kt, &plans};
       const MatrixView xview{xg, P, false};
       const GemmOperand bop = pointwise ? operand_b(&xview) : GemmOperand{pack_col_panel, &src, 0};
-      if (sp.inner > 1)
-        gemm_columns_parallel(plan, Kg, P, R, &wpacked[g], {}, bop, 0.0f, yg, P, relu, ws, sp.inner, bias);
-      else
-        gemm_packed(plan, Kg, P, R, &wpacked[g], {}, bop, 1.0f, 0.0f, yg, P, relu, thread_scratch(kScratchGemm, ws),
-                    bias);
+      gemm_columns_parallel(plan, Kg, P, R, &wpacked[g], {}, bop, 0.0f, yg, P, relu, ws, sp.inner, bias);
     }
   });
 }
@@ -488,12 +482,7 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
       const MatrixView dyview{dy + (n * s.K + g * Kg) * P, P, false};
       // pointwise: dx_g = W_g^T . dy_g directly, no scatter needed
       float* out = pointwise ? dxg : dcol;
-      if (sp.inner > 1)
-        gemm_columns_parallel(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 0.0f, out, P, false, ws,
-                              sp.inner);
-      else
-        gemm_packed(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 1.0f, 0.0f, out, P, false,
-                    thread_scratch(kScratchGemm, ws));
+      gemm_columns_parallel(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 0.0f, out, P, false, ws, sp.inner);
       if (!pointwise) {
         std::fill(dxg, dxg + Cg * s.in_plane(), 0.0f);
         col2im_add(dxg, dcol, s);
@@ -530,21 +519,18 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
       const MatrixView dyt{dyg, P, true};  // op(B) = dy_g^T (P x Kg)
       const GemmOperand aop = pointwise ? operand_a(&xview) : GemmOperand{pack_col_rows, &src, 0};
       float* out = pwt + g * R * Kg;
-      if (sp.inner > 1) {  // split the R rows over threads: disjoint row blocks, no sums
-        const i64 panels = (R + plan.mr - 1) / plan.mr;
-        const int used = threads_for(panels, sp.inner);
-        parallel_items(used, used, Schedule::kStatic, [&](i64 u, int) {
-          const i64 r0 = panels * u / used * plan.mr, r1 = std::min(R, panels * (u + 1) / used * plan.mr);
-          GemmOperand au = aop;
-          au.line_offset += r0;
-          if (r1 > r0)
-            gemm_packed(plan, r1 - r0, Kg, P, nullptr, au, operand_b(&dyt), 1.0f, 1.0f, out + r0 * Kg, Kg, false,
-                        thread_scratch(kScratchGemm, ws));
-        });
-      } else {
-        gemm_packed(plan, R, Kg, P, nullptr, aop, operand_b(&dyt), 1.0f, 1.0f, out, Kg, false,
-                    thread_scratch(kScratchGemm, ws));
-      }
+      // With fewer images than threads, the R rows are split over sp.inner
+      // threads (disjoint row blocks, no sums); else one block, on this thread.
+      const i64 panels = (R + plan.mr - 1) / plan.mr;
+      const int used = threads_for(panels, sp.inner);
+      parallel_items(used, used, Schedule::kStatic, [&](i64 u, int) {
+        const i64 r0 = panels * u / used * plan.mr, r1 = std::min(R, panels * (u + 1) / used * plan.mr);
+        GemmOperand au = aop;
+        au.line_offset += r0;
+        if (r1 > r0)
+          gemm_packed(plan, r1 - r0, Kg, P, nullptr, au, operand_b(&dyt), 1.0f, 1.0f, out + r0 * Kg, Kg, false,
+                      thread_scratch(kScratchGemm, ws));
+      });
       if (db)
         for (i64 k = 0; k < Kg; ++k) pb[g * Kg + k] += sum_floats(dyg + k * P, P);
     }
