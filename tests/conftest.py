@@ -91,3 +91,28 @@ def isa(request):
     _core.set_isa(request.param)
     yield request.param
     _core.set_isa(previous)
+
+
+def optimizer_params(rng):
+    """Three pycnn Parameters of awkward shapes, for the optimiser tests."""
+    from pycnn import nn
+
+    return [nn.Parameter(f32(rng, 7, 3)), nn.Parameter(f32(rng, 11)), nn.Parameter(f32(rng, 2, 3, 3, 5))]
+
+
+def check_optimizer_tracks_torch(opt, topt, params, tparams, rng, steps, schedulers=(), **context):
+    """Feed pycnn's and torch's optimisers the same random gradients for `steps`
+    steps (stepping each (pycnn, torch) scheduler pair after them); the
+    parameters must agree after every step (float32 in another order: 1e-5)."""
+    for step in range(steps):
+        for p, tp in zip(params, tparams):
+            g = f32(rng, *p.shape)
+            p.grad[...] = g
+            tp.grad = torch.from_numpy(g.copy())
+        opt.step()
+        topt.step()
+        for sched, tsched in schedulers:
+            sched.step()
+            tsched.step()
+        for i, (p, tp) in enumerate(zip(params, tparams)):
+            assert_close(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6, step=step, param=i, **context)

@@ -12,7 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from conftest import assert_close, case_id, f32, needs_torch, ref, torch
+from conftest import (
+    assert_close, case_id, check_optimizer_tracks_torch, f32, needs_torch, optimizer_params, ref, torch,
+)
 from pycnn import functional as F
 from pycnn import nn, optim
 
@@ -27,10 +29,6 @@ HPS = [
 ]
 
 
-def make_params(rng):
-    return [nn.Parameter(f32(rng, 7, 3)), nn.Parameter(f32(rng, 11)), nn.Parameter(f32(rng, 2, 3, 3, 5))]
-
-
 def _split(hp):
     hp = dict(hp)
     return hp.pop("cls"), hp
@@ -39,7 +37,7 @@ def _split(hp):
 @pytest.mark.parametrize("hp", HPS, ids=case_id)
 def test_adam_matches_reference(hp, rng):
     cls, kw = _split(hp)
-    params = make_params(rng)
+    params = optimizer_params(rng)
     opt = getattr(optim, cls)(params, **kw)
     d = opt.param_groups[0]
     beta1, beta2 = d["betas"]
@@ -64,25 +62,15 @@ def test_adam_matches_reference(hp, rng):
 @pytest.mark.parametrize("hp", HPS, ids=case_id)
 def test_adam_matches_torch_with_a_schedule(hp, rng):
     cls, kw = _split(hp)
-    params = make_params(rng)
+    params = optimizer_params(rng)
     tparams = [torch.tensor(p.data, requires_grad=True) for p in params]
     opt, topt = getattr(optim, cls)(params, **kw), getattr(torch.optim, cls)(tparams, **kw)
-    sched, tsched = optim.StepLR(opt, 3, gamma=0.5), torch.optim.lr_scheduler.StepLR(topt, 3, gamma=0.5)
-    for step in range(8):
-        for p, tp in zip(params, tparams):
-            g = f32(rng, *p.shape)
-            p.grad[...] = g
-            tp.grad = torch.from_numpy(g.copy())
-        opt.step()
-        topt.step()
-        sched.step()
-        tsched.step()
-        for i, (p, tp) in enumerate(zip(params, tparams)):
-            assert_close(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6, step=step, param=i, **hp)
+    schedulers = [(optim.StepLR(opt, 3, gamma=0.5), torch.optim.lr_scheduler.StepLR(topt, 3, gamma=0.5))]
+    check_optimizer_tracks_torch(opt, topt, params, tparams, rng, 8, schedulers, **hp)
 
 
 def test_adam_validation_frozen_and_state_dict(rng):
-    params = make_params(rng)
+    params = optimizer_params(rng)
     with pytest.raises(ValueError, match="beta parameter at index 1"):
         optim.Adam(params, betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="learning rate"):

@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import assert_close, case_id, f32, ref, torch
+from conftest import (
+    assert_close, case_id, check_optimizer_tracks_torch, f32, needs_torch, optimizer_params, ref, torch,
+)
 from pycnn import nn, optim
 
 
@@ -24,13 +26,9 @@ HPS = [
 ]
 
 
-def make_params(rng):
-    return [nn.Parameter(f32(rng, 7, 3)), nn.Parameter(f32(rng, 11)), nn.Parameter(f32(rng, 2, 3, 3, 5))]
-
-
 @pytest.mark.parametrize("hp", HPS, ids=case_id)
 def test_sgd_matches_reference(hp, rng):
-    params = make_params(rng)
+    params = optimizer_params(rng)
     opt = optim.SGD(iter(params), **hp)  # a generator is materialised
     expected = [p.data.astype(np.float64) for p in params]
     bufs = [None] * len(params)
@@ -45,25 +43,17 @@ def test_sgd_matches_reference(hp, rng):
             assert_close(p.data, expected[i], rtol=1e-5, atol=1e-6, step=step, param=i, **hp)
 
 
-@pytest.mark.skipif(torch is None, reason="torch not installed")
+@needs_torch
 @pytest.mark.parametrize("hp", HPS, ids=case_id)
 def test_sgd_matches_torch(hp, rng):
-    params = make_params(rng)
+    params = optimizer_params(rng)
     tparams = [torch.tensor(p.data, requires_grad=True) for p in params]
     opt, topt = optim.SGD(params, **hp), torch.optim.SGD(tparams, **hp)
-    for step in range(6):
-        for p, tp in zip(params, tparams):
-            g = f32(rng, *p.shape)
-            p.grad[...] = g
-            tp.grad = torch.from_numpy(g.copy())
-        opt.step()
-        topt.step()
-        for i, (p, tp) in enumerate(zip(params, tparams)):
-            assert_close(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6, step=step, param=i, **hp)
+    check_optimizer_tracks_torch(opt, topt, params, tparams, rng, 6, **hp)
 
 
 def test_step_updates_in_place_and_skips_frozen(rng):
-    params = make_params(rng)
+    params = optimizer_params(rng)
     params[1].requires_grad = False
     arrays = [p.data for p in params]
     before = [a.copy() for a in arrays]
@@ -124,7 +114,7 @@ def test_sgd_bad_params():
 
 
 def test_lr_can_be_changed_and_state_dict_round_trips(rng):
-    params = make_params(rng)
+    params = optimizer_params(rng)
     opt = optim.SGD(params, lr=0.1, momentum=0.9)
     for p in params:
         p.grad[...] = 1
