@@ -649,11 +649,11 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     if training:
         rm, rv = _running_stats(running_mean, running_var, op)
         momentum = _real(momentum, "momentum", op)
-        return _core.batchnorm_fwd_train(x, w, b, rm, rv, eps, momentum, bool(relu))
+        return _core.batch_norm_fwd_train(x, w, b, rm, rv, eps, momentum, bool(relu))
     if running_mean is None or running_var is None:
         raise ValueError(f"{op}: running_mean and running_var are required when training=False")
     rm, rv = as_float32(running_mean, "running_mean"), as_float32(running_var, "running_var")
-    return _core.batchnorm_fwd_eval(x, w, b, rm, rv, eps, bool(relu)), None, None
+    return _core.batch_norm_fwd_eval(x, w, b, rm, rv, eps, bool(relu)), None, None
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
@@ -689,18 +689,18 @@ def batch_norm_backward(grad_output, x, save_mean, save_rstd, weight=None, *,
             grad_bias = np.zeros((C,), np.float32)
         else:
             _inplace(grad_bias, "grad_bias")
-    dx = _core.batchnorm_bwd(dy, x, m, r, w, grad_weight, grad_bias, bool(input_grad))
+    dx = _core.batch_norm_bwd(dy, x, m, r, w, grad_weight, grad_bias, bool(input_grad))
     return dx, grad_weight, grad_bias
 
 
 def elu(x, alpha: float = 1.0) -> np.ndarray:
     """x if x > 0 else alpha * (exp(x) - 1), elementwise (PyTorch's ``F.elu``)."""
-    return _core.activation2_fwd("elu", as_float32(x, "input"), _real(alpha, "alpha", "elu"))
+    return _core.activation_fwd("elu", as_float32(x, "input"), _real(alpha, "alpha", "elu"))
 
 
 def elu_backward(grad_output, x, alpha: float = 1.0) -> np.ndarray:
     """Gradient of :func:`elu` from its *input* x: grad where x > 0, else grad * alpha * exp(x)."""
-    return _core.activation2_bwd("elu", as_float32(grad_output, "grad_output"), as_float32(x, "input"),
+    return _core.activation_bwd("elu", as_float32(grad_output, "grad_output"), as_float32(x, "input"),
                                  _real(alpha, "alpha", "elu"))
 
 
@@ -712,12 +712,12 @@ def _gelu_approx(approximate) -> float:
 
 def gelu(x, approximate: str = "none") -> np.ndarray:
     """GELU: x * Phi(x) with the exact erf form ('none', PyTorch's default) or the 'tanh' approximation."""
-    return _core.activation2_fwd("gelu", as_float32(x, "input"), _gelu_approx(approximate))
+    return _core.activation_fwd("gelu", as_float32(x, "input"), _gelu_approx(approximate))
 
 
 def gelu_backward(grad_output, x, approximate: str = "none") -> np.ndarray:
     """Gradient of :func:`gelu` from its *input* x."""
-    return _core.activation2_bwd("gelu", as_float32(grad_output, "grad_output"), as_float32(x, "input"),
+    return _core.activation_bwd("gelu", as_float32(grad_output, "grad_output"), as_float32(x, "input"),
                                  _gelu_approx(approximate))
 
 

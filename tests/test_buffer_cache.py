@@ -1,4 +1,4 @@
-"""The cache that reuses the memory of pycnn's output arrays (csrc/buffer_cache.h).
+"""The cache that reuses the memory of pycnn's output arrays (csrc/runtime/buffer_cache.h).
 
 Reused memory holds whatever its previous array held, so every kernel must
 overwrite its whole output: each op below runs once, its output is filled

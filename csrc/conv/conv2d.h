@@ -4,11 +4,32 @@
 //                                            relu: y = max(y, 0) fused into the output write
 //   bwd_data:   dx = conv_transpose(dy, w)   dx overwritten
 //   bwd_weight: dw += corr(x, dy), db += sum(dy)   accumulate; db may be null
-// Kernels trust the shape (checked in ops.cpp) and only assert.
+// Kernels trust the shape (checked in ops/conv.cpp) and only assert.
 #pragma once
-#include "shapes.h"
+#include "runtime/common.h"
 
 namespace pycnn {
+
+// x (N, C, H, W) * w (K, C/groups, kh, kw) -> y (N, K, Ho, Wo).
+// Padding may be asymmetric ('same' with an even kernel): kernels only need
+// the top/left padding, the bottom/right padding is implied by Ho/Wo (taps
+// falling outside the input read zero).
+struct Conv2dShape {
+  i64 N, C, H, W;
+  i64 K, kh, kw;
+  i64 stride_h, stride_w;
+  i64 pad_top, pad_left;
+  i64 dilation_h, dilation_w;
+  i64 groups;
+  i64 Ho, Wo;
+
+  i64 c_per_group() const { return C / groups; }
+  i64 k_per_group() const { return K / groups; }
+  // Rows of the im2col matrix of one group: (C/groups) * kh * kw.
+  i64 col_rows() const { return c_per_group() * kh * kw; }
+  i64 out_plane() const { return Ho * Wo; }
+  i64 in_plane() const { return H * W; }
+};
 
 // im2col + GEMM: one image (and group) at a time, the column buffer is
 // per-thread and never spans the batch.

@@ -12,8 +12,9 @@
 #include <algorithm>
 
 #include "conv/conv2d.h"
-#include "parallel.h"
-#include "reduce.h"
+#include "runtime/parallel.h"
+#include "runtime/reduce.h"
+#include "runtime/window.h"
 
 namespace pycnn {
 namespace {

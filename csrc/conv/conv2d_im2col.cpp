@@ -8,7 +8,7 @@
 // directly (pack_col_panel / pack_col_rows), so each input element is written
 // once, into the L1/L2-resident packed panel the microkernel reads. With the
 // ISA's vectorised kernels a stride-1 panel's depth rows are built from
-// masked loads planned once per call (conv/col_panel.h), and dW's rows are
+// masked loads planned once per call (conv/im2col_panel.h), and dW's rows are
 // built the same way and transposed in registers (transpose_pack). Weights
 // are packed once per call, not once per image. bwd_weight computes dW^T:
 // R is a multiple of the microkernel's 12 rows far more often than Kg, and
@@ -25,14 +25,32 @@
 #include <algorithm>
 #include <vector>
 
-#include "conv/col_panel.h"
 #include "conv/conv2d.h"
+#include "conv/im2col_panel.h"
 #include "gemm/gemm.h"
-#include "parallel.h"
-#include "reduce.h"
+#include "runtime/dispatch.h"
+#include "runtime/parallel.h"
+#include "runtime/reduce.h"
+#include "runtime/window.h"
 
 namespace pycnn {
+
+// Owner of the per-thread dcol buffer of bwd_data (runtime/parallel.h).
+struct Im2colScratch;
+
 namespace {
+
+// The vectorised panel copies of each ISA, by name.
+Im2colPanelKernels make_im2col_panel_kernels(Isa isa) {
+  Im2colPanelKernels k{};
+#if PYCNN_X86
+  if (isa >= Isa::Avx2) k.copy = avx2::im2col_panel_copy, k.half = 8;
+  if (isa >= Isa::Avx512) k.copy = avx512::im2col_panel_copy, k.half = 16;
+#else
+  (void)isa;
+#endif
+  return k;
+}
 
 bool is_pointwise(const Conv2dShape& s) {
   return s.kh == 1 && s.kw == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 &&
@@ -43,7 +61,8 @@ bool is_pointwise(const Conv2dShape& s) {
 struct ColSource {
   const float* x;  // first plane of the group
   const Conv2dShape* s;
-  const KernelTable* kt;  // the product's kernels (its vectorised panel copy)
+  const GemmKernels* gemm;             // the product's kernels (its transposing packer)
+  const Im2colPanelKernels* panel;     // the vectorised panel copy, if the ISA has one
   // Plans of the pixel panels at 0, width, 2*width, ... (built once per
   // call, shared by all images and threads); null: each use builds its own.
   const struct ColPanelPlans* plans = nullptr;
@@ -128,17 +147,17 @@ bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 l
 // them per image was 28% of a first layer's forward (K = 9 depth rows do not
 // amortise a plan). Empty when the ISA has no panel copy or the plane has
 // over 256 panels (2 MiB of plans); each use then builds its own.
-ColPanelPlans plan_all_panels(const Conv2dShape& s, const KernelTable& kt, i64 width) {
+ColPanelPlans plan_all_panels(const Conv2dShape& s, const Im2colPanelKernels& pk, i64 width) {
   ColPanelPlans plans;
-  if (!kt.col_panel_copy || width <= 0 || width > 2 * kt.col_panel_half || s.N * s.groups <= 1) return plans;
+  if (!pk.copy || width <= 0 || width > 2 * pk.half || s.N * s.groups <= 1) return plans;
   const i64 P = s.out_plane(), n_panels = (P + width - 1) / width;
   if (n_panels > 256) return plans;
   plans.width = width;
   plans.at.resize(static_cast<std::size_t>(n_panels));
-  const ColSource geometry{nullptr, &s, &kt};
+  const ColSource geometry{nullptr, &s, nullptr, &pk};
   for (i64 q = 0; q < n_panels; ++q) {
     ColPanelPlan& plan = plans.at[static_cast<std::size_t>(q)];
-    if (!make_col_panel_plan(plan, geometry, q * width, std::min(width, P - q * width), kt.col_panel_half))
+    if (!make_col_panel_plan(plan, geometry, q * width, std::min(width, P - q * width), pk.half))
       plan.lines = -1;  // does not fit a plan: built (and rejected) again where used
   }
   return plans;
@@ -153,7 +172,7 @@ const ColPanelPlan* panel_plan(const ColSource& src, i64 l0, i64 lines, ColPanel
     const ColPanelPlan& cached = cache->at[static_cast<std::size_t>(l0 / cache->width)];
     if (cached.lines == lines) return &cached;
   }
-  return make_col_panel_plan(local, src, l0, lines, src.kt->col_panel_half) ? &local : nullptr;
+  return make_col_panel_plan(local, src, l0, lines, src.panel->half) ? &local : nullptr;
 }
 
 // Writes col(r, p) for p in [p0, p0 + n) to out[t * stride], t = p - p0.
@@ -202,10 +221,10 @@ inline void col_row_segment(float* PYCNN_RESTRICT out, i64 stride, const ColSour
 void pack_col_panel_one(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
   const ColSource& src = *static_cast<const ColSource*>(ctx);
   const Conv2dShape& s = *src.s;
-  if (src.kt->col_panel_copy && width <= 2 * src.kt->col_panel_half) {
+  if (src.panel->copy && width <= 2 * src.panel->half) {
     ColPanelPlan local;
     if (const ColPanelPlan* plan = panel_plan(src, l0, lines, local))
-      return src.kt->col_panel_copy(dst, width, k0, kc, src.x, *plan);
+      return src.panel->copy(dst, width, k0, kc, src.x, *plan);
   }
   constexpr int kMaxRuns = 64;  // lines <= width <= 64 (the widest microkernel panel is 32)
   constexpr int kMaxKw = 16;
@@ -294,16 +313,17 @@ void pack_col_rows_one(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
 
 // Operand A = col for a whole block of panels. With the ISA's vectorised
 // kernels, one register pair of pixels at a time (32 on AVX-512, 16 on
-// AVX2): the panel plan (built once for all lines) and col_panel_copy write
+// AVX2): the panel plan (built once for all lines) and the panel copy write
 // the block's lines as rows of those pixels into an L1-resident buffer, then
 // transpose_pack turns each MR-line group into its panel. Otherwise each
 // panel is packed by the loops above.
 void pack_col_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
   const ColSource& src = *static_cast<const ColSource*>(ctx);
-  const KernelTable& kt = *src.kt;
+  const TransposePack transpose_pack = src.gemm->transpose_pack;
+  const ColPanelCopy panel_copy = src.panel->copy;
   constexpr i64 kMaxLines = 128, kMaxPixels = 32;
-  const i64 kPixels = 2 * kt.col_panel_half;
-  if (!kt.transpose_pack || !kt.col_panel_copy || kPixels > kMaxPixels || lines > kMaxLines) {
+  const i64 kPixels = 2 * src.panel->half;
+  if (!transpose_pack || !panel_copy || kPixels > kMaxPixels || lines > kMaxLines) {
     for (i64 q = 0; q < lines; q += width)
       pack_col_rows_one(dst + q * kc, l0 + q, std::min(width, lines - q), k0, kc, width, src);
     return;
@@ -314,12 +334,12 @@ void pack_col_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, con
     const i64 n = std::min(kPixels, kc - kb);
     const ColPanelPlan* plan = panel_plan(src, k0 + kb, n, local);
     const bool planned = plan != nullptr;
-    if (planned) kt.col_panel_copy(block, kPixels, l0, lines, src.x, *plan);  // block[l * kPixels + t] = col(l0 + l, k0 + kb + t)
+    if (planned) panel_copy(block, kPixels, l0, lines, src.x, *plan);  // block[l * kPixels + t] = col(l0 + l, k0 + kb + t)
     for (i64 q = 0; q < lines; q += width) {
       float* panel_rows = dst + q * kc + kb * width;
       const i64 m = std::min(width, lines - q);
       if (planned)
-        kt.transpose_pack(panel_rows, width, block + q * kPixels, kPixels, m, n);
+        transpose_pack(panel_rows, width, block + q * kPixels, kPixels, m, n);
       else
         pack_col_rows_one(panel_rows, l0 + q, m, k0 + kb, n, width, src);
     }
@@ -368,7 +388,7 @@ void gemm_columns_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const Pack
     bt.line_offset += c0;
     if (c1 > c0)
       gemm_packed(plan, M, c1 - c0, K, a_packed, a, bt, 1.0f, beta, C + c0, ldc, relu,
-                  thread_scratch(kScratchGemm, ws_floats), row_bias);
+                  thread_scratch<GemmScratch>(ws_floats), row_bias);
   });
 }
 
@@ -400,6 +420,11 @@ Split split_batch(i64 N, i64 image_cost, int nt) {
 
 }  // namespace
 
+const Im2colPanelKernels& im2col_panel_kernels() {
+  static const auto tables = per_isa<Im2colPanelKernels>(make_im2col_panel_kernels);
+  return for_active_isa(tables);
+}
+
 void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
                        bool relu, int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
@@ -410,13 +435,14 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
   const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
   const i64 ws = gemm_workspace_floats(plan, Kg, cols_per_thread, R, true);
-  const ColPanelPlans plans = pointwise ? ColPanelPlans{} : plan_all_panels(s, *plan.kt, plan.nr);
+  const Im2colPanelKernels& pk = im2col_panel_kernels();
+  const ColPanelPlans plans = pointwise ? ColPanelPlans{} : plan_all_panels(s, pk, plan.nr);
   parallel_items(s.N, sp.outer, Schedule::kDynamic, [&](i64 n, int) {
     for (i64 g = 0; g < s.groups; ++g) {
       const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
       float* yg = y + (n * s.K + g * Kg) * P;
       const float* bias = b ? b + g * Kg : nullptr;  // added in the GEMM epilogue
-      const ColSource src{xg, &s, plan.kt, &plans};
+      const ColSource src{xg, &s, plan.kernels, &pk, &plans};
       const MatrixView xview{xg, P, false};
       const GemmOperand bop = pointwise ? operand_b(&xview) : GemmOperand{pack_col_panel, &src, 0};
       gemm_columns_parallel(plan, Kg, P, R, &wpacked[g], {}, bop, 0.0f, yg, P, relu, ws, sp.inner, bias);
@@ -476,7 +502,7 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
   const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
   const i64 ws = gemm_workspace_floats(plan, R, cols_per_thread, Kg, true);
   parallel_items(s.N, sp.outer, Schedule::kDynamic, [&](i64 n, int) {
-    float* dcol = pointwise ? nullptr : thread_scratch(kScratchCol, R * P);
+    float* dcol = pointwise ? nullptr : thread_scratch<Im2colScratch>(R * P);
     for (i64 g = 0; g < s.groups; ++g) {
       float* dxg = dx + (n * s.C + g * Cg) * s.in_plane();
       const MatrixView dyview{dy + (n * s.K + g * Kg) * P, P, false};
@@ -505,16 +531,17 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
   std::vector<std::vector<float>> part_b(sp.outer, std::vector<float>(db ? static_cast<std::size_t>(s.K) : 0, 0.0f));
   const i64 ws = gemm_workspace_floats(plan, sp.inner > 1 ? (R + sp.inner - 1) / sp.inner + plan.mr : R, Kg, P,
                                        false);
-  // dW's A panels are built 2 * col_panel_half pixels at a time (pack_col_rows)
+  const Im2colPanelKernels& pk = im2col_panel_kernels();
+  // dW's A panels are built 2 * half pixels at a time (pack_col_rows)
   const ColPanelPlans plans =
-      pointwise ? ColPanelPlans{} : plan_all_panels(s, *plan.kt, 2 * plan.kt->col_panel_half);
+      pointwise ? ColPanelPlans{} : plan_all_panels(s, pk, 2 * pk.half);
   parallel_items(s.N, sp.outer, Schedule::kStatic, [&](i64 n, int t) {
     float* pwt = part_wt[t].data();
     float* pb = part_b[t].data();
     for (i64 g = 0; g < s.groups; ++g) {
       const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
       const float* dyg = dy + (n * s.K + g * Kg) * P;
-      const ColSource src{xg, &s, plan.kt, &plans};
+      const ColSource src{xg, &s, plan.kernels, &pk, &plans};
       const MatrixView xview{xg, P, false};
       const MatrixView dyt{dyg, P, true};  // op(B) = dy_g^T (P x Kg)
       const GemmOperand aop = pointwise ? operand_a(&xview) : GemmOperand{pack_col_rows, &src, 0};
@@ -529,7 +556,7 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
         au.line_offset += r0;
         if (r1 > r0)
           gemm_packed(plan, r1 - r0, Kg, P, nullptr, au, operand_b(&dyt), 1.0f, 1.0f, out + r0 * Kg, Kg, false,
-                      thread_scratch(kScratchGemm, ws));
+                      thread_scratch<GemmScratch>(ws));
       });
       if (db)
         for (i64 k = 0; k < Kg; ++k) pb[g * Kg + k] += sum_floats(dyg + k * P, P);

@@ -8,7 +8,7 @@
 //           for jr over NC by NR:         B micro-panels stream from L2
 //             microkernel (MR x NR tile of C in registers)
 //
-// MR/NR come from the microkernel of the active ISA (dispatch.h); KC/NC from
+// MR/NR come from the microkernel of the active ISA (gemm_kernels(), ukernel.h); KC/NC from
 // the cache sizes read at start-up. Packed panels are zero-padded to full
 // MR/NR so the microkernel never branches on edges; it masks its stores.
 // beta is applied on the first KC slice only, the ReLU epilogue on the last.
@@ -17,8 +17,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "parallel.h"
-#include "reduce.h"
+#include "runtime/dispatch.h"
+#include "runtime/parallel.h"
+#include "runtime/reduce.h"
 
 
 namespace pycnn {
@@ -81,7 +82,7 @@ void sgemm_skinny(const MatrixView& A, const MatrixView& B, i64 M, i64 N, i64 K,
         for (i64 j = j0; j < j1; ++j) epilogue(dot_floats(a_row[i], B.p + j * B.ld, K), C + i * ldc + j);
       return;
     }
-    float* acc = thread_scratch(kScratchGemm, j1 - j0);
+    float* acc = thread_scratch<GemmScratch>(j1 - j0);
     for (i64 i = 0; i < M; ++i) {
       std::fill(acc, acc + (j1 - j0), 0.0f);
       for (i64 k = 0; k < K; ++k) {
@@ -94,15 +95,40 @@ void sgemm_skinny(const MatrixView& A, const MatrixView& B, i64 M, i64 N, i64 K,
   });
 }
 
+// The kernels of each ISA, by name; every level overrides what it has.
+GemmKernels make_gemm_kernels(Isa isa) {
+  GemmKernels k{};
+  k.mr = 6, k.nr = 16, k.ukernel = scalar::gemm_ukernel_6x16;
+#if PYCNN_X86
+  if (isa >= Isa::Avx2) {
+    k.ukernel = avx2::gemm_ukernel_6x16;
+    k.transpose_pack = avx2::transpose_pack;
+  }
+  if (isa >= Isa::Avx512) {
+    k.mr = 12, k.nr = 32, k.ukernel = avx512::gemm_ukernel_12x32;
+    k.mr_short = 8, k.ukernel_short = avx512::gemm_ukernel_8x32;
+    k.transpose_pack = avx512::transpose_pack;
+  }
+#else
+  (void)isa;
+#endif
+  return k;
+}
+
 }  // namespace
 
+const GemmKernels& gemm_kernels() {
+  static const auto tables = per_isa<GemmKernels>(make_gemm_kernels);
+  return for_active_isa(tables);
+}
+
 GemmPlan GemmPlan::for_product(i64 M, i64 K) {
-  const KernelTable& kt = kernels();
+  const GemmKernels& gk = gemm_kernels();
   const CacheSizes& cs = cache_sizes();
-  GemmPlan p{&kt, kt.gemm_ukernel, kt.gemm_mr, kt.gemm_nr, 0, 0, 0};
-  if (kt.gemm_ukernel_short && M > 0 && round_up(M, kt.gemm_mr_short) < round_up(M, kt.gemm_mr)) {
-    p.ukernel = kt.gemm_ukernel_short;
-    p.mr = kt.gemm_mr_short;
+  GemmPlan p{&gk, gk.ukernel, gk.mr, gk.nr, 0, 0, 0};
+  if (gk.ukernel_short && M > 0 && round_up(M, gk.mr_short) < round_up(M, gk.mr)) {
+    p.ukernel = gk.ukernel_short;
+    p.mr = gk.mr_short;
   }
   // The A micro-panel takes at most half of L1, leaving room for the B
   // micro-panel streaming through and the C tile's lines.
@@ -137,7 +163,7 @@ void pack_matrix_panel(float* PYCNN_RESTRICT dst, const float* p, i64 ld, bool l
   if (line_contiguous) {
     const float* src = p + l0 * ld + k0;
     // Pure data movement, so any ISA's table gives the same bits.
-    if (const TransposePack tp = kernels().transpose_pack) return tp(dst, width, src, ld, lines, kc);
+    if (const TransposePack tp = gemm_kernels().transpose_pack) return tp(dst, width, src, ld, lines, kc);
     for (i64 k = 0; k < kc; ++k) {
       float* d = dst + k * width;
       for (i64 l = 0; l < lines; ++l) d[l] = src[l * ld + k];
@@ -265,7 +291,7 @@ void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const f
   // One block per thread; parallel_items runs a single block on the caller.
   parallel_items(nt, nt, Schedule::kStatic, [&](i64 t, int) {
     const i64 p0 = parts * t / nt, p1 = parts * (t + 1) / nt;  // this thread's panels
-    float* w = thread_scratch(kScratchGemm, ws);
+    float* w = thread_scratch<GemmScratch>(ws);
     if (split_rows) {
       const i64 r0 = p0 * plan.mr, r1 = std::min(M, p1 * plan.mr);
       GemmOperand oa = operand_a(&a);

@@ -12,18 +12,21 @@
 #pragma once
 #include <vector>
 
-#include "common.h"
-#include "dispatch.h"
+#include "gemm/ukernel.h"
+#include "runtime/common.h"
 
 namespace pycnn {
 
 void sgemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
            const float* B, i64 ldb, float beta, float* C, i64 ldc, int num_threads, bool relu = false);
 
+// Owner of the per-thread scratch the GEMM packs into (runtime/parallel.h).
+struct GemmScratch;
+
 // The kernel table, microkernel and cache blocking one product uses, fixed
 // at its start (so a PackedA and the microkernel that reads it always agree).
 struct GemmPlan {
-  const KernelTable* kt;
+  const GemmKernels* kernels;
   GemmUkernel ukernel;  // an mr x nr tile
   i64 mr, nr, kc, nc, mc;
   // For a product with M rows and depth K: the ISA's tile height that pads M

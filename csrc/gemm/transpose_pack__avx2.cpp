@@ -10,7 +10,7 @@
 // Compiled with -mavx2 -mfma only; nothing here is inline or shared.
 #include <immintrin.h>
 
-#include "common.h"
+#include "gemm/ukernel.h"
 
 namespace pycnn::avx2 {
 namespace {

@@ -14,7 +14,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-#include "common.h"
+#include "gemm/ukernel.h"
 
 namespace pycnn::avx512 {
 namespace {

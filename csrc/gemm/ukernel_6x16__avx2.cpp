@@ -4,7 +4,7 @@
 // Compiled with -mavx2 -mfma only; nothing here is shared with other ISA files.
 #include <immintrin.h>
 
-#include "common.h"
+#include "gemm/ukernel.h"
 
 namespace pycnn::avx2 {
 

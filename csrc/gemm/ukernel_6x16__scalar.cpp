@@ -3,7 +3,7 @@
 // (4 x SSE on x86-64, 4 x NEON on aarch64), or plain loops elsewhere. It is
 // the reference path for every other microkernel and what runs under
 // PYCNN_ISA=scalar.
-#include "common.h"
+#include "gemm/ukernel.h"
 
 namespace pycnn::scalar {
 

@@ -1,0 +1,64 @@
+#include "bindings/arrays.h"
+#include "ops/conv.h"
+
+namespace pycnn::bindings {
+namespace {
+
+using Pair = std::array<i64, 2>;
+using Pads = std::array<i64, 4>;  // top, bottom, left, right
+
+ops::Conv2dParams conv_params(Pair stride, Pads padding, Pair dilation, i64 groups) {
+  return {stride[0], stride[1], padding[0], padding[1], padding[2], padding[3], dilation[0], dilation[1], groups};
+}
+
+}  // namespace
+
+void bind_conv(py::module_& m) {
+  m.def("conv2d_fwd", [](const py::array& x, const py::array& w, OptArray b, Pair stride, Pads padding,
+                         Pair dilation, i64 groups, const std::string& algo, bool relu) {
+    const auto bs = shape_of(b);
+    const auto s = ops::conv2d_shape(shape_of(x), shape_of(w), ptr(bs), conv_params(stride, padding, dilation, groups));
+    const auto a = ops::parse_conv_algo(algo);
+    const float *px = in(x, "input"), *pw = in(w, "weight"), *pb = in(b, "bias");
+    auto y = new_array({s.N, s.K, s.Ho, s.Wo});
+    float* py_ = data(y);
+    py::gil_scoped_release release;
+    ops::conv2d_fwd(py_, px, pw, pb, s, a, relu);
+    return y;
+  }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+     py::arg("groups"), py::arg("algo"), py::arg("relu") = false);
+
+  m.def("conv2d_bwd_data", [](const py::array& dy, const py::array& w, std::vector<i64> x_shape, Pair stride,
+                              Pads padding, Pair dilation, i64 groups, const std::string& algo) {
+    const auto s = ops::conv2d_bwd_shape(shape_of(dy), to_shape(x_shape), shape_of(w), nullptr,
+                                         conv_params(stride, padding, dilation, groups));
+    const auto a = ops::parse_conv_algo(algo);
+    const float *pdy = in(dy, "grad_output"), *pw = in(w, "weight");
+    auto dx = new_array(to_shape(x_shape));
+    float* pdx = data(dx);
+    py::gil_scoped_release release;
+    ops::conv2d_bwd_data(pdx, pdy, pw, s, a);
+    return dx;
+  });
+
+  m.def("conv2d_bwd_weight", [](const py::array& dy, const py::array& x, py::array dw, OptArray db, Pair stride,
+                                Pads padding, Pair dilation, i64 groups, const std::string& algo) {
+    const auto dbs = shape_of(db);
+    const auto s = ops::conv2d_bwd_shape(shape_of(dy), shape_of(x), shape_of(dw), ptr(dbs),
+                                         conv_params(stride, padding, dilation, groups));
+    const auto a = ops::parse_conv_algo(algo);
+    const float *pdy = in(dy, "grad_output"), *px = in(x, "input");
+    float *pdw = inout(dw, "grad_weight"), *pdb = inout(db, "grad_bias");
+    py::gil_scoped_release release;
+    ops::conv2d_bwd_weight(pdw, pdb, pdy, px, s, a);
+  });
+
+  m.def("conv2d_resolve_algo", [](std::vector<i64> x_shape, std::vector<i64> w_shape, Pair stride, Pads padding,
+                                  Pair dilation, i64 groups, const std::string& algo) {
+    const auto s = ops::conv2d_shape(to_shape(x_shape), to_shape(w_shape), nullptr,
+                                     conv_params(stride, padding, dilation, groups));
+    return std::string(ops::conv_algo_name(ops::conv2d_resolve_algo(s, ops::parse_conv_algo(algo))));
+  });
+}
+
+}  // namespace pycnn::bindings

@@ -1,0 +1,82 @@
+#include "bindings/arrays.h"
+#include "ops/pool.h"
+
+namespace pycnn::bindings {
+namespace {
+using Pair = std::array<i64, 2>;
+}
+
+void bind_pool(py::module_& m) {
+  m.def("max_pool2d_fwd", [](const py::array& x, Pair k, Pair stride, Pair pad) {
+    const auto s = ops::pool2d_shape(shape_of(x), k[0], k[1], stride[0], stride[1], pad[0], pad[1], "max_pool2d");
+    const float* px = in(x, "input");
+    auto y = new_array({s.N, s.C, s.Ho, s.Wo});
+    auto argmax = new_array<int32_t>({s.N, s.C, s.Ho, s.Wo});
+    float* py_ = data(y);
+    int32_t* pa = data(argmax);
+    {
+      py::gil_scoped_release release;
+      ops::max_pool2d_fwd(py_, pa, px, s);
+    }
+    return py::make_tuple(y, argmax);
+  });
+
+  m.def("max_pool2d_bwd", [](const py::array& dy, const py::array& argmax, std::vector<i64> x_shape, Pair k,
+                             Pair stride, Pair pad, OptArray relu_output) {
+    const auto rs = shape_of(relu_output);
+    const auto s = ops::max_pool2d_bwd_shape(shape_of(dy), shape_of(argmax), ptr(rs), to_shape(x_shape), k[0], k[1],
+                                             stride[0], stride[1], pad[0], pad[1]);
+    const float *pdy = in(dy, "grad_output"), *pr = in(relu_output, "relu_output");
+    const int32_t* pa = in<int32_t>(argmax, "indices");
+    auto dx = new_array(to_shape(x_shape));
+    float* pdx = data(dx);
+    py::gil_scoped_release release;
+    ops::max_pool2d_bwd(pdx, pdy, pa, pr, s);
+    return dx;
+  }, py::arg("dy"), py::arg("argmax"), py::arg("x_shape"), py::arg("kernel_size"), py::arg("stride"),
+     py::arg("padding"), py::arg("relu_output") = py::none());
+
+  m.def("avg_pool2d_fwd", [](const py::array& x, Pair k, Pair stride, Pair pad, bool count_include_pad) {
+    const auto s = ops::pool2d_shape(shape_of(x), k[0], k[1], stride[0], stride[1], pad[0], pad[1], "avg_pool2d");
+    const float* px = in(x, "input");
+    auto y = new_array({s.N, s.C, s.Ho, s.Wo});
+    float* py_ = data(y);
+    py::gil_scoped_release release;
+    ops::avg_pool2d_fwd(py_, px, s, count_include_pad);
+    return y;
+  });
+
+  m.def("avg_pool2d_bwd", [](const py::array& dy, std::vector<i64> x_shape, Pair k, Pair stride, Pair pad,
+                             bool count_include_pad) {
+    const auto s = ops::pool2d_bwd_shape(shape_of(dy), to_shape(x_shape), k[0], k[1], stride[0], stride[1], pad[0],
+                                         pad[1], "avg_pool2d");
+    const float* pdy = in(dy, "grad_output");
+    auto dx = new_array(to_shape(x_shape));
+    float* pdx = data(dx);
+    py::gil_scoped_release release;
+    ops::avg_pool2d_bwd(pdx, pdy, s, count_include_pad);
+    return dx;
+  });
+
+  m.def("adaptive_avg_pool2d_fwd", [](const py::array& x, Pair out) {
+    const auto s = ops::adaptive_pool2d_shape(shape_of(x), out[0], out[1]);
+    const float* px = in(x, "input");
+    auto y = new_array({s.N, s.C, s.Ho, s.Wo});
+    float* py_ = data(y);
+    py::gil_scoped_release release;
+    ops::adaptive_avg_pool2d_fwd(py_, px, s);
+    return y;
+  });
+
+  m.def("adaptive_avg_pool2d_bwd", [](const py::array& dy, std::vector<i64> x_shape) {
+    const auto s = ops::adaptive_pool2d_bwd_shape(shape_of(dy), to_shape(x_shape));
+    const float* pdy = in(dy, "grad_output");
+    auto dx = new_array(to_shape(x_shape));
+    float* pdx = data(dx);
+    py::gil_scoped_release release;
+    ops::adaptive_avg_pool2d_bwd(pdx, pdy, s);
+    return dx;
+  });
+}
+
+}  // namespace pycnn::bindings

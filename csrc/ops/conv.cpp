@@ -1,0 +1,120 @@
+#include "ops/conv.h"
+
+#include "runtime/parallel.h"
+
+namespace pycnn::ops {
+
+ConvAlgo parse_conv_algo(const std::string& name) {
+  if (name == "auto") return ConvAlgo::Auto;
+  if (name == "im2col") return ConvAlgo::Im2col;
+  if (name == "direct") return ConvAlgo::Direct;
+  fail("algo must be 'auto', 'im2col' or 'direct', got '", name, "'");
+}
+
+const char* conv_algo_name(ConvAlgo a) {
+  switch (a) {
+    case ConvAlgo::Auto: return "auto";
+    case ConvAlgo::Im2col: return "im2col";
+    case ConvAlgo::Direct: return "direct";
+  }
+  return "?";
+}
+
+Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Shape* bias, const Conv2dParams& p) {
+  if (x.size() != 4) fail("conv2d: expected input of shape (N, C, H, W), got ", shape_str(x));
+  if (w.size() != 4) fail("conv2d: expected weight of shape (K, C/groups, kh, kw), got ", shape_str(w));
+  if (p.stride_h <= 0 || p.stride_w <= 0)
+    fail("conv2d: stride must be positive, got (", p.stride_h, ", ", p.stride_w, ")");
+  if (p.dilation_h <= 0 || p.dilation_w <= 0)
+    fail("conv2d: dilation must be positive, got (", p.dilation_h, ", ", p.dilation_w, ")");
+  if (p.pad_top < 0 || p.pad_bottom < 0 || p.pad_left < 0 || p.pad_right < 0)
+    fail("conv2d: padding must be non-negative, got (top ", p.pad_top, ", bottom ", p.pad_bottom, ", left ",
+         p.pad_left, ", right ", p.pad_right, ")");
+  if (p.groups <= 0) fail("conv2d: groups must be positive, got ", p.groups);
+  checked_numel(x, "conv2d input");
+  checked_numel(w, "conv2d weight");
+  Conv2dShape s{};
+  s.N = x[0], s.C = x[1], s.H = x[2], s.W = x[3];
+  s.K = w[0], s.kh = w[2], s.kw = w[3];
+  s.stride_h = p.stride_h, s.stride_w = p.stride_w;
+  s.pad_top = p.pad_top, s.pad_left = p.pad_left;
+  s.dilation_h = p.dilation_h, s.dilation_w = p.dilation_w;
+  s.groups = p.groups;
+  if (s.K <= 0 || s.kh <= 0 || s.kw <= 0 || w[1] <= 0)
+    fail("conv2d: weight must have positive sizes, got ", shape_str(w));
+  if (s.C <= 0) fail("conv2d: input must have at least one channel, got ", shape_str(x));
+  if (s.C % p.groups != 0) fail("conv2d: groups=", p.groups, " must divide the input channels; input ", shape_str(x));
+  if (s.K % p.groups != 0)
+    fail("conv2d: groups=", p.groups, " must divide the output channels; weight ", shape_str(w));
+  // Name the input first: a channel mismatch is most often an NHWC array or a
+  // layer fed the wrong tensor, and the weight then belongs to a module.
+  if (w[1] != s.C / p.groups)
+    fail("conv2d: expected input of shape (N, ", checked_mul(w[1], p.groups, "conv2d"), ", H, W) for weight ",
+         shape_str(w), " and groups=", p.groups, ", got ", shape_str(x));
+  if (bias && (*bias != Shape{s.K})) fail("conv2d: expected bias of shape (", s.K, ",), got ", shape_str(*bias));
+  s.Ho = window_output_size(s.H, s.kh, s.stride_h, p.pad_top, p.pad_bottom, s.dilation_h, "conv2d");
+  s.Wo = window_output_size(s.W, s.kw, s.stride_w, p.pad_left, p.pad_right, s.dilation_w, "conv2d");
+  if (s.Ho <= 0 || s.Wo <= 0)
+    fail("conv2d: kernel (", s.kh, ", ", s.kw, ") with dilation (", s.dilation_h, ", ", s.dilation_w,
+         ") is larger than the padded input (", s.H + p.pad_top + p.pad_bottom, ", ",
+         s.W + p.pad_left + p.pad_right, "); input ", shape_str(x), ", weight ", shape_str(w));
+  checked_numel({s.N, s.K, s.Ho, s.Wo}, "conv2d output");
+  // The im2col buffer of one image and group.
+  checked_numel({s.col_rows(), s.Ho, s.Wo}, "conv2d im2col buffer");
+  return s;
+}
+
+Conv2dShape conv2d_bwd_shape(const Shape& dy, const Shape& x, const Shape& w, const Shape* bias,
+                             const Conv2dParams& p) {
+  const Conv2dShape s = conv2d_shape(x, w, bias, p);
+  check_shape(dy, {s.N, s.K, s.Ho, s.Wo}, "conv2d grad_output");
+  return s;
+}
+
+ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested) {
+  if (requested != ConvAlgo::Auto) return requested;
+  // Measured on the development machine (docs/architecture.md): im2col + GEMM
+  // wins everywhere except depthwise-like grouped convolutions, whose
+  // per-group GEMMs have one or two rows and columns and spend their time in
+  // call overhead; there the direct kernel is about 2x faster. First layers
+  // (C = 1..4) also go to im2col for now: the portable direct kernel loses to
+  // it by 2-5x until the vectorised small-C kernel exists.
+  if (s.groups > 1 && s.c_per_group() * s.k_per_group() <= 4) return ConvAlgo::Direct;
+  return ConvAlgo::Im2col;
+}
+
+void conv2d_fwd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s, ConvAlgo algo,
+                bool relu) {
+  if (s.N == 0) return;
+  const int nt = get_num_threads();
+  if (conv2d_resolve_algo(s, algo) == ConvAlgo::Direct)
+    conv2d_fwd_direct(y, x, w, b, s, relu, nt);
+  else
+    conv2d_fwd_im2col(y, x, w, b, s, relu, nt);
+}
+
+void conv2d_bwd_data(float* dx, const float* dy, const float* w, const Conv2dShape& s, ConvAlgo algo) {
+  if (s.N == 0) return;
+  const int nt = get_num_threads();
+  if (conv2d_resolve_algo(s, algo) == ConvAlgo::Direct)
+    conv2d_bwd_data_direct(dx, dy, w, s, nt);
+  else
+    conv2d_bwd_data_im2col(dx, dy, w, s, nt);
+}
+
+void conv2d_bwd_weight(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
+                       ConvAlgo algo) {
+  const Span gw = floats(dw, s.K * s.c_per_group() * s.kh * s.kw, "grad_weight");
+  const Span gb = floats(db, s.K, "grad_bias");
+  const Span g = floats(dy, s.N * s.K * s.Ho * s.Wo, "grad_output"), in = floats(x, s.N * s.C * s.H * s.W, "input");
+  check_disjoint(gw, g), check_disjoint(gw, in);
+  check_disjoint(gb, g), check_disjoint(gb, in), check_disjoint(gb, gw);
+  if (s.N == 0) return;
+  const int nt = get_num_threads();
+  if (conv2d_resolve_algo(s, algo) == ConvAlgo::Direct)
+    conv2d_bwd_weight_direct(dw, db, dy, x, s, nt);
+  else
+    conv2d_bwd_weight_im2col(dw, db, dy, x, s, nt);
+}
+
+}  // namespace pycnn::ops

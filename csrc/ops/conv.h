@@ -1,0 +1,37 @@
+// Checked entries of the convolution family (kernels in csrc/conv/).
+#pragma once
+#include <string>
+
+#include "conv/conv2d.h"
+#include "ops/check.h"
+
+namespace pycnn::ops {
+
+enum class ConvAlgo { Auto, Im2col, Direct };
+ConvAlgo parse_conv_algo(const std::string& name);  // "auto" | "im2col" | "direct"
+const char* conv_algo_name(ConvAlgo a);
+
+struct Conv2dParams {
+  i64 stride_h, stride_w;
+  i64 pad_top, pad_bottom, pad_left, pad_right;
+  i64 dilation_h, dilation_w;
+  i64 groups;
+};
+// x (N, C, H, W), w (K, C/groups, kh, kw), optional bias (K,).
+Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Shape* bias, const Conv2dParams& p);
+// The same, and dy (N, K, Ho, Wo) checked against it.
+Conv2dShape conv2d_bwd_shape(const Shape& dy, const Shape& x, const Shape& w, const Shape* bias,
+                             const Conv2dParams& p);
+// The algorithm `auto` resolves to for this shape (docs/architecture.md).
+ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested);
+
+// y (N, K, Ho, Wo) overwritten; relu: y = max(conv + b, 0) fused into the output write.
+void conv2d_fwd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s, ConvAlgo algo,
+                bool relu);
+// dx (N, C, H, W) overwritten.
+void conv2d_bwd_data(float* dx, const float* dy, const float* w, const Conv2dShape& s, ConvAlgo algo);
+// dw and db (null: skipped) accumulated; neither may share memory with dy, x or each other.
+void conv2d_bwd_weight(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
+                       ConvAlgo algo);
+
+}  // namespace pycnn::ops

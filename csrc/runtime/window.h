@@ -1,0 +1,18 @@
+// Sliding-window geometry shared by the convolution and pooling kernels.
+// (Generic kernels only: files compiled for one ISA must not include this.)
+#pragma once
+#include "runtime/common.h"
+
+namespace pycnn {
+
+// Output columns [lo, hi) of a row of Wo whose input column ow*stride + off
+// lies inside [0, W): the window positions a kernel tap (or pooling tap) at
+// column offset `off` reads real input for, the rest reading padding.
+inline void valid_cols(i64 off, i64 stride, i64 W, i64 Wo, i64& lo, i64& hi) {
+  lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / stride + 1;
+  lo = lo < Wo ? lo : Wo;
+  hi = hi < lo ? lo : (hi < Wo ? hi : Wo);
+}
+
+}  // namespace pycnn
