@@ -27,22 +27,23 @@ import numpy as np
 
 __all__ = [
     "pair", "conv_padding", "conv_output_size",
-    "conv2d", "conv2d_backward",
-    "max_pool2d", "max_pool2d_backward",
-    "avg_pool2d", "avg_pool2d_backward",
-    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
-    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
-    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "conv2d", "conv2d_backward", "conv1d", "conv1d_backward",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "max_pool1d", "max_pool1d_backward",
+    "avg_pool1d", "avg_pool1d_backward", "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward",
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
+    "tanh", "tanh_backward", "elu", "elu_backward", "gelu", "gelu_backward", "softmax", "softmax_backward",
     "linear", "linear_backward",
     "cross_entropy", "cross_entropy_backward", "mse_loss", "mse_loss_backward",
-    "sgd_step",
+    "batch_norm_train", "batch_norm_eval", "batch_norm_backward",
+    "dropout_apply",
+    "sgd_step", "adam_step",
 ]
 
 
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-
 def pair(v):
     """Normalise an int or a 2-sequence to a ``(a, b)`` tuple."""
     if isinstance(v, numbers.Integral):
@@ -125,10 +126,14 @@ def _crop(xp, x_shape, pads):
     return np.ascontiguousarray(xp[:, :, top:top + H, left:left + W])
 
 
+# 1-D ops see an (N, C, L) array as an (N, C, 1, L) image with a (1, k) kernel.
+def _one(v):
+    return v[0] if isinstance(v, (tuple, list)) else v
+
+
 # ---------------------------------------------------------------------------
 # convolution
 # ---------------------------------------------------------------------------
-
 def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
     """(kernel, stride, dilation, pads, (Ho, Wo)) of a convolution; ValueError if impossible."""
     if x_shape[1] != w_shape[1] * groups or w_shape[0] % groups:
@@ -187,10 +192,25 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
     return _crop(dxp, x.shape, pads), dw, db
 
 
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation: x (N, C, L), w (K, C//groups, k), b (K,) -> (N, K, Lo)."""
+    pad = padding if isinstance(padding, str) else (0, _one(padding))
+    y = conv2d(_float(x)[:, :, None, :], _float(w)[:, :, None, :], b, (1, _one(stride)), pad,
+               (1, _one(dilation)), groups)
+    return y[:, :, 0, :]
+
+
+def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of conv1d -> (dx (N, C, L), dw (K, C//groups, k), db (K,))."""
+    pad = padding if isinstance(padding, str) else (0, _one(padding))
+    dx, dw, db = conv2d_backward(_float(dy)[:, :, None, :], _float(x)[:, :, None, :], _float(w)[:, :, None, :],
+                                 (1, _one(stride)), pad, (1, _one(dilation)), groups)
+    return dx[:, :, 0, :], dw[:, :, 0, :], db
+
+
 # ---------------------------------------------------------------------------
 # pooling
 # ---------------------------------------------------------------------------
-
 def _pool_geometry(x_shape, kernel_size, stride, padding):
     """Normalised (kernel, stride, pads, (Ho, Wo)) of a pooling; ValueError if impossible."""
     kernel = pair(kernel_size)
@@ -314,10 +334,49 @@ def adaptive_avg_pool2d_backward(dy, x_shape):
     return Ah.T @ dy @ Aw
 
 
-# ---------------------------------------------------------------------------
-# activations (elementwise, any shape)
-# ---------------------------------------------------------------------------
+def _pool1d(kernel_size, stride, padding):
+    k = _one(kernel_size)
+    return (1, k), (1, k if stride is None else _one(stride)), (0, _one(padding))
 
+
+def max_pool1d(x, kernel_size, stride=None, padding=0):
+    """1-D max pooling (N, C, L) -> (N, C, Lo)."""
+    return max_pool2d(_float(x)[:, :, None, :], *_pool1d(kernel_size, stride, padding))[:, :, 0, :]
+
+
+def max_pool1d_backward(dy, x, kernel_size, stride=None, padding=0):
+    """Gradient of max_pool1d -> dx (N, C, L)."""
+    return max_pool2d_backward(_float(dy)[:, :, None, :], _float(x)[:, :, None, :],
+                               *_pool1d(kernel_size, stride, padding))[:, :, 0, :]
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """1-D average pooling (N, C, L) -> (N, C, Lo)."""
+    return avg_pool2d(_float(x)[:, :, None, :], *_pool1d(kernel_size, stride, padding),
+                      count_include_pad)[:, :, 0, :]
+
+
+def avg_pool1d_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Gradient of avg_pool1d -> dx of x_shape (N, C, L)."""
+    n, c, length = x_shape
+    return avg_pool2d_backward(_float(dy)[:, :, None, :], (n, c, 1, length), *_pool1d(kernel_size, stride, padding),
+                               count_include_pad)[:, :, 0, :]
+
+
+def adaptive_avg_pool1d(x, output_size):
+    """Adaptive average pooling (N, C, L) -> (N, C, output_size)."""
+    return adaptive_avg_pool2d(_float(x)[:, :, None, :], (1, _one(output_size)))[:, :, 0, :]
+
+
+def adaptive_avg_pool1d_backward(dy, x_shape):
+    """Gradient of adaptive_avg_pool1d -> dx of x_shape (N, C, L)."""
+    n, c, length = x_shape
+    return adaptive_avg_pool2d_backward(_float(dy)[:, :, None, :], (n, c, 1, length))[:, :, 0, :]
+
+
+# ---------------------------------------------------------------------------
+# activations
+# ---------------------------------------------------------------------------
 def relu(x):
     """max(x, 0), any shape."""
     x = _float(x)
@@ -368,10 +427,65 @@ def tanh_backward(dy, y):
     return _float(dy, y.dtype) * (y.dtype.type(1) - y * y)
 
 
+def elu(x, alpha=1.0):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+    x = _float(x)
+    return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(np.minimum(x, 0)))
+
+
+def elu_backward(dy, x, alpha=1.0):
+    """dy if x > 0 else dy * alpha * exp(x) (PyTorch's branch at x == 0)."""
+    x = _float(x)
+    dy = _float(dy, x.dtype)
+    return np.where(x > 0, dy, dy * x.dtype.type(alpha) * np.exp(np.minimum(x, 0)))
+
+
+def _erf(x):
+    """Elementwise erf (math.erf per element: NumPy has no erf, and SciPy is not a dependency)."""
+    import math
+
+    return np.vectorize(math.erf, otypes=[x.dtype])(x)
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x) (exact, erf) or 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    x = _float(x)
+    if approximate == "tanh":
+        u = np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)
+        return 0.5 * x * (1 + np.tanh(u))
+    return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
+
+
+def gelu_backward(dy, x, approximate="none"):
+    """Gradient of gelu w.r.t. x."""
+    x = _float(x)
+    dy = _float(dy, x.dtype)
+    if approximate == "tanh":
+        k = np.sqrt(2 / np.pi)
+        t = np.tanh(k * (x + 0.044715 * x ** 3))
+        return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x))
+    cdf = 0.5 * (1 + _erf(x / np.sqrt(2)))
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    return dy * (cdf + x * pdf)
+
+
+def softmax(x, axis=-1):
+    """exp(x - max) / sum(exp(x - max)) along axis."""
+    x = _float(x)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax_backward(dy, y, axis=-1):
+    """y * (dy - sum(dy * y)) along axis, from the softmax output y."""
+    y = _float(y)
+    dy = _float(dy, y.dtype)
+    return y * (dy - (dy * y).sum(axis=axis, keepdims=True))
+
+
 # ---------------------------------------------------------------------------
 # linear
 # ---------------------------------------------------------------------------
-
 def linear(x, w, b=None):
     """x (N, in) @ w(out, in).T + b (out,) -> (N, out)."""
     x = _float(x)
@@ -390,9 +504,8 @@ def linear_backward(dy, x, w):
 
 
 # ---------------------------------------------------------------------------
-# losses (mean reduction)
+# losses
 # ---------------------------------------------------------------------------
-
 def _log_softmax(logits):
     """Row-wise log-softmax of (N, classes) via max subtraction (finite for huge logits)."""
     z = logits - logits.max(axis=1, keepdims=True)
@@ -432,47 +545,8 @@ def mse_loss_backward(pred, target):
 
 
 # ---------------------------------------------------------------------------
-# optimiser
+# normalization
 # ---------------------------------------------------------------------------
-
-def sgd_step(param, grad, momentum_buffer, lr, momentum=0.0, dampening=0.0,
-             weight_decay=0.0, nesterov=False):
-    """One step of PyTorch's SGD -> (new_param, new_buffer); new_buffer is None when momentum == 0.
-
-    Pure: inputs are not modified. Rule (torch.optim.SGD):
-        g = grad + weight_decay * param
-        buf = g if first step else momentum * buf + (1 - dampening) * g
-        g = g + momentum * buf if nesterov else buf
-        param = param - lr * g
-    """
-    param = _float(param)
-    t = param.dtype.type
-    g = _float(grad, param.dtype)
-    if weight_decay != 0:
-        g = g + t(weight_decay) * param
-    buf = None
-    if momentum != 0:
-        if momentum_buffer is None:
-            buf = g.copy()
-        else:
-            buf = t(momentum) * _float(momentum_buffer, param.dtype) + t(1 - dampening) * g
-        g = g + t(momentum) * buf if nesterov else buf
-    return param - t(lr) * g, buf
-
-
-# ===========================================================================
-# Breadth ops: batch normalisation, ELU/GELU, softmax, dropout, Adam, 1-D ops.
-# ===========================================================================
-
-__all__ += [
-    "batch_norm_train", "batch_norm_eval", "batch_norm_backward",
-    "elu", "elu_backward", "gelu", "gelu_backward", "softmax", "softmax_backward",
-    "dropout_apply", "adam_step",
-    "conv1d", "conv1d_backward", "max_pool1d", "max_pool1d_backward",
-    "avg_pool1d", "avg_pool1d_backward", "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward",
-]
-
-
 def _bn_axes(x):
     """Every axis but the channel axis 1: (N, C) -> (0,), (N, C, L) -> (0, 2), (N, C, H, W) -> (0, 2, 3)."""
     return (0,) + tuple(range(2, x.ndim))
@@ -540,62 +614,9 @@ def batch_norm_backward(dy, x, weight=None, eps=1e-5):
     return dx, dweight, dbias
 
 
-def elu(x, alpha=1.0):
-    """x if x > 0 else alpha * (exp(x) - 1)."""
-    x = _float(x)
-    return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(np.minimum(x, 0)))
-
-
-def elu_backward(dy, x, alpha=1.0):
-    """dy if x > 0 else dy * alpha * exp(x) (PyTorch's branch at x == 0)."""
-    x = _float(x)
-    dy = _float(dy, x.dtype)
-    return np.where(x > 0, dy, dy * x.dtype.type(alpha) * np.exp(np.minimum(x, 0)))
-
-
-def _erf(x):
-    """Elementwise erf (math.erf per element: NumPy has no erf, and SciPy is not a dependency)."""
-    import math
-
-    return np.vectorize(math.erf, otypes=[x.dtype])(x)
-
-
-def gelu(x, approximate="none"):
-    """x * Phi(x) (exact, erf) or 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
-    x = _float(x)
-    if approximate == "tanh":
-        u = np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)
-        return 0.5 * x * (1 + np.tanh(u))
-    return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
-
-
-def gelu_backward(dy, x, approximate="none"):
-    """Gradient of gelu w.r.t. x."""
-    x = _float(x)
-    dy = _float(dy, x.dtype)
-    if approximate == "tanh":
-        k = np.sqrt(2 / np.pi)
-        t = np.tanh(k * (x + 0.044715 * x ** 3))
-        return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x))
-    cdf = 0.5 * (1 + _erf(x / np.sqrt(2)))
-    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
-    return dy * (cdf + x * pdf)
-
-
-def softmax(x, axis=-1):
-    """exp(x - max) / sum(exp(x - max)) along axis."""
-    x = _float(x)
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def softmax_backward(dy, y, axis=-1):
-    """y * (dy - sum(dy * y)) along axis, from the softmax output y."""
-    y = _float(y)
-    dy = _float(dy, y.dtype)
-    return y * (dy - (dy * y).sum(axis=axis, keepdims=True))
-
-
+# ---------------------------------------------------------------------------
+# dropout
+# ---------------------------------------------------------------------------
 def dropout_apply(x, mask, p):
     """Inverted dropout with a given keep-mask: x * mask / (1 - p) (0 when p == 1).
 
@@ -606,6 +627,34 @@ def dropout_apply(x, mask, p):
     mask = mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
     scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
     return x * (mask * x.dtype.type(scale))
+
+
+# ---------------------------------------------------------------------------
+# optimisers
+# ---------------------------------------------------------------------------
+def sgd_step(param, grad, momentum_buffer, lr, momentum=0.0, dampening=0.0,
+             weight_decay=0.0, nesterov=False):
+    """One step of PyTorch's SGD -> (new_param, new_buffer); new_buffer is None when momentum == 0.
+
+    Pure: inputs are not modified. Rule (torch.optim.SGD):
+        g = grad + weight_decay * param
+        buf = g if first step else momentum * buf + (1 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+        param = param - lr * g
+    """
+    param = _float(param)
+    t = param.dtype.type
+    g = _float(grad, param.dtype)
+    if weight_decay != 0:
+        g = g + t(weight_decay) * param
+    buf = None
+    if momentum != 0:
+        if momentum_buffer is None:
+            buf = g.copy()
+        else:
+            buf = t(momentum) * _float(momentum_buffer, param.dtype) + t(1 - dampening) * g
+        g = g + t(momentum) * buf if nesterov else buf
+    return param - t(lr) * g, buf
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
@@ -631,65 +680,3 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1=0.9, beta2=0.999
         vmax = np.maximum(_float(max_exp_avg_sq, param.dtype), v)
     denom = np.sqrt(v if vmax is None else vmax) / t(np.sqrt(1 - beta2 ** step)) + t(eps)
     return param - t(lr / (1 - beta1 ** step)) * m / denom, m, v, vmax
-
-
-# --- 1-D ops: an (N, C, L) array is an (N, C, 1, L) image with a (1, k) kernel.
-
-def _one(v):
-    return v[0] if isinstance(v, (tuple, list)) else v
-
-
-def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
-    """1-D cross-correlation: x (N, C, L), w (K, C//groups, k), b (K,) -> (N, K, Lo)."""
-    pad = padding if isinstance(padding, str) else (0, _one(padding))
-    y = conv2d(_float(x)[:, :, None, :], _float(w)[:, :, None, :], b, (1, _one(stride)), pad,
-               (1, _one(dilation)), groups)
-    return y[:, :, 0, :]
-
-
-def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
-    """Gradients of conv1d -> (dx (N, C, L), dw (K, C//groups, k), db (K,))."""
-    pad = padding if isinstance(padding, str) else (0, _one(padding))
-    dx, dw, db = conv2d_backward(_float(dy)[:, :, None, :], _float(x)[:, :, None, :], _float(w)[:, :, None, :],
-                                 (1, _one(stride)), pad, (1, _one(dilation)), groups)
-    return dx[:, :, 0, :], dw[:, :, 0, :], db
-
-
-def _pool1d(kernel_size, stride, padding):
-    k = _one(kernel_size)
-    return (1, k), (1, k if stride is None else _one(stride)), (0, _one(padding))
-
-
-def max_pool1d(x, kernel_size, stride=None, padding=0):
-    """1-D max pooling (N, C, L) -> (N, C, Lo)."""
-    return max_pool2d(_float(x)[:, :, None, :], *_pool1d(kernel_size, stride, padding))[:, :, 0, :]
-
-
-def max_pool1d_backward(dy, x, kernel_size, stride=None, padding=0):
-    """Gradient of max_pool1d -> dx (N, C, L)."""
-    return max_pool2d_backward(_float(dy)[:, :, None, :], _float(x)[:, :, None, :],
-                               *_pool1d(kernel_size, stride, padding))[:, :, 0, :]
-
-
-def avg_pool1d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
-    """1-D average pooling (N, C, L) -> (N, C, Lo)."""
-    return avg_pool2d(_float(x)[:, :, None, :], *_pool1d(kernel_size, stride, padding),
-                      count_include_pad)[:, :, 0, :]
-
-
-def avg_pool1d_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
-    """Gradient of avg_pool1d -> dx of x_shape (N, C, L)."""
-    n, c, length = x_shape
-    return avg_pool2d_backward(_float(dy)[:, :, None, :], (n, c, 1, length), *_pool1d(kernel_size, stride, padding),
-                               count_include_pad)[:, :, 0, :]
-
-
-def adaptive_avg_pool1d(x, output_size):
-    """Adaptive average pooling (N, C, L) -> (N, C, output_size)."""
-    return adaptive_avg_pool2d(_float(x)[:, :, None, :], (1, _one(output_size)))[:, :, 0, :]
-
-
-def adaptive_avg_pool1d_backward(dy, x_shape):
-    """Gradient of adaptive_avg_pool1d -> dx of x_shape (N, C, L)."""
-    n, c, length = x_shape
-    return adaptive_avg_pool2d_backward(_float(dy)[:, :, None, :], (n, c, 1, length))[:, :, 0, :]

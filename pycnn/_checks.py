@@ -1,0 +1,113 @@
+"""Argument checks for every public function and constructor: one module, one message style.
+
+Each check returns the value converted to a plain Python type, or raises
+
+* ``TypeError`` for a value of the wrong kind: ``"conv2d: stride must be an int
+  or a pair of ints, got 1.5 (float)"``;
+* ``ValueError`` for a value out of range: ``"Conv2d: groups must be positive,
+  got 0"``;
+* ``OverflowError`` for an int that does not fit the C++ layer's int64 sizes.
+
+``op`` names the function or class the user called; messages start with it.
+``bool`` is never accepted where a number is expected (``True`` as a kernel
+size is always a mistake).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["I64_MAX", "is_int", "check_int", "check_pair", "check_single", "check_real", "check_shape",
+           "check_choice"]
+
+I64_MAX = 2 ** 63 - 1  # the C++ layer takes sizes as int64
+
+
+def is_int(v: Any) -> bool:
+    """True for Python and NumPy integers, False for bools."""
+    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _range_word(minimum: int) -> str:
+    return "positive" if minimum == 1 else "non-negative" if minimum == 0 else f">= {minimum}"
+
+
+def check_int(v: Any, name: str, op: str, minimum: Optional[int] = None) -> int:
+    """An int (>= ``minimum`` when given) that fits in int64."""
+    if not is_int(v):
+        raise TypeError(f"{op}: {name} must be an int, got {v!r} ({type(v).__name__})")
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{op}: {name} must be {_range_word(minimum)}, got {v}")
+    if v > I64_MAX:
+        raise OverflowError(f"{op}: {name}={v} does not fit in 64-bit integers")
+    return int(v)
+
+
+def check_pair(v: Any, name: str, op: str, minimum: int) -> Tuple[int, int]:
+    """An int or a pair of ints, each >= ``minimum``, as a pair."""
+    # Fast path for the common valid cases: modules call this on every forward.
+    t = type(v)
+    if t is int and minimum <= v <= I64_MAX:
+        return v, v
+    if t is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int \
+            and minimum <= v[0] <= I64_MAX and minimum <= v[1] <= I64_MAX:
+        return v
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+        if not all(is_int(e) for e in v):
+            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+        if any(e < minimum for e in v):
+            raise ValueError(f"{op}: {name} must be {_range_word(minimum)}, got {tuple(int(e) for e in v)}")
+        if any(e > I64_MAX for e in v):
+            raise OverflowError(f"{op}: {name}={tuple(int(e) for e in v)} does not fit in 64-bit integers")
+        return int(v[0]), int(v[1])
+    if not is_int(v):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r} ({type(v).__name__})")
+    n = check_int(v, name, op, minimum)
+    return n, n
+
+
+def check_single(v: Any, name: str, op: str, minimum: int) -> int:
+    """An int or a 1-tuple (PyTorch accepts both for 1-D layers), >= ``minimum``."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise ValueError(f"{op}: {name} must be an int or a 1-tuple, got {v!r}")
+        v = v[0]
+    return check_int(v, name, op, minimum)
+
+
+def check_real(v: Any, name: str, op: str, minimum: Optional[float] = None, *, finite: bool = False) -> float:
+    """A real number (>= ``minimum`` and finite when asked) as a float."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.integer, np.floating)):
+        raise TypeError(f"{op}: {name} must be a real number, got {v!r} ({type(v).__name__})")
+    f = float(v)
+    if finite and not math.isfinite(f):
+        raise ValueError(f"{op}: {name} must be a finite number, got {v}")
+    if minimum is not None and not f >= minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum:g}, got {v}")
+    return f
+
+
+def check_shape(shape: Any, name: str, op: str) -> Tuple[int, ...]:
+    """A sequence of ints (an array shape) as a tuple."""
+    try:
+        t = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be a sequence of ints, got {shape!r}") from None
+    if not all(is_int(d) for d in t):
+        raise TypeError(f"{op}: {name} must be a sequence of ints, got {shape!r}")
+    return tuple(int(d) for d in t)
+
+
+def check_choice(v: Any, name: str, op: str, choices: Sequence[str]) -> str:
+    """One of the strings ``choices``; ``TypeError`` for a non-string."""
+    listed = " or ".join(repr(c) for c in choices) if len(choices) == 2 else f"one of {tuple(choices)}"
+    if not isinstance(v, str):
+        raise TypeError(f"{op}: {name} must be {listed}, got {v!r}")
+    if v not in choices:
+        raise ValueError(f"{op}: {name} must be {listed}, got {v!r}")
+    return v

@@ -1,0 +1,164 @@
+"""Convolution: conv2d and conv1d (the (N, C, L) input seen as (N, C, 1, L), no copy), forward and backward."""
+from __future__ import annotations
+
+from typing import Optional, Tuple, Union
+
+import numpy as np
+
+from .. import _core
+from .._checks import check_choice, check_int, check_pair, check_single
+from ._convert import as_float32, as_ncl, inplace, param_grads
+
+__all__ = ["conv_padding", "conv2d", "conv2d_backward", "conv1d", "conv1d_backward"]
+
+IntPair = Union[int, Tuple[int, int]]
+CONV_ALGOS = ("auto", "im2col", "direct")
+
+
+def conv_padding(padding, kernel_size: Tuple[int, int], stride: Tuple[int, int],
+                 dilation: Tuple[int, int], op: str = "conv2d") -> Tuple[int, int, int, int]:
+    """Resolve a conv ``padding`` (int | pair | 'same' | 'valid') to ``(top, bottom, left, right)``.
+
+    'same' follows PyTorch: it needs stride 1; the total padding along an axis
+    is ``dilation * (kernel - 1)``, ``total // 2`` goes before and the odd
+    remainder after.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of 'valid', 'same'")
+        if stride != (1, 1):
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
+                             f"(stride={stride})")
+        pads = []
+        for k, d in zip(kernel_size, dilation):
+            total = d * (k - 1)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    ph, pw = check_pair(padding, "padding", op, 0)
+    return (ph, ph, pw, pw)
+
+
+def _conv_args(weight: np.ndarray, stride, padding, dilation, groups, algo, op="conv2d"):
+    stride = check_pair(stride, "stride", op, 1)
+    dilation = check_pair(dilation, "dilation", op, 1)
+    groups = check_int(groups, "groups", op, 1)
+    algo = check_choice(algo, "algo", op, CONV_ALGOS)
+    # A malformed weight gets its ValueError (with shapes) from the C++ layer;
+    # its kernel size only matters here for padding='same'.
+    kernel = tuple(weight.shape[2:]) if weight.ndim == 4 else (1, 1)
+    pads = conv_padding(padding, kernel, stride, dilation, op)
+    return stride, pads, dilation, groups, algo
+
+
+def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Union[IntPair, str] = 0,
+           dilation: IntPair = 1, groups: int = 1, algo: str = "auto", *, relu: bool = False) -> np.ndarray:
+    """2-D convolution (cross-correlation, as PyTorch): x (N, C, H, W) -> (N, K, Ho, Wo).
+
+    ``weight`` is (K, C/groups, kh, kw), ``bias`` (K,) or None. ``padding`` is
+    an int, a pair, 'valid' or 'same' (stride 1 only). ``algo`` forces the
+    kernel: 'im2col' (GEMM), 'direct', or 'auto' (chosen by shape).
+    ``relu=True`` returns ``relu(conv2d(...))`` computed in the same pass
+    (bitwise equal to the two ops in sequence, one memory pass fewer).
+    """
+    x = as_float32(x, "input")
+    w = as_float32(weight, "weight")
+    b = None if bias is None else as_float32(bias, "bias")
+    stride, pads, dilation, groups, algo = _conv_args(w, stride, padding, dilation, groups, algo)
+    return _core.conv2d_fwd(x, w, b, stride, pads, dilation, groups, algo, bool(relu))
+
+
+def conv2d_backward(grad_output, x, weight, stride: IntPair = 1, padding: Union[IntPair, str] = 0,
+                    dilation: IntPair = 1, groups: int = 1, algo: str = "auto", *,
+                    grad_weight: Optional[np.ndarray] = None, grad_bias: Optional[np.ndarray] = None,
+                    bias: bool = True, input_grad: bool = True, weight_grad: bool = True):
+    """Gradients of :func:`conv2d` -> ``(grad_input or None, grad_weight or None, grad_bias or None)``.
+
+    ``grad_input`` (N, C, H, W) is a new array; it is skipped (None) when
+    ``input_grad`` is False, e.g. for a network's first layer. ``grad_weight``
+    and ``grad_bias`` accumulate: pass the arrays to add into (float32,
+    C-contiguous, written in place) or leave them None to get fresh ones
+    (``grad_bias`` only when ``bias`` is True). ``weight_grad=False`` skips the
+    parameter gradients altogether (frozen layers).
+    """
+    dy = as_float32(grad_output, "grad_output")
+    x = as_float32(x, "input")
+    w = as_float32(weight, "weight")
+    stride, pads, dilation, groups, algo = _conv_args(w, stride, padding, dilation, groups, algo)
+    if weight_grad:
+        grad_weight, grad_bias = param_grads(w, grad_weight, grad_bias, bias, "conv2d")
+        _core.conv2d_bwd_weight(dy, x, grad_weight, grad_bias, stride, pads, dilation, groups, algo)
+    else:
+        grad_weight = grad_bias = None
+    grad_input = None
+    if input_grad:
+        grad_input = _core.conv2d_bwd_data(dy, w, x.shape, stride, pads, dilation, groups, algo)
+    return grad_input, grad_weight, grad_bias
+
+
+def _check_conv1d_shapes(x: np.ndarray, w: np.ndarray, groups, op="conv1d") -> None:
+    """Channel checks with 1-D shapes in the message (the 2-D kernels would quote the (N, C, 1, L) view)."""
+    if w.ndim != 3:
+        raise ValueError(f"{op}: expected weight of shape (K, C/groups, k), got {w.shape}")
+    g = check_int(groups, "groups", op, 1)
+    if w.shape[0] % g:
+        raise ValueError(f"{op}: groups={g} must divide the output channels; weight {w.shape}")
+    if x.shape[1] != w.shape[1] * g:
+        raise ValueError(f"{op}: expected input of shape (N, {w.shape[1] * g}, L) for weight {w.shape} and "
+                         f"groups={g}, got {x.shape}")
+
+
+def _conv1d_args(weight: np.ndarray, stride, padding, dilation, groups, op="conv1d"):
+    s = check_single(stride, "stride", op, 1)
+    d = check_single(dilation, "dilation", op, 1)
+    if isinstance(padding, str):
+        if padding == "same" and s != 1:
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions (stride={s})")
+        pad = padding  # resolved by the 2-D rule with kernel (1, k): no padding along the unit axis
+    else:
+        pad = (0, check_single(padding, "padding", op, 0))
+    return (1, s), pad, (1, d), groups
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, algo: str = "auto", *,
+           relu: bool = False) -> np.ndarray:
+    """1-D convolution (PyTorch's ``F.conv1d``): x (N, C, L), weight (K, C/groups, k) -> (N, K, Lo).
+
+    Runs the 2-D kernels on the (N, C, 1, L) view with a (1, k) kernel: no copy.
+    ``padding`` is an int, 'valid' or 'same' (stride 1).
+    """
+    op = "conv1d"
+    x = as_ncl(x, op)
+    w = as_float32(weight, "weight")
+    _check_conv1d_shapes(x, w, groups)
+    stride, pad, dilation, groups = _conv1d_args(w, stride, padding, dilation, groups)
+    y = conv2d(x[:, :, None, :], w[:, :, None, :], bias, stride, pad, dilation, groups, algo, relu=relu)
+    return y[:, :, 0, :]
+
+
+def conv1d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups: int = 1,
+                    algo: str = "auto", *, grad_weight: Optional[np.ndarray] = None,
+                    grad_bias: Optional[np.ndarray] = None, bias: bool = True, input_grad: bool = True,
+                    weight_grad: bool = True):
+    """Gradients of :func:`conv1d` -> ``(grad_input, grad_weight, grad_bias)``; conventions of conv2d_backward."""
+    op = "conv1d"
+    x = as_ncl(x, op)
+    w = as_float32(weight, "weight")
+    _check_conv1d_shapes(x, w, groups)
+    dy = as_ncl(grad_output, op, "grad_output")
+    stride, pad, dilation, groups = _conv1d_args(w, stride, padding, dilation, groups)
+    gw4 = None
+    if grad_weight is not None:
+        inplace(grad_weight, "grad_weight")
+        if grad_weight.shape != w.shape:
+            raise ValueError(f"{op}: expected grad_weight of the weight's shape {w.shape}, got {grad_weight.shape}")
+        gw4 = grad_weight[:, :, None, :]  # a view: the 2-D kernel accumulates into the caller's array
+    dx, gw, gb = conv2d_backward(dy[:, :, None, :], x[:, :, None, :], w[:, :, None, :], stride, pad, dilation,
+                                 groups, algo, grad_weight=gw4, grad_bias=grad_bias, bias=bias,
+                                 input_grad=input_grad, weight_grad=weight_grad)
+    if dx is not None:
+        dx = dx[:, :, 0, :]
+    if gw is not None:
+        gw = grad_weight if grad_weight is not None else gw[:, :, 0, :]
+    return dx, gw, gb

@@ -1,0 +1,55 @@
+"""Inverted dropout, elementwise or channel-wise, with the mask drawn from pycnn's generator."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._checks import check_real
+from ._convert import as_float32
+
+__all__ = ["dropout", "dropout_backward"]
+
+
+def dropout_probability(p: object, op: str = "dropout") -> float:
+    """``p`` checked to be a probability in [0, 1]."""
+    p = check_real(p, "p", op)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: dropout probability has to be between 0 and 1, but got {p}")
+    return p
+
+
+def dropout(x, p: float = 0.5, training: bool = True, *, channelwise: bool = False,
+            return_mask: bool = False):
+    """Inverted dropout: zero each unit with probability ``p`` and scale the rest by 1/(1-p).
+
+    Identity (the input itself) when ``training`` is False or ``p`` is 0.
+    ``channelwise`` drops whole channels of an (N, C, ...) input (PyTorch's
+    Dropout1d/Dropout2d); otherwise each element independently. The mask
+    (bool, x's shape or (N, C)) is drawn from pycnn's generator, so
+    ``pycnn.manual_seed`` reproduces it; ``return_mask`` also returns it for
+    :func:`dropout_backward` (None when nothing was dropped).
+    """
+    from .. import _random
+
+    p = dropout_probability(p)
+    x = as_float32(x, "input")
+    if not training or p == 0.0:
+        return (x, None) if return_mask else x
+    if channelwise and x.ndim < 2:
+        raise ValueError(f"dropout: channel-wise dropout expects input of shape (N, C, ...), got {x.shape}")
+    shape = x.shape[:2] if channelwise else x.shape
+    mask = _random.generator().random(shape, dtype=np.float32) >= np.float32(p)
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    y = _core.dropout_apply(x, mask.view(np.uint8), scale, bool(channelwise))
+    return (y, mask) if return_mask else y
+
+
+def dropout_backward(grad_output, mask, p: float, *, channelwise: bool = False) -> np.ndarray:
+    """Gradient of :func:`dropout`: the same mask and scale applied to grad_output (identity for mask None)."""
+    p = dropout_probability(p)
+    dy = as_float32(grad_output, "grad_output")
+    if mask is None:
+        return dy
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    return _core.dropout_apply(dy, mask.view(np.uint8), scale, bool(channelwise))

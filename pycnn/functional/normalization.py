@@ -1,0 +1,89 @@
+"""Batch normalisation over the channel axis of (N, C), (N, C, L) or (N, C, H, W), forward and backward."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .. import _core
+from .._checks import check_real
+from ._convert import as_float32, inplace, optional_float32
+
+__all__ = ["batch_norm", "batch_norm_forward", "batch_norm_backward"]
+
+
+def _running_stats(running_mean, running_var, op: str):
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: running_mean and running_var must both be given or both be None")
+    if running_mean is not None:
+        inplace(running_mean, "running_mean")
+        inplace(running_var, "running_var")
+    return running_mean, running_var
+
+
+def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
+                       momentum: float = 0.1, eps: float = 1e-5, *, relu: bool = False):
+    """Batch normalisation -> ``(y, save_mean, save_rstd)``; the saved arrays are None in eval.
+
+    ``x`` is (N, C), (N, C, L) or (N, C, H, W); statistics are per channel C
+    over every other axis. In training the batch statistics normalise and,
+    when ``running_mean``/``running_var`` are given (float32 (C,) arrays,
+    updated in place), ``r = (1 - momentum) * r + momentum * stat`` with the
+    *unbiased* batch variance, as PyTorch. ``momentum=None`` is not handled
+    here (the module passes the cumulative-average factor). In eval the
+    running statistics normalise. ``weight``/``bias`` (C,) are the affine
+    scale and shift (None: 1 and 0). ``relu=True`` applies a ReLU in the same
+    output pass. ``save_mean`` and ``save_rstd = 1/sqrt(var + eps)`` are what
+    :func:`batch_norm_backward` needs.
+    """
+    op = "batch_norm"
+    x = as_float32(x, "input")
+    w, b = optional_float32(weight, "weight"), optional_float32(bias, "bias")
+    eps = check_real(eps, "eps", op)
+    if not eps > 0:
+        raise ValueError(f"{op}: eps must be positive, got {eps}")
+    if training:
+        rm, rv = _running_stats(running_mean, running_var, op)
+        momentum = check_real(momentum, "momentum", op)
+        return _core.batch_norm_fwd_train(x, w, b, rm, rv, eps, momentum, bool(relu))
+    if running_mean is None or running_var is None:
+        raise ValueError(f"{op}: running_mean and running_var are required when training=False")
+    rm, rv = as_float32(running_mean, "running_mean"), as_float32(running_var, "running_var")
+    return _core.batch_norm_fwd_eval(x, w, b, rm, rv, eps, bool(relu)), None, None
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5, *, relu: bool = False) -> np.ndarray:
+    """PyTorch's ``F.batch_norm``: the output of :func:`batch_norm_forward` only."""
+    return batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps,
+                              relu=relu)[0]
+
+
+def batch_norm_backward(grad_output, x, save_mean, save_rstd, weight=None, *,
+                        grad_weight: Optional[np.ndarray] = None, grad_bias: Optional[np.ndarray] = None,
+                        affine: Optional[bool] = None, input_grad: bool = True):
+    """Gradients of training-mode :func:`batch_norm_forward` -> ``(grad_input, grad_weight, grad_bias)``.
+
+    ``grad_input`` is new (None when ``input_grad`` is False). ``grad_weight``
+    and ``grad_bias`` accumulate into the given float32 (C,) arrays, or into
+    fresh zeros when ``affine`` (default: ``weight is not None``) and none are
+    given; without affine they are None.
+    """
+    dy = as_float32(grad_output, "grad_output")
+    x = as_float32(x, "input")
+    w = optional_float32(weight, "weight")
+    m, r = as_float32(save_mean, "save_mean"), as_float32(save_rstd, "save_rstd")
+    if affine is None:
+        affine = w is not None
+    if affine:
+        C = m.shape[0] if m.ndim == 1 else 0
+        if grad_weight is None:
+            grad_weight = np.zeros((C,), np.float32)
+        else:
+            inplace(grad_weight, "grad_weight")
+        if grad_bias is None:
+            grad_bias = np.zeros((C,), np.float32)
+        else:
+            inplace(grad_bias, "grad_bias")
+    dx = _core.batch_norm_bwd(dy, x, m, r, w, grad_weight, grad_bias, bool(input_grad))
+    return dx, grad_weight, grad_bias

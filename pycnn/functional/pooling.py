@@ -1,0 +1,181 @@
+"""Max, average and adaptive-average pooling, 2-D and 1-D (on (N, C, 1, L) views), forward and backward."""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .. import _core
+from .._checks import check_int, check_pair, check_shape, check_single
+from ._convert import as_float32, as_ncl
+
+__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d",
+           "adaptive_avg_pool2d_backward", "max_pool1d", "max_pool1d_backward", "avg_pool1d",
+           "avg_pool1d_backward", "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward"]
+
+IntPair = Union[int, Tuple[int, int]]
+
+
+def pool_args(kernel_size, stride, padding, op):
+    k = check_pair(kernel_size, "kernel_size", op, 1)
+    s = k if stride is None else check_pair(stride, "stride", op, 1)
+    p = check_pair(padding, "padding", op, 0)
+    return k, s, p
+
+
+def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+               return_indices: bool = False):
+    """Max pooling (floor mode, implicit -inf padding): x (N, C, H, W) -> (N, C, Ho, Wo).
+
+    ``stride`` defaults to ``kernel_size``; ``padding`` is at most half the
+    kernel. Within a window the first maximum in row-major order wins, and a
+    NaN always wins (as PyTorch). With ``return_indices`` also returns the
+    int32 indices ``h * W + w`` of the chosen elements within their (n, c)
+    plane (PyTorch's convention), which :func:`max_pool2d_backward` takes.
+    """
+    x = as_float32(x, "input")
+    k, s, p = pool_args(kernel_size, stride, padding, "max_pool2d")
+    y, indices = _core.max_pool2d_fwd(x, k, s, p)
+    return (y, indices) if return_indices else y
+
+
+def max_pool2d_backward(grad_output, indices, input_shape: Sequence[int], kernel_size: IntPair,
+                        stride: Optional[IntPair] = None, padding: IntPair = 0, *,
+                        relu_output=None) -> np.ndarray:
+    """Gradient of :func:`max_pool2d`: scatters ``grad_output`` to the saved ``indices`` -> dx of ``input_shape``.
+
+    When the pooled input was a ReLU's output, passing the pooling's output as
+    ``relu_output`` also applies the ReLU's gradient (only outputs > 0 pass
+    theirs), so the ReLU's own backward pass can be skipped.
+    """
+    dy = as_float32(grad_output, "grad_output")
+    k, s, p = pool_args(kernel_size, stride, padding, "max_pool2d")
+    input_shape = check_shape(input_shape, "input_shape", "max_pool2d")
+    idx = np.asarray(indices)
+    if idx.dtype != np.int32:
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"max_pool2d: indices must be an integer array, got dtype {idx.dtype}")
+        i32 = np.iinfo(np.int32)
+        if idx.size and (idx.min() < i32.min or idx.max() > i32.max):
+            raise ValueError(f"max_pool2d: indices hold values outside int32 "
+                             f"([{idx.min()}, {idx.max()}])")
+    idx = np.ascontiguousarray(idx, dtype=np.int32)
+    mask = None if relu_output is None else as_float32(relu_output, "relu_output")
+    return _core.max_pool2d_bwd(dy, idx, input_shape, k, s, p, mask)
+
+
+def avg_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+               count_include_pad: bool = True) -> np.ndarray:
+    """Average pooling (floor mode, zero padding): x (N, C, H, W) -> (N, C, Ho, Wo).
+
+    With ``count_include_pad`` (PyTorch's default) the divisor is the full
+    window, padding included; otherwise only the in-bounds elements count.
+    """
+    x = as_float32(x, "input")
+    k, s, p = pool_args(kernel_size, stride, padding, "avg_pool2d")
+    return _core.avg_pool2d_fwd(x, k, s, p, bool(count_include_pad))
+
+
+def avg_pool2d_backward(grad_output, input_shape: Sequence[int], kernel_size: IntPair,
+                        stride: Optional[IntPair] = None, padding: IntPair = 0,
+                        count_include_pad: bool = True) -> np.ndarray:
+    """Gradient of :func:`avg_pool2d` -> dx of ``input_shape`` (the input itself is not needed)."""
+    dy = as_float32(grad_output, "grad_output")
+    k, s, p = pool_args(kernel_size, stride, padding, "avg_pool2d")
+    input_shape = check_shape(input_shape, "input_shape", "avg_pool2d")
+    return _core.avg_pool2d_bwd(dy, input_shape, k, s, p, bool(count_include_pad))
+
+
+def adaptive_output_size(output_size, input_shape) -> Tuple[int, int]:
+    """(Ho, Wo) from an int or a pair whose None entries keep the input's size (PyTorch)."""
+    op = "adaptive_avg_pool2d"
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
+        out = []
+        for i, v in enumerate(output_size):
+            if v is None:
+                # A wrong-ndim input is reported by the C++ layer; 1 is a placeholder.
+                out.append(int(input_shape[2 + i]) if len(input_shape) == 4 else 1)
+            else:
+                out.append(check_int(v, "output_size", op, 1))
+        return out[0], out[1]
+    return check_pair(output_size, "output_size", op, 1)
+
+
+def adaptive_avg_pool2d(x, output_size: Union[int, Tuple[Optional[int], Optional[int]]]) -> np.ndarray:
+    """Adaptive average pooling to ``output_size``: x (N, C, H, W) -> (N, C, Ho, Wo).
+
+    Output cell i averages input rows ``[floor(i*H/Ho), ceil((i+1)*H/Ho))``
+    (likewise for columns), so non-divisible sizes give overlapping windows
+    as in PyTorch. A None entry in ``output_size`` keeps that input size.
+    """
+    x = as_float32(x, "input")
+    out = adaptive_output_size(output_size, x.shape)
+    return _core.adaptive_avg_pool2d_fwd(x, out)
+
+
+def adaptive_avg_pool2d_backward(grad_output, input_shape: Sequence[int]) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool2d` -> dx of ``input_shape``; the output size is grad_output's."""
+    dy = as_float32(grad_output, "grad_output")
+    input_shape = check_shape(input_shape, "input_shape", "adaptive_avg_pool2d")
+    return _core.adaptive_avg_pool2d_bwd(dy, input_shape)
+
+
+def pool1d_args(kernel_size, stride, padding, op):
+    k = check_single(kernel_size, "kernel_size", op, 1)
+    s = k if stride is None else check_single(stride, "stride", op, 1)
+    p = check_single(padding, "padding", op, 0)
+    return (1, k), (1, s), (0, p)
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0, return_indices: bool = False):
+    """1-D max pooling (N, C, L) -> (N, C, Lo); indices are positions along L (PyTorch's)."""
+    x = as_ncl(x, "max_pool1d")
+    k, s, p = pool1d_args(kernel_size, stride, padding, "max_pool1d")
+    y, idx = _core.max_pool2d_fwd(x[:, :, None, :], k, s, p)
+    y, idx = y[:, :, 0, :], idx[:, :, 0, :]
+    return (y, idx) if return_indices else y
+
+
+def max_pool1d_backward(grad_output, indices, input_shape, kernel_size, stride=None, padding=0, *,
+                        relu_output=None) -> np.ndarray:
+    """Gradient of :func:`max_pool1d` -> dx of ``input_shape`` (N, C, L)."""
+    n, c, length = check_shape(input_shape, "input_shape", "max_pool1d")
+    dy = as_ncl(grad_output, "max_pool1d", "grad_output")
+    k, s, p = pool1d_args(kernel_size, stride, padding, "max_pool1d")
+    idx = np.asarray(indices)[:, :, None, :]
+    r = None if relu_output is None else as_float32(relu_output, "relu_output")[:, :, None, :]
+    dx = max_pool2d_backward(dy[:, :, None, :], idx, (n, c, 1, length), k, s, p, relu_output=r)
+    return dx[:, :, 0, :]
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0, count_include_pad: bool = True) -> np.ndarray:
+    """1-D average pooling (N, C, L) -> (N, C, Lo), PyTorch's divisor rules."""
+    x = as_ncl(x, "avg_pool1d")
+    k, s, p = pool1d_args(kernel_size, stride, padding, "avg_pool1d")
+    return _core.avg_pool2d_fwd(x[:, :, None, :], k, s, p, bool(count_include_pad))[:, :, 0, :]
+
+
+def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
+                        count_include_pad: bool = True) -> np.ndarray:
+    """Gradient of :func:`avg_pool1d` -> dx of ``input_shape`` (N, C, L)."""
+    n, c, length = check_shape(input_shape, "input_shape", "avg_pool1d")
+    dy = as_ncl(grad_output, "avg_pool1d", "grad_output")
+    k, s, p = pool1d_args(kernel_size, stride, padding, "avg_pool1d")
+    return _core.avg_pool2d_bwd(dy[:, :, None, :], (n, c, 1, length), k, s, p,
+                                bool(count_include_pad))[:, :, 0, :]
+
+
+def adaptive_avg_pool1d(x, output_size) -> np.ndarray:
+    """Adaptive average pooling (N, C, L) -> (N, C, output_size), PyTorch's windows."""
+    x = as_ncl(x, "adaptive_avg_pool1d")
+    out = check_single(output_size, "output_size", "adaptive_avg_pool1d", 1)
+    return _core.adaptive_avg_pool2d_fwd(x[:, :, None, :], (1, out))[:, :, 0, :]
+
+
+def adaptive_avg_pool1d_backward(grad_output, input_shape) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool1d` -> dx of ``input_shape`` (N, C, L)."""
+    n, c, length = check_shape(input_shape, "input_shape", "adaptive_avg_pool1d")
+    dy = as_ncl(grad_output, "adaptive_avg_pool1d", "grad_output")
+    return _core.adaptive_avg_pool2d_bwd(dy[:, :, None, :], (n, c, 1, length))[:, :, 0, :]
