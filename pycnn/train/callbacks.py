@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 
 import numpy as np
 
+from ..lr_scheduler import CosineAnnealingLR, StepLR
 from ._checks import _check_int, _check_real
 
 if TYPE_CHECKING:
@@ -417,42 +418,48 @@ class LearningRateScheduler(Callback):
             self.schedule.step()
 
 
-class StepDecay(LearningRateScheduler):
+class _ClosedFormDecay(LearningRateScheduler):
+    """A schedule that is a formula of the epoch and each group's ``initial_lr``."""
+
+    def __init__(self, verbose: int):
+        super().__init__(self._lr_at, verbose)
+
+    def _lr_at(self, epoch: int, initial_lr: float) -> float:
+        raise NotImplementedError
+
+    def rates(self, epoch: int) -> List[float]:
+        return [self._lr_at(epoch, g["initial_lr"]) for g in self._groups()]
+
+
+class StepDecay(_ClosedFormDecay):
     """``lr = initial_lr * gamma ** (epoch // step_size)``: divide the rate by 10 every ``step_size`` epochs.
 
-    The same rule as PyTorch's ``StepLR``, applied per epoch.
+    The same rule as PyTorch's ``StepLR`` (:meth:`pycnn.optim.StepLR.closed_form`), applied per epoch.
     """
 
     def __init__(self, step_size: int, gamma: float = 0.1, verbose: int = 0):
         self.step_size = _check_int("StepDecay: step_size", step_size, 1)
         self.gamma = _check_real("StepDecay: gamma", gamma, 0.0)
-        super().__init__(self._rate, verbose)
+        super().__init__(verbose)
 
-    def _rate(self, epoch: int, lr: float) -> float:  # pragma: no cover - rates() is used instead
-        return lr
-
-    def rates(self, epoch: int) -> List[float]:
-        return [g["initial_lr"] * self.gamma ** (epoch // self.step_size) for g in self._groups()]
+    def _lr_at(self, epoch: int, initial_lr: float) -> float:
+        return StepLR.closed_form(initial_lr, epoch, self.step_size, self.gamma)
 
 
-class CosineDecay(LearningRateScheduler):
+class CosineDecay(_ClosedFormDecay):
     """Cosine annealing from ``initial_lr`` down to ``eta_min`` over ``T_max`` epochs (PyTorch's ``CosineAnnealingLR``).
 
     ``lr = eta_min + (initial_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``
-    for epochs 0, 1, ...; ``T_max`` defaults to the ``epochs`` of the fit
-    call; after ``T_max`` epochs the rate stays at ``eta_min``.
+    for epochs 0, 1, ... (:meth:`pycnn.optim.CosineAnnealingLR.closed_form`);
+    ``T_max`` defaults to the ``epochs`` of the fit call; after ``T_max``
+    epochs the rate stays at ``eta_min``.
     """
 
     def __init__(self, T_max: Optional[int] = None, eta_min: float = 0.0, verbose: int = 0):
         self.T_max = None if T_max is None else _check_int("CosineDecay: T_max", T_max, 1)
         self.eta_min = _check_real("CosineDecay: eta_min", eta_min, 0.0)
-        super().__init__(self._rate, verbose)
+        super().__init__(verbose)
 
-    def _rate(self, epoch: int, lr: float) -> float:  # pragma: no cover - rates() is used instead
-        return lr
-
-    def rates(self, epoch: int) -> List[float]:
+    def _lr_at(self, epoch: int, initial_lr: float) -> float:
         t_max = self.T_max or max(1, int(self.params.get("epochs") or 1))
-        t = min(epoch, t_max)
-        return [self.eta_min + (g["initial_lr"] - self.eta_min) * (1 + math.cos(math.pi * t / t_max)) / 2
-                for g in self._groups()]
+        return CosineAnnealingLR.closed_form(initial_lr, min(epoch, t_max), t_max, self.eta_min)
