@@ -221,9 +221,9 @@ class UserError(Exception):
 
 
 def _data_error_line(exc, path) -> str:
-    from . import data
+    from .data.fashion_mnist import _search_dirs
 
-    dirs = ", ".join(str(d) for d in data._search_dirs(path))
+    dirs = ", ".join(str(d) for d in _search_dirs(path))
     line = f"Fashion-MNIST not found in {dirs}"
     cause = exc.__cause__
     if cause is not None:
