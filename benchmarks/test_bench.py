@@ -11,7 +11,7 @@ Groups: gemm, conv-fwd, conv-bwd, pool, activation, train-step, inference.
 Each case runs once per implementation ("pycnn", "numpy", "torch"), so
 pytest-benchmark's table for a group ranks the three side by side. The
 PyTorch cases skip when it is not installed. The cases themselves are
-defined once in ``pycnn/bench.py`` (``python -m pycnn bench`` prints the same
+defined once in ``pycnn/bench/suite.py`` (``python -m pycnn bench`` prints the same
 comparison as a single table, with GFLOP/s and ratios).
 
 Thread counts: pycnn and PyTorch follow OMP_NUM_THREADS, NumPy's BLAS
