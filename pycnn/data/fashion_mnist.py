@@ -241,7 +241,8 @@ def _load_pair(images_path: pathlib.Path, labels_path: pathlib.Path, split: str)
     return x.reshape(len(images), 1, 28, 28), labels.astype(np.int64)
 
 
-def load_fashion_mnist(path: Optional[PathLike] = None, download: bool = True) -> Tuple[ArrayPair, ArrayPair]:
+def load_fashion_mnist(path: Optional[PathLike] = None,
+                       download: bool = True) -> Tuple[ArrayPair, ArrayPair]:
     """Load Fashion-MNIST, downloading it into the user cache if needed.
 
     Looks in the places listed in :func:`find_fashion_mnist`. If ``path`` is
