@@ -206,7 +206,32 @@ class _Monitor:
         return value > self.best + self.min_delta
 
 
-class EarlyStopping(Callback):
+class _MonitoringCallback(Callback):
+    """A callback that watches one metric of the epoch logs for its best value (``best``, ``best_epoch``)."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float, who: str):
+        self.monitor = monitor
+        self._tracker = _Monitor(monitor, mode, min_delta, who)
+
+    @property
+    def best(self) -> float:
+        return self._tracker.best
+
+    @property
+    def best_epoch(self) -> Optional[int]:
+        return self._tracker.best_epoch
+
+    def _record_if_improved(self, epoch: int, logs: Logs) -> bool:
+        """Whether the monitored metric improved this epoch; if so, its value is the new best."""
+        value = _monitored(logs, self.monitor, self._tracker.who)
+        if not self._tracker.improved(value):
+            return False
+        self._tracker.best = value
+        self._tracker.best_epoch = epoch
+        return True
+
+
+class EarlyStopping(_MonitoringCallback):
     """Stop training when a metric has stopped improving (Keras's ``EarlyStopping``).
 
     After each epoch the monitored value is compared with the best so far;
@@ -235,8 +260,7 @@ class EarlyStopping(Callback):
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
                  restore_best_weights: bool = False, verbose: int = 0):
         self.patience = _check_int("EarlyStopping: patience", patience, 0)
-        self._tracker = _Monitor(monitor, mode, min_delta, "EarlyStopping")
-        self.monitor = monitor
+        super().__init__(monitor, mode, min_delta, "EarlyStopping")
         self.restore_best_weights = bool(restore_best_weights)
         self.verbose = verbose
         self._reset()
@@ -248,23 +272,13 @@ class EarlyStopping(Callback):
         self.best_weights: Optional[Dict[str, np.ndarray]] = None
         self._last_epoch: Optional[int] = None
 
-    @property
-    def best(self) -> float:
-        return self._tracker.best
-
-    @property
-    def best_epoch(self) -> Optional[int]:
-        return self._tracker.best_epoch
-
     def on_train_begin(self, logs: Optional[Logs] = None) -> None:
         self._reset()
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        value = _monitored(logs or {}, self.monitor, "EarlyStopping")
+        improved = self._record_if_improved(epoch, logs or {})
         self._last_epoch = epoch
-        if self._tracker.improved(value):
-            self._tracker.best = value
-            self._tracker.best_epoch = epoch
+        if improved:
             self.wait = 0
             if self.restore_best_weights:
                 self.best_weights = self.trainer.model.state_dict()
@@ -287,7 +301,7 @@ class EarlyStopping(Callback):
                       f"({self.monitor} {self.best:.4f})", flush=True)
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(_MonitoringCallback):
     """Save the model after every epoch, or only when a metric improves.
 
     ``filepath`` may hold ``str.format`` fields filled from the epoch
@@ -312,20 +326,11 @@ class ModelCheckpoint(Callback):
     def __init__(self, filepath: PathLike, monitor: str = "val_loss", mode: str = "auto",
                  save_best_only: bool = False, save_weights_only: bool = False, verbose: int = 0):
         self.filepath = os.fspath(filepath)
-        self.monitor = monitor
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
         self.verbose = verbose
-        self._tracker = _Monitor(monitor, mode, 0.0, "ModelCheckpoint")
+        super().__init__(monitor, mode, 0.0, "ModelCheckpoint")
         self.saved: List[str] = []
-
-    @property
-    def best(self) -> float:
-        return self._tracker.best
-
-    @property
-    def best_epoch(self) -> Optional[int]:
-        return self._tracker.best_epoch
 
     def on_train_begin(self, logs: Optional[Logs] = None) -> None:
         self._tracker.reset()
@@ -333,12 +338,8 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         logs = logs or {}
-        if self.save_best_only:
-            value = _monitored(logs, self.monitor, "ModelCheckpoint")
-            if not self._tracker.improved(value):
-                return
-            self._tracker.best = value
-            self._tracker.best_epoch = epoch
+        if self.save_best_only and not self._record_if_improved(epoch, logs):
+            return
         try:
             path = self.filepath.format(epoch=epoch + 1, **logs)
         except (KeyError, IndexError, ValueError) as e:
