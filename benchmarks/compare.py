@@ -6,7 +6,7 @@
     python benchmarks/compare.py --threads 1 --only conv
 
 The same as ``python -m pycnn bench``; the cases and the method are in
-``pycnn/bench.py`` (so the installed package can run them too). Prints median
+``pycnn/bench/`` (so the installed package can run them too). Prints median
 milliseconds, GFLOP/s for GEMM and convolution, and how many times faster
 pycnn is than each peer. PyTorch's columns appear only when it is importable.
 """

@@ -11,12 +11,14 @@ Groups: gemm, conv-fwd, conv-bwd, pool, activation, train-step, inference.
 Each case runs once per implementation ("pycnn", "numpy", "torch"), so
 pytest-benchmark's table for a group ranks the three side by side. The
 PyTorch cases skip when it is not installed. The cases themselves are
-defined once in ``pycnn/bench.py`` (``python -m pycnn bench`` prints the same
+defined once in ``pycnn/bench/suite.py`` (``python -m pycnn bench`` prints the same
 comparison as a single table, with GFLOP/s and ratios).
 
 Thread counts: pycnn and PyTorch follow OMP_NUM_THREADS, NumPy's BLAS
 OPENBLAS_NUM_THREADS; set them in the environment to compare at equal threads.
 """
+from typing import Any, Iterator
+
 import pytest
 
 from pycnn import bench
@@ -29,7 +31,7 @@ NUMPY_ROUNDS = 3
 WARMUP_CALLS = 3  # PyTorch's first calls are several times slower than its steady state
 
 
-def _params():
+def _params() -> Iterator[Any]:
     for case in CASES:
         for impl in bench.IMPLS:
             marks = [pytest.mark.benchmark(group=case.group)]
@@ -39,7 +41,7 @@ def _params():
 
 
 @pytest.mark.parametrize("case, impl", list(_params()))
-def test_bench(benchmark, case, impl):
+def test_bench(benchmark: Any, case: bench.Case, impl: str) -> None:
     fn = case.builders[impl]()
     benchmark.extra_info["impl"] = impl
     benchmark.extra_info["flops"] = case.flops

@@ -5,14 +5,22 @@ backward, optimiser step; evaluation in eval() mode in large batches.
 """
 from __future__ import annotations
 
+import argparse
 import time
+from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
 from pycnn import nn
 
+ArrayPair = Tuple[np.ndarray, np.ndarray]
+#: ``augment(batch, rng) -> batch``, e.g. :func:`flip_and_shift`.
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
-def train_epoch(model, loss_fn, opt, x, y, batch_size, rng, augment=None, log_every=0):
+
+def train_epoch(model: nn.Module, loss_fn: Any, opt: Any, x: np.ndarray, y: np.ndarray, batch_size: int,
+                rng: np.random.Generator, augment: Optional[Augment] = None,
+                log_every: int = 0) -> Tuple[float, float, float]:
     """One pass over (x, y) in shuffled mini-batches -> (mean loss, accuracy, seconds)."""
     model.train()
     order = rng.permutation(len(x))
@@ -38,7 +46,7 @@ def train_epoch(model, loss_fn, opt, x, y, batch_size, rng, augment=None, log_ev
     return total_loss / seen, correct / seen, time.perf_counter() - t0
 
 
-def evaluate(model, x, y, batch_size=1000):
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
     """Accuracy of model on (x, y) in eval() mode."""
     model.eval()
     correct = 0
@@ -47,7 +55,7 @@ def evaluate(model, x, y, batch_size=1000):
     return correct / len(x)
 
 
-def flip_and_shift(xb, rng, max_shift=2):
+def flip_and_shift(xb: np.ndarray, rng: np.random.Generator, max_shift: int = 2) -> np.ndarray:
     """Fashion-MNIST augmentation: random horizontal flip and a random shift of up to max_shift pixels
     (zero fill), i.e. PyTorch's RandomHorizontalFlip + RandomCrop(28, padding=max_shift)."""
     n, c, h, w = xb.shape
@@ -69,7 +77,7 @@ def count_parameters(model: nn.Module) -> int:
     return int(sum(p.size for p in model.parameters()))
 
 
-def add_training_args(ap, epochs: int, lr: float) -> None:
+def add_training_args(ap: argparse.ArgumentParser, epochs: int, lr: float) -> None:
     """The options every Fashion-MNIST example takes (its own defaults for epochs and lr)."""
     ap.add_argument("--epochs", type=int, default=epochs)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -81,7 +89,7 @@ def add_training_args(ap, epochs: int, lr: float) -> None:
     ap.add_argument("--save", default="", help="write the trained state_dict to this .npz file")
 
 
-def prepare(args):
+def prepare(args: argparse.Namespace) -> Tuple[np.random.Generator, ArrayPair, ArrayPair]:
     """Apply --threads and --seed, load the data -> (rng, train, test)."""
     import pycnn
 
@@ -91,7 +99,7 @@ def prepare(args):
     return np.random.default_rng(args.seed), *standardised_fashion_mnist(args.limit)
 
 
-def standardised_fashion_mnist(limit: int = 0):
+def standardised_fashion_mnist(limit: int = 0) -> Tuple[ArrayPair, ArrayPair]:
     """Fashion-MNIST standardised with the training set's mean and std; the first `limit` training images if > 0."""
     from pycnn.data import load_fashion_mnist
 
@@ -103,7 +111,7 @@ def standardised_fashion_mnist(limit: int = 0):
     return (xtr, ytr), (xte, yte)
 
 
-def warmup_then_cosine(opt, epochs: int):
+def warmup_then_cosine(opt: Any, epochs: int) -> Any:
     """One epoch of linear warm-up from lr/10, then cosine annealing to 0 (stepped once per epoch)."""
     from pycnn import optim
 
@@ -112,7 +120,8 @@ def warmup_then_cosine(opt, epochs: int):
     return optim.SequentialLR(opt, [warmup, cosine], milestones=[1])
 
 
-def run(model, loss_fn, opt, sched, train, test, args, rng, lr_format=".2e"):
+def run(model: nn.Module, loss_fn: Any, opt: Any, sched: Any, train: ArrayPair, test: ArrayPair,
+        args: argparse.Namespace, rng: np.random.Generator, lr_format: str = ".2e") -> float:
     """Train for args.epochs (printing one line per epoch), save to args.save if set -> final test accuracy."""
     (xtr, ytr), (xte, yte) = train, test
     augment = None if args.no_augment else flip_and_shift

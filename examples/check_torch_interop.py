@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 from collections import OrderedDict
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from pycnn.data import load_fashion_mnist  # noqa: E402
 import fashion_mnist_bn_cnn  # noqa: E402
 
 
-def torch_bn_cnn():
+def torch_bn_cnn() -> Any:
     import torch.nn as tnn
 
     return tnn.Sequential(
@@ -40,12 +41,12 @@ def torch_bn_cnn():
     )
 
 
-def torch_resnet(depth, width, in_channels=1, num_classes=10):
+def torch_resnet(depth: int, width: int, in_channels: int = 1, num_classes: int = 10) -> Any:
     """He et al.'s CIFAR ResNet with torchvision's BasicBlock names (as in tests/test_residual.py)."""
     import torch.nn as tnn
 
     class BasicBlock(tnn.Module):
-        def __init__(self, inplanes, planes, stride=1):
+        def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
             super().__init__()
             self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
             self.bn1 = tnn.BatchNorm2d(planes)
@@ -57,7 +58,7 @@ def torch_resnet(depth, width, in_channels=1, num_classes=10):
                 self.downsample = tnn.Sequential(tnn.Conv2d(inplanes, planes, 1, stride, bias=False),
                                                  tnn.BatchNorm2d(planes))
 
-        def forward(self, x):
+        def forward(self, x: Any) -> Any:
             identity = x if self.downsample is None else self.downsample(x)
             return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + identity)
 
@@ -75,7 +76,7 @@ def torch_resnet(depth, width, in_channels=1, num_classes=10):
     return tnn.Sequential(layers)
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> None:
     import torch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

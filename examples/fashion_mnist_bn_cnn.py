@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pycnn  # noqa: E402
@@ -29,7 +30,7 @@ def bn_cnn() -> nn.Sequential:
     return fashion_mnist_bn_cnn()
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> float:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_training_args(ap, epochs=15, lr=2e-3)
     args = ap.parse_args(argv)

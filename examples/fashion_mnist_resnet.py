@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pycnn  # noqa: E402
@@ -21,7 +22,7 @@ from pycnn import nn, optim  # noqa: E402
 from _loop import add_training_args, count_parameters, prepare, run, warmup_then_cosine  # noqa: E402
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> float:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--depth", type=int, default=8)
     ap.add_argument("--width", type=int, default=16)

@@ -27,6 +27,7 @@ import importlib.util
 import os
 import sys
 import time
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -45,7 +46,7 @@ PUBLISHED = {
 }
 
 
-def read_ts(path):
+def read_ts(path: Union[str, "os.PathLike[str]"]) -> Tuple[np.ndarray, List[str]]:
     """Parse a univariate, equal-length UCR/UEA ``.ts`` file -> (x float32 (N, L), labels as strings)."""
     rows, labels, in_data = [], [], False
     with open(path, encoding="utf-8") as f:
@@ -67,14 +68,14 @@ def read_ts(path):
     return np.stack(rows), labels
 
 
-def aeon_data_dir():
+def aeon_data_dir() -> str:
     spec = importlib.util.find_spec("aeon")  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
         sys.exit("This example reads UCR data files bundled with aeon: pip install --no-deps aeon")
     return os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data")
 
 
-def load_ucr(name):
+def load_ucr(name: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, List[str]]:
     d = os.path.join(aeon_data_dir(), name)
     xtr, ltr = read_ts(os.path.join(d, f"{name}_TRAIN.ts"))
     xte, lte = read_ts(os.path.join(d, f"{name}_TEST.ts"))
@@ -83,19 +84,19 @@ def load_ucr(name):
     ytr = np.array([index[c] for c in ltr], np.int64)
     yte = np.array([index[c] for c in lte], np.int64)
 
-    def znorm(x):
+    def znorm(x: np.ndarray) -> np.ndarray:
         return ((x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-8)).astype(np.float32)
 
     return znorm(xtr)[:, None, :], ytr, znorm(xte)[:, None, :], yte, classes
 
 
-def one_nn_euclidean(xtr, ytr, xte):
+def one_nn_euclidean(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray) -> np.ndarray:
     a, b = xtr.reshape(len(xtr), -1).astype(np.float64), xte.reshape(len(xte), -1).astype(np.float64)
     d = (b * b).sum(1)[:, None] - 2 * b @ a.T + (a * a).sum(1)[None, :]
     return ytr[d.argmin(axis=1)]
 
 
-def fcn(classes, width=64):
+def fcn(classes: int, width: int = 64) -> nn.Sequential:
     w1, w2, w3 = width, 2 * width, width
     return nn.Sequential(
         nn.Conv1d(1, w1, 8, padding="same", bias=False), nn.BatchNorm1d(w1), nn.ReLU(),
@@ -105,7 +106,7 @@ def fcn(classes, width=64):
     )
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> float:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="OSULeaf")
     ap.add_argument("--epochs", type=int, default=300)

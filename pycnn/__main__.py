@@ -18,6 +18,10 @@ import argparse
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DATA_HELP = """\
 Data: --data DIR, else $PYCNN_DATA, ~/.cache/pycnn/fashion-mnist,
@@ -65,7 +69,7 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
-def _float_at_least(minimum: float, strict: bool):
+def _float_at_least(minimum: float, strict: bool) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -90,14 +94,16 @@ def _fraction(text: str) -> float:
     return value
 
 
-def optimizers() -> dict:
+def optimizers() -> Dict[str, Tuple[type, float, str]]:
     """``{name: (class, default lr, description)}`` of the optimisers ``train --optimizer`` accepts.
 
     Adam and AdamW appear when ``pycnn.optim`` has them.
     """
     from . import optim
 
-    table = {"sgd": (optim.SGD, 0.05, "SGD with momentum (--momentum, default 0.9)")}
+    table: Dict[str, Tuple[type, float, str]] = {
+        "sgd": (optim.SGD, 0.05, "SGD with momentum (--momentum, default 0.9)"),
+    }
     if hasattr(optim, "Adam"):
         table["adam"] = (optim.Adam, 1e-3, "Adam")
     if hasattr(optim, "AdamW"):
@@ -105,7 +111,7 @@ def optimizers() -> dict:
     return table
 
 
-def _data_options(p) -> None:
+def _data_options(p: Any) -> None:  # a parser or an argument group
     p.add_argument("--data", metavar="DIR", default=None,
                    help="directory holding the four Fashion-MNIST IDX files (.gz or not)")
     p.add_argument("--no-download", action="store_true",
@@ -220,10 +226,10 @@ class UserError(Exception):
     """An error the user can fix; printed as one line without a traceback."""
 
 
-def _data_error_line(exc, path) -> str:
-    from . import data
+def _data_error_line(exc: BaseException, path: Optional[str]) -> str:
+    from .data.fashion_mnist import _search_dirs
 
-    dirs = ", ".join(str(d) for d in data._search_dirs(path))
+    dirs = ", ".join(str(d) for d in _search_dirs(path))
     line = f"Fashion-MNIST not found in {dirs}"
     cause = exc.__cause__
     if cause is not None:
@@ -252,7 +258,7 @@ def _single_threaded_blas() -> None:
             os.environ.setdefault(var, "1")
 
 
-def _load_data(args):
+def _load_data(args: argparse.Namespace) -> Tuple[Tuple[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]:
     from . import data
 
     try:
@@ -278,7 +284,7 @@ def _prepare_dir(directory: str, option: str) -> str:
     return directory
 
 
-def _load_model(path: str):
+def _load_model(path: str) -> Tuple[Any, Dict[str, Any]]:
     import pycnn
 
     if not os.path.exists(path):
@@ -289,7 +295,7 @@ def _load_model(path: str):
         raise UserError(f"cannot load the model: {e}") from e
 
 
-def _class_names(meta: dict, n: int):
+def _class_names(meta: Dict[str, Any], n: int) -> List[str]:
     from . import data
 
     names = meta.get("class_names")
@@ -300,7 +306,7 @@ def _class_names(meta: dict, n: int):
     return [str(i) for i in range(n)]
 
 
-def _make_optimizer(args, params):
+def _make_optimizer(args: argparse.Namespace, params: Any) -> Tuple[Any, Dict[str, float]]:
     table = optimizers()
     cls, default_lr, _ = table[args.optimizer]
     kwargs = {"lr": args.lr if args.lr is not None else default_lr}
@@ -313,7 +319,7 @@ def _make_optimizer(args, params):
     return cls(params, **kwargs), kwargs
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
     import pycnn
@@ -403,7 +409,7 @@ def cmd_train(args) -> int:
     trained = history.params["samples"] * len(history)
     if early is not None and early.stopped_epoch is not None:
         print(f"early stopping: val_loss did not improve for {args.patience} epoch(s); "
-              f"kept the weights of epoch {early.best_epoch + 1}", flush=True)
+              f"kept the weights of epoch {cast(int, early.best_epoch) + 1}", flush=True)
     if args.validation_split is not None:
         test_acc = T.evaluate(model, x_test, y_test)["accuracy"]
     else:
@@ -442,7 +448,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     import pycnn
@@ -480,7 +486,7 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _read_image(path: str, shape, invert: str):
+def _read_image(path: str, shape: Sequence[int], invert: str) -> np.ndarray:
     import numpy as np
 
     try:
@@ -489,8 +495,8 @@ def _read_image(path: str, shape, invert: str):
         raise UserError("predict needs Pillow to read images: pip install pillow") from None
     c, h, w = shape
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB" if c == 3 else "L").resize((w, h), Image.Resampling.BILINEAR)
+        with Image.open(path) as f:
+            im = f.convert("RGB" if c == 3 else "L").resize((w, h), Image.Resampling.BILINEAR)
             a = np.asarray(im, dtype=np.float32) / 255.0
     except FileNotFoundError:
         raise UserError(f"image {path!r} not found") from None
@@ -503,7 +509,7 @@ def _read_image(path: str, shape, invert: str):
     return a
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from . import train as T
@@ -524,7 +530,7 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def cmd_info(args) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     import importlib.util
 
     import pycnn
@@ -543,7 +549,7 @@ def cmd_info(args) -> int:
     return 0
 
 
-def cmd_bench(argv) -> int:
+def cmd_bench(argv: Sequence[str]) -> int:
     from . import bench
 
     return bench.main(argv, prog="python -m pycnn bench")
@@ -552,7 +558,7 @@ def cmd_bench(argv) -> int:
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "info": cmd_info}
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("PYCNN_DEBUG", "") not in ("", "0")
     try:

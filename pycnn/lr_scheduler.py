@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearLR", "SequentialLR", "LambdaLR"]
 
 
-def _check_int(v, name: str, cls: str, minimum: int) -> int:
+def _check_int(v: Any, name: str, cls: str, minimum: int) -> int:
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{cls}: {name} must be an int, got {v!r}")
     if v < minimum:
@@ -36,7 +36,7 @@ def _check_int(v, name: str, cls: str, minimum: int) -> int:
 class LRScheduler:
     """Base class: subclasses implement ``_lr_at(base_lr, epoch)``."""
 
-    def __init__(self, optimizer, last_epoch: int = -1):
+    def __init__(self, optimizer: Any, last_epoch: int = -1):
         if not hasattr(optimizer, "param_groups"):
             raise TypeError(f"{type(optimizer).__name__} is not an optimizer (no param_groups)")
         self.optimizer = optimizer
@@ -68,16 +68,16 @@ class LRScheduler:
         self.last_epoch += 1
         self._apply(self.get_lr())
 
-    def _apply(self, lrs) -> None:
+    def _apply(self, lrs: Sequence[float]) -> None:
         for g, lr in zip(self.optimizer.param_groups, lrs):
             g["lr"] = lr
         self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> Dict[str, Any]:
         """Everything but the optimiser (as PyTorch)."""
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
-    def load_state_dict(self, state_dict: dict) -> None:
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self.__dict__.update(state_dict)
 
     def __repr__(self) -> str:
@@ -87,43 +87,56 @@ class LRScheduler:
 class StepLR(LRScheduler):
     """Decay by ``gamma`` every ``step_size`` epochs."""
 
-    def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
+    def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
         self.step_size = _check_int(step_size, "step_size", "StepLR", 1)
         self.gamma = float(gamma)
         super().__init__(optimizer, last_epoch)
 
-    def _lr_at(self, base_lr, epoch):
-        return base_lr * self.gamma ** (epoch // self.step_size)
+    @staticmethod
+    def closed_form(base_lr: float, epoch: int, step_size: int, gamma: float) -> float:
+        """The rate at ``epoch``: ``base_lr * gamma ** (epoch // step_size)`` (also ``train.StepDecay``'s)."""
+        return base_lr * gamma ** (epoch // step_size)
+
+    def _lr_at(self, base_lr: float, epoch: int) -> float:
+        return self.closed_form(base_lr, epoch, self.step_size, self.gamma)
 
 
 class MultiStepLR(LRScheduler):
     """Decay by ``gamma`` at each of the epochs in ``milestones``."""
 
-    def __init__(self, optimizer, milestones: Sequence[int], gamma: float = 0.1, last_epoch: int = -1):
+    def __init__(self, optimizer: Any, milestones: Sequence[int], gamma: float = 0.1, last_epoch: int = -1):
         self.milestones = sorted(_check_int(m, "milestones", "MultiStepLR", 0) for m in milestones)
         self.gamma = float(gamma)
         super().__init__(optimizer, last_epoch)
 
-    def _lr_at(self, base_lr, epoch):
+    def _lr_at(self, base_lr: float, epoch: int) -> float:
         return base_lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
 
 
 class CosineAnnealingLR(LRScheduler):
     """Cosine from the base rate down to ``eta_min`` over ``T_max`` epochs (SGDR without restarts)."""
 
-    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
+    def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
         self.T_max = _check_int(T_max, "T_max", "CosineAnnealingLR", 1)
         self.eta_min = float(eta_min)
         super().__init__(optimizer, last_epoch)
 
-    def _lr_at(self, base_lr, epoch):
-        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+    @staticmethod
+    def closed_form(base_lr: float, epoch: int, T_max: int, eta_min: float) -> float:
+        """The rate at ``epoch``: ``eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``.
+
+        Also ``train.CosineDecay``'s (which holds ``eta_min`` after ``T_max`` epochs).
+        """
+        return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * epoch / T_max)) / 2
+
+    def _lr_at(self, base_lr: float, epoch: int) -> float:
+        return self.closed_form(base_lr, epoch, self.T_max, self.eta_min)
 
 
 class LinearLR(LRScheduler):
     """Linear warm-up: factor from ``start_factor`` to ``end_factor`` over ``total_iters`` epochs, then constant."""
 
-    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5,
+    def __init__(self, optimizer: Any, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5,
                  last_epoch: int = -1):
         if not 0.0 < start_factor <= 1.0:
             raise ValueError(f"LinearLR: start_factor must be in (0, 1], got {start_factor}")
@@ -133,7 +146,7 @@ class LinearLR(LRScheduler):
         self.total_iters = _check_int(total_iters, "total_iters", "LinearLR", 0)
         super().__init__(optimizer, last_epoch)
 
-    def _lr_at(self, base_lr, epoch):
+    def _lr_at(self, base_lr: float, epoch: int) -> float:
         t = min(epoch, self.total_iters)
         frac = t / self.total_iters if self.total_iters else 1.0
         return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * frac)
@@ -142,23 +155,23 @@ class LinearLR(LRScheduler):
 class LambdaLR(LRScheduler):
     """``base_lr * lr_lambda(epoch)``."""
 
-    def __init__(self, optimizer, lr_lambda: Callable[[int], float], last_epoch: int = -1):
+    def __init__(self, optimizer: Any, lr_lambda: Callable[[int], float], last_epoch: int = -1):
         if not callable(lr_lambda):
             raise TypeError(f"LambdaLR: lr_lambda must be callable, got {lr_lambda!r}")
         self.lr_lambda = lr_lambda
         super().__init__(optimizer, last_epoch)
 
-    def _lr_at(self, base_lr, epoch):
+    def _lr_at(self, base_lr: float, epoch: int) -> float:
         return base_lr * self.lr_lambda(epoch)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> Dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambda")}
 
 
 class SequentialLR(LRScheduler):
     """Run ``schedulers[i]`` from ``milestones[i-1]`` on, each restarted at its own epoch 0 (PyTorch's)."""
 
-    def __init__(self, optimizer, schedulers: Sequence[LRScheduler], milestones: Sequence[int],
+    def __init__(self, optimizer: Any, schedulers: Sequence[LRScheduler], milestones: Sequence[int],
                  last_epoch: int = -1):
         schedulers = list(schedulers)
         if not schedulers:
@@ -182,7 +195,7 @@ class SequentialLR(LRScheduler):
         schedulers[0].step()
         self._last_lr = schedulers[0].get_last_lr()
 
-    def _current(self):
+    def _current(self) -> Tuple[LRScheduler, int]:
         i = sum(1 for m in self._milestones if m <= self.last_epoch)
         start = self._milestones[i - 1] if i > 0 else 0
         return self._schedulers[i], self.last_epoch - start
@@ -194,12 +207,12 @@ class SequentialLR(LRScheduler):
         sched._apply(sched.get_lr())
         self._last_lr = sched.get_last_lr()
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> Dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
         d["_schedulers"] = [s.state_dict() for s in self._schedulers]
         return d
 
-    def load_state_dict(self, state_dict: dict) -> None:
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         state_dict = dict(state_dict)
         subs = state_dict.pop("_schedulers")
         self.__dict__.update(state_dict)

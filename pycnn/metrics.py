@@ -29,9 +29,15 @@ averages).
 from __future__ import annotations
 
 import warnings
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+#: ``"warn"``, ``0.0``, ``1.0`` or ``np.nan`` (see the module docstring).
+ZeroDivision = Union[str, float]
 
 __all__ = [
     "UndefinedMetricWarning",
@@ -51,12 +57,7 @@ class UndefinedMetricWarning(UserWarning):
     """A score was ill-defined (a division by zero) and was set by ``zero_division``."""
 
 
-# ---------------------------------------------------------------------------
-# Checks
-# ---------------------------------------------------------------------------
-
-
-def _targets(y_true, y_pred) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _targets(y_true: ArrayLike, y_pred: ArrayLike) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(y_true, y_pred, sorted classes present) as 1-D arrays; raises on bad input."""
     arrays = []
     for name, a in (("y_true", y_true), ("y_pred", y_pred)):
@@ -81,7 +82,7 @@ def _targets(y_true, y_pred) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     return t, p, classes
 
 
-def _labels(labels, classes: np.ndarray) -> np.ndarray:
+def _labels(labels: Optional[ArrayLike], classes: np.ndarray) -> np.ndarray:
     if labels is None:
         return classes
     lab = np.asarray(labels)
@@ -101,7 +102,7 @@ def _index(a: np.ndarray, labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return order[pos], found
 
 
-def _counts(t: np.ndarray, p: np.ndarray, labels: np.ndarray):
+def _counts(t: np.ndarray, p: np.ndarray, labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per label: true positives, predicted count, true count (int64 arrays)."""
     n = len(labels)
     ti, t_in = _index(t, labels)
@@ -113,7 +114,7 @@ def _counts(t: np.ndarray, p: np.ndarray, labels: np.ndarray):
     return tp, pred, true
 
 
-def _zero_division_value(zero_division) -> float:
+def _zero_division_value(zero_division: ZeroDivision) -> float:
     if isinstance(zero_division, str):
         if zero_division != "warn":
             raise ValueError(f"zero_division must be 'warn', 0.0, 1.0 or np.nan, got {zero_division!r}")
@@ -124,7 +125,8 @@ def _zero_division_value(zero_division) -> float:
     return z
 
 
-def _divide(num, den, metric: str, modifier: str, zero_division, warn: bool) -> np.ndarray:
+def _divide(num: ArrayLike, den: ArrayLike, metric: str, modifier: str, zero_division: ZeroDivision,
+            warn: bool) -> np.ndarray:
     num = np.asarray(num, dtype=np.float64)
     den = np.asarray(den, dtype=np.float64)
     zero = den == 0
@@ -152,12 +154,7 @@ def _nanaverage(a: np.ndarray, weights: Optional[np.ndarray] = None) -> float:
     return float(np.average(a[keep], weights=w))
 
 
-# ---------------------------------------------------------------------------
-# Metrics
-# ---------------------------------------------------------------------------
-
-
-def accuracy_score(y_true, y_pred, normalize: bool = True) -> float:
+def accuracy_score(y_true: ArrayLike, y_pred: ArrayLike, normalize: bool = True) -> float:
     """Fraction of samples whose predicted label equals the true one (their count if ``normalize=False``)."""
     t, p, _ = _targets(y_true, y_pred)
     correct = int(np.count_nonzero(t == p))
@@ -168,7 +165,8 @@ def accuracy_score(y_true, y_pred, normalize: bool = True) -> float:
     return correct / len(t)
 
 
-def confusion_matrix(y_true, y_pred, labels=None, normalize: Optional[str] = None) -> np.ndarray:
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, labels: Optional[ArrayLike] = None,
+                     normalize: Optional[str] = None) -> np.ndarray:
     """``C[i, j]``: samples of true class ``labels[i]`` predicted as ``labels[j]``.
 
     Args:
@@ -201,8 +199,9 @@ def confusion_matrix(y_true, y_pred, labels=None, normalize: Optional[str] = Non
     return np.nan_to_num(out)
 
 
-def precision_recall_fscore_support(y_true, y_pred, *, beta: float = 1.0, labels=None, pos_label=1,
-                                    average: Optional[str] = None, zero_division="warn",
+def precision_recall_fscore_support(y_true: ArrayLike, y_pred: ArrayLike, *, beta: float = 1.0,
+                                    labels: Optional[ArrayLike] = None, pos_label: Any = 1,
+                                    average: Optional[str] = None, zero_division: ZeroDivision = "warn",
                                     _warn_for: Sequence[str] = ("precision", "recall", "f-score")
                                     ) -> Tuple[Union[float, np.ndarray], Union[float, np.ndarray],
                                                Union[float, np.ndarray], Optional[np.ndarray]]:
@@ -248,8 +247,9 @@ def precision_recall_fscore_support(y_true, y_pred, *, beta: float = 1.0, labels
     return _nanaverage(precision, weights), _nanaverage(recall, weights), _nanaverage(f, weights), None
 
 
-def precision_score(y_true, y_pred, *, labels=None, pos_label=1, average: Optional[str] = "binary",
-                    zero_division="warn") -> Union[float, np.ndarray]:
+def precision_score(y_true: ArrayLike, y_pred: ArrayLike, *, labels: Optional[ArrayLike] = None,
+                    pos_label: Any = 1, average: Optional[str] = "binary",
+                    zero_division: ZeroDivision = "warn") -> Union[float, np.ndarray]:
     """``tp / (tp + fp)``: of the samples predicted as a class, the fraction that are of it."""
     p, _, _, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, pos_label=pos_label,
                                                  average=average, zero_division=zero_division,
@@ -257,8 +257,9 @@ def precision_score(y_true, y_pred, *, labels=None, pos_label=1, average: Option
     return p
 
 
-def recall_score(y_true, y_pred, *, labels=None, pos_label=1, average: Optional[str] = "binary",
-                 zero_division="warn") -> Union[float, np.ndarray]:
+def recall_score(y_true: ArrayLike, y_pred: ArrayLike, *, labels: Optional[ArrayLike] = None,
+                 pos_label: Any = 1, average: Optional[str] = "binary",
+                 zero_division: ZeroDivision = "warn") -> Union[float, np.ndarray]:
     """``tp / (tp + fn)``: of the samples of a class, the fraction predicted as it."""
     _, r, _, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, pos_label=pos_label,
                                                  average=average, zero_division=zero_division,
@@ -266,8 +267,9 @@ def recall_score(y_true, y_pred, *, labels=None, pos_label=1, average: Optional[
     return r
 
 
-def f1_score(y_true, y_pred, *, labels=None, pos_label=1, average: Optional[str] = "binary",
-             zero_division="warn") -> Union[float, np.ndarray]:
+def f1_score(y_true: ArrayLike, y_pred: ArrayLike, *, labels: Optional[ArrayLike] = None,
+             pos_label: Any = 1, average: Optional[str] = "binary",
+             zero_division: ZeroDivision = "warn") -> Union[float, np.ndarray]:
     """The harmonic mean of precision and recall: ``2 tp / (2 tp + fp + fn)``."""
     _, _, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, pos_label=pos_label,
                                                  average=average, zero_division=zero_division,
@@ -275,9 +277,10 @@ def f1_score(y_true, y_pred, *, labels=None, pos_label=1, average: Optional[str]
     return f
 
 
-def classification_report(y_true, y_pred, *, labels=None, target_names: Optional[Sequence[str]] = None,
+def classification_report(y_true: ArrayLike, y_pred: ArrayLike, *, labels: Optional[ArrayLike] = None,
+                          target_names: Optional[Sequence[str]] = None,
                           digits: int = 2, output_dict: bool = False,
-                          zero_division="warn") -> Union[str, Dict[str, object]]:
+                          zero_division: ZeroDivision = "warn") -> Union[str, Dict[str, object]]:
     """Precision, recall, F1 and support per class, then accuracy and the macro and weighted averages.
 
     The text is laid out as scikit-learn's::

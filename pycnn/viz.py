@@ -23,16 +23,24 @@ from __future__ import annotations
 import math
 import os
 import pathlib
-from typing import Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .nn import Module
+    from .train import History
 
 __all__ = ["plot_history", "plot_filters", "plot_feature_maps", "plot_confusion_matrix"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: What :func:`plot_history` takes: a History, its ``.history`` dict, or a JSON file of one.
+HistoryLike = Union["History", Mapping[str, Sequence[float]], PathLike]
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Any:
     """A matplotlib Figure on the Agg canvas (pyplot untouched)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -45,7 +53,7 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: PathLike) -> pathlib.Path:
+def _save(fig: Any, path: PathLike) -> pathlib.Path:
     p = pathlib.Path(path)
     if p.parent and not p.parent.exists():
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +61,7 @@ def _save(fig, path: PathLike) -> pathlib.Path:
     return p
 
 
-def _history_dict(history) -> Mapping[str, Sequence[float]]:
+def _history_dict(history: HistoryLike) -> Mapping[str, Sequence[float]]:
     if hasattr(history, "history") and isinstance(history.history, Mapping):
         return history.history
     if isinstance(history, Mapping):
@@ -65,7 +73,7 @@ def _history_dict(history) -> Mapping[str, Sequence[float]]:
     raise TypeError(f"plot_history: expected a History, a dict of lists or a JSON file, got {type(history).__name__}")
 
 
-def plot_history(history, path: PathLike, title: Optional[str] = None) -> pathlib.Path:
+def plot_history(history: HistoryLike, path: PathLike, title: Optional[str] = None) -> pathlib.Path:
     """Training curves: loss, and accuracy and learning rate when recorded, train vs validation, per epoch.
 
     Args:
@@ -96,7 +104,7 @@ def plot_history(history, path: PathLike, title: Optional[str] = None) -> pathli
     return _save(fig, path)
 
 
-def _first_conv(model):
+def _first_conv(model: Module) -> Module:
     from .nn.module import Module
 
     if not isinstance(model, Module):
@@ -108,12 +116,12 @@ def _first_conv(model):
     raise ValueError(f"no convolution layer (a 4-D weight) in {type(model).__name__}")
 
 
-def _grid(n: int):
+def _grid(n: int) -> Tuple[int, int]:
     cols = int(math.ceil(math.sqrt(n)))
     return int(math.ceil(n / cols)), cols
 
 
-def plot_filters(model, path: PathLike, max_filters: int = 64) -> pathlib.Path:
+def plot_filters(model: Module, path: PathLike, max_filters: int = 64) -> pathlib.Path:
     """A grid of the first convolution layer's filters (or of ``model`` itself if it is one).
 
     Each filter is scaled to its own range; 3-channel filters are shown in
@@ -140,7 +148,7 @@ def plot_filters(model, path: PathLike, max_filters: int = 64) -> pathlib.Path:
     return _save(fig, path)
 
 
-def plot_feature_maps(model, x, path: PathLike, max_channels: int = 16) -> pathlib.Path:
+def plot_feature_maps(model: Module, x: ArrayLike, path: PathLike, max_channels: int = 16) -> pathlib.Path:
     """The feature maps of one input through each convolution layer of ``model``.
 
     Row 0 shows the input; then one row per convolution layer (in the order
@@ -190,7 +198,7 @@ def plot_feature_maps(model, x, path: PathLike, max_channels: int = 16) -> pathl
     return _save(fig, path)
 
 
-def plot_confusion_matrix(cm, path: PathLike, class_names: Optional[Sequence[str]] = None,
+def plot_confusion_matrix(cm: ArrayLike, path: PathLike, class_names: Optional[Sequence[str]] = None,
                           normalize: bool = False, title: Optional[str] = None) -> pathlib.Path:
     """The confusion matrix as an image: rows are true classes, columns predicted ones.
 

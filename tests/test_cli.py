@@ -127,7 +127,7 @@ def test_missing_data_without_download_names_the_package(tmp_path):
     # Run main() with every search location pointed at empty places, the
     # system directory included (it may hold the real data on this machine).
     code = (
-        "import pathlib, sys, pycnn.data as d; from pycnn.__main__ import main; "
+        "import pathlib, sys, pycnn.data.fashion_mnist as d; from pycnn.__main__ import main; "
         f"d.FASHION_MNIST_SYSTEM_DIR = pathlib.Path({str(tmp_path / 'system')!r}); "
         "sys.exit(main(['train', '--no-download']))"
     )

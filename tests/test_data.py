@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pycnn import data
+from pycnn.data import fashion_mnist  # where the Fashion-MNIST constants are read: patch them there
 
 IDX_DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
 TYPE_BYTES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D, np.float64: 0x0E}
@@ -46,7 +47,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.delenv("PYCNN_DATA", raising=False)
-    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", system)
+    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_SYSTEM_DIR", system)
     return tmp_path
 
 
@@ -367,7 +368,7 @@ def test_pycnn_data_env(isolated, monkeypatch, sub):
 
 def test_search_order(isolated, monkeypatch):
     cache = isolated / "home" / ".cache" / "pycnn" / "fashion-mnist"
-    make_fake_fmnist(data.FASHION_MNIST_SYSTEM_DIR, n_train=11)
+    make_fake_fmnist(fashion_mnist.FASHION_MNIST_SYSTEM_DIR, n_train=11)
     assert len(data.load_fashion_mnist(download=False)[0][0]) == 11
     make_fake_fmnist(cache, n_train=12)
     assert len(data.load_fashion_mnist(download=False)[0][0]) == 12
@@ -400,7 +401,7 @@ def test_not_found_message(isolated, monkeypatch):
         isolated / "env",
         isolated / "env" / "fashion-mnist",
         isolated / "home" / ".cache" / "pycnn" / "fashion-mnist",
-        data.FASHION_MNIST_SYSTEM_DIR,
+        fashion_mnist.FASHION_MNIST_SYSTEM_DIR,
     ]:
         assert str(place) in msg
     assert "apt-get install dataset-fashion-mnist" in msg
@@ -447,9 +448,9 @@ def served(isolated, monkeypatch):
     arrays = make_fake_fmnist(src)
     payload = {name: (src / name).read_bytes() for name in data.FASHION_MNIST_FILES}
     monkeypatch.setattr(
-        data, "FASHION_MNIST_MD5", {n: hashlib.md5(b).hexdigest() for n, b in payload.items()}
+        fashion_mnist, "FASHION_MNIST_MD5", {n: hashlib.md5(b).hexdigest() for n, b in payload.items()}
     )
-    monkeypatch.setattr(data, "FASHION_MNIST_SIZES", {n: len(b) for n, b in payload.items()})
+    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_SIZES", {n: len(b) for n, b in payload.items()})
     requests = []
 
     def fake_urlopen(url, timeout=None):
@@ -501,9 +502,9 @@ def test_download_fetches_only_missing_files(served):
 def test_download_bad_md5_raises_and_leaves_no_file(served, monkeypatch):
     _, payload, _, cache = served
     bad = data.FASHION_MNIST_TEST_IMAGES
-    md5 = dict(data.FASHION_MNIST_MD5)
+    md5 = dict(fashion_mnist.FASHION_MNIST_MD5)
     md5[bad] = "0" * 32
-    monkeypatch.setattr(data, "FASHION_MNIST_MD5", md5)
+    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_MD5", md5)
     with pytest.raises(ValueError, match=f"MD5 mismatch for .*{bad}"):
         data.load_fashion_mnist()
     assert not (cache / bad).exists()
@@ -513,9 +514,9 @@ def test_download_bad_md5_raises_and_leaves_no_file(served, monkeypatch):
 
 def test_download_oversized_response_aborted(served, monkeypatch):
     _, payload, _, cache = served
-    sizes = dict(data.FASHION_MNIST_SIZES)
+    sizes = dict(fashion_mnist.FASHION_MNIST_SIZES)
     sizes[data.FASHION_MNIST_TRAIN_IMAGES] = 100
-    monkeypatch.setattr(data, "FASHION_MNIST_SIZES", sizes)
+    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_SIZES", sizes)
     with pytest.raises(ValueError, match="larger than the expected"):
         data.load_fashion_mnist()
     assert not (cache / data.FASHION_MNIST_TRAIN_IMAGES).exists()

@@ -1,0 +1,121 @@
+"""Mini-batches of in-memory arrays: :func:`iterate_minibatches` and :class:`DataLoader`."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Tuple, Union
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    #: What ``np.random.default_rng`` takes: an int, None (fresh entropy) or a Generator to draw from.
+    Seed = Union[int, np.random.Generator, None]
+
+
+def _check_batch_args(x: ArrayLike, y: ArrayLike, batch_size: Any) -> Tuple[np.ndarray, np.ndarray, int]:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an integer, got {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0:
+        raise ValueError("x and y must have a leading sample dimension (got a 0-d array)")
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    return x, y, int(batch_size)
+
+
+def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, order: Optional[np.ndarray],
+             drop_last: bool) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    n = len(x)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        if order is None:
+            yield x[start : start + batch_size], y[start : start + batch_size]
+        else:
+            idx = order[start : start + batch_size]
+            yield x[idx], y[idx]
+
+
+def iterate_minibatches(
+    x: ArrayLike,
+    y: ArrayLike,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: Seed = None,
+    drop_last: bool = False,
+) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """Iterate over ``(x, y)`` in mini-batches along the first axis.
+
+    Args:
+        x: array of shape ``(N, ...)``, e.g. images ``(N, C, H, W)``.
+        y: array of shape ``(N, ...)``, e.g. labels ``(N,)``.
+        batch_size: samples per batch, >= 1.
+        shuffle: visit samples in a random order (one permutation for the
+            whole pass); otherwise in order.
+        seed: seed for ``np.random.default_rng`` (int, None for fresh entropy,
+            or a ``np.random.Generator`` to draw from). The same int seed
+            gives the same order.
+        drop_last: drop the final batch if it has fewer than ``batch_size``
+            samples; otherwise it is yielded as a smaller batch.
+
+    Returns:
+        An iterator of ``(xb, yb)`` with ``xb.shape == (B,) + x.shape[1:]`` and
+        the dtypes of ``x`` and ``y``; ``B == batch_size`` except possibly for
+        the last batch. Unshuffled batches are views into ``x``/``y``;
+        shuffled ones are copies. Every sample appears exactly once per pass
+        (apart from those dropped by ``drop_last``).
+
+    Raises:
+        ValueError: ``batch_size < 1`` or ``len(x) != len(y)`` (raised at call
+            time, not at the first ``next``).
+        TypeError: ``batch_size`` is not an integer.
+    """
+    x, y, batch_size = _check_batch_args(x, y, batch_size)
+    order = np.random.default_rng(seed).permutation(len(x)) if shuffle else None
+    return _batches(x, y, batch_size, order, drop_last)
+
+
+class DataLoader:
+    """Re-iterable mini-batches over in-memory arrays, PyTorch-style.
+
+    Each ``for xb, yb in loader`` is one epoch. With ``shuffle=True`` every
+    epoch uses a new permutation drawn from a single generator seeded once
+    with ``seed``: epochs differ from each other, but the whole sequence of
+    epochs is reproducible for a given seed.
+
+    Args:
+        x: array of shape ``(N, ...)``, e.g. float32 images ``(N, 1, 28, 28)``.
+        y: array of shape ``(N, ...)``, e.g. int64 labels ``(N,)``.
+        batch_size: samples per batch, >= 1.
+        shuffle: reshuffle every epoch.
+        seed: seed for ``np.random.default_rng`` (int, None, or a Generator).
+        drop_last: drop each epoch's final batch if it is smaller than
+            ``batch_size``.
+
+    Yields ``(xb, yb)`` as :func:`iterate_minibatches` does; ``len(loader)``
+    is the number of batches per epoch.
+    """
+
+    def __init__(self, x: ArrayLike, y: ArrayLike, batch_size: int = 32, shuffle: bool = True, seed: Seed = None,
+                 drop_last: bool = False):
+        self.x, self.y, self.batch_size = _check_batch_args(x, y, batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self._rng = np.random.default_rng(seed)
+
+    def __iter__(self) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        return iterate_minibatches(
+            self.x, self.y, self.batch_size, self.shuffle, seed=self._rng, drop_last=self.drop_last
+        )
+
+    def __len__(self) -> int:
+        n = len(self.x)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __repr__(self) -> str:
+        return (
+            f"DataLoader(n={len(self.x)}, batch_size={self.batch_size}, "
+            f"shuffle={self.shuffle}, drop_last={self.drop_last})"
+        )
