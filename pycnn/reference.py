@@ -20,10 +20,13 @@ at its boundary. Impossible geometries (an output size <= 0) raise ValueError.
 All backward functions return fresh arrays (nothing is accumulated in place
 into caller-owned memory) and no function modifies its inputs.
 """
+from __future__ import annotations
 
 import numbers
+from typing import List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = [
     "pair", "conv_padding", "conv_output_size",
@@ -40,21 +43,27 @@ __all__ = [
     "sgd_step", "adam_step",
 ]
 
+IntPair = Union[int, Sequence[int]]  # an int, or a pair (any 2-sequence, checked by pair())
+IntSingle = Union[int, Tuple[int]]  # 1-D ops: an int or a 1-tuple
+Pair = Tuple[int, int]
+Pad4 = Tuple[int, int, int, int]  # (top, bottom, left, right)
+Grads = Tuple[np.ndarray, np.ndarray, np.ndarray]  # (dx, dw, db)
+
 
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-def pair(v):
+def pair(v: IntPair) -> Pair:
     """Normalise an int or a 2-sequence to a ``(a, b)`` tuple."""
-    if isinstance(v, numbers.Integral):
+    if isinstance(v, (int, numbers.Integral)):  # int spelled out: mypy does not know int is an Integral
         return (int(v), int(v))
     t = tuple(v)
     if len(t) != 2:
         raise ValueError(f"expected an int or a pair, got {v!r}")
-    return t
+    return t[0], t[1]
 
 
-def conv_padding(padding, kernel_size, dilation, stride):
+def conv_padding(padding: Union[IntPair, str], kernel_size: IntPair, dilation: IntPair, stride: IntPair) -> Pad4:
     """Resolve ``padding`` (int | (ph, pw) | 'valid' | 'same') to ``(top, bottom, left, right)``."""
     if isinstance(padding, str):
         if padding == "valid":
@@ -63,22 +72,22 @@ def conv_padding(padding, kernel_size, dilation, stride):
             raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
         if pair(stride) != (1, 1):
             raise ValueError("padding='same' requires stride 1")
-        pads = []
+        pads: List[int] = []
         for k, d in zip(pair(kernel_size), pair(dilation)):
             total = d * (k - 1)
             begin = total // 2
             pads += [begin, total - begin]  # the odd extra goes to bottom/right
-        return tuple(pads)
+        return cast(Pad4, tuple(pads))  # two pairs in, four pads out (mypy cannot count a list's items)
     ph, pw = pair(padding)
     return (ph, ph, pw, pw)
 
 
-def conv_output_size(size, k, stride, pad_begin, pad_end, dilation):
+def conv_output_size(size: int, k: int, stride: int, pad_begin: int, pad_end: int, dilation: int) -> int:
     """Output length of a conv/pool along one axis (may be <= 0 for impossible geometry)."""
     return (size + pad_begin + pad_end - dilation * (k - 1) - 1) // stride + 1
 
 
-def _float(a, dtype=None):
+def _float(a: ArrayLike, dtype: Optional[DTypeLike] = None) -> np.ndarray:
     """``a`` as an array of ``dtype`` (default: its own float dtype, float64 for non-floats)."""
     a = np.asarray(a)
     if dtype is None:
@@ -86,7 +95,7 @@ def _float(a, dtype=None):
     return a.astype(dtype, copy=False)
 
 
-def _out_hw(H, W, kernel, stride, pads, dilation):
+def _out_hw(H: int, W: int, kernel: Pair, stride: Pair, pads: Pad4, dilation: Pair) -> Pair:
     """Output ``(Ho, Wo)``; ValueError if either is <= 0."""
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     top, bottom, left, right = pads
@@ -99,7 +108,7 @@ def _out_hw(H, W, kernel, stride, pads, dilation):
     return Ho, Wo
 
 
-def _pad(x, pads, value=0.0):
+def _pad(x: np.ndarray, pads: Pad4, value: float = 0.0) -> np.ndarray:
     """Pad the last two axes of an NCHW array by ``(top, bottom, left, right)``."""
     top, bottom, left, right = pads
     if not any(pads):
@@ -107,7 +116,7 @@ def _pad(x, pads, value=0.0):
     return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
 
 
-def _tap(i, j, out_hw, stride, dilation):
+def _tap(i: int, j: int, out_hw: Pair, stride: Pair, dilation: Pair) -> Tuple[slice, slice, slice, slice]:
     """Index selecting, for kernel tap (i, j), the input pixel of every output position.
 
     ``xp[_tap(...)]`` is an ``(N, C, Ho, Wo)`` strided view of the padded input.
@@ -119,7 +128,7 @@ def _tap(i, j, out_hw, stride, dilation):
             slice(c0, c0 + sw * (Wo - 1) + 1, sw))
 
 
-def _crop(xp, x_shape, pads):
+def _crop(xp: np.ndarray, x_shape: Sequence[int], pads: Pad4) -> np.ndarray:
     """Undo ``_pad``: return the ``x_shape`` interior of a padded gradient."""
     top, _, left, _ = pads
     H, W = x_shape[2], x_shape[3]
@@ -127,25 +136,27 @@ def _crop(xp, x_shape, pads):
 
 
 # 1-D ops see an (N, C, L) array as an (N, C, 1, L) image with a (1, k) kernel.
-def _one(v):
+def _one(v: IntSingle) -> int:
     return v[0] if isinstance(v, (tuple, list)) else v
 
 
 # ---------------------------------------------------------------------------
 # convolution
 # ---------------------------------------------------------------------------
-def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
+def _conv_geometry(x_shape: Sequence[int], w_shape: Sequence[int], stride: IntPair, padding: Union[IntPair, str],
+                   dilation: IntPair, groups: int) -> Tuple[Pair, Pair, Pair, Pad4, Pair]:
     """(kernel, stride, dilation, pads, (Ho, Wo)) of a convolution; ValueError if impossible."""
     if x_shape[1] != w_shape[1] * groups or w_shape[0] % groups:
         raise ValueError(f"conv2d: input {tuple(x_shape)} and weight {tuple(w_shape)} "
                          f"do not match groups={groups}")
-    kernel, stride, dilation = tuple(w_shape[2:]), pair(stride), pair(dilation)
+    kernel, stride, dilation = cast(Pair, tuple(w_shape[2:])), pair(stride), pair(dilation)  # w is 4-D
     pads = conv_padding(padding, kernel, dilation, stride)
     Ho, Wo = _out_hw(x_shape[2], x_shape[3], kernel, stride, pads, dilation)
     return kernel, stride, dilation, pads, (Ho, Wo)
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, stride: IntPair = 1,
+           padding: Union[IntPair, str] = 0, dilation: IntPair = 1, groups: int = 1) -> np.ndarray:
     """2-D cross-correlation: x (N,C,H,W), w (K,C//groups,kh,kw), b (K,) or None -> (N,K,Ho,Wo)."""
     x = _float(x)
     w = _float(w, x.dtype)
@@ -165,7 +176,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return y
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntPair = 1, padding: Union[IntPair, str] = 0,
+                    dilation: IntPair = 1, groups: int = 1) -> Grads:
     """Gradients of conv2d: dy (N,K,Ho,Wo) -> (dx (N,C,H,W), dw (K,C//groups,kh,kw), db (K,))."""
     x = _float(x)
     w = _float(w, x.dtype)
@@ -192,7 +204,8 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
     return _crop(dxp, x.shape, pads), dw, db
 
 
-def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+def conv1d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, stride: IntSingle = 1,
+           padding: Union[IntSingle, str] = 0, dilation: IntSingle = 1, groups: int = 1) -> np.ndarray:
     """1-D cross-correlation: x (N, C, L), w (K, C//groups, k), b (K,) -> (N, K, Lo)."""
     pad = padding if isinstance(padding, str) else (0, _one(padding))
     y = conv2d(_float(x)[:, :, None, :], _float(w)[:, :, None, :], b, (1, _one(stride)), pad,
@@ -200,7 +213,8 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return y[:, :, 0, :]
 
 
-def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
+def conv1d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntSingle = 1,
+                    padding: Union[IntSingle, str] = 0, dilation: IntSingle = 1, groups: int = 1) -> Grads:
     """Gradients of conv1d -> (dx (N, C, L), dw (K, C//groups, k), db (K,))."""
     pad = padding if isinstance(padding, str) else (0, _one(padding))
     dx, dw, db = conv2d_backward(_float(dy)[:, :, None, :], _float(x)[:, :, None, :], _float(w)[:, :, None, :],
@@ -211,7 +225,8 @@ def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
 # ---------------------------------------------------------------------------
 # pooling
 # ---------------------------------------------------------------------------
-def _pool_geometry(x_shape, kernel_size, stride, padding):
+def _pool_geometry(x_shape: Sequence[int], kernel_size: IntPair, stride: Optional[IntPair],
+                   padding: IntPair) -> Tuple[Pair, Pair, Pad4, Pair]:
     """Normalised (kernel, stride, pads, (Ho, Wo)) of a pooling; ValueError if impossible."""
     kernel = pair(kernel_size)
     stride = kernel if stride is None else pair(stride)
@@ -221,22 +236,21 @@ def _pool_geometry(x_shape, kernel_size, stride, padding):
     return kernel, stride, pads, (Ho, Wo)
 
 
-def _max_pool_argmax(xp, kernel, stride, out_hw):
+def _max_pool_argmax(xp: np.ndarray, kernel: Pair, stride: Pair, out_hw: Pair) -> Tuple[np.ndarray, np.ndarray]:
     """Running max over the taps -> (max, index of the first maximal tap in row-major order)."""
     kh, kw = kernel
-    best = idx = None
-    for t in range(kh * kw):
+    best = xp[_tap(0, 0, out_hw, stride, (1, 1))].copy()  # tap 0
+    idx = np.zeros(best.shape, dtype=np.intp)
+    for t in range(1, kh * kw):
         v = xp[_tap(t // kw, t % kw, out_hw, stride, (1, 1))]
-        if best is None:
-            best, idx = v.copy(), np.zeros(v.shape, dtype=np.intp)
-        else:
-            better = v > best  # strict: on ties the earlier tap keeps the max
-            best[better] = v[better]
-            idx[better] = t
+        better = v > best  # strict: on ties the earlier tap keeps the max
+        best[better] = v[better]
+        idx[better] = t
     return best, idx
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
+def max_pool2d(x: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair] = None,
+               padding: IntPair = 0) -> np.ndarray:
     """Max pooling (implicit -inf padding, floor mode): x (N, C, H, W) -> (N, C, Ho, Wo)."""
     x = _float(x)
     kernel, stride, pads, out_hw = _pool_geometry(x.shape, kernel_size, stride, padding)
@@ -244,7 +258,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     return y
 
 
-def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0):
+def max_pool2d_backward(dy: ArrayLike, x: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair] = None,
+                        padding: IntPair = 0) -> np.ndarray:
     """Gradient of max_pool2d: dy (N,C,Ho,Wo) -> dx (N,C,H,W); each window's argmax gets its dy."""
     x = _float(x)
     dy = _float(dy, x.dtype)
@@ -259,7 +274,8 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0):
     return _crop(dxp, x.shape, pads)
 
 
-def _avg_pool_divisor(x_shape, kernel, stride, pads, out_hw, count_include_pad, dtype):
+def _avg_pool_divisor(x_shape: Sequence[int], kernel: Pair, stride: Pair, pads: Pad4, out_hw: Pair,
+                      count_include_pad: bool, dtype: DTypeLike) -> np.ndarray:
     """Per-output divisor, shape (Ho, Wo): kh*kw, or the number of in-bounds taps."""
     kh, kw = kernel
     if count_include_pad:
@@ -272,7 +288,8 @@ def _avg_pool_divisor(x_shape, kernel, stride, pads, out_hw, count_include_pad, 
     return count[0, 0]
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+def avg_pool2d(x: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+               count_include_pad: bool = True) -> np.ndarray:
     """Average pooling (zero padding, floor mode): x (N, C, H, W) -> (N, C, Ho, Wo)."""
     x = _float(x)
     kernel, stride, pads, out_hw = _pool_geometry(x.shape, kernel_size, stride, padding)
@@ -284,7 +301,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
     return y / _avg_pool_divisor(x.shape, kernel, stride, pads, out_hw, count_include_pad, x.dtype)
 
 
-def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+def avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int], kernel_size: IntPair, stride: Optional[IntPair] = None,
+                        padding: IntPair = 0, count_include_pad: bool = True) -> np.ndarray:
     """Gradient of avg_pool2d: dy (N, C, Ho, Wo) -> dx of shape x_shape (N, C, H, W)."""
     dy = _float(dy)
     x_shape = tuple(x_shape)
@@ -299,7 +317,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_
     return _crop(dxp, x_shape, pads)
 
 
-def _adaptive_matrix(size, out, dtype):
+def _adaptive_matrix(size: int, out: int, dtype: DTypeLike) -> np.ndarray:
     """(out, size) averaging matrix over PyTorch's adaptive windows.
 
     Row i averages [floor(i*size/out), ceil((i+1)*size/out)).
@@ -312,7 +330,7 @@ def _adaptive_matrix(size, out, dtype):
     return inside.astype(dtype) / (end - start).astype(dtype)[:, None]
 
 
-def adaptive_avg_pool2d(x, output_size):
+def adaptive_avg_pool2d(x: ArrayLike, output_size: IntPair) -> np.ndarray:
     """Adaptive average pooling: x (N, C, H, W) -> (N, C, Ho, Wo) with (Ho, Wo) = pair(output_size).
 
     A window average is separable, so y = A_h @ x @ A_w.T with 1-D averaging matrices.
@@ -326,7 +344,7 @@ def adaptive_avg_pool2d(x, output_size):
     return Ah @ x @ Aw.T
 
 
-def adaptive_avg_pool2d_backward(dy, x_shape):
+def adaptive_avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int]) -> np.ndarray:
     """Gradient of adaptive_avg_pool2d: dy (N, C, Ho, Wo) -> dx of shape x_shape (N, C, H, W)."""
     dy = _float(dy)
     Ah = _adaptive_matrix(x_shape[2], dy.shape[2], dy.dtype)
@@ -334,41 +352,46 @@ def adaptive_avg_pool2d_backward(dy, x_shape):
     return Ah.T @ dy @ Aw
 
 
-def _pool1d(kernel_size, stride, padding):
+def _pool1d(kernel_size: IntSingle, stride: Optional[IntSingle], padding: IntSingle) -> Tuple[Pair, Pair, Pair]:
     k = _one(kernel_size)
     return (1, k), (1, k if stride is None else _one(stride)), (0, _one(padding))
 
 
-def max_pool1d(x, kernel_size, stride=None, padding=0):
+def max_pool1d(x: ArrayLike, kernel_size: IntSingle, stride: Optional[IntSingle] = None,
+               padding: IntSingle = 0) -> np.ndarray:
     """1-D max pooling (N, C, L) -> (N, C, Lo)."""
     return max_pool2d(_float(x)[:, :, None, :], *_pool1d(kernel_size, stride, padding))[:, :, 0, :]
 
 
-def max_pool1d_backward(dy, x, kernel_size, stride=None, padding=0):
+def max_pool1d_backward(dy: ArrayLike, x: ArrayLike, kernel_size: IntSingle, stride: Optional[IntSingle] = None,
+                        padding: IntSingle = 0) -> np.ndarray:
     """Gradient of max_pool1d -> dx (N, C, L)."""
     return max_pool2d_backward(_float(dy)[:, :, None, :], _float(x)[:, :, None, :],
                                *_pool1d(kernel_size, stride, padding))[:, :, 0, :]
 
 
-def avg_pool1d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+def avg_pool1d(x: ArrayLike, kernel_size: IntSingle, stride: Optional[IntSingle] = None, padding: IntSingle = 0,
+               count_include_pad: bool = True) -> np.ndarray:
     """1-D average pooling (N, C, L) -> (N, C, Lo)."""
     return avg_pool2d(_float(x)[:, :, None, :], *_pool1d(kernel_size, stride, padding),
                       count_include_pad)[:, :, 0, :]
 
 
-def avg_pool1d_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+def avg_pool1d_backward(dy: ArrayLike, x_shape: Sequence[int], kernel_size: IntSingle,
+                        stride: Optional[IntSingle] = None, padding: IntSingle = 0,
+                        count_include_pad: bool = True) -> np.ndarray:
     """Gradient of avg_pool1d -> dx of x_shape (N, C, L)."""
     n, c, length = x_shape
     return avg_pool2d_backward(_float(dy)[:, :, None, :], (n, c, 1, length), *_pool1d(kernel_size, stride, padding),
                                count_include_pad)[:, :, 0, :]
 
 
-def adaptive_avg_pool1d(x, output_size):
+def adaptive_avg_pool1d(x: ArrayLike, output_size: IntSingle) -> np.ndarray:
     """Adaptive average pooling (N, C, L) -> (N, C, output_size)."""
     return adaptive_avg_pool2d(_float(x)[:, :, None, :], (1, _one(output_size)))[:, :, 0, :]
 
 
-def adaptive_avg_pool1d_backward(dy, x_shape):
+def adaptive_avg_pool1d_backward(dy: ArrayLike, x_shape: Sequence[int]) -> np.ndarray:
     """Gradient of adaptive_avg_pool1d -> dx of x_shape (N, C, L)."""
     n, c, length = x_shape
     return adaptive_avg_pool2d_backward(_float(dy)[:, :, None, :], (n, c, 1, length))[:, :, 0, :]
@@ -377,32 +400,32 @@ def adaptive_avg_pool1d_backward(dy, x_shape):
 # ---------------------------------------------------------------------------
 # activations
 # ---------------------------------------------------------------------------
-def relu(x):
+def relu(x: ArrayLike) -> np.ndarray:
     """max(x, 0), any shape."""
     x = _float(x)
     return np.maximum(x, np.zeros((), x.dtype))
 
 
-def relu_backward(dy, x):
+def relu_backward(dy: ArrayLike, x: ArrayLike) -> np.ndarray:
     """dy where x > 0 else 0 (gradient 0 at x == 0, as PyTorch)."""
     x = _float(x)
     return np.where(x > 0, _float(dy, x.dtype), np.zeros((), x.dtype))
 
 
-def leaky_relu(x, negative_slope=0.01):
+def leaky_relu(x: ArrayLike, negative_slope: float = 0.01) -> np.ndarray:
     """x if x > 0 else negative_slope * x, any shape."""
     x = _float(x)
     return np.where(x > 0, x, x * x.dtype.type(negative_slope))
 
 
-def leaky_relu_backward(dy, x, negative_slope=0.01):
+def leaky_relu_backward(dy: ArrayLike, x: ArrayLike, negative_slope: float = 0.01) -> np.ndarray:
     """dy if x > 0 else negative_slope * dy (slope used at x == 0, as PyTorch)."""
     x = _float(x)
     dy = _float(dy, x.dtype)
     return np.where(x > 0, dy, dy * x.dtype.type(negative_slope))
 
 
-def sigmoid(x):
+def sigmoid(x: ArrayLike) -> np.ndarray:
     """1 / (1 + exp(-x)), computed from exp(-|x|) so it never overflows; any shape."""
     x = _float(x)
     e = np.exp(-np.abs(x))  # in (0, 1]; may underflow to 0 silently
@@ -410,44 +433,44 @@ def sigmoid(x):
     return np.where(x >= 0, one / (one + e), e / (one + e))
 
 
-def sigmoid_backward(dy, y):
+def sigmoid_backward(dy: ArrayLike, y: ArrayLike) -> np.ndarray:
     """dy * y * (1 - y) where y = sigmoid(x)."""
     y = _float(y)
     return _float(dy, y.dtype) * y * (y.dtype.type(1) - y)
 
 
-def tanh(x):
+def tanh(x: ArrayLike) -> np.ndarray:
     """Hyperbolic tangent, any shape."""
     return np.tanh(_float(x))
 
 
-def tanh_backward(dy, y):
+def tanh_backward(dy: ArrayLike, y: ArrayLike) -> np.ndarray:
     """dy * (1 - y**2) where y = tanh(x)."""
     y = _float(y)
     return _float(dy, y.dtype) * (y.dtype.type(1) - y * y)
 
 
-def elu(x, alpha=1.0):
+def elu(x: ArrayLike, alpha: float = 1.0) -> np.ndarray:
     """x if x > 0 else alpha * (exp(x) - 1)."""
     x = _float(x)
     return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(np.minimum(x, 0)))
 
 
-def elu_backward(dy, x, alpha=1.0):
+def elu_backward(dy: ArrayLike, x: ArrayLike, alpha: float = 1.0) -> np.ndarray:
     """dy if x > 0 else dy * alpha * exp(x) (PyTorch's branch at x == 0)."""
     x = _float(x)
     dy = _float(dy, x.dtype)
     return np.where(x > 0, dy, dy * x.dtype.type(alpha) * np.exp(np.minimum(x, 0)))
 
 
-def _erf(x):
+def _erf(x: np.ndarray) -> np.ndarray:
     """Elementwise erf (math.erf per element: NumPy has no erf, and SciPy is not a dependency)."""
     import math
 
     return np.vectorize(math.erf, otypes=[x.dtype])(x)
 
 
-def gelu(x, approximate="none"):
+def gelu(x: ArrayLike, approximate: str = "none") -> np.ndarray:
     """x * Phi(x) (exact, erf) or 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     x = _float(x)
     if approximate == "tanh":
@@ -456,7 +479,7 @@ def gelu(x, approximate="none"):
     return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
 
 
-def gelu_backward(dy, x, approximate="none"):
+def gelu_backward(dy: ArrayLike, x: ArrayLike, approximate: str = "none") -> np.ndarray:
     """Gradient of gelu w.r.t. x."""
     x = _float(x)
     dy = _float(dy, x.dtype)
@@ -469,14 +492,14 @@ def gelu_backward(dy, x, approximate="none"):
     return dy * (cdf + x * pdf)
 
 
-def softmax(x, axis=-1):
+def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """exp(x - max) / sum(exp(x - max)) along axis."""
     x = _float(x)
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def softmax_backward(dy, y, axis=-1):
+def softmax_backward(dy: ArrayLike, y: ArrayLike, axis: int = -1) -> np.ndarray:
     """y * (dy - sum(dy * y)) along axis, from the softmax output y."""
     y = _float(y)
     dy = _float(dy, y.dtype)
@@ -486,7 +509,7 @@ def softmax_backward(dy, y, axis=-1):
 # ---------------------------------------------------------------------------
 # linear
 # ---------------------------------------------------------------------------
-def linear(x, w, b=None):
+def linear(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None) -> np.ndarray:
     """x (N, in) @ w(out, in).T + b (out,) -> (N, out)."""
     x = _float(x)
     y = x @ _float(w, x.dtype).T
@@ -495,7 +518,7 @@ def linear(x, w, b=None):
     return y
 
 
-def linear_backward(dy, x, w):
+def linear_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike) -> Grads:
     """Gradients of linear: dy (N, out) -> (dx (N, in), dw (out, in), db (out,))."""
     x = _float(x)
     w = _float(w, x.dtype)
@@ -506,13 +529,13 @@ def linear_backward(dy, x, w):
 # ---------------------------------------------------------------------------
 # losses
 # ---------------------------------------------------------------------------
-def _log_softmax(logits):
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax of (N, classes) via max subtraction (finite for huge logits)."""
     z = logits - logits.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
-def cross_entropy(logits, labels):
+def cross_entropy(logits: ArrayLike, labels: ArrayLike) -> float:
     """Mean cross-entropy: logits (N, classes), integer labels (N,) -> Python float."""
     logits = _float(logits)
     labels = np.asarray(labels, dtype=np.intp)
@@ -520,7 +543,7 @@ def cross_entropy(logits, labels):
     return float(-logp[np.arange(logits.shape[0]), labels].mean())
 
 
-def cross_entropy_backward(logits, labels):
+def cross_entropy_backward(logits: ArrayLike, labels: ArrayLike) -> np.ndarray:
     """Gradient of cross_entropy: (softmax(logits) - onehot(labels)) / N, shape (N, classes)."""
     logits = _float(logits)
     labels = np.asarray(labels, dtype=np.intp)
@@ -530,14 +553,14 @@ def cross_entropy_backward(logits, labels):
     return g / logits.dtype.type(N)
 
 
-def mse_loss(pred, target):
+def mse_loss(pred: ArrayLike, target: ArrayLike) -> float:
     """mean((pred - target)**2) over all elements -> Python float."""
     pred = _float(pred)
     d = pred - _float(target, pred.dtype)
     return float(np.mean(d * d))
 
 
-def mse_loss_backward(pred, target):
+def mse_loss_backward(pred: ArrayLike, target: ArrayLike) -> np.ndarray:
     """Gradient of mse_loss: 2 * (pred - target) / pred.size, shape of pred."""
     pred = _float(pred)
     d = pred - _float(target, pred.dtype)
@@ -547,17 +570,20 @@ def mse_loss_backward(pred, target):
 # ---------------------------------------------------------------------------
 # normalization
 # ---------------------------------------------------------------------------
-def _bn_axes(x):
+def _bn_axes(x: np.ndarray) -> Tuple[int, ...]:
     """Every axis but the channel axis 1: (N, C) -> (0,), (N, C, L) -> (0, 2), (N, C, H, W) -> (0, 2, 3)."""
     return (0,) + tuple(range(2, x.ndim))
 
 
-def _per_channel(v, x):
+def _per_channel(v: np.ndarray, x: np.ndarray) -> np.ndarray:
     """A (C,) array shaped to broadcast against x (N, C, ...)."""
     return v.reshape((1, -1) + (1,) * (x.ndim - 2))
 
 
-def batch_norm_train(x, weight=None, bias=None, running_mean=None, running_var=None, momentum=0.1, eps=1e-5):
+def batch_norm_train(x: ArrayLike, weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None,
+                     running_mean: Optional[ArrayLike] = None, running_var: Optional[ArrayLike] = None,
+                     momentum: float = 0.1, eps: float = 1e-5
+                     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
     """Training batch norm -> (y, mean, var, new_running_mean, new_running_var).
 
     Batch statistics over every axis but 1 (biased variance normalises); the
@@ -577,11 +603,13 @@ def batch_norm_train(x, weight=None, bias=None, running_mean=None, running_var=N
     new_rm = new_rv = None
     if running_mean is not None:
         new_rm = (1 - momentum) * _float(running_mean, x.dtype) + momentum * mean
-        new_rv = (1 - momentum) * _float(running_var, x.dtype) + momentum * var * m / (m - 1)
+        rv = cast(ArrayLike, running_var)  # given with running_mean (both or neither)
+        new_rv = (1 - momentum) * _float(rv, x.dtype) + momentum * var * m / (m - 1)
     return y, mean, var, new_rm, new_rv
 
 
-def batch_norm_eval(x, running_mean, running_var, weight=None, bias=None, eps=1e-5):
+def batch_norm_eval(x: ArrayLike, running_mean: ArrayLike, running_var: ArrayLike, weight: Optional[ArrayLike] = None,
+                    bias: Optional[ArrayLike] = None, eps: float = 1e-5) -> np.ndarray:
     """Inference batch norm with the running statistics."""
     x = _float(x)
     y = (x - _per_channel(_float(running_mean, x.dtype), x)) / np.sqrt(
@@ -593,7 +621,7 @@ def batch_norm_eval(x, running_mean, running_var, weight=None, bias=None, eps=1e
     return y
 
 
-def batch_norm_backward(dy, x, weight=None, eps=1e-5):
+def batch_norm_backward(dy: ArrayLike, x: ArrayLike, weight: Optional[ArrayLike] = None, eps: float = 1e-5) -> Grads:
     """Gradients of batch_norm_train w.r.t. (x, weight, bias), from the batch statistics of x.
 
     With xhat = (x - mean) / sqrt(var + eps), M values per channel:
@@ -617,7 +645,7 @@ def batch_norm_backward(dy, x, weight=None, eps=1e-5):
 # ---------------------------------------------------------------------------
 # dropout
 # ---------------------------------------------------------------------------
-def dropout_apply(x, mask, p):
+def dropout_apply(x: ArrayLike, mask: ArrayLike, p: float) -> np.ndarray:
     """Inverted dropout with a given keep-mask: x * mask / (1 - p) (0 when p == 1).
 
     ``mask`` is x's shape, or (N, C) for channel-wise dropout (broadcast over the rest).
@@ -632,8 +660,9 @@ def dropout_apply(x, mask, p):
 # ---------------------------------------------------------------------------
 # optimisers
 # ---------------------------------------------------------------------------
-def sgd_step(param, grad, momentum_buffer, lr, momentum=0.0, dampening=0.0,
-             weight_decay=0.0, nesterov=False):
+def sgd_step(param: ArrayLike, grad: ArrayLike, momentum_buffer: Optional[ArrayLike], lr: float, momentum: float = 0.0,
+             dampening: float = 0.0, weight_decay: float = 0.0,
+             nesterov: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """One step of PyTorch's SGD -> (new_param, new_buffer); new_buffer is None when momentum == 0.
 
     Pure: inputs are not modified. Rule (torch.optim.SGD):
@@ -657,8 +686,10 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum=0.0, dampening=0.0,
     return param - t(lr) * g, buf
 
 
-def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-              decoupled_weight_decay=False, max_exp_avg_sq=None):
+def adam_step(param: ArrayLike, grad: ArrayLike, exp_avg: ArrayLike, exp_avg_sq: ArrayLike, step: int, lr: float,
+              beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+              decoupled_weight_decay: bool = False, max_exp_avg_sq: Optional[ArrayLike] = None
+              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """One step of torch.optim.Adam / AdamW -> (param, exp_avg, exp_avg_sq, max_exp_avg_sq). Pure.
 
     ``step`` counts from 1. Buffers start at zero (pass zeros on the first step).
@@ -666,17 +697,17 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1=0.9, beta2=0.999
     m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2; vmax = max(vmax, v) for amsgrad;
     param -= lr / (1 - beta1^t) * m / (sqrt(v or vmax) / sqrt(1 - beta2^t) + eps).
     """
-    param = _float(param)
-    t = param.dtype.type
-    g = _float(grad, param.dtype)
+    p = _float(param)
+    t = p.dtype.type
+    g = _float(grad, p.dtype)
     if decoupled_weight_decay:
-        param = param * t(1 - lr * weight_decay)
+        p = p * t(1 - lr * weight_decay)
     elif weight_decay != 0:
-        g = g + t(weight_decay) * param
-    m = t(beta1) * _float(exp_avg, param.dtype) + t(1 - beta1) * g
-    v = t(beta2) * _float(exp_avg_sq, param.dtype) + t(1 - beta2) * g * g
+        g = g + t(weight_decay) * p
+    m = t(beta1) * _float(exp_avg, p.dtype) + t(1 - beta1) * g
+    v = t(beta2) * _float(exp_avg_sq, p.dtype) + t(1 - beta2) * g * g
     vmax = None
     if max_exp_avg_sq is not None:
-        vmax = np.maximum(_float(max_exp_avg_sq, param.dtype), v)
+        vmax = np.maximum(_float(max_exp_avg_sq, p.dtype), v)
     denom = np.sqrt(v if vmax is None else vmax) / t(np.sqrt(1 - beta2 ** step)) + t(eps)
-    return param - t(lr / (1 - beta1 ** step)) * m / denom, m, v, vmax
+    return p - t(lr / (1 - beta1 ** step)) * m / denom, m, v, vmax

@@ -15,7 +15,7 @@ Input conversion (one rule, applied by :func:`as_float32` to every array read):
 * an ``ndarray`` of any other real numeric dtype (``float16``, ``float64``,
   integers, ``bool``) or any array-like (lists, scalars, objects with
   ``__array__``) is converted once to a float32 C-contiguous aligned array
-  (``np.require(x, np.float32, "CA")``; unlike ``np.ascontiguousarray`` this
+  (``np.require(x, np.float32, ("C", "A"))``; unlike ``np.ascontiguousarray`` this
   keeps 0-d input 0-d);
 * a non-contiguous or negative-stride ``float32`` array is made contiguous once;
 * complex, object, string, datetime (any non-real) dtypes raise ``TypeError``

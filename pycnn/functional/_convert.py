@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import math
+from typing import Optional, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._checks import I64_MAX
 
-__all__ = ["as_float32", "as_labels", "inplace", "optional_float32", "param_grads", "as_ncl"]
+__all__ = ["as_float32", "as_labels", "inplace", "optional_float32", "param_grads", "as_ncl", "Grads"]
+
+# What the backward functions return: (grad_input, grad_weight, grad_bias), each None when skipped.
+Grads = Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]
 
 
-def as_float32(x, name: str = "input") -> np.ndarray:
+def as_float32(x: ArrayLike, name: str = "input") -> np.ndarray:
     """Return ``x`` as a float32 C-contiguous array following the module's conversion rule.
 
     ``x`` itself is returned when it is already a float32 C-contiguous aligned
@@ -26,7 +31,7 @@ def as_float32(x, name: str = "input") -> np.ndarray:
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
     _check_copy_size(a, 4, name)
-    return np.require(a, np.float32, "CA")
+    return np.require(a, np.float32, ("C", "A"))
 
 
 def _check_copy_size(a: np.ndarray, itemsize: int, name: str) -> None:
@@ -36,7 +41,7 @@ def _check_copy_size(a: np.ndarray, itemsize: int, name: str) -> None:
         raise OverflowError(f"{name}: an array of shape {a.shape} has more bytes than fit in 64-bit sizes")
 
 
-def as_labels(labels, name: str = "labels") -> np.ndarray:
+def as_labels(labels: ArrayLike, name: str = "labels") -> np.ndarray:
     """Return class labels as a contiguous int64 array; non-integer dtypes raise ``TypeError``.
 
     An empty Python sequence (which NumPy would type float64) is accepted as an
@@ -57,10 +62,10 @@ def as_labels(labels, name: str = "labels") -> np.ndarray:
     if a.dtype.kind == "u" and a.size and a.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name}: label {a.max()} does not fit in int64")
     _check_copy_size(a, 8, name)
-    return np.require(a, np.int64, "CA")
+    return np.require(a, np.int64, ("C", "A"))
 
 
-def inplace(a, name: str) -> np.ndarray:
+def inplace(a: object, name: str) -> np.ndarray:
     """An array the kernel writes into: must already be float32, C-contiguous and writeable."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name}: expected a float32 ndarray (written in place), got {type(a).__name__}")
@@ -73,11 +78,12 @@ def inplace(a, name: str) -> np.ndarray:
     return a
 
 
-def optional_float32(a, name):
+def optional_float32(a: Optional[ArrayLike], name: str) -> Optional[np.ndarray]:
     return None if a is None else as_float32(a, name)
 
 
-def param_grads(w: np.ndarray, grad_weight, grad_bias, bias: bool, op: str):
+def param_grads(w: np.ndarray, grad_weight: Optional[np.ndarray], grad_bias: Optional[np.ndarray], bias: bool,
+                op: str) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """The dW/db accumulators: the caller's (checked, never converted) or fresh zeros."""
     if grad_weight is None:
         grad_weight = np.zeros(w.shape, dtype=np.float32)
@@ -94,7 +100,7 @@ def param_grads(w: np.ndarray, grad_weight, grad_bias, bias: bool, op: str):
     return grad_weight, grad_bias
 
 
-def as_ncl(x, op: str, name: str = "input") -> np.ndarray:
+def as_ncl(x: ArrayLike, op: str, name: str = "input") -> np.ndarray:
     x = as_float32(x, name)
     if x.ndim != 3:
         raise ValueError(f"{op}: expected {name} of shape (N, C, L), got {x.shape}")

@@ -8,9 +8,8 @@ its *input* for leaky_relu, elu and gelu.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _core
 from .._checks import check_choice, check_real, is_int
@@ -20,90 +19,90 @@ __all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoi
            "tanh_backward", "elu", "elu_backward", "gelu", "gelu_backward", "softmax", "softmax_backward"]
 
 
-def _forward(name: str, x: Any, param: float = 0.0) -> np.ndarray:
+def _forward(name: str, x: ArrayLike, param: float = 0.0) -> np.ndarray:
     return _core.activation_fwd(name, as_float32(x, "input"), param)
 
 
-def _backward(name: str, grad_output: Any, saved: Any, saved_name: str, param: float = 0.0) -> np.ndarray:
+def _backward(name: str, grad_output: ArrayLike, saved: ArrayLike, saved_name: str, param: float = 0.0) -> np.ndarray:
     return _core.activation_bwd(name, as_float32(grad_output, "grad_output"), as_float32(saved, saved_name), param)
 
 
-def relu(x: Any) -> np.ndarray:
+def relu(x: ArrayLike) -> np.ndarray:
     """max(x, 0) elementwise (NaN propagates)."""
     return _forward("relu", x)
 
 
-def relu_backward(grad_output: Any, output: Any) -> np.ndarray:
+def relu_backward(grad_output: ArrayLike, output: ArrayLike) -> np.ndarray:
     """Gradient of :func:`relu` from its *output*: grad_output where output > 0, else 0."""
     return _backward("relu", grad_output, output, "output")
 
 
-def leaky_relu(x: Any, negative_slope: float = 0.01) -> np.ndarray:
+def leaky_relu(x: ArrayLike, negative_slope: float = 0.01) -> np.ndarray:
     """x where x > 0, else negative_slope * x, elementwise."""
     return _forward("leaky_relu", x, check_real(negative_slope, "negative_slope", "leaky_relu"))
 
 
-def leaky_relu_backward(grad_output: Any, x: Any, negative_slope: float = 0.01) -> np.ndarray:
+def leaky_relu_backward(grad_output: ArrayLike, x: ArrayLike, negative_slope: float = 0.01) -> np.ndarray:
     """Gradient of :func:`leaky_relu` from its *input* x (slope used at x == 0, as PyTorch)."""
     return _backward("leaky_relu", grad_output, x, "input", check_real(negative_slope, "negative_slope", "leaky_relu"))
 
 
-def sigmoid(x: Any) -> np.ndarray:
+def sigmoid(x: ArrayLike) -> np.ndarray:
     """1 / (1 + exp(-x)) elementwise."""
     return _forward("sigmoid", x)
 
 
-def sigmoid_backward(grad_output: Any, output: Any) -> np.ndarray:
+def sigmoid_backward(grad_output: ArrayLike, output: ArrayLike) -> np.ndarray:
     """Gradient of :func:`sigmoid` from its *output* y: grad_output * y * (1 - y)."""
     return _backward("sigmoid", grad_output, output, "output")
 
 
-def tanh(x: Any) -> np.ndarray:
+def tanh(x: ArrayLike) -> np.ndarray:
     """Hyperbolic tangent elementwise."""
     return _forward("tanh", x)
 
 
-def tanh_backward(grad_output: Any, output: Any) -> np.ndarray:
+def tanh_backward(grad_output: ArrayLike, output: ArrayLike) -> np.ndarray:
     """Gradient of :func:`tanh` from its *output* y: grad_output * (1 - y**2)."""
     return _backward("tanh", grad_output, output, "output")
 
 
-def elu(x: Any, alpha: float = 1.0) -> np.ndarray:
+def elu(x: ArrayLike, alpha: float = 1.0) -> np.ndarray:
     """x if x > 0 else alpha * (exp(x) - 1), elementwise (PyTorch's ``F.elu``)."""
     return _forward("elu", x, check_real(alpha, "alpha", "elu"))
 
 
-def elu_backward(grad_output: Any, x: Any, alpha: float = 1.0) -> np.ndarray:
+def elu_backward(grad_output: ArrayLike, x: ArrayLike, alpha: float = 1.0) -> np.ndarray:
     """Gradient of :func:`elu` from its *input* x: grad where x > 0, else grad * alpha * exp(x)."""
     return _backward("elu", grad_output, x, "input", check_real(alpha, "alpha", "elu"))
 
 
-def gelu_approximate(approximate: Any, op: str = "gelu") -> float:
+def gelu_approximate(approximate: str, op: str = "gelu") -> float:
     """GELU's ``approximate`` ('none' or 'tanh') as the kernel's parameter (0 or 1)."""
     return 1.0 if check_choice(approximate, "approximate", op, ("none", "tanh")) == "tanh" else 0.0
 
 
-def gelu(x: Any, approximate: str = "none") -> np.ndarray:
+def gelu(x: ArrayLike, approximate: str = "none") -> np.ndarray:
     """GELU: x * Phi(x) with the exact erf form ('none', PyTorch's default) or the 'tanh' approximation."""
     return _forward("gelu", x, gelu_approximate(approximate))
 
 
-def gelu_backward(grad_output: Any, x: Any, approximate: str = "none") -> np.ndarray:
+def gelu_backward(grad_output: ArrayLike, x: ArrayLike, approximate: str = "none") -> np.ndarray:
     """Gradient of :func:`gelu` from its *input* x."""
     return _backward("gelu", grad_output, x, "input", gelu_approximate(approximate))
 
 
-def _axis(axis: Any) -> int:
+def _axis(axis: int) -> int:
     if not is_int(axis):
         raise TypeError(f"softmax: axis must be an int, got {axis!r}")
     return int(axis)
 
 
-def softmax(x: Any, axis: int = -1) -> np.ndarray:
+def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """Softmax along ``axis`` (C++ kernel: shifted by the slice's maximum, sums in double, NaN propagates)."""
     return _core.softmax_fwd(as_float32(x, "input"), _axis(axis))
 
 
-def softmax_backward(grad_output: Any, output: Any, axis: int = -1) -> np.ndarray:
+def softmax_backward(grad_output: ArrayLike, output: ArrayLike, axis: int = -1) -> np.ndarray:
     """Gradient of softmax from its output y: ``y * (dy - sum(dy * y, axis))``."""
     return _core.softmax_bwd(as_float32(grad_output, "grad_output"), as_float32(output, "output"), _axis(axis))

@@ -1,22 +1,26 @@
 """Convolution: conv2d and conv1d (the (N, C, L) input seen as (N, C, 1, L), no copy), forward and backward."""
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _core
 from .._checks import check_choice, check_int, check_pair, check_single
-from ._convert import as_float32, as_ncl, inplace, param_grads
+from ._convert import Grads, as_float32, as_ncl, inplace, param_grads
 
 __all__ = ["conv_padding", "conv2d", "conv2d_backward", "conv1d", "conv1d_backward"]
 
 IntPair = Union[int, Tuple[int, int]]
+IntSingle = Union[int, Tuple[int]]  # 1-D layers accept an int or a 1-tuple (PyTorch)
+Pair = Tuple[int, int]
+Pad4 = Tuple[int, int, int, int]  # (top, bottom, left, right)
 CONV_ALGOS = ("auto", "im2col", "direct")
 
 
-def conv_padding(padding, kernel_size: Tuple[int, int], stride: Tuple[int, int],
-                 dilation: Tuple[int, int], op: str = "conv2d") -> Tuple[int, int, int, int]:
+def conv_padding(padding: Union[IntPair, str], kernel_size: Pair, stride: Pair, dilation: Pair,
+                 op: str = "conv2d") -> Pad4:
     """Resolve a conv ``padding`` (int | pair | 'same' | 'valid') to ``(top, bottom, left, right)``.
 
     'same' follows PyTorch: it needs stride 1; the total padding along an axis
@@ -31,29 +35,31 @@ def conv_padding(padding, kernel_size: Tuple[int, int], stride: Tuple[int, int],
         if stride != (1, 1):
             raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
                              f"(stride={stride})")
-        pads = []
+        pads: List[int] = []
         for k, d in zip(kernel_size, dilation):
             total = d * (k - 1)
             pads += [total // 2, total - total // 2]
-        return tuple(pads)
+        return cast(Pad4, tuple(pads))  # two pairs in, four pads out (mypy cannot count a list's items)
     ph, pw = check_pair(padding, "padding", op, 0)
     return (ph, ph, pw, pw)
 
 
-def _conv_args(weight: np.ndarray, stride, padding, dilation, groups, algo, op="conv2d"):
+def _conv_args(weight: np.ndarray, stride: IntPair, padding: Union[IntPair, str], dilation: IntPair, groups: int,
+               algo: str, op: str = "conv2d") -> Tuple[Pair, Pad4, Pair, int, str]:
     stride = check_pair(stride, "stride", op, 1)
     dilation = check_pair(dilation, "dilation", op, 1)
     groups = check_int(groups, "groups", op, 1)
     algo = check_choice(algo, "algo", op, CONV_ALGOS)
     # A malformed weight gets its ValueError (with shapes) from the C++ layer;
     # its kernel size only matters here for padding='same'.
-    kernel = tuple(weight.shape[2:]) if weight.ndim == 4 else (1, 1)
+    kernel = (weight.shape[2], weight.shape[3]) if weight.ndim == 4 else (1, 1)
     pads = conv_padding(padding, kernel, stride, dilation, op)
     return stride, pads, dilation, groups, algo
 
 
-def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Union[IntPair, str] = 0,
-           dilation: IntPair = 1, groups: int = 1, algo: str = "auto", *, relu: bool = False) -> np.ndarray:
+def conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: IntPair = 1,
+           padding: Union[IntPair, str] = 0, dilation: IntPair = 1, groups: int = 1, algo: str = "auto", *,
+           relu: bool = False) -> np.ndarray:
     """2-D convolution (cross-correlation, as PyTorch): x (N, C, H, W) -> (N, K, Ho, Wo).
 
     ``weight`` is (K, C/groups, kh, kw), ``bias`` (K,) or None. ``padding`` is
@@ -69,10 +75,10 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Union[IntPair, st
     return _core.conv2d_fwd(x, w, b, stride, pads, dilation, groups, algo, bool(relu))
 
 
-def conv2d_backward(grad_output, x, weight, stride: IntPair = 1, padding: Union[IntPair, str] = 0,
-                    dilation: IntPair = 1, groups: int = 1, algo: str = "auto", *,
+def conv2d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, stride: IntPair = 1,
+                    padding: Union[IntPair, str] = 0, dilation: IntPair = 1, groups: int = 1, algo: str = "auto", *,
                     grad_weight: Optional[np.ndarray] = None, grad_bias: Optional[np.ndarray] = None,
-                    bias: bool = True, input_grad: bool = True, weight_grad: bool = True):
+                    bias: bool = True, input_grad: bool = True, weight_grad: bool = True) -> Grads:
     """Gradients of :func:`conv2d` -> ``(grad_input or None, grad_weight or None, grad_bias or None)``.
 
     ``grad_input`` (N, C, H, W) is a new array; it is skipped (None) when
@@ -97,7 +103,7 @@ def conv2d_backward(grad_output, x, weight, stride: IntPair = 1, padding: Union[
     return grad_input, grad_weight, grad_bias
 
 
-def _check_conv1d_shapes(x: np.ndarray, w: np.ndarray, groups, op="conv1d") -> None:
+def _check_conv1d_shapes(x: np.ndarray, w: np.ndarray, groups: int, op: str = "conv1d") -> None:
     """Channel checks with 1-D shapes in the message (the 2-D kernels would quote the (N, C, 1, L) view)."""
     if w.ndim != 3:
         raise ValueError(f"{op}: expected weight of shape (K, C/groups, k), got {w.shape}")
@@ -109,9 +115,11 @@ def _check_conv1d_shapes(x: np.ndarray, w: np.ndarray, groups, op="conv1d") -> N
                          f"groups={g}, got {x.shape}")
 
 
-def _conv1d_args(weight: np.ndarray, stride, padding, dilation, groups, op="conv1d"):
+def _conv1d_args(weight: np.ndarray, stride: IntSingle, padding: Union[IntSingle, str], dilation: IntSingle,
+                 groups: int, op: str = "conv1d") -> Tuple[Pair, Union[Pair, str], Pair, int]:
     s = check_single(stride, "stride", op, 1)
     d = check_single(dilation, "dilation", op, 1)
+    pad: Union[Pair, str]
     if isinstance(padding, str):
         if padding == "same" and s != 1:
             raise ValueError(f"{op}: padding='same' is not supported for strided convolutions (stride={s})")
@@ -121,7 +129,8 @@ def _conv1d_args(weight: np.ndarray, stride, padding, dilation, groups, op="conv
     return (1, s), pad, (1, d), groups
 
 
-def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, algo: str = "auto", *,
+def conv1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: IntSingle = 1,
+           padding: Union[IntSingle, str] = 0, dilation: IntSingle = 1, groups: int = 1, algo: str = "auto", *,
            relu: bool = False) -> np.ndarray:
     """1-D convolution (PyTorch's ``F.conv1d``): x (N, C, L), weight (K, C/groups, k) -> (N, K, Lo).
 
@@ -132,29 +141,30 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
     x = as_ncl(x, op)
     w = as_float32(weight, "weight")
     _check_conv1d_shapes(x, w, groups)
-    stride, pad, dilation, groups = _conv1d_args(w, stride, padding, dilation, groups)
-    y = conv2d(x[:, :, None, :], w[:, :, None, :], bias, stride, pad, dilation, groups, algo, relu=relu)
+    stride2, pad2, dilation2, groups = _conv1d_args(w, stride, padding, dilation, groups)
+    y = conv2d(x[:, :, None, :], w[:, :, None, :], bias, stride2, pad2, dilation2, groups, algo, relu=relu)
     return y[:, :, 0, :]
 
 
-def conv1d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups: int = 1,
+def conv1d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, stride: IntSingle = 1,
+                    padding: Union[IntSingle, str] = 0, dilation: IntSingle = 1, groups: int = 1,
                     algo: str = "auto", *, grad_weight: Optional[np.ndarray] = None,
                     grad_bias: Optional[np.ndarray] = None, bias: bool = True, input_grad: bool = True,
-                    weight_grad: bool = True):
+                    weight_grad: bool = True) -> Grads:
     """Gradients of :func:`conv1d` -> ``(grad_input, grad_weight, grad_bias)``; conventions of conv2d_backward."""
     op = "conv1d"
     x = as_ncl(x, op)
     w = as_float32(weight, "weight")
     _check_conv1d_shapes(x, w, groups)
     dy = as_ncl(grad_output, op, "grad_output")
-    stride, pad, dilation, groups = _conv1d_args(w, stride, padding, dilation, groups)
+    stride2, pad2, dilation2, groups = _conv1d_args(w, stride, padding, dilation, groups)
     gw4 = None
     if grad_weight is not None:
         inplace(grad_weight, "grad_weight")
         if grad_weight.shape != w.shape:
             raise ValueError(f"{op}: expected grad_weight of the weight's shape {w.shape}, got {grad_weight.shape}")
         gw4 = grad_weight[:, :, None, :]  # a view: the 2-D kernel accumulates into the caller's array
-    dx, gw, gb = conv2d_backward(dy[:, :, None, :], x[:, :, None, :], w[:, :, None, :], stride, pad, dilation,
+    dx, gw, gb = conv2d_backward(dy[:, :, None, :], x[:, :, None, :], w[:, :, None, :], stride2, pad2, dilation2,
                                  groups, algo, grad_weight=gw4, grad_bias=grad_bias, bias=bias,
                                  input_grad=input_grad, weight_grad=weight_grad)
     if dx is not None:

@@ -1,7 +1,10 @@
 """Inverted dropout, elementwise or channel-wise, with the mask drawn from pycnn's generator."""
 from __future__ import annotations
 
+from typing import Optional, Tuple, Union
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _core
 from .._checks import check_real
@@ -18,8 +21,8 @@ def dropout_probability(p: object, op: str = "dropout") -> float:
     return p
 
 
-def dropout(x, p: float = 0.5, training: bool = True, *, channelwise: bool = False,
-            return_mask: bool = False):
+def dropout(x: ArrayLike, p: float = 0.5, training: bool = True, *, channelwise: bool = False,
+            return_mask: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, Optional[np.ndarray]]]:
     """Inverted dropout: zero each unit with probability ``p`` and scale the rest by 1/(1-p).
 
     Identity (the input itself) when ``training`` is False or ``p`` is 0.
@@ -44,7 +47,8 @@ def dropout(x, p: float = 0.5, training: bool = True, *, channelwise: bool = Fal
     return (y, mask) if return_mask else y
 
 
-def dropout_backward(grad_output, mask, p: float, *, channelwise: bool = False) -> np.ndarray:
+def dropout_backward(grad_output: ArrayLike, mask: Optional[ArrayLike], p: float, *,
+                     channelwise: bool = False) -> np.ndarray:
     """Gradient of :func:`dropout`: the same mask and scale applied to grad_output (identity for mask None)."""
     p = dropout_probability(p)
     dy = as_float32(grad_output, "grad_output")

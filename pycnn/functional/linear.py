@@ -4,14 +4,15 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _core
-from ._convert import as_float32, param_grads
+from ._convert import Grads, as_float32, param_grads
 
 __all__ = ["linear", "linear_backward"]
 
 
-def linear(x, weight, bias=None, *, relu: bool = False) -> np.ndarray:
+def linear(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, *, relu: bool = False) -> np.ndarray:
     """x (N, in) @ weight (out, in).T + bias (out,) -> (N, out); ``relu=True`` fuses a ReLU."""
     x = as_float32(x, "input")
     w = as_float32(weight, "weight")
@@ -19,9 +20,9 @@ def linear(x, weight, bias=None, *, relu: bool = False) -> np.ndarray:
     return _core.linear_fwd(x, w, b, bool(relu))
 
 
-def linear_backward(grad_output, x, weight, *, grad_weight: Optional[np.ndarray] = None,
-                    grad_bias: Optional[np.ndarray] = None, bias: bool = True, input_grad: bool = True,
-                    weight_grad: bool = True):
+def linear_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, *,
+                    grad_weight: Optional[np.ndarray] = None, grad_bias: Optional[np.ndarray] = None,
+                    bias: bool = True, input_grad: bool = True, weight_grad: bool = True) -> Grads:
     """Gradients of :func:`linear` -> ``(grad_input or None, grad_weight or None, grad_bias or None)``.
 
     Same conventions as :func:`conv2d_backward`: grad_input is new (skipped

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _core
 from .._checks import check_choice, check_real
@@ -14,7 +15,7 @@ __all__ = ["cross_entropy", "cross_entropy_forward", "cross_entropy_backward", "
 REDUCTIONS = ("mean", "sum")
 
 
-def cross_entropy_forward(logits, labels) -> Tuple[float, np.ndarray]:
+def cross_entropy_forward(logits: ArrayLike, labels: ArrayLike) -> Tuple[float, np.ndarray]:
     """Mean softmax cross-entropy and the softmax probabilities -> ``(loss, probs)``.
 
     logits (N, classes), integer labels (N,) in [0, classes). ``probs`` is what
@@ -27,7 +28,7 @@ def cross_entropy_forward(logits, labels) -> Tuple[float, np.ndarray]:
     return float(loss), probs
 
 
-def cross_entropy(logits, labels, reduction: str = "mean") -> float:
+def cross_entropy(logits: ArrayLike, labels: ArrayLike, reduction: str = "mean") -> float:
     """Softmax cross-entropy of logits (N, classes) against integer labels (N,), reduced to a float.
 
     ``reduction`` is 'mean' (PyTorch's default) or 'sum'. Computed with a
@@ -42,7 +43,7 @@ def cross_entropy(logits, labels, reduction: str = "mean") -> float:
     return loss
 
 
-def cross_entropy_backward(probs, labels, scale: float = 1.0) -> np.ndarray:
+def cross_entropy_backward(probs: ArrayLike, labels: ArrayLike, scale: float = 1.0) -> np.ndarray:
     """Gradient of the *mean* cross-entropy w.r.t. the logits: ``scale * (probs - onehot(labels)) / N``.
 
     Use ``scale=N`` for the 'sum' reduction, or the upstream gradient of the loss.
@@ -52,7 +53,7 @@ def cross_entropy_backward(probs, labels, scale: float = 1.0) -> np.ndarray:
     return _core.cross_entropy_bwd(p, t, check_real(scale, "scale", "cross_entropy"))
 
 
-def mse_loss(input, target, reduction: str = "mean") -> float:
+def mse_loss(input: ArrayLike, target: ArrayLike, reduction: str = "mean") -> float:
     """Squared error between input and target (same shape), averaged ('mean') or summed ('sum')."""
     reduction = check_choice(reduction, "reduction", "mse_loss", REDUCTIONS)
     x = as_float32(input, "input")
@@ -63,7 +64,7 @@ def mse_loss(input, target, reduction: str = "mean") -> float:
     return loss
 
 
-def mse_loss_backward(input, target, scale: float = 1.0) -> np.ndarray:
+def mse_loss_backward(input: ArrayLike, target: ArrayLike, scale: float = 1.0) -> np.ndarray:
     """Gradient of the *mean* squared error w.r.t. input: ``scale * 2 * (input - target) / input.size``.
 
     Use ``scale=input.size`` for the 'sum' reduction.

@@ -1,18 +1,20 @@
 """Batch normalisation over the channel axis of (N, C), (N, C, L) or (N, C, H, W), forward and backward."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _core
 from .._checks import check_real
-from ._convert import as_float32, inplace, optional_float32
+from ._convert import Grads, as_float32, inplace, optional_float32
 
 __all__ = ["batch_norm", "batch_norm_forward", "batch_norm_backward"]
 
 
-def _running_stats(running_mean, running_var, op: str):
+def _running_stats(running_mean: Optional[np.ndarray], running_var: Optional[np.ndarray],
+                   op: str) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: running_mean and running_var must both be given or both be None")
     if running_mean is not None:
@@ -21,8 +23,10 @@ def _running_stats(running_mean, running_var, op: str):
     return running_mean, running_var
 
 
-def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
-                       momentum: float = 0.1, eps: float = 1e-5, *, relu: bool = False):
+def batch_norm_forward(x: ArrayLike, running_mean: Optional[np.ndarray], running_var: Optional[np.ndarray],
+                       weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
+                       momentum: float = 0.1, eps: float = 1e-5, *,
+                       relu: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
     """Batch normalisation -> ``(y, save_mean, save_rstd)``; the saved arrays are None in eval.
 
     ``x`` is (N, C), (N, C, L) or (N, C, H, W); statistics are per channel C
@@ -52,16 +56,18 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     return _core.batch_norm_fwd_eval(x, w, b, rm, rv, eps, bool(relu)), None, None
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
+def batch_norm(x: ArrayLike, running_mean: Optional[np.ndarray], running_var: Optional[np.ndarray],
+               weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5, *, relu: bool = False) -> np.ndarray:
     """PyTorch's ``F.batch_norm``: the output of :func:`batch_norm_forward` only."""
     return batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps,
                               relu=relu)[0]
 
 
-def batch_norm_backward(grad_output, x, save_mean, save_rstd, weight=None, *,
-                        grad_weight: Optional[np.ndarray] = None, grad_bias: Optional[np.ndarray] = None,
-                        affine: Optional[bool] = None, input_grad: bool = True):
+def batch_norm_backward(grad_output: ArrayLike, x: ArrayLike, save_mean: ArrayLike, save_rstd: ArrayLike,
+                        weight: Optional[ArrayLike] = None, *, grad_weight: Optional[np.ndarray] = None,
+                        grad_bias: Optional[np.ndarray] = None, affine: Optional[bool] = None,
+                        input_grad: bool = True) -> Grads:
     """Gradients of training-mode :func:`batch_norm_forward` -> ``(grad_input, grad_weight, grad_bias)``.
 
     ``grad_input`` is new (None when ``input_grad`` is False). ``grad_weight``

@@ -1,9 +1,10 @@
 """Max, average and adaptive-average pooling, 2-D and 1-D (on (N, C, 1, L) views), forward and backward."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _core
 from .._checks import check_int, check_pair, check_shape, check_single
@@ -14,17 +15,20 @@ __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backwa
            "avg_pool1d_backward", "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward"]
 
 IntPair = Union[int, Tuple[int, int]]
+IntSingle = Union[int, Tuple[int]]  # 1-D layers accept an int or a 1-tuple (PyTorch)
+Pair = Tuple[int, int]
+OutputSize2d = Union[int, Tuple[Optional[int], Optional[int]]]  # None keeps the input's size
 
 
-def pool_args(kernel_size, stride, padding, op):
+def pool_args(kernel_size: IntPair, stride: Optional[IntPair], padding: IntPair, op: str) -> Tuple[Pair, Pair, Pair]:
     k = check_pair(kernel_size, "kernel_size", op, 1)
     s = k if stride is None else check_pair(stride, "stride", op, 1)
     p = check_pair(padding, "padding", op, 0)
     return k, s, p
 
 
-def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
-               return_indices: bool = False):
+def max_pool2d(x: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+               return_indices: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """Max pooling (floor mode, implicit -inf padding): x (N, C, H, W) -> (N, C, Ho, Wo).
 
     ``stride`` defaults to ``kernel_size``; ``padding`` is at most half the
@@ -39,9 +43,9 @@ def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
     return (y, indices) if return_indices else y
 
 
-def max_pool2d_backward(grad_output, indices, input_shape: Sequence[int], kernel_size: IntPair,
+def max_pool2d_backward(grad_output: ArrayLike, indices: ArrayLike, input_shape: Sequence[int], kernel_size: IntPair,
                         stride: Optional[IntPair] = None, padding: IntPair = 0, *,
-                        relu_output=None) -> np.ndarray:
+                        relu_output: Optional[ArrayLike] = None) -> np.ndarray:
     """Gradient of :func:`max_pool2d`: scatters ``grad_output`` to the saved ``indices`` -> dx of ``input_shape``.
 
     When the pooled input was a ReLU's output, passing the pooling's output as
@@ -64,7 +68,7 @@ def max_pool2d_backward(grad_output, indices, input_shape: Sequence[int], kernel
     return _core.max_pool2d_bwd(dy, idx, input_shape, k, s, p, mask)
 
 
-def avg_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def avg_pool2d(x: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                count_include_pad: bool = True) -> np.ndarray:
     """Average pooling (floor mode, zero padding): x (N, C, H, W) -> (N, C, Ho, Wo).
 
@@ -76,7 +80,7 @@ def avg_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
     return _core.avg_pool2d_fwd(x, k, s, p, bool(count_include_pad))
 
 
-def avg_pool2d_backward(grad_output, input_shape: Sequence[int], kernel_size: IntPair,
+def avg_pool2d_backward(grad_output: ArrayLike, input_shape: Sequence[int], kernel_size: IntPair,
                         stride: Optional[IntPair] = None, padding: IntPair = 0,
                         count_include_pad: bool = True) -> np.ndarray:
     """Gradient of :func:`avg_pool2d` -> dx of ``input_shape`` (the input itself is not needed)."""
@@ -86,13 +90,13 @@ def avg_pool2d_backward(grad_output, input_shape: Sequence[int], kernel_size: In
     return _core.avg_pool2d_bwd(dy, input_shape, k, s, p, bool(count_include_pad))
 
 
-def adaptive_output_size(output_size, input_shape) -> Tuple[int, int]:
+def adaptive_output_size(output_size: OutputSize2d, input_shape: Sequence[int]) -> Pair:
     """(Ho, Wo) from an int or a pair whose None entries keep the input's size (PyTorch)."""
     op = "adaptive_avg_pool2d"
     if isinstance(output_size, (tuple, list)):
         if len(output_size) != 2:
             raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
-        out = []
+        out: List[int] = []
         for i, v in enumerate(output_size):
             if v is None:
                 # A wrong-ndim input is reported by the C++ layer; 1 is a placeholder.
@@ -103,7 +107,7 @@ def adaptive_output_size(output_size, input_shape) -> Tuple[int, int]:
     return check_pair(output_size, "output_size", op, 1)
 
 
-def adaptive_avg_pool2d(x, output_size: Union[int, Tuple[Optional[int], Optional[int]]]) -> np.ndarray:
+def adaptive_avg_pool2d(x: ArrayLike, output_size: OutputSize2d) -> np.ndarray:
     """Adaptive average pooling to ``output_size``: x (N, C, H, W) -> (N, C, Ho, Wo).
 
     Output cell i averages input rows ``[floor(i*H/Ho), ceil((i+1)*H/Ho))``
@@ -115,21 +119,23 @@ def adaptive_avg_pool2d(x, output_size: Union[int, Tuple[Optional[int], Optional
     return _core.adaptive_avg_pool2d_fwd(x, out)
 
 
-def adaptive_avg_pool2d_backward(grad_output, input_shape: Sequence[int]) -> np.ndarray:
+def adaptive_avg_pool2d_backward(grad_output: ArrayLike, input_shape: Sequence[int]) -> np.ndarray:
     """Gradient of :func:`adaptive_avg_pool2d` -> dx of ``input_shape``; the output size is grad_output's."""
     dy = as_float32(grad_output, "grad_output")
     input_shape = check_shape(input_shape, "input_shape", "adaptive_avg_pool2d")
     return _core.adaptive_avg_pool2d_bwd(dy, input_shape)
 
 
-def pool1d_args(kernel_size, stride, padding, op):
+def pool1d_args(kernel_size: IntSingle, stride: Optional[IntSingle], padding: IntSingle,
+                op: str) -> Tuple[Pair, Pair, Pair]:
     k = check_single(kernel_size, "kernel_size", op, 1)
     s = k if stride is None else check_single(stride, "stride", op, 1)
     p = check_single(padding, "padding", op, 0)
     return (1, k), (1, s), (0, p)
 
 
-def max_pool1d(x, kernel_size, stride=None, padding=0, return_indices: bool = False):
+def max_pool1d(x: ArrayLike, kernel_size: IntSingle, stride: Optional[IntSingle] = None, padding: IntSingle = 0,
+               return_indices: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """1-D max pooling (N, C, L) -> (N, C, Lo); indices are positions along L (PyTorch's)."""
     x = as_ncl(x, "max_pool1d")
     k, s, p = pool1d_args(kernel_size, stride, padding, "max_pool1d")
@@ -138,8 +144,9 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, return_indices: bool = Fa
     return (y, idx) if return_indices else y
 
 
-def max_pool1d_backward(grad_output, indices, input_shape, kernel_size, stride=None, padding=0, *,
-                        relu_output=None) -> np.ndarray:
+def max_pool1d_backward(grad_output: ArrayLike, indices: ArrayLike, input_shape: Sequence[int], kernel_size: IntSingle,
+                        stride: Optional[IntSingle] = None, padding: IntSingle = 0, *,
+                        relu_output: Optional[ArrayLike] = None) -> np.ndarray:
     """Gradient of :func:`max_pool1d` -> dx of ``input_shape`` (N, C, L)."""
     n, c, length = check_shape(input_shape, "input_shape", "max_pool1d")
     dy = as_ncl(grad_output, "max_pool1d", "grad_output")
@@ -150,14 +157,16 @@ def max_pool1d_backward(grad_output, indices, input_shape, kernel_size, stride=N
     return dx[:, :, 0, :]
 
 
-def avg_pool1d(x, kernel_size, stride=None, padding=0, count_include_pad: bool = True) -> np.ndarray:
+def avg_pool1d(x: ArrayLike, kernel_size: IntSingle, stride: Optional[IntSingle] = None, padding: IntSingle = 0,
+               count_include_pad: bool = True) -> np.ndarray:
     """1-D average pooling (N, C, L) -> (N, C, Lo), PyTorch's divisor rules."""
     x = as_ncl(x, "avg_pool1d")
     k, s, p = pool1d_args(kernel_size, stride, padding, "avg_pool1d")
     return _core.avg_pool2d_fwd(x[:, :, None, :], k, s, p, bool(count_include_pad))[:, :, 0, :]
 
 
-def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
+def avg_pool1d_backward(grad_output: ArrayLike, input_shape: Sequence[int], kernel_size: IntSingle,
+                        stride: Optional[IntSingle] = None, padding: IntSingle = 0,
                         count_include_pad: bool = True) -> np.ndarray:
     """Gradient of :func:`avg_pool1d` -> dx of ``input_shape`` (N, C, L)."""
     n, c, length = check_shape(input_shape, "input_shape", "avg_pool1d")
@@ -167,14 +176,14 @@ def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padd
                                 bool(count_include_pad))[:, :, 0, :]
 
 
-def adaptive_avg_pool1d(x, output_size) -> np.ndarray:
+def adaptive_avg_pool1d(x: ArrayLike, output_size: IntSingle) -> np.ndarray:
     """Adaptive average pooling (N, C, L) -> (N, C, output_size), PyTorch's windows."""
     x = as_ncl(x, "adaptive_avg_pool1d")
     out = check_single(output_size, "output_size", "adaptive_avg_pool1d", 1)
     return _core.adaptive_avg_pool2d_fwd(x[:, :, None, :], (1, out))[:, :, 0, :]
 
 
-def adaptive_avg_pool1d_backward(grad_output, input_shape) -> np.ndarray:
+def adaptive_avg_pool1d_backward(grad_output: ArrayLike, input_shape: Sequence[int]) -> np.ndarray:
     """Gradient of :func:`adaptive_avg_pool1d` -> dx of ``input_shape`` (N, C, L)."""
     n, c, length = check_shape(input_shape, "input_shape", "adaptive_avg_pool1d")
     dy = as_ncl(grad_output, "adaptive_avg_pool1d", "grad_output")
