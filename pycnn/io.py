@@ -43,7 +43,8 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 
-from .nn.module import Module, _registered_name, registered_modules
+from .nn.module import Module
+from .nn.registry import registered_modules, registered_name
 
 __all__ = ["save", "load", "save_weights", "load_weights", "to_json", "from_json", "read_metadata",
            "FORMAT", "FORMAT_VERSION"]
@@ -109,7 +110,7 @@ def _spec(module: Module, where: str = "model", depth: int = 0) -> Dict[str, Any
     if depth > _MAX_DEPTH:
         raise ValueError(f"{where}: layers nested too deeply")
     cls = type(module)
-    name = _registered_name(cls)
+    name = registered_name(cls)
     if name is None:
         raise TypeError(f"{where}: {cls.__module__}.{cls.__qualname__} is not a registered layer, so pycnn.load "
                         f"could not rebuild it; register it with pycnn.nn.register_module (in the program "

@@ -1,13 +1,14 @@
 """Containers: compose modules' forward and backward passes."""
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 from .activation import ReLU
 from .conv import Conv2d
 from .linear import Linear
-from .module import Module, _call_backward
+from .module import Module
 from .pooling import MaxPool2d
 from .conv import Conv1d
 from .normalization import BatchNorm1d, BatchNorm2d
@@ -15,7 +16,21 @@ from .normalization import BatchNorm1d, BatchNorm2d
 # Layers that can apply a following ReLU in their own output write.
 _RELU_PRODUCERS = (Conv2d, Linear, Conv1d, BatchNorm1d, BatchNorm2d)
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "call_backward"]
+
+
+def call_backward(module: Module, grad_output: Any, input_grad: bool) -> Any:
+    """``module.backward``, passing ``input_grad=False`` only when its signature accepts it."""
+    if input_grad:
+        return module.backward(grad_output)
+    try:
+        params = inspect.signature(module.backward).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    if "input_grad" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return module.backward(grad_output, input_grad=False)
+    module.backward(grad_output)
+    return None
 
 
 class Sequential(Module):
@@ -130,5 +145,5 @@ class Sequential(Module):
                 first += 1
         g = grad_output
         for i in range(len(mods) - 1, first - 1, -1):
-            g = _call_backward(mods[i], g, input_grad or i > first)
+            g = call_backward(mods[i], g, input_grad or i > first)
         return None if not input_grad else g

@@ -8,7 +8,9 @@ import numpy as np
 
 from .. import functional as F
 from . import init
-from .module import Module, Parameter, weighted_backward
+from ._weighted import weighted_backward
+from .module import Module
+from .parameter import Parameter
 
 __all__ = ["Conv2d"]
 

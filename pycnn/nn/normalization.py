@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .module import Module, Parameter
+from .module import Module
+from .parameter import Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 

@@ -27,10 +27,10 @@ import numpy as np
 from .. import functional as F
 from . import init
 from .activation import ReLU
-from .container import Sequential
+from .container import Sequential, call_backward
 from .conv import Conv2d
 from .linear import Flatten, Linear
-from .module import Module, _call_backward
+from .module import Module
 from .normalization import BatchNorm2d
 from .pooling import AdaptiveAvgPool2d
 
@@ -89,9 +89,9 @@ class Residual(Module):
         g = F.as_float32(grad_output, "grad_output")
         if out is not None:
             g = F.relu_backward(g, out)
-        dx = _call_backward(self._body(), g, input_grad)
+        dx = call_backward(self._body(), g, input_grad)
         sc = self._shortcut()
-        ds = g if sc is None else _call_backward(sc, g, input_grad)
+        ds = g if sc is None else call_backward(sc, g, input_grad)
         if not input_grad:
             return None
         if dx is g or np.may_share_memory(dx, g) or np.may_share_memory(dx, ds):
