@@ -1,16 +1,13 @@
 """Convolution layers."""
 from __future__ import annotations
 
-import math
 from typing import Tuple, Union
 
 import numpy as np
 
 from .. import functional as F
-from . import init
-from ._weighted import weighted_backward
+from ._weighted import init_weight_and_bias, reset_weight_and_bias, weighted_backward
 from .module import Module
-from .parameter import Parameter
 
 __all__ = ["Conv2d"]
 
@@ -38,21 +35,11 @@ class _ConvNd(Module):
         self.algo = algo
 
     def _init_parameters(self, bias: bool) -> None:
-        self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups) + self.kernel_size,
-                                         dtype=np.float32))
-        if bias:
-            self.bias = Parameter(np.empty((self.out_channels,), dtype=np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        init_weight_and_bias(self, (self.out_channels, self.in_channels // self.groups) + self.kernel_size, bias)
 
     def reset_parameters(self) -> None:
         """PyTorch's default: kaiming_uniform(a=sqrt(5)) weight, U(+-1/sqrt(fan_in)) bias."""
-        init.kaiming_uniform_(self.weight.data, negative_slope=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = init.calculate_fan_in(self.weight.shape)
-            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias.data, -bound, bound)
+        reset_weight_and_bias(self)
 
     def _args(self):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,

@@ -1,15 +1,11 @@
 """Fully connected layer and Flatten."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import functional as F
-from . import init
-from ._weighted import weighted_backward
+from ._weighted import init_weight_and_bias, reset_weight_and_bias, weighted_backward
 from .module import Module
-from .parameter import Parameter
 
 __all__ = ["Linear", "Flatten"]
 
@@ -27,19 +23,11 @@ class Linear(Module):
         self.out_features = F._int(out_features, "out_features", "Linear", 1)
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"Linear: bias must be a bool, got {bias!r}")
-        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=np.float32))
-        if bias:
-            self.bias = Parameter(np.empty((self.out_features,), dtype=np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        init_weight_and_bias(self, (self.out_features, self.in_features), bias)
 
     def reset_parameters(self) -> None:
         """PyTorch's default: kaiming_uniform(a=sqrt(5)) weight, U(+-1/sqrt(in_features)) bias."""
-        init.kaiming_uniform_(self.weight.data, negative_slope=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1.0 / math.sqrt(self.in_features)
-            init.uniform_(self.bias.data, -bound, bound)
+        reset_weight_and_bias(self)  # (fan_in = in_features)
 
     def forward(self, x) -> np.ndarray:
         """x (N, in_features) -> (N, out_features); saves x in training mode."""
