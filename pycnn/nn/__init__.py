@@ -7,10 +7,11 @@ from . import init
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from .container import Sequential
 from .conv import Conv2d
-from .linear import Flatten, Linear
+from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, Parameter, register_module, registered_modules
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .shape import Flatten
 
 __all__ = [
     "Parameter", "Module", "Sequential", "register_module", "registered_modules",

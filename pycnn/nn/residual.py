@@ -29,10 +29,11 @@ from . import init
 from .activation import ReLU
 from .container import Sequential, call_backward
 from .conv import Conv2d
-from .linear import Flatten, Linear
+from .linear import Linear
 from .module import Module
 from .normalization import BatchNorm2d
 from .pooling import AdaptiveAvgPool2d
+from .shape import Flatten
 
 __all__ = ["Residual", "BasicBlock", "ResNet", "resnet8", "resnet20"]
 
