@@ -46,6 +46,10 @@ import numpy as np
 from .nn.module import Module
 from .nn.registry import registered_modules, registered_name
 
+# pycnn's networks register their classes (ResNet) when they are defined, so
+# that pycnn.load can build the files that name them.
+from .models import resnet as _networks  # noqa: F401
+
 __all__ = ["save", "load", "save_weights", "load_weights", "to_json", "from_json", "read_metadata",
            "FORMAT", "FORMAT_VERSION"]
 

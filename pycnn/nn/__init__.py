@@ -2,7 +2,15 @@
 
 Each module has an explicit ``forward`` and ``backward`` (no autograd tape);
 see :mod:`pycnn.nn.module` for the contract.
+
+``nn.ResNet``, ``nn.resnet8`` and ``nn.resnet20`` are aliases of
+:mod:`pycnn.models.resnet`, where the networks now live; they are kept for
+one release (imported on first use: ``pycnn.nn`` does not import ``pycnn.models``).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, List
+
 from . import init
 from .activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
@@ -15,8 +23,11 @@ from .normalization import BatchNorm1d, BatchNorm2d
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .registry import register_module, registered_modules
-from .residual import BasicBlock, Residual, ResNet, resnet8, resnet20
+from .residual import BasicBlock, Residual
 from .shape import Flatten
+
+if TYPE_CHECKING:
+    from ..models.resnet import ResNet, resnet8, resnet20
 
 __all__ = [
     # the base classes and the registry of layers pycnn.load may build
@@ -35,6 +46,20 @@ __all__ = [
     "CrossEntropyLoss", "MSELoss",
     # weight initialisation
     "init",
-    # networks
+    # aliases of pycnn.models.resnet, for one release
     "ResNet", "resnet8", "resnet20",
 ]
+
+_MOVED_TO_MODELS = ("ResNet", "resnet8", "resnet20")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_MODELS:
+        from ..models import resnet
+
+        return getattr(resnet, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_MOVED_TO_MODELS))
