@@ -44,7 +44,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 import numpy as np
 
 from .nn.module import Module
-from .nn.registry import registered_modules, registered_name
+from .nn.registry import children_are_config, recorded_config, registered_modules, registered_name
 
 # pycnn's networks register their classes (ResNet) when they are defined, so
 # that pycnn.load can build the files that name them.
@@ -66,14 +66,6 @@ _MAX_DEPTH = 200  # nesting of layers and config values a file may have
 # ---------------------------------------------------------------------------
 # Architecture <-> JSON-able spec
 # ---------------------------------------------------------------------------
-
-
-def _children_are_config(cls: type) -> bool:
-    # Sequential's constructor arguments are exactly its children, which may
-    # change after construction (append, model[i] = ..., del model[i]).
-    from .nn.container import Sequential
-
-    return getattr(cls, "__init__") is Sequential.__init__
 
 
 def _encode(value: Any, owner: Module, where: str, depth: int) -> Any:
@@ -120,11 +112,11 @@ def _spec(module: Module, where: str = "model", depth: int = 0) -> Dict[str, Any
                         f"could not rebuild it; register it with pycnn.nn.register_module (in the program "
                         f"that loads, too)")
     spec: Dict[str, Any] = {"type": name}
-    if not _children_are_config(cls):
-        if "_init_call" not in module.__dict__:
+    if not children_are_config(cls):  # (Sequential is saved as its children as they are now)
+        if recorded_config(module) is None:
             raise TypeError(f"{where}: {cls.__qualname__} object has no recorded constructor arguments "
                             f"(was it created without calling __init__?)")
-        config = module.get_config()
+        config = module.get_config()  # (which a layer may override)
         spec["config"] = {k: _encode(v, module, f"{where}.{k}", depth + 1) for k, v in config.items()}
     spec["children"] = [[n, None if c is None else _spec(c, f"{where}.{n}", depth + 1)]
                         for n, c in module._modules.items()]

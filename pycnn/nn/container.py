@@ -12,6 +12,7 @@ from .module import Module
 from .pooling import MaxPool2d
 from .conv import Conv1d
 from .normalization import BatchNorm1d, BatchNorm2d
+from .registry import config_is_children
 
 # Layers that can apply a following ReLU in their own output write.
 _RELU_PRODUCERS = (Conv2d, Linear, Conv1d, BatchNorm1d, BatchNorm2d)
@@ -42,6 +43,7 @@ class Sequential(Module):
     slice a new Sequential sharing the modules) and ``append``.
     """
 
+    @config_is_children
     def __init__(self, *args):
         super().__init__()
         if len(args) == 1 and isinstance(args[0], OrderedDict):

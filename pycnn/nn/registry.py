@@ -6,6 +6,9 @@
 * Every ``Module`` subclass's ``__init__`` is wrapped by :func:`records_config`,
   so the outermost constructor call records its arguments;
   :func:`recorded_config` returns them by parameter name (``Module.get_config``).
+* :func:`config_is_children` marks a constructor whose arguments are exactly
+  the module's children (``Sequential(*modules)``): :mod:`pycnn.io` then
+  saves the children as they are now instead of the arguments.
 
 :mod:`pycnn.io` reads this module; nothing here knows about files.
 """
@@ -19,7 +22,7 @@ if TYPE_CHECKING:
     from .module import Module
 
 __all__ = ["register_module", "registered_modules", "registered_name", "records_config", "is_recording",
-           "record_no_arguments", "recorded_config"]
+           "record_no_arguments", "recorded_config", "config_is_children", "children_are_config"]
 
 _T = TypeVar("_T", bound=type)
 _Init = TypeVar("_Init", bound=Callable[..., None])
@@ -137,3 +140,18 @@ def recorded_config(module: Module) -> Optional[Dict[str, Any]]:
     bound.apply_defaults()
     return dict(bound.arguments)
 
+
+def config_is_children(init: _Init) -> _Init:
+    """Mark a constructor whose arguments are exactly the module's children (``Sequential(*modules)``).
+
+    Those children may change after construction (``append``, ``model[i] =
+    ...``, ``del model[i]``), so :mod:`pycnn.io` saves such a module as its
+    children alone. A subclass with a constructor of its own is not marked.
+    """
+    setattr(init, "_pycnn_config_is_children", True)
+    return init
+
+
+def children_are_config(cls: type) -> bool:
+    """Whether ``cls``'s constructor is marked by :func:`config_is_children`."""
+    return bool(getattr(getattr(cls, "__init__"), "_pycnn_config_is_children", False))
