@@ -1,4 +1,8 @@
-"""Elementwise activation layers. Each saves the one array its gradient needs."""
+"""Activation layers. Each saves the one array its gradient needs.
+
+ReLU, Sigmoid and Tanh take their gradient from the output; LeakyReLU, ELU
+and GELU from the input; Softmax (along one axis) from its output.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +10,7 @@ import numpy as np
 from .. import functional as F
 from .module import Module
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "GELU", "Softmax"]
 
 
 class _Activation(Module):
@@ -81,11 +85,6 @@ class LeakyReLU(Module):
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
 
-
-# ---------------------------------------------------------------------------
-# ELU, GELU (C++ kernels, gradients from the input) and Softmax.
-
-__all__ += ["ELU", "GELU", "Softmax"]
 
 
 class ELU(Module):

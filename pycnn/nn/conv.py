@@ -9,7 +9,7 @@ from .. import functional as F
 from ._weighted import init_weight_and_bias, reset_weight_and_bias, weighted_backward
 from .module import Module
 
-__all__ = ["Conv2d"]
+__all__ = ["Conv2d", "Conv1d"]
 
 
 class _ConvNd(Module):
@@ -100,11 +100,6 @@ class Conv2d(_ConvNd):
             s += f", algo={self.algo!r}"
         return s
 
-
-# ---------------------------------------------------------------------------
-# Conv1d: the 2-D kernels on the (N, C, 1, L) view, weight (K, C/groups, k) as PyTorch.
-
-__all__ += ["Conv1d"]
 
 
 class Conv1d(_ConvNd):
