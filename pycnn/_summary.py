@@ -85,7 +85,7 @@ class ModelSummary:
     activation_bytes: int = 0  #: per sample: the outputs of every leaf layer in one forward pass
 
     def __str__(self) -> str:
-        def shape(s):
+        def shape(s: Optional[Tuple[Optional[int], ...]]) -> str:
             return "-" if s is None else "(" + ", ".join("N" if d is None else str(d) for d in s) + ")"
 
         names = [("  " * r.depth) + f"{r.name} ({r.type})" for r in self.rows]

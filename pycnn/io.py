@@ -39,7 +39,7 @@ import os
 import zipfile
 import zlib
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 
@@ -49,6 +49,11 @@ from .nn.registry import children_are_config, recorded_config, registered_module
 # pycnn's networks register their classes (ResNet) when they are defined, so
 # that pycnn.load can build the files that name them.
 from .models import resnet as _networks  # noqa: F401
+
+if TYPE_CHECKING:
+    from numpy.lib.npyio import NpzFile
+
+    from .nn.module import IncompatibleKeys
 
 __all__ = ["save", "load", "save_weights", "load_weights", "to_json", "from_json", "read_metadata",
            "FORMAT", "FORMAT_VERSION"]
@@ -295,7 +300,7 @@ def _write_npz(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
 _CORRUPT = (OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)
 
 
-def _member(z, key: str, path: str) -> np.ndarray:
+def _member(z: NpzFile, key: str, path: str) -> np.ndarray:
     """One array of the archive; every way it can be unreadable is a ValueError naming the file."""
     try:
         return z[key]
@@ -313,7 +318,7 @@ def _refuse(path: str, e: Exception) -> ValueError:
     return ValueError(f"{path}: not a pycnn .npz file ({msg})")
 
 
-def _open_npz(path: PathLike):
+def _open_npz(path: PathLike) -> NpzFile:
     p = os.fspath(path)
     try:
         z = np.load(p, allow_pickle=False)
@@ -328,8 +333,8 @@ def _open_npz(path: PathLike):
     return z
 
 
-def _read_arrays(z, path: str) -> "OrderedDict[str, np.ndarray]":
-    out = OrderedDict()
+def _read_arrays(z: NpzFile, path: str) -> OrderedDict[str, np.ndarray]:
+    out: OrderedDict[str, np.ndarray] = OrderedDict()
     for key in z.files:
         if key == _META:
             continue
@@ -340,7 +345,7 @@ def _read_arrays(z, path: str) -> "OrderedDict[str, np.ndarray]":
     return out
 
 
-def _read_meta(z, path: str) -> Dict[str, Any]:
+def _read_meta(z: NpzFile, path: str) -> Dict[str, Any]:
     if _META not in z.files:
         raise ValueError(f"{path}: has weights but no architecture (written by save_weights?); build the model "
                          f"and use pycnn.io.load_weights(model, path)")
@@ -435,7 +440,7 @@ def read_metadata(path: PathLike) -> Dict[str, Any]:
         return dict(_read_meta(z, p).get("metadata") or {})
 
 
-def save_weights(model: Module, path: PathLike) -> None:
+def save_weights(model: Union[Module, Mapping[str, Any]], path: PathLike) -> None:
     """Write ``model.state_dict()`` to ``path`` as ``.npz`` (weights only, PyTorch's key names)."""
     if isinstance(model, Module):
         state = model.state_dict()
@@ -446,7 +451,7 @@ def save_weights(model: Module, path: PathLike) -> None:
     _write_npz(path, state)
 
 
-def load_weights(model: Module, path: PathLike, strict: bool = True):
+def load_weights(model: Module, path: PathLike, strict: bool = True) -> IncompatibleKeys:
     """Load weights from an ``.npz`` (from :func:`save_weights` or :func:`save`) into ``model``.
 
     Reads with ``allow_pickle=False``; returns ``load_state_dict``'s

@@ -102,7 +102,7 @@ class Parameter:
         """The ``.data`` array itself (not a copy), as ``torch.Tensor.numpy``."""
         return self._data
 
-    def __array__(self, dtype: DTypeLike = None, copy: Optional[bool] = None) -> np.ndarray:
+    def __array__(self, dtype: Optional[DTypeLike] = None, copy: Optional[bool] = None) -> np.ndarray:
         if copy:
             return self._data.astype(dtype or self._data.dtype, copy=True)
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
