@@ -10,7 +10,7 @@
   the module's children (``Sequential(*modules)``): :mod:`pycnn.io` then
   saves the children as they are now instead of the arguments.
 
-:mod:`pycnn.io` reads this module; nothing here knows about files.
+:mod:`pycnn._architecture` (behind :mod:`pycnn.io`) reads this module; nothing here knows about files.
 """
 from __future__ import annotations
 
