@@ -7,52 +7,48 @@ keeps every module's output (used by the summary and by
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
+    from .nn.module import Module, Parameter
 
 __all__ = ["summary", "ModelSummary", "LayerRow", "record_outputs"]
 
 
 @contextlib.contextmanager
-def record_outputs(model) -> Iterator[List[Tuple[str, object, np.ndarray]]]:
+def record_outputs(model: Module) -> Iterator[List[Tuple[str, Module, Any]]]:
     """While active, every module's forward appends ``(dotted name, module, output)`` to the yielded list.
 
-    Containers run their children one by one (``Sequential``'s layer fusions
-    are off, so each layer's own output is seen; the results are the same).
+    Containers run their children one by one (``Sequential`` runs with its
+    layer fusions off, so each layer's own output is seen; the results are the same).
     Entries appear as the forwards finish (children before their parents).
     """
     from .nn.container import Sequential
 
-    records: List[Tuple[str, object, np.ndarray]] = []
+    records: List[Tuple[str, Module, Any]] = []
     patched = []
 
-    def wrap(name, module, forward):
-        def recording_forward(*args, **kwargs):
+    def wrap(name: str, module: Module, forward: Callable[..., Any]) -> Callable[..., Any]:
+        def recording_forward(*args: Any, **kwargs: Any) -> Any:
             out = forward(*args, **kwargs)
             records.append((name, module, out))
             return out
 
         return recording_forward
 
-    def unfused(module):
-        def forward(x):
-            for child in module._modules.values():
-                if child is not None:
-                    x = child(x)
-            return x
-
-        return forward
-
     try:
         for name, module in model.named_modules():
             if "forward" in module.__dict__:
                 continue
+            forward: Callable[..., Any] = module.forward
             if isinstance(module, Sequential) and type(module).forward is Sequential.forward:
-                forward = unfused(module)
-            else:
-                forward = module.forward
+                forward = functools.partial(module._chain, fuse=False)
             object.__setattr__(module, "forward", wrap(name, module, forward))
             patched.append(module)
         yield records
@@ -89,7 +85,7 @@ class ModelSummary:
     activation_bytes: int = 0  #: per sample: the outputs of every leaf layer in one forward pass
 
     def __str__(self) -> str:
-        def shape(s):
+        def shape(s: Optional[Tuple[Optional[int], ...]]) -> str:
             return "-" if s is None else "(" + ", ".join("N" if d is None else str(d) for d in s) + ")"
 
         names = [("  " * r.depth) + f"{r.name} ({r.type})" for r in self.rows]
@@ -135,11 +131,15 @@ def _mib(n: int) -> str:
     return f"{n / (1 << 20):.2f} MiB"
 
 
-def _unique_params(module) -> list:
+def _unique_params(module: Module) -> List[Parameter]:
     return list(module.parameters())
 
 
-def summary(model, input_shape: Sequence[int], *, dtype=np.float32,
+def _is_leaf(module: Module) -> bool:
+    return next(module.children(), None) is None
+
+
+def summary(model: Module, input_shape: Sequence[int], *, dtype: DTypeLike = np.float32,
             print_fn: Optional[Callable[[str], None]] = print) -> ModelSummary:
     """Print every layer of ``model`` with its output shape and parameter count; return the numbers.
 
@@ -187,7 +187,7 @@ def summary(model, input_shape: Sequence[int], *, dtype=np.float32,
             except Exception as e:  # name the layer that failed
                 done = {id(m) for _, m, _ in records}
                 for name, m in model.named_modules():
-                    if id(m) not in done and not m._modules:
+                    if id(m) not in done and _is_leaf(m):
                         failing.append(f"{name or type(model).__name__} ({type(m).__name__})")
                         break
                 where = failing[0] if failing else type(model).__name__
@@ -210,7 +210,7 @@ def summary(model, input_shape: Sequence[int], *, dtype=np.float32,
         result.rows.append(LayerRow(
             name=name, type=type(m).__name__, depth=name.count("."), output_shape=out_shapes.get(id(m)),
             params=sum(p.size for p in ps), trainable=sum(p.size for p in ps if p.requires_grad),
-            is_leaf=not any(c is not None for c in m._modules.values()),
+            is_leaf=_is_leaf(m),
         ))
         if result.rows[-1].is_leaf:
             result.activation_bytes += out_bytes.get(id(m), 0)

@@ -24,6 +24,8 @@ called with (``config``: JSON values, tuples as ``{"$tuple": [...]}``,
 modules passed as arguments as ``{"$child": name}``) and its current
 children. ``Sequential`` is stored as its children alone, so a head swapped
 with ``model[-1] = ...`` or layers appended later are saved as they are now.
+:mod:`pycnn._architecture` writes and builds the architecture; this module
+the files.
 
 Safety: :func:`load` reads the archive with ``np.load(allow_pickle=False)``,
 so a file holding a pickled object is refused before anything in it is
@@ -39,11 +41,17 @@ import os
 import zipfile
 import zlib
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 
-from .nn.module import Module, _registered_name, registered_modules
+from ._architecture import from_json, from_spec, parse_json, to_json, to_spec
+from .nn.module import Module
+
+if TYPE_CHECKING:
+    from numpy.lib.npyio import NpzFile
+
+    from .nn.module import IncompatibleKeys
 
 __all__ = ["save", "load", "save_weights", "load_weights", "to_json", "from_json", "read_metadata",
            "FORMAT", "FORMAT_VERSION"]
@@ -55,225 +63,6 @@ FORMAT = "pycnn.model"
 #: Its version; files of a later version are refused with a clear message.
 FORMAT_VERSION = 1
 _META = "__pycnn__"
-_MAX_DEPTH = 200  # nesting of layers and config values a file may have
-
-
-# ---------------------------------------------------------------------------
-# Architecture <-> JSON-able spec
-# ---------------------------------------------------------------------------
-
-
-def _children_are_config(cls: type) -> bool:
-    # Sequential's constructor arguments are exactly its children, which may
-    # change after construction (append, model[i] = ..., del model[i]).
-    from .nn.container import Sequential
-
-    return getattr(cls, "__init__") is Sequential.__init__
-
-
-def _encode(value: Any, owner: Module, where: str, depth: int) -> Any:
-    if depth > _MAX_DEPTH:
-        raise ValueError(f"{where}: nested too deeply")
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, Module):
-        for name, child in owner._modules.items():
-            if child is value:
-                return {"$child": name}
-        return {"$module": _spec(value, where, depth + 1)}
-    if isinstance(value, tuple):
-        return {"$tuple": [_encode(v, owner, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]}
-    if isinstance(value, list):
-        return [_encode(v, owner, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise TypeError(f"{where}: dict keys must be strings to be saved as JSON, got {list(value)!r}")
-        items = [[k, _encode(v, owner, f"{where}[{k!r}]", depth + 1)] for k, v in value.items()]
-        if isinstance(value, OrderedDict):
-            return {"$odict": items}
-        if any(k.startswith("$") for k in value):
-            return {"$dict": items}
-        return dict(items)
-    raise TypeError(f"{where}: a {type(value).__name__} cannot be saved as JSON; pycnn.save stores the "
-                    f"constructor arguments of every layer, which must be numbers, strings, bools, None, "
-                    f"lists, tuples, dicts or modules")
-
-
-def _spec(module: Module, where: str = "model", depth: int = 0) -> Dict[str, Any]:
-    if depth > _MAX_DEPTH:
-        raise ValueError(f"{where}: layers nested too deeply")
-    cls = type(module)
-    name = _registered_name(cls)
-    if name is None:
-        raise TypeError(f"{where}: {cls.__module__}.{cls.__qualname__} is not a registered layer, so pycnn.load "
-                        f"could not rebuild it; register it with pycnn.nn.register_module (in the program "
-                        f"that loads, too)")
-    spec: Dict[str, Any] = {"type": name}
-    if not _children_are_config(cls):
-        if "_init_call" not in module.__dict__:
-            raise TypeError(f"{where}: {cls.__qualname__} object has no recorded constructor arguments "
-                            f"(was it created without calling __init__?)")
-        config = module.get_config()
-        spec["config"] = {k: _encode(v, module, f"{where}.{k}", depth + 1) for k, v in config.items()}
-    spec["children"] = [[n, None if c is None else _spec(c, f"{where}.{n}", depth + 1)]
-                        for n, c in module._modules.items()]
-    return spec
-
-
-def _normal(spec: Any) -> Any:
-    return json.loads(json.dumps(spec))
-
-
-def _child_refs(value: Any, out: set) -> set:
-    if isinstance(value, dict):
-        if set(value) == {"$child"}:
-            out.add(value["$child"])
-        elif set(value) != {"$module"}:  # an inline module's refs are its own
-            for v in value.values():
-                _child_refs(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            _child_refs(v, out)
-    return out
-
-
-def _decode(value: Any, children: Dict[str, Any], where: str, depth: int) -> Any:
-    if depth > _MAX_DEPTH:
-        raise ValueError(f"{where}: nested too deeply")
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, list):
-        return [_decode(v, children, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
-    if not isinstance(value, dict):
-        raise ValueError(f"{where}: unexpected JSON value {value!r}")
-    tags = [k for k in value if k.startswith("$")]
-    if not tags:
-        return {k: _decode(v, children, f"{where}[{k!r}]", depth + 1) for k, v in value.items()}
-    if len(value) != 1:
-        raise ValueError(f"{where}: malformed tagged value with keys {sorted(value)}")
-    tag, inner = next(iter(value.items()))
-    if tag == "$tuple" and isinstance(inner, list):
-        return tuple(_decode(v, children, f"{where}[{i}]", depth + 1) for i, v in enumerate(inner))
-    if tag == "$child" and isinstance(inner, str):
-        if inner not in children:
-            raise ValueError(f"{where}: refers to child {inner!r}, which the layer does not have")
-        return children[inner]
-    if tag == "$module":
-        return _build(inner, where, depth + 1)
-    if tag in ("$odict", "$dict") and isinstance(inner, list):
-        items = []
-        for item in inner:
-            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
-                raise ValueError(f"{where}: malformed {tag} entry {item!r}")
-            items.append((item[0], _decode(item[1], children, f"{where}[{item[0]!r}]", depth + 1)))
-        return OrderedDict(items) if tag == "$odict" else dict(items)
-    raise ValueError(f"{where}: unknown or malformed tag {tag!r}")
-
-
-def _build(spec: Any, where: str = "architecture", depth: int = 0) -> Module:
-    import inspect
-
-    if depth > _MAX_DEPTH:
-        raise ValueError(f"{where}: layers nested too deeply")
-    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
-        raise ValueError(f"{where}: expected a layer {{\"type\": ..., ...}}, got {str(spec)[:80]!r}")
-    unknown = set(spec) - {"type", "config", "children"}
-    if unknown:
-        raise ValueError(f"{where}: unexpected keys {sorted(unknown)}")
-    registry = registered_modules()
-    cls = registry.get(spec["type"])
-    if cls is None:
-        raise ValueError(f"{where}: unknown layer type {spec['type']!r}; pycnn.load builds only registered "
-                         f"layers ({', '.join(sorted(registry))}); register custom layers with "
-                         f"pycnn.nn.register_module before loading")
-    child_specs = spec.get("children", [])
-    if not isinstance(child_specs, list) or not all(
-            isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) for c in child_specs):
-        raise ValueError(f"{where}: children must be a list of [name, layer] pairs")
-    by_name = dict(child_specs)
-    if len(by_name) != len(child_specs):
-        raise ValueError(f"{where}: duplicate child names")
-    config = spec.get("config", {})
-    if not isinstance(config, dict):
-        raise ValueError(f"{where}: config must be an object, got {type(config).__name__}")
-
-    # Children passed to the constructor are built first.
-    built: Dict[str, Any] = {}
-    for name in sorted(_child_refs(config, set())):
-        if name not in by_name:
-            raise ValueError(f"{where}: config refers to child {name!r}, which is not among its children")
-        child = by_name[name]
-        built[name] = None if child is None else _build(child, f"{where}.{name}", depth + 1)
-    args = {k: _decode(v, built, f"{where}.{k}", depth + 1) for k, v in config.items()}
-
-    sig = inspect.signature(getattr(cls, "__init__"))
-    sig = sig.replace(parameters=list(sig.parameters.values())[1:])  # drop self
-    bad = [k for k in args if k not in sig.parameters]
-    if bad:
-        raise ValueError(f"{where}: {cls.__name__} has no constructor argument(s) {bad}")
-    bound = inspect.BoundArguments(sig, OrderedDict(args))
-    try:
-        module = cls(*bound.args, **bound.kwargs)
-    except (TypeError, ValueError, OverflowError) as e:
-        raise ValueError(f"{where}: cannot construct {cls.__name__} from {args}: {e}") from e
-
-    # Reconcile the children with the file: keep what the constructor built
-    # where it is the same, use the file's where it differs (a swapped head).
-    children: "OrderedDict[str, Optional[Module]]" = OrderedDict()
-    for name, child_spec in child_specs:
-        if child_spec is None:
-            children[name] = None
-        elif name in built:
-            children[name] = built[name]
-        else:
-            existing = module._modules.get(name)
-            same = False
-            if existing is not None:
-                try:
-                    same = _normal(_spec(existing)) == child_spec
-                except (TypeError, ValueError):
-                    same = False
-            children[name] = existing if same else _build(child_spec, f"{where}.{name}", depth + 1)
-    if list(module._modules.items()) != list(children.items()):
-        module._modules.clear()
-        module._modules.update(children)
-    return module
-
-
-def to_json(model: Module, indent: Optional[int] = None) -> str:
-    """The architecture of ``model`` as JSON text (no weights); :func:`from_json` rebuilds it."""
-    return json.dumps(_spec(model), indent=indent, allow_nan=True)
-
-
-def from_json(text: Union[str, bytes]) -> Module:
-    """A newly initialised network from :func:`to_json`'s text (only registered layers are constructed).
-
-    pycnn's random generator is left as it was: the throw-away initial
-    weights are drawn from a generator of their own.
-    """
-    from . import _random
-
-    spec = _parse_json(text, "architecture")
-    with _random.preserved():
-        return _build(spec)
-
-
-def _parse_json(text: Union[str, bytes], what: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise ValueError(f"{what}: not valid JSON ({e})") from None
-
-
-# ---------------------------------------------------------------------------
-# Files
-# ---------------------------------------------------------------------------
 
 
 def _write_npz(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
@@ -298,7 +87,7 @@ def _write_npz(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
 _CORRUPT = (OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)
 
 
-def _member(z, key: str, path: str) -> np.ndarray:
+def _member(z: NpzFile, key: str, path: str) -> np.ndarray:
     """One array of the archive; every way it can be unreadable is a ValueError naming the file."""
     try:
         return z[key]
@@ -316,7 +105,7 @@ def _refuse(path: str, e: Exception) -> ValueError:
     return ValueError(f"{path}: not a pycnn .npz file ({msg})")
 
 
-def _open_npz(path: PathLike):
+def _open_npz(path: PathLike) -> NpzFile:
     p = os.fspath(path)
     try:
         z = np.load(p, allow_pickle=False)
@@ -331,8 +120,8 @@ def _open_npz(path: PathLike):
     return z
 
 
-def _read_arrays(z, path: str) -> "OrderedDict[str, np.ndarray]":
-    out = OrderedDict()
+def _read_arrays(z: NpzFile, path: str) -> OrderedDict[str, np.ndarray]:
+    out: OrderedDict[str, np.ndarray] = OrderedDict()
     for key in z.files:
         if key == _META:
             continue
@@ -343,14 +132,14 @@ def _read_arrays(z, path: str) -> "OrderedDict[str, np.ndarray]":
     return out
 
 
-def _read_meta(z, path: str) -> Dict[str, Any]:
+def _read_meta(z: NpzFile, path: str) -> Dict[str, Any]:
     if _META not in z.files:
         raise ValueError(f"{path}: has weights but no architecture (written by save_weights?); build the model "
                          f"and use pycnn.io.load_weights(model, path)")
     raw = _member(z, _META, path)
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise ValueError(f"{path}: malformed {_META} entry")
-    meta = _parse_json(raw.tobytes().decode("utf-8", errors="strict"), path)
+    meta = parse_json(raw.tobytes().decode("utf-8", errors="strict"), path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a pycnn model file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
     version = meta.get("format_version")
@@ -390,7 +179,7 @@ def save(model: Module, path: PathLike, *, metadata: Optional[Mapping[str, Any]]
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "pycnn_version": pycnn.__version__,
-        "architecture": _spec(model),
+        "architecture": to_spec(model),
         "training": bool(getattr(model, "training", False)),
         "frozen": [name for name, p in model.named_parameters() if not p.requires_grad],
         "metadata": dict(metadata or {}),
@@ -411,14 +200,11 @@ def load(path: PathLike) -> Module:
     layer type that is not registered, raises ``ValueError``. pycnn's random
     generator is left untouched.
     """
-    from . import _random
-
     p = os.fspath(path)
     with _open_npz(p) as z:
         meta = _read_meta(z, p)
         arrays = _read_arrays(z, p)
-    with _random.preserved():
-        model = _build(meta.get("architecture"))
+    model = from_spec(meta.get("architecture"))
     try:
         model.load_state_dict(arrays, strict=True)
     except (KeyError, ValueError) as e:
@@ -438,7 +224,7 @@ def read_metadata(path: PathLike) -> Dict[str, Any]:
         return dict(_read_meta(z, p).get("metadata") or {})
 
 
-def save_weights(model: Module, path: PathLike) -> None:
+def save_weights(model: Union[Module, Mapping[str, Any]], path: PathLike) -> None:
     """Write ``model.state_dict()`` to ``path`` as ``.npz`` (weights only, PyTorch's key names)."""
     if isinstance(model, Module):
         state = model.state_dict()
@@ -449,7 +235,7 @@ def save_weights(model: Module, path: PathLike) -> None:
     _write_npz(path, state)
 
 
-def load_weights(model: Module, path: PathLike, strict: bool = True):
+def load_weights(model: Module, path: PathLike, strict: bool = True) -> IncompatibleKeys:
     """Load weights from an ``.npz`` (from :func:`save_weights` or :func:`save`) into ``model``.
 
     Reads with ``allow_pickle=False``; returns ``load_state_dict``'s

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, List
 import numpy as np
 
 from . import functional as F
-from .nn.module import Parameter
+from .nn.parameter import Parameter
 
 __all__ = ["Optimizer", "SGD"]
 

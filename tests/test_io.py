@@ -2,6 +2,8 @@
 import json
 import os
 import pickle
+import subprocess
+import sys
 import zipfile
 from collections import OrderedDict
 
@@ -202,6 +204,31 @@ def test_custom_and_residual_layers_roundtrip(tmp_path):
     loaded = roundtrip(model, tmp_path, "swapped.npz")
     assert loaded[2].body.kernel_size == (3, 3)
     np.testing.assert_array_equal(outputs(loaded, x), outputs(model, x))
+
+
+def test_a_saved_resnet_loads_in_a_process_that_imported_only_pycnn(tmp_path):
+    """ResNet is defined in pycnn.models and saved under its registry name "ResNet"; pycnn.load finds it."""
+    pycnn.manual_seed(9)
+    model = nn.resnet8(num_classes=3, width=2)  # the nn alias of pycnn.models.resnet.resnet8
+    path = tmp_path / "resnet.npz"
+    pycnn.save(model, path)
+    assert io.to_json(model).startswith(  # what files written before the move say too
+        '{"type": "ResNet", "config": {"depth": 8, "in_channels": 1, "num_classes": 3, "width": 2, '
+        '"zero_init_residual": false}, "children": [["conv1", {"type": "Conv2d", ')
+    x = rand(2, 1, 12, 12)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", outputs(model, x))
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "import pycnn\n"
+        "model = pycnn.load(sys.argv[1] + '/resnet.npz')\n"
+        "assert type(model).__module__ + '.' + type(model).__name__ == 'pycnn.models.resnet.ResNet'\n"
+        "y = model.eval()(np.load(sys.argv[1] + '/x.npy'))\n"
+        "np.testing.assert_array_equal(y, np.load(sys.argv[1] + '/y.npy'))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
 
 
 def test_load_leaves_the_random_generator_alone(tmp_path):

@@ -76,6 +76,20 @@ def test_names_follow_pytorch_registration_order():
     assert model.state_dict()["block.num_batches_tracked"].dtype == np.int64
 
 
+def test_the_nn_core_imports_from_where_it_lived_before():
+    """Module, Parameter and the registry are defined in nn.module / nn.parameter / nn.registry; the old
+    ``from pycnn.nn.module import ...`` keeps giving the same objects, and Flatten is the one of nn.shape."""
+    from pycnn.nn import parameter, registry, shape
+    from pycnn.nn.module import Module, Parameter, register_module, registered_modules
+
+    assert Module is nn.Module and Parameter is nn.Parameter is parameter.Parameter
+    assert register_module is nn.register_module is registry.register_module
+    assert registered_modules is nn.registered_modules is registry.registered_modules
+    assert nn.Flatten is shape.Flatten and nn.registered_modules()["Flatten"] is shape.Flatten
+    assert repr(nn.Linear(2, 3).load_state_dict(nn.Linear(2, 3).state_dict())) == \
+        "IncompatibleKeys(missing_keys=[], unexpected_keys=[])"
+
+
 def test_shared_parameters_are_listed_once():
     lin = nn.Linear(4, 4)
     model = nn.Sequential(lin, nn.ReLU(), lin)

@@ -91,6 +91,22 @@ def test_resnet_shapes_and_depths(rng):
         nn.ResNet(10)
 
 
+def test_nn_resnet_names_are_aliases_of_pycnn_models():
+    """The networks live in pycnn.models.resnet; nn.ResNet, nn.resnet8, nn.resnet20 stay for one release."""
+    import pycnn.models
+    import pycnn.models.resnet as resnet
+
+    assert nn.ResNet is pycnn.models.ResNet is resnet.ResNet
+    assert nn.resnet8 is resnet.resnet8 and nn.resnet20 is resnet.resnet20
+    assert {"ResNet", "resnet8", "resnet20"} <= set(nn.__all__) & set(dir(nn))
+    assert nn.registered_modules()["ResNet"] is resnet.ResNet
+    assert isinstance(nn.resnet8(width=2), nn.Sequential)
+    # pycnn.models.resnet8 is the preset (one input channel); its network is the same class
+    assert type(pycnn.models.resnet8(num_classes=3)) is resnet.ResNet
+    with pytest.raises(AttributeError, match="no attribute 'ResNet18'"):
+        nn.ResNet18
+
+
 # ---------------------------------------------------------------------------
 # PyTorch equivalents
 # ---------------------------------------------------------------------------

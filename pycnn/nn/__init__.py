@@ -2,36 +2,64 @@
 
 Each module has an explicit ``forward`` and ``backward`` (no autograd tape);
 see :mod:`pycnn.nn.module` for the contract.
+
+``nn.ResNet``, ``nn.resnet8`` and ``nn.resnet20`` are aliases of
+:mod:`pycnn.models.resnet`, where the networks now live; they are kept for
+one release (imported on first use: ``pycnn.nn`` does not import ``pycnn.models``).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, List
+
 from . import init
-from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from .activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
-from .conv import Conv2d
-from .linear import Flatten, Linear
+from .conv import Conv1d, Conv2d
+from .dropout import Dropout, Dropout1d, Dropout2d
+from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
-from .module import Module, Parameter, register_module, registered_modules
-from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .module import Module
+from .normalization import BatchNorm1d, BatchNorm2d
+from .parameter import Parameter
+from .pooling import AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from .registry import register_module, registered_modules
+from .residual import BasicBlock, Residual
+from .shape import Flatten
+
+if TYPE_CHECKING:
+    from ..models.resnet import ResNet, resnet8, resnet20
 
 __all__ = [
-    "Parameter", "Module", "Sequential", "register_module", "registered_modules",
-    "Conv2d", "Linear", "Flatten",
-    "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
-    "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-    "CrossEntropyLoss", "MSELoss",
-    "init",
-]
-
-# Breadth: normalisation, dropout, more activations, 1-D layers, residual networks.
-from .activation import ELU, GELU, Softmax  # noqa: E402
-from .conv import Conv1d  # noqa: E402
-from .dropout import Dropout, Dropout1d, Dropout2d  # noqa: E402
-from .normalization import BatchNorm1d, BatchNorm2d  # noqa: E402
-from .pooling import AdaptiveAvgPool1d, AvgPool1d, MaxPool1d  # noqa: E402
-from .residual import BasicBlock, Residual, ResNet, resnet8, resnet20  # noqa: E402
-
-__all__ += [
+    # the base classes and the registry of layers pycnn.load may build
+    "Module", "Parameter", "register_module", "registered_modules",
+    # containers
+    "Sequential", "Residual", "BasicBlock",
+    # convolution, fully connected and shape layers
+    "Conv1d", "Conv2d", "Linear", "Flatten",
+    # pooling
+    "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+    # activations
+    "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "GELU", "Softmax",
+    # normalisation and regularisation
     "BatchNorm1d", "BatchNorm2d", "Dropout", "Dropout1d", "Dropout2d",
-    "ELU", "GELU", "Softmax",
-    "Conv1d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d",
-    "Residual", "BasicBlock", "ResNet", "resnet8", "resnet20",
+    # losses
+    "CrossEntropyLoss", "MSELoss",
+    # weight initialisation
+    "init",
+    # aliases of pycnn.models.resnet, for one release
+    "ResNet", "resnet8", "resnet20",
 ]
+
+_MOVED_TO_MODELS = ("ResNet", "resnet8", "resnet20")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_MODELS:
+        from ..models import resnet
+
+        return getattr(resnet, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_MOVED_TO_MODELS))

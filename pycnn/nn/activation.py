@@ -1,12 +1,21 @@
-"""Elementwise activation layers. Each saves the one array its gradient needs."""
+"""Activation layers. Each saves the one array its gradient needs.
+
+ReLU, Sigmoid and Tanh take their gradient from the output; LeakyReLU, ELU
+and GELU from the input; Softmax (along one axis) from its output.
+"""
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from .. import functional as F
 from .module import Module
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh"]
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "GELU", "Softmax"]
 
 
 class _Activation(Module):
@@ -15,12 +24,12 @@ class _Activation(Module):
     _fwd = staticmethod(F.relu)
     _bwd = staticmethod(F.relu_backward)
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         y = self._fwd(x)
         self.save_for_backward(y)
         return y
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
         (y,) = self.saved()
         return self._bwd(grad_output, y) if input_grad else None
 
@@ -28,7 +37,7 @@ class _Activation(Module):
 class ReLU(_Activation):
     """max(x, 0). Its gradient is taken from the output (0 where the output is 0, as PyTorch)."""
 
-    def _record(self, y, gradient_applied_by_next: bool) -> None:
+    def _record(self, y: np.ndarray, gradient_applied_by_next: bool) -> None:
         """Sequential's fusion hook: ``y`` is this ReLU's output, computed by its neighbours.
 
         The previous layer applied the ReLU in its output write; when the next
@@ -37,10 +46,11 @@ class ReLU(_Activation):
         """
         self.save_for_backward(None if gradient_applied_by_next else y)
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Any:
         (y,) = self.saved()
         if not input_grad:
             return None
+        # grad_output itself, as given, when the next layer applied the ReLU's mask
         return grad_output if y is None else F.relu_backward(grad_output, y)
 
 
@@ -64,17 +74,17 @@ class LeakyReLU(Module):
     Saves the input: a negative slope would make the output ambiguous.
     """
 
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
         self.negative_slope = F._real(negative_slope, "negative_slope", "LeakyReLU")
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")
         y = F.leaky_relu(x, self.negative_slope)
         self.save_for_backward(x)
         return y
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
         (x,) = self.saved()
         return F.leaky_relu_backward(grad_output, x, self.negative_slope) if input_grad else None
 
@@ -82,27 +92,22 @@ class LeakyReLU(Module):
         return f"negative_slope={self.negative_slope}"
 
 
-# ---------------------------------------------------------------------------
-# ELU, GELU (C++ kernels, gradients from the input) and Softmax.
-
-__all__ += ["ELU", "GELU", "Softmax"]
-
 
 class ELU(Module):
     """x if x > 0 else alpha * (exp(x) - 1) (PyTorch's ``nn.ELU(alpha=1.0)``); saves its input."""
 
-    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
         self.alpha = F._real(alpha, "alpha", "ELU")
         self.inplace = bool(inplace)  # accepted for compatibility; the output is a new array
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")
         y = F.elu(x, self.alpha)
         self.save_for_backward(x)
         return y
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
         (x,) = self.saved()
         return F.elu_backward(grad_output, x, self.alpha) if input_grad else None
 
@@ -113,18 +118,18 @@ class ELU(Module):
 class GELU(Module):
     """x * Phi(x), PyTorch's ``nn.GELU(approximate='none')`` (exact erf form) or ``'tanh'``; saves its input."""
 
-    def __init__(self, approximate: str = "none"):
+    def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         F._gelu_approx(approximate)  # validates
         self.approximate = approximate
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")
         y = F.gelu(x, self.approximate)
         self.save_for_backward(x)
         return y
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
         (x,) = self.saved()
         return F.gelu_backward(grad_output, x, self.approximate) if input_grad else None
 
@@ -141,27 +146,27 @@ class Softmax(Module):
     output) is provided for completeness.
     """
 
-    def __init__(self, dim=None):
+    def __init__(self, dim: Optional[int] = None) -> None:
         super().__init__()
         if dim is not None and not F._is_int(dim):
             raise TypeError(f"Softmax: dim must be an int or None, got {dim!r}")
         self.dim = None if dim is None else int(dim)
 
-    def _axis(self, x) -> int:
+    def _axis(self, x: np.ndarray) -> int:
         if self.dim is not None:
             if not -x.ndim <= self.dim < x.ndim:
                 raise IndexError(f"Softmax: dim={self.dim} is out of range for an input of shape {x.shape}")
             return self.dim
         return 0 if x.ndim in (0, 1, 3) else 1
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")
         axis = self._axis(x)
         y = F.softmax_c(x, axis=axis)
         self.save_for_backward(y, axis)
         return y
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
         y, axis = self.saved()
         return F.softmax_backward(grad_output, y, axis) if input_grad else None
 

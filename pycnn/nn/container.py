@@ -1,21 +1,39 @@
 """Containers: compose modules' forward and backward passes."""
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
-from typing import Iterator, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union, overload
 
 from .activation import ReLU
-from .conv import Conv2d
+from .conv import Conv1d, Conv2d
 from .linear import Linear
-from .module import Module, _call_backward
-from .pooling import MaxPool2d
-from .conv import Conv1d
+from .module import Module
 from .normalization import BatchNorm1d, BatchNorm2d
+from .pooling import MaxPool2d
+from .registry import config_is_children
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["Sequential", "call_backward"]
 
 # Layers that can apply a following ReLU in their own output write.
 _RELU_PRODUCERS = (Conv2d, Linear, Conv1d, BatchNorm1d, BatchNorm2d)
 
-__all__ = ["Sequential"]
+
+def call_backward(module: Module, grad_output: Any, input_grad: bool) -> Any:
+    """``module.backward``, passing ``input_grad=False`` only when its signature accepts it."""
+    if input_grad:
+        return module.backward(grad_output)
+    try:
+        params = inspect.signature(module.backward).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    if "input_grad" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return module.backward(grad_output, input_grad=False)
+    module.backward(grad_output)
+    return None
 
 
 class Sequential(Module):
@@ -27,7 +45,8 @@ class Sequential(Module):
     slice a new Sequential sharing the modules) and ``append``.
     """
 
-    def __init__(self, *args):
+    @config_is_children
+    def __init__(self, *args: Any) -> None:
         super().__init__()
         if len(args) == 1 and isinstance(args[0], OrderedDict):
             for name, m in args[0].items():
@@ -53,7 +72,13 @@ class Sequential(Module):
             raise IndexError(f"index {idx} is out of range for a Sequential of length {n}")
         return list(self._modules)[idx % n]
 
-    def __getitem__(self, idx: Union[int, slice]) -> Union[Module, "Sequential"]:
+    @overload
+    def __getitem__(self, idx: int) -> Module: ...
+
+    @overload
+    def __getitem__(self, idx: slice) -> Sequential: ...
+
+    def __getitem__(self, idx: Union[int, slice]) -> Union[Module, Sequential]:
         if isinstance(idx, slice):
             return Sequential(OrderedDict(list(self._modules.items())[idx]))
         return self._modules[self._index(idx)]
@@ -73,18 +98,18 @@ class Sequential(Module):
         for i, m in enumerate(items):
             self._modules[str(i)] = m
 
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> Sequential:
         """Add ``module`` at the end (named by its position). Returns self."""
         self._add(str(len(self)), module)
         return self
 
-    def extend(self, modules) -> "Sequential":
+    def extend(self, modules: Iterable[Module]) -> Sequential:
         """Append each of ``modules``. Returns self."""
         for m in modules:
             self.append(m)
         return self
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         """Apply the modules in order, fusing where a layer sequence allows it.
 
         Fusions (exact module types only, so subclasses that override
@@ -95,11 +120,16 @@ class Sequential(Module):
             ReLU's gradient mask while it scatters, so the ReLU's backward is
             a pass-through.
         """
+        return self._chain(x, fuse=True)
+
+    def _chain(self, x: Any, fuse: bool) -> Any:
+        # The one walk over the modules. fuse=False calls every module's own
+        # forward (pycnn.summary's record_outputs needs each layer's output).
         mods = list(self._modules.values())
         n = len(mods)
         for i, m in enumerate(mods):
-            prev = mods[i - 1] if i > 0 else None
-            nxt = mods[i + 1] if i + 1 < n else None
+            prev = mods[i - 1] if fuse and i > 0 else None
+            nxt = mods[i + 1] if fuse and i + 1 < n else None
             kind = type(m)
             if kind is ReLU and type(prev) in _RELU_PRODUCERS:
                 m._record(x, gradient_applied_by_next=type(nxt) is MaxPool2d)
@@ -114,7 +144,7 @@ class Sequential(Module):
                 x = m(x)
         return x
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: Any, input_grad: bool = True) -> Optional[np.ndarray]:
         """Backward through the chain in reverse; returns dL/d(input), or None when ``input_grad`` is False.
 
         ``input_grad=False`` is passed only to the first module, which then
@@ -130,5 +160,5 @@ class Sequential(Module):
                 first += 1
         g = grad_output
         for i in range(len(mods) - 1, first - 1, -1):
-            g = _call_backward(mods[i], g, input_grad or i > first)
+            g = call_backward(mods[i], g, input_grad or i > first)
         return None if not input_grad else g

@@ -1,16 +1,18 @@
 """Convolution layers."""
 from __future__ import annotations
 
-import math
-from typing import Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
 from .. import functional as F
-from . import init
-from .module import Module, Parameter, weighted_backward
+from ._weighted import init_weight_and_bias, reset_weight_and_bias, weighted_backward
+from .module import Module
 
-__all__ = ["Conv2d"]
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+__all__ = ["Conv2d", "Conv1d"]
 
 
 class _ConvNd(Module):
@@ -20,11 +22,16 @@ class _ConvNd(Module):
     _conv = staticmethod(F.conv2d)
     _conv_backward = staticmethod(F.conv2d_backward)
 
-    def _init_channels(self, op: str, in_channels, out_channels) -> None:
+    kernel_size: Tuple[int, ...]
+    stride: Tuple[int, ...]
+    padding: Union[str, Tuple[int, ...]]
+    dilation: Tuple[int, ...]
+
+    def _init_channels(self, op: str, in_channels: int, out_channels: int) -> None:
         self.in_channels = F._int(in_channels, "in_channels", op, 1)
         self.out_channels = F._int(out_channels, "out_channels", op, 1)
 
-    def _init_groups_bias_algo(self, op: str, groups, bias, algo) -> None:
+    def _init_groups_bias_algo(self, op: str, groups: int, bias: bool, algo: str) -> None:
         self.groups = F._int(groups, "groups", op, 1)
         for name, v in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
             if v % self.groups:
@@ -36,31 +43,21 @@ class _ConvNd(Module):
         self.algo = algo
 
     def _init_parameters(self, bias: bool) -> None:
-        self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups) + self.kernel_size,
-                                         dtype=np.float32))
-        if bias:
-            self.bias = Parameter(np.empty((self.out_channels,), dtype=np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        init_weight_and_bias(self, (self.out_channels, self.in_channels // self.groups) + self.kernel_size, bias)
 
     def reset_parameters(self) -> None:
         """PyTorch's default: kaiming_uniform(a=sqrt(5)) weight, U(+-1/sqrt(fan_in)) bias."""
-        init.kaiming_uniform_(self.weight.data, negative_slope=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = init.calculate_fan_in(self.weight.shape)
-            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias.data, -bound, bound)
+        reset_weight_and_bias(self)
 
-    def _args(self):
+    def _args(self) -> Dict[str, Any]:
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
                     groups=self.groups, algo=self.algo)
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         """x (N, in_channels, *spatial) -> (N, out_channels, *spatial out); saves x in training mode."""
         return self._forward(x, relu=False)
 
-    def _forward(self, x, relu: bool) -> np.ndarray:
+    def _forward(self, x: ArrayLike, relu: bool) -> np.ndarray:
         # relu=True is used by Sequential when a ReLU follows (see container.py).
         x = F.as_float32(x, "input")
         b = None if self.bias is None else self.bias.data
@@ -68,7 +65,7 @@ class _ConvNd(Module):
         self.save_for_backward(x)
         return y
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
         """dL/dx (None when ``input_grad`` is False); accumulates into weight.grad and bias.grad."""
         (x,) = self.saved()
         return weighted_backward(self._conv_backward, self, grad_output, x, input_grad, **self._args())
@@ -85,7 +82,9 @@ class Conv2d(_ConvNd):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Union[int, Tuple[int, int]],
-                 stride=1, padding=0, dilation=1, groups: int = 1, bias: bool = True, algo: str = "auto"):
+                 stride: Union[int, Tuple[int, int]] = 1, padding: Union[int, Tuple[int, int], str] = 0,
+                 dilation: Union[int, Tuple[int, int]] = 1, groups: int = 1, bias: bool = True,
+                 algo: str = "auto") -> None:
         super().__init__()
         op = "Conv2d"
         self._init_channels(op, in_channels, out_channels)
@@ -112,12 +111,6 @@ class Conv2d(_ConvNd):
         return s
 
 
-# ---------------------------------------------------------------------------
-# Conv1d: the 2-D kernels on the (N, C, 1, L) view, weight (K, C/groups, k) as PyTorch.
-
-__all__ += ["Conv1d"]
-
-
 class Conv1d(_ConvNd):
     """1-D convolution over (N, C, L) input, PyTorch's ``nn.Conv1d`` (zero padding only).
 
@@ -130,8 +123,9 @@ class Conv1d(_ConvNd):
     _conv = staticmethod(F.conv1d)
     _conv_backward = staticmethod(F.conv1d_backward)
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, algo: str = "auto"):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: Union[int, str] = 0, dilation: int = 1, groups: int = 1, bias: bool = True,
+                 algo: str = "auto") -> None:
         super().__init__()
         op = "Conv1d"
         self._init_channels(op, in_channels, out_channels)

@@ -8,10 +8,15 @@ inputs, as PyTorch's.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Optional
+
 import numpy as np
 
 from .. import functional as F
 from .module import Module
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d"]
 
@@ -20,15 +25,15 @@ class Dropout(Module):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (PyTorch's ``nn.Dropout``)."""
 
     _channelwise = False
-    _ndims = None
+    _ndims: Optional[int] = None
 
-    def __init__(self, p: float = 0.5, inplace: bool = False):
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         self.p = F._dropout_p(p, type(self).__name__)
         # inplace is accepted for PyTorch compatibility; the output is always a new array.
         self.inplace = bool(inplace)
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")
         if self._ndims is not None and x.ndim != self._ndims:
             raise ValueError(f"{type(self).__name__}: expected input of {self._ndims} dimensions "
@@ -37,7 +42,7 @@ class Dropout(Module):
         self.save_for_backward(mask)
         return y
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
         (mask,) = self.saved()
         if not input_grad:
             return None

@@ -1,14 +1,21 @@
 """Loss modules: ``loss = loss_fn(prediction, target)`` is a float, ``loss_fn.backward()`` dL/dprediction."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
 from .. import functional as F
 from .module import Module
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["CrossEntropyLoss", "MSELoss"]
 
 
 class _Loss(Module):
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         if reduction not in ("mean", "sum"):
             raise ValueError(f"{type(self).__name__}: reduction must be 'mean' or 'sum' "
@@ -28,8 +35,8 @@ class CrossEntropyLoss(_Loss):
     The forward saves the softmax probabilities and labels for ``backward``.
     """
 
-    def __init__(self, reduction: str = "mean", *, weight=None, ignore_index: int = -100,
-                 label_smoothing: float = 0.0):
+    def __init__(self, reduction: str = "mean", *, weight: Optional[ArrayLike] = None, ignore_index: int = -100,
+                 label_smoothing: float = 0.0) -> None:
         super().__init__(reduction)
         if weight is not None:
             raise ValueError("CrossEntropyLoss: class weights are not supported")
@@ -38,7 +45,7 @@ class CrossEntropyLoss(_Loss):
         if label_smoothing != 0.0:
             raise ValueError(f"CrossEntropyLoss: label_smoothing is not supported, got {label_smoothing!r}")
 
-    def forward(self, logits, labels) -> float:
+    def forward(self, logits: ArrayLike, labels: ArrayLike) -> float:
         """The reduced loss as a Python float; saves probabilities and labels in training mode."""
         labels = F.as_labels(labels)
         loss, probs = F.cross_entropy_forward(logits, labels)
@@ -48,7 +55,7 @@ class CrossEntropyLoss(_Loss):
         self.save_for_backward(probs, labels)
         return loss
 
-    def backward(self, grad_output: float = 1.0, input_grad: bool = True):
+    def backward(self, grad_output: float = 1.0, input_grad: bool = True) -> Optional[np.ndarray]:
         """dL/dlogits, scaled by ``grad_output`` (dOuter/dL; 1 for a plain loss)."""
         probs, labels = self.saved()
         if not input_grad:
@@ -62,7 +69,7 @@ class CrossEntropyLoss(_Loss):
 class MSELoss(_Loss):
     """Squared error between input and target of the same shape, 'mean' (default) or 'sum' over elements."""
 
-    def forward(self, input, target) -> float:
+    def forward(self, input: ArrayLike, target: ArrayLike) -> float:
         """The reduced loss as a Python float; saves input and target in training mode."""
         x = F.as_float32(input, "input")
         t = F.as_float32(target, "target")
@@ -70,7 +77,7 @@ class MSELoss(_Loss):
         self.save_for_backward(x, t)
         return loss
 
-    def backward(self, grad_output: float = 1.0, input_grad: bool = True):
+    def backward(self, grad_output: float = 1.0, input_grad: bool = True) -> Optional[np.ndarray]:
         """dL/dinput, scaled by ``grad_output``."""
         x, t = self.saved()
         if not input_grad:

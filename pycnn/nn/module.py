@@ -1,4 +1,4 @@
-"""``Parameter`` and ``Module``, the base of every layer, container and loss.
+"""``Module``, the base of every layer, container and loss, and the life cycle of its saved state.
 
 There is no autograd tape: each module's ``forward`` saves what its own
 ``backward`` needs, and ``backward(grad_output)`` returns the gradient with
@@ -17,203 +17,29 @@ layer twice in one network, share its Parameters between two instances
 rather than placing one instance twice in a chain.
 
 Every subclass records the arguments its constructor was called with
-(:meth:`Module.get_config`), and the public classes of ``pycnn.nn`` register
-themselves by name (:func:`register_module`): together they let
-:func:`pycnn.save` write a network's architecture as plain JSON and
-:func:`pycnn.load` rebuild it by calling only registered constructors.
+(:meth:`Module.get_config`), and the public classes of pycnn register
+themselves by name: see :mod:`pycnn.nn.registry`. ``Parameter`` lives in
+:mod:`pycnn.nn.parameter`; both it and the registry functions are importable
+from here too.
 """
 from __future__ import annotations
 
-import functools
-import inspect
-from collections import OrderedDict, namedtuple
-from typing import Any, Dict, Iterator, Optional, Tuple, Type
+from collections import OrderedDict
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Set, Tuple
 
 import numpy as np
 
-__all__ = ["Parameter", "Module", "register_module", "registered_modules"]
+from .parameter import Parameter
+from .registry import (is_recording, record_no_arguments, recorded_config, records_config, register_module,
+                       registered_modules)
 
-
-# ---------------------------------------------------------------------------
-# The registry of layer classes pycnn.load may construct (its allowlist)
-# ---------------------------------------------------------------------------
-
-_REGISTRY: Dict[str, type] = {}
-
-
-def register_module(cls: Optional[type] = None, *, name: Optional[str] = None):
-    """Allow :func:`pycnn.load` to construct ``cls`` (a :class:`Module` subclass) by name.
-
-    The public classes of ``pycnn.nn`` register themselves when they are
-    defined. Register your own layers (in the program that saves *and* the
-    one that loads) to save and load models that use them::
-
-        @nn.register_module
-        class Scale(nn.Module):
-            def __init__(self, factor: float = 2.0): ...
-
-    A registered class must be rebuildable from its constructor arguments,
-    and these must be JSON values (numbers, strings, bools, None, lists,
-    tuples, dicts) or modules. ``name`` defaults to the class name; two
-    different classes cannot share one.
-    """
-
-    def register(c: type) -> type:
-        if not (isinstance(c, type) and issubclass(c, Module)):
-            raise TypeError(f"register_module: expected a Module subclass, got {c!r}")
-        key = name or c.__name__
-        if not isinstance(key, str) or not key:
-            raise TypeError(f"register_module: name must be a non-empty string, got {key!r}")
-        old = _REGISTRY.get(key)
-        same = old is not None and (old.__module__, old.__qualname__) == (c.__module__, c.__qualname__)
-        if old is not None and old is not c and not same:
-            raise ValueError(f"register_module: the name {key!r} is already taken by "
-                             f"{old.__module__}.{old.__qualname__}; pass name=... to register "
-                             f"{c.__module__}.{c.__qualname__} under another name")
-        _REGISTRY[key] = c
-        setattr(c, "_registered_name", key)
-        return c
-
-    return register if cls is None else register(cls)
-
-
-def registered_modules() -> Dict[str, type]:
-    """``{name: class}`` of every layer class :func:`pycnn.load` may construct."""
-    return dict(_REGISTRY)
-
-
-def _registered_name(cls: type) -> Optional[str]:
-    """The name ``cls`` is registered under, or None."""
-    key = cls.__dict__.get("_registered_name")
-    return key if key is not None and _REGISTRY.get(key) is cls else None
-
-
-_NO_ARGS = inspect.Signature()
-
-
-def _records_config(init):
-    """Wrap a Module subclass's ``__init__`` so the outermost call records its arguments."""
-    sig = inspect.signature(init)
-    params = list(sig.parameters.values())[1:]  # drop self
-    sig = sig.replace(parameters=params)
-
-    @functools.wraps(init)
-    def __init__(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        # Only the constructor of the object's own class records (not the
-        # super().__init__ calls it makes), after it has run.
-        if type(self).__init__ is __init__:
-            object.__setattr__(self, "_init_call", (sig, args, kwargs))
-
-    __init__._pycnn_records_config = True
-    return __init__
-
-
-def _as_param_array(value, what: str) -> np.ndarray:
-    """A float32, C-contiguous, writeable array owned by a parameter (real numeric input only)."""
-    a = value.data if isinstance(value, Parameter) else value
-    try:
-        a = np.asarray(a)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{what}: cannot be converted to a float32 array ({e})") from None
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{what}: expected a real numeric array, got dtype {a.dtype}")
-    a = np.require(a, np.float32, "CA")
-    # Optimisers update parameters in place, so a read-only view (np.broadcast_to, a
-    # memory-mapped file) must become an array of our own.
-    return a if a.flags.writeable else a.copy()
-
-
-class Parameter:
-    """A trainable array: ``.data`` and ``.grad`` are float32 C-contiguous ndarrays of one shape.
-
-    ``.grad`` is allocated once, zero-filled; backward passes accumulate into
-    it and ``zero_grad`` clears it in place, so the buffer is reused across
-    steps. Assigning ``.data`` converts real numeric array-likes to float32
-    C-contiguous (a shape change reallocates ``.grad``); ``.grad`` accepts only
-    float32 arrays of the parameter's shape (it is written in place).
-    ``requires_grad=False`` freezes the parameter: layers skip its gradient
-    and optimisers skip its update.
-    """
-
-    __slots__ = ("_data", "_grad", "requires_grad", "__weakref__")
-
-    def __init__(self, data, requires_grad: bool = True):
-        self._data = _as_param_array(data, "Parameter")
-        self._grad = np.zeros_like(self._data)
-        self.requires_grad = bool(requires_grad)
-
-    @property
-    def data(self) -> np.ndarray:
-        """The values: a float32 C-contiguous ndarray (updated in place by optimisers)."""
-        return self._data
-
-    @data.setter
-    def data(self, value) -> None:
-        a = _as_param_array(value, "Parameter.data")
-        if a.shape != self._data.shape:
-            self._grad = np.zeros_like(a)
-        self._data = a
-
-    @property
-    def grad(self) -> np.ndarray:
-        """The accumulated gradient: float32, the shape of ``data``; backward adds into it."""
-        return self._grad
-
-    @grad.setter
-    def grad(self, value) -> None:
-        if value is None:  # PyTorch's "set to None" means "no gradient yet": zero it
-            self._grad.fill(0)
-            return
-        if not isinstance(value, np.ndarray) or value.dtype != np.float32 or not value.flags.c_contiguous:
-            raise TypeError("Parameter.grad: expected a float32 C-contiguous ndarray, got "
-                            f"{getattr(value, 'dtype', type(value).__name__)}")
-        if value.shape != self._data.shape:
-            raise ValueError(f"Parameter.grad: expected shape {self._data.shape}, got {value.shape}")
-        self._grad = value
-
-    @property
-    def shape(self) -> Tuple[int, ...]:
-        """Shape of ``data``."""
-        return self._data.shape
-
-    @property
-    def ndim(self) -> int:
-        """Number of dimensions of ``data``."""
-        return self._data.ndim
-
-    @property
-    def size(self) -> int:
-        """Number of elements of ``data``."""
-        return self._data.size
-
-    @property
-    def dtype(self) -> np.dtype:
-        """Always float32."""
-        return self._data.dtype
-
-    def zero_grad(self) -> None:
-        """Fill ``.grad`` with zeros in place."""
-        self._grad.fill(0)
-
-    def numpy(self) -> np.ndarray:
-        """The ``.data`` array itself (not a copy), as ``torch.Tensor.numpy``."""
-        return self._data
-
-    def __array__(self, dtype=None, copy=None):
-        if copy:
-            return self._data.astype(dtype or self._data.dtype, copy=True)
-        return self._data if dtype is None else self._data.astype(dtype, copy=False)
-
-    def __repr__(self) -> str:
-        flag = "" if self.requires_grad else ", requires_grad=False"
-        return f"Parameter containing:\n{self._data!r}{flag}"
+__all__ = ["Module", "Parameter", "register_module", "registered_modules"]
 
 
 class _State:
     """Markers for a module's saved state when there is nothing to use."""
 
-    def __init__(self, why: str):
+    def __init__(self, why: str) -> None:
         self.why = why
 
 
@@ -223,7 +49,11 @@ _EVAL_FORWARD = _State("backward called after a forward in eval mode, which save
 _CONSUMED = _State("backward called twice for one forward: the first backward freed the saved "
                    "state; run a new forward pass first")
 
-_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+class IncompatibleKeys(NamedTuple):
+    """What :meth:`Module.load_state_dict` returns, as PyTorch's."""
+
+    missing_keys: List[str]
+    unexpected_keys: List[str]
 
 
 def _addindent(text: str, spaces: int) -> str:
@@ -245,11 +75,11 @@ class Module:
 
     training: bool
 
-    def __init_subclass__(cls, **kwargs) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
-        if init is not None and not getattr(init, "_pycnn_records_config", False):
-            setattr(cls, "__init__", _records_config(init))
+        if init is not None and not is_recording(init):
+            setattr(cls, "__init__", records_config(init))
         # pycnn's own public layers join the allowlist of pycnn.load on definition.
         if cls.__module__.startswith("pycnn.") and not cls.__name__.startswith("_"):
             register_module(cls)
@@ -261,13 +91,8 @@ class Module:
         architecture (for constructors taking ``*args``, such as
         ``Sequential``, see :func:`pycnn.io.to_json`).
         """
-        call = self.__dict__.get("_init_call")
-        if call is None:
-            return {}
-        sig, args, kwargs = call
-        bound = sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return dict(bound.arguments)
+        config = recorded_config(self)
+        return {} if config is None else config
 
     def __init__(self) -> None:
         object.__setattr__(self, "training", True)
@@ -277,7 +102,7 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_saved", _NO_FORWARD)
         if type(self).__init__ is Module.__init__:  # a layer without a constructor of its own (ReLU)
-            object.__setattr__(self, "_init_call", (_NO_ARGS, (), {}))
+            record_no_arguments(self)
 
     # ------------------------------------------------------------------ registration
     def _check_init(self, name: str) -> None:
@@ -286,7 +111,7 @@ class Module:
                                  f"(call super().__init__() first in {type(self).__name__}.__init__)")
 
     @staticmethod
-    def _check_name(name, kind: str) -> None:
+    def _check_name(name: object, kind: str) -> None:
         if not isinstance(name, str):
             raise TypeError(f"{kind} name must be a string, got {type(name).__name__}")
         if not name or "." in name:
@@ -342,7 +167,7 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def __dir__(self):
+    def __dir__(self) -> List[str]:
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers)
                       | set(self._modules))
 
@@ -376,7 +201,7 @@ class Module:
         if not persistent:
             self._non_persistent.add(name)
 
-    def add_module(self, name: str, module: Optional["Module"]) -> None:
+    def add_module(self, name: str, module: Optional[Module]) -> None:
         """Register a child module under ``name`` (what attribute assignment does)."""
         self._check_init(name)
         self._check_name(name, "module")
@@ -390,7 +215,7 @@ class Module:
     register_module = add_module
 
     # ------------------------------------------------------------------ traversal
-    def named_modules(self, memo: Optional[set] = None, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
+    def named_modules(self, memo: Optional[Set[int]] = None, prefix: str = "") -> Iterator[Tuple[str, Module]]:
         """(dotted name, module) for this module and every descendant, each module once."""
         if memo is None:
             memo = set()
@@ -402,12 +227,12 @@ class Module:
             if m is not None:
                 yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         """This module and every descendant, each once, depth first in registration order."""
         for _, m in self.named_modules():
             yield m
 
-    def named_children(self) -> Iterator[Tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[Tuple[str, Module]]:
         """(name, module) for the direct children."""
         seen = set()
         for name, m in self._modules.items():
@@ -415,14 +240,14 @@ class Module:
                 seen.add(id(m))
                 yield name, m
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         """The direct children."""
         for _, m in self.named_children():
             yield m
 
-    def _named_members(self, store: str, prefix: str, recurse: bool):
+    def _named_members(self, store: str, prefix: str, recurse: bool) -> Iterator[Tuple[str, Any]]:
         seen = set()
-        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        mods: Iterable[Tuple[str, Module]] = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mod_prefix, m in mods:
             for name, v in getattr(m, store).items():
                 if v is None or id(v) in seen:
@@ -449,7 +274,7 @@ class Module:
             yield b
 
     # ------------------------------------------------------------------ modes, grads
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Set training mode (forward saves state for backward) on this module and all descendants."""
         if not isinstance(mode, bool):
             raise TypeError(f"train: mode must be a bool, got {type(mode).__name__}")
@@ -457,7 +282,7 @@ class Module:
             object.__setattr__(m, "training", mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         """Inference mode: forward saves nothing, so backward is unavailable. Returns self."""
         return self.train(False)
 
@@ -466,13 +291,13 @@ class Module:
         for p in self.parameters():
             p.zero_grad()
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freeze (False) or unfreeze every parameter. Returns self."""
         for p in self.parameters():
             p.requires_grad = bool(requires_grad)
         return self
 
-    def freeze(self) -> "Module":
+    def freeze(self) -> Module:
         """Freeze every parameter (``requires_grad = False``): backward skips their gradients, optimisers their updates.
 
         For transfer learning: ``model.freeze(); model[-1] = nn.Linear(128, 5)``
@@ -480,7 +305,7 @@ class Module:
         """
         return self.requires_grad_(False)
 
-    def unfreeze(self) -> "Module":
+    def unfreeze(self) -> Module:
         """Make every parameter trainable again (``requires_grad = True``). Returns self."""
         return self.requires_grad_(True)
 
@@ -491,14 +316,14 @@ class Module:
                 yield p
 
     # ------------------------------------------------------------------ forward / backward
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Compute the output; in training mode also :meth:`save_for_backward` what backward needs."""
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: Any, input_grad: bool = True) -> Any:
         """Gradient w.r.t. the last forward's input; accumulates parameter gradients.
 
         ``input_grad=False`` lets a module skip computing the input gradient
@@ -506,11 +331,11 @@ class Module:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
-    def save_for_backward(self, *state) -> None:
+    def save_for_backward(self, *state: Any) -> None:
         """Called by ``forward``: keep ``state`` for backward in training mode, nothing in eval mode."""
         object.__setattr__(self, "_saved", state if self.training else _EVAL_FORWARD)
 
-    def saved(self) -> tuple:
+    def saved(self) -> Tuple[Any, ...]:
         """Called by ``backward``: the state saved by the last forward, freed as it is returned.
 
         Raises ``RuntimeError`` if there is none (no forward, an eval-mode
@@ -535,15 +360,15 @@ class Module:
             if m is not None:
                 yield from m._state_entries(prefix + name + ".")
 
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Copies of all parameters and persistent buffers, keyed by PyTorch's names ("0.weight")."""
-        out = OrderedDict()
+        out: OrderedDict[str, np.ndarray] = OrderedDict()
         for key, owner, store, name in self._state_entries():
             v = getattr(owner, store)[name]
             out[key] = (v.data if store == "_parameters" else v).copy()
         return out
 
-    def load_state_dict(self, state_dict: Dict[str, Any], strict: bool = True):
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy ``state_dict``'s arrays into this module's parameters and buffers, in place.
 
         Arrays are copied into the existing ones (``np.copyto``), so optimisers
@@ -597,7 +422,7 @@ class Module:
                              + "\n  ".join(errors))
         for target, value in plan:
             np.copyto(target, value, casting="same_kind")
-        return _IncompatibleKeys(missing, unexpected)
+        return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ repr
     def extra_repr(self) -> str:
@@ -616,38 +441,3 @@ class Module:
             else:
                 main += "\n  " + "\n  ".join(lines) + "\n"
         return main + ")"
-
-
-def _call_backward(module: Module, grad_output, input_grad: bool):
-    """``module.backward``, passing ``input_grad=False`` only when its signature accepts it."""
-    if input_grad:
-        return module.backward(grad_output)
-    try:
-        params = inspect.signature(module.backward).parameters
-    except (TypeError, ValueError):
-        params = {}
-    if "input_grad" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return module.backward(grad_output, input_grad=False)
-    module.backward(grad_output)
-    return None
-
-
-def weighted_backward(backward_fn, module, grad_output, x, input_grad: bool, **args):
-    """The backward of a layer with ``weight`` and optional ``bias`` (Conv1d/2d, Linear).
-
-    ``backward_fn`` is the functional backward (e.g. ``F.conv2d_backward``);
-    gradients accumulate into the parameters' ``.grad``. Its kernel computes
-    dW and db in one pass, so a frozen one of the two goes to a scratch array;
-    when both are frozen only dx is computed. Returns dx, or None.
-    """
-    w, b = module.weight, module.bias
-    need_w = w.requires_grad
-    need_b = b is not None and b.requires_grad
-    if not (need_w or need_b):
-        dx, _, _ = backward_fn(grad_output, x, w.data, **args, input_grad=input_grad, weight_grad=False)
-        return dx
-    gw = w.grad if need_w else np.zeros_like(w.data)
-    gb = None if b is None else (b.grad if need_b else np.zeros_like(b.data))
-    dx, _, _ = backward_fn(grad_output, x, w.data, **args, grad_weight=gw, grad_bias=gb, bias=b is not None,
-                           input_grad=input_grad)
-    return dx

@@ -16,20 +16,26 @@ the ReLU in its own output write (one pass fewer; bitwise the same output).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Optional, Tuple
+
 import numpy as np
 
 from .. import functional as F
-from .module import Module, Parameter
+from .module import Module
+from .parameter import Parameter
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 
 
 class _BatchNorm(Module):
-    _ndims = (4,)
+    _ndims: Tuple[int, ...] = (4,)
     _shape_text = "(N, C, H, W)"
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
+                 track_running_stats: bool = True) -> None:
         super().__init__()
         op = type(self).__name__
         self.num_features = F._int(num_features, "num_features", op, 1)
@@ -76,11 +82,11 @@ class _BatchNorm(Module):
             self.weight.data.fill(1)
             self.bias.data.fill(0)
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         """Normalise x per channel; in training mode saves (x, mean, rstd) for backward."""
         return self._forward(x, relu=False)
 
-    def _forward(self, x, relu: bool) -> np.ndarray:
+    def _forward(self, x: ArrayLike, relu: bool) -> np.ndarray:
         # relu=True is used by Sequential when a ReLU follows (see container.py).
         x = F.as_float32(x, "input")
         if x.ndim not in self._ndims:
@@ -101,7 +107,7 @@ class _BatchNorm(Module):
         self.save_for_backward(x, mean, rstd)
         return y
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
         """dL/dx (None when ``input_grad`` is False); accumulates into weight.grad and bias.grad."""
         x, mean, rstd = self.saved()
         w, b = self.weight, self.bias

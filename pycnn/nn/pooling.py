@@ -7,12 +7,22 @@ ops and how they parse the window (the 1-D ops run the 2-D kernels on a
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
+
 import numpy as np
 
 from .. import functional as F
 from .module import Module
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
 __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d"]
+
+# A window size, stride or padding: one int for every dimension, or one per dimension.
+_Size = Union[int, Tuple[int, ...]]
+# An adaptive pooling's output size; None keeps the input's size along that dimension.
+_OutputSize = Union[int, Tuple[Optional[int], Optional[int]]]
 
 
 class _Pool(Module):
@@ -20,7 +30,7 @@ class _Pool(Module):
     _parse = staticmethod(F._pool_args)  # -> ((kh, kw), (sh, sw), (ph, pw))
     _one_d = False
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size: _Size, stride: Optional[_Size] = None, padding: _Size = 0) -> None:
         super().__init__()
         # Stored as given (PyTorch's repr shows them so); validated here, once.
         self.kernel_size = kernel_size
@@ -32,7 +42,7 @@ class _Pool(Module):
                 raise ValueError(f"{self._op}: padding should be at most half of kernel_size, got "
                                  f"padding={padding}, kernel_size={kernel_size}")
 
-    def _window(self):
+    def _window(self) -> Tuple[Any, Any, Any]:
         """(kernel, stride, padding) as the functional ops take them: pairs, or ints for 1-D."""
         if self._one_d:
             return self._k[1], self._s[1], self._p[1]
@@ -46,10 +56,10 @@ class _MaxPool(_Pool):
     _pool = staticmethod(F.max_pool2d)
     _pool_backward = staticmethod(F.max_pool2d_backward)
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         return self._forward(x, after_relu=False)
 
-    def _forward(self, x, after_relu: bool) -> np.ndarray:
+    def _forward(self, x: ArrayLike, after_relu: bool) -> np.ndarray:
         # after_relu=True is used by Sequential when a ReLU precedes: backward
         # then also applies the ReLU's gradient mask (see container.py).
         x = F.as_float32(x, "input")
@@ -57,7 +67,7 @@ class _MaxPool(_Pool):
         self.save_for_backward(indices, x.shape, y if after_relu else None)
         return y
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
         indices, shape, relu_output = self.saved()
         if not input_grad:
             return None
@@ -88,19 +98,20 @@ class _AvgPool(_Pool):
     _pool = staticmethod(F.avg_pool2d)
     _pool_backward = staticmethod(F.avg_pool2d_backward)
 
-    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad: bool = True):
+    def __init__(self, kernel_size: _Size, stride: Optional[_Size] = None, padding: _Size = 0,
+                 count_include_pad: bool = True) -> None:
         super().__init__(kernel_size, stride, padding)
         if not isinstance(count_include_pad, (bool, np.bool_)):
             raise TypeError(f"{self._op}: count_include_pad must be a bool, got {count_include_pad!r}")
         self.count_include_pad = bool(count_include_pad)
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")
         y = self._pool(x, *self._window(), self.count_include_pad)
         self.save_for_backward(x.shape)
         return y
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
         (shape,) = self.saved()
         if not input_grad:
             return None
@@ -133,22 +144,22 @@ class _AdaptiveAvgPool(Module):
     _pool = staticmethod(F.adaptive_avg_pool2d)
     _pool_backward = staticmethod(F.adaptive_avg_pool2d_backward)
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: _OutputSize) -> None:
         super().__init__()
         self._check_output_size(output_size)
         self.output_size = output_size
 
     @staticmethod
-    def _check_output_size(output_size):
+    def _check_output_size(output_size: _OutputSize) -> None:
         F._adaptive_output_size(output_size, ())  # validates; None entries resolve per input
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")
         y = self._pool(x, self.output_size)
         self.save_for_backward(x.shape)
         return y
 
-    def backward(self, grad_output, input_grad: bool = True):
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
         (shape,) = self.saved()
         if not input_grad:
             return None
@@ -169,5 +180,5 @@ class AdaptiveAvgPool1d(_AdaptiveAvgPool):
     _pool_backward = staticmethod(F.adaptive_avg_pool1d_backward)
 
     @staticmethod
-    def _check_output_size(output_size):
+    def _check_output_size(output_size: _OutputSize) -> None:
         F._single(output_size, "output_size", "AdaptiveAvgPool1d", 1)

@@ -1,29 +1,37 @@
-"""Ready-made networks (presets).
+"""Presets: the networks the command line, the tests and the benchmarks use, by name.
 
 One place defines each network so that the command line (``python -m pycnn
 train --model NAME``), the tests and the benchmarks all train and time the
 same thing. Adding a preset is one line: decorate a function that takes
 ``num_classes`` and returns a model with ``@preset``; it is then listed by
 :func:`available_presets` and accepted by ``--model``.
+
+Importing this module is cheap: a preset imports :mod:`pycnn.nn` when it is called.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import TYPE_CHECKING, Callable, Dict, TypeVar
+
+if TYPE_CHECKING:
+    from ..nn import Sequential
+    from .resnet import ResNet
 
 __all__ = ["preset", "get_preset", "available_presets", "PRESETS", "fashion_mnist_cnn", "fashion_mnist_bn_cnn",
            "resnet8"]
 
 #: ``{name: function(num_classes=10) -> model}``, filled by :func:`preset`.
-PRESETS: Dict[str, Callable] = {}
+PRESETS: Dict[str, Callable[..., Sequential]] = {}
+
+_Preset = TypeVar("_Preset", bound=Callable[..., "Sequential"])
 
 
-def preset(fn: Callable) -> Callable:
+def preset(fn: _Preset) -> _Preset:
     """Register ``fn`` as a preset under its function name (a decorator)."""
     PRESETS[fn.__name__] = fn
     return fn
 
 
-def get_preset(name: str) -> Callable:
+def get_preset(name: str) -> Callable[..., Sequential]:
     """The preset function called ``name``; ``KeyError`` listing the presets if there is none."""
     try:
         return PRESETS[name]
@@ -37,7 +45,7 @@ def available_presets() -> Dict[str, str]:
 
 
 @preset
-def fashion_mnist_cnn(num_classes: int = 10, algo: str = "auto"):
+def fashion_mnist_cnn(num_classes: int = 10, algo: str = "auto") -> Sequential:
     """Two 3x3 convolutions (32, 64 channels) with max pooling and two linear layers; 421,642 parameters.
 
     The network ``python -m pycnn train`` trains on Fashion-MNIST by default:
@@ -57,7 +65,7 @@ def fashion_mnist_cnn(num_classes: int = 10, algo: str = "auto"):
         num_classes: number of output logits.
         algo: convolution algorithm for both conv layers (see ``nn.Conv2d``).
     """
-    from . import nn
+    from .. import nn
 
     return nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1, algo=algo),
@@ -74,7 +82,7 @@ def fashion_mnist_cnn(num_classes: int = 10, algo: str = "auto"):
 
 
 @preset
-def fashion_mnist_bn_cnn(num_classes: int = 10):
+def fashion_mnist_bn_cnn(num_classes: int = 10) -> Sequential:
     """Four 3x3 convolutions with BatchNorm, two max pools, a BatchNorm/Dropout dense layer; 871,082 parameters.
 
     ``[Conv2d(bias=False) - BatchNorm2d - ReLU] x 2 (32 channels) - MaxPool2d(2) -
@@ -83,7 +91,7 @@ def fashion_mnist_bn_cnn(num_classes: int = 10):
     the "2 conv blocks + BN" family whose published Fashion-MNIST test
     accuracy is about 93.4% (``examples/fashion_mnist_bn_cnn.py`` trains it).
     """
-    from . import nn
+    from .. import nn
 
     return nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
@@ -99,8 +107,8 @@ def fashion_mnist_bn_cnn(num_classes: int = 10):
 
 
 @preset
-def resnet8(num_classes: int = 10):
+def resnet8(num_classes: int = 10) -> ResNet:
     """A ResNet-8 for 28x28 single-channel images (three stages of BasicBlocks, width 16); 77,754 parameters."""
-    from . import nn
+    from . import resnet
 
-    return nn.resnet8(in_channels=1, num_classes=num_classes)
+    return resnet.resnet8(in_channels=1, num_classes=num_classes)
