@@ -4,7 +4,7 @@ Each check returns the value converted to a plain Python type, or raises
 
 * ``TypeError`` for a value of the wrong kind: ``"conv2d: stride must be an int
   or a pair of ints, got 1.5 (float)"``;
-* ``ValueError`` for a value out of range: ``"Conv2d: groups must be positive,
+* ``ValueError`` for a value out of range: ``"Conv2d: groups must be >= 1,
   got 0"``;
 * ``OverflowError`` for an int that does not fit the C++ layer's int64 sizes.
 
@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Tuple
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
 __all__ = ["I64_MAX", "is_int", "check_int", "check_pair", "check_single", "check_real", "check_shape",
-           "check_choice"]
+           "check_choice", "check_samples"]
 
 I64_MAX = 2 ** 63 - 1  # the C++ layer takes sizes as int64
 
@@ -31,16 +34,12 @@ def is_int(v: Any) -> bool:
     return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
-def _range_word(minimum: int) -> str:
-    return "positive" if minimum == 1 else "non-negative" if minimum == 0 else f">= {minimum}"
-
-
 def check_int(v: Any, name: str, op: str, minimum: Optional[int] = None) -> int:
     """An int (>= ``minimum`` when given) that fits in int64."""
     if not is_int(v):
         raise TypeError(f"{op}: {name} must be an int, got {v!r} ({type(v).__name__})")
     if minimum is not None and v < minimum:
-        raise ValueError(f"{op}: {name} must be {_range_word(minimum)}, got {v}")
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {v}")
     if v > I64_MAX:
         raise OverflowError(f"{op}: {name}={v} does not fit in 64-bit integers")
     return int(v)
@@ -61,7 +60,7 @@ def check_pair(v: Any, name: str, op: str, minimum: int) -> Tuple[int, int]:
         if not all(is_int(e) for e in v):
             raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
         if any(e < minimum for e in v):
-            raise ValueError(f"{op}: {name} must be {_range_word(minimum)}, got {tuple(int(e) for e in v)}")
+            raise ValueError(f"{op}: {name} must be >= {minimum}, got {tuple(int(e) for e in v)}")
         if any(e > I64_MAX for e in v):
             raise OverflowError(f"{op}: {name}={tuple(int(e) for e in v)} does not fit in 64-bit integers")
         return int(v[0]), int(v[1])
@@ -111,3 +110,16 @@ def check_choice(v: Any, name: str, op: str, choices: Sequence[str]) -> str:
     if v not in choices:
         raise ValueError(f"{op}: {name} must be {listed}, got {v!r}")
     return v
+
+
+def check_samples(x: ArrayLike, y: ArrayLike, what: str = "x and y", *,
+                  allow_empty: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+    """Inputs and targets as arrays with one sample per leading index, of equal length."""
+    xa, ya = np.asarray(x), np.asarray(y)
+    if xa.ndim == 0 or ya.ndim == 0:
+        raise ValueError(f"{what} must have a leading sample dimension (got a 0-d array)")
+    if len(xa) != len(ya):
+        raise ValueError(f"{what} must have the same length, got {len(xa)} and {len(ya)}")
+    if not allow_empty and len(xa) == 0:
+        raise ValueError(f"{what} are empty (0 samples)")
+    return xa, ya

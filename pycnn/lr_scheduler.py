@@ -19,18 +19,11 @@ with PyTorch's (recursive) values to rounding.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
+from ._checks import check_int
+
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearLR", "SequentialLR", "LambdaLR"]
-
-
-def _check_int(v: Any, name: str, cls: str, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{cls}: {name} must be an int, got {v!r}")
-    if v < minimum:
-        raise ValueError(f"{cls}: {name} must be >= {minimum}, got {v}")
-    return int(v)
 
 
 class LRScheduler:
@@ -88,7 +81,7 @@ class StepLR(LRScheduler):
     """Decay by ``gamma`` every ``step_size`` epochs."""
 
     def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
-        self.step_size = _check_int(step_size, "step_size", "StepLR", 1)
+        self.step_size = check_int(step_size, "step_size", "StepLR", 1)
         self.gamma = float(gamma)
         super().__init__(optimizer, last_epoch)
 
@@ -105,7 +98,7 @@ class MultiStepLR(LRScheduler):
     """Decay by ``gamma`` at each of the epochs in ``milestones``."""
 
     def __init__(self, optimizer: Any, milestones: Sequence[int], gamma: float = 0.1, last_epoch: int = -1):
-        self.milestones = sorted(_check_int(m, "milestones", "MultiStepLR", 0) for m in milestones)
+        self.milestones = sorted(check_int(m, "milestones", "MultiStepLR", 0) for m in milestones)
         self.gamma = float(gamma)
         super().__init__(optimizer, last_epoch)
 
@@ -117,7 +110,7 @@ class CosineAnnealingLR(LRScheduler):
     """Cosine from the base rate down to ``eta_min`` over ``T_max`` epochs (SGDR without restarts)."""
 
     def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
-        self.T_max = _check_int(T_max, "T_max", "CosineAnnealingLR", 1)
+        self.T_max = check_int(T_max, "T_max", "CosineAnnealingLR", 1)
         self.eta_min = float(eta_min)
         super().__init__(optimizer, last_epoch)
 
@@ -143,7 +136,7 @@ class LinearLR(LRScheduler):
         if not 0.0 <= end_factor <= 1.0:
             raise ValueError(f"LinearLR: end_factor must be in [0, 1], got {end_factor}")
         self.start_factor, self.end_factor = float(start_factor), float(end_factor)
-        self.total_iters = _check_int(total_iters, "total_iters", "LinearLR", 0)
+        self.total_iters = check_int(total_iters, "total_iters", "LinearLR", 0)
         super().__init__(optimizer, last_epoch)
 
     def _lr_at(self, base_lr: float, epoch: int) -> float:

@@ -8,22 +8,28 @@ There is one parameter group; ``param_groups`` exists so code that adjusts
 """
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import Any, Dict, Iterable, List
 
 import numpy as np
 
 from . import functional as F
+from . import lr_scheduler
+from ._checks import check_real
+from .lr_scheduler import (
+    CosineAnnealingLR,
+    LambdaLR,
+    LinearLR,
+    MultiStepLR,
+    SequentialLR,
+    StepLR,
+)
 from .nn.parameter import Parameter
 
-__all__ = ["Optimizer", "SGD"]
-
-
-def _number(v, name: str) -> float:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {v!r} ({type(v).__name__})")
-    return float(v)
+# The learning-rate schedulers live in pycnn.lr_scheduler and are re-exported
+# here, as torch.optim.lr_scheduler is reachable from torch.optim.
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR",
+           "LinearLR", "SequentialLR", "LambdaLR"]
 
 
 class Optimizer:
@@ -117,10 +123,10 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
-        lr = _number(lr, "lr")
-        momentum = _number(momentum, "momentum")
-        dampening = _number(dampening, "dampening")
-        weight_decay = _number(weight_decay, "weight_decay")
+        lr = check_real(lr, "lr", type(self).__name__)
+        momentum = check_real(momentum, "momentum", type(self).__name__)
+        dampening = check_real(dampening, "dampening", type(self).__name__)
+        weight_decay = check_real(weight_decay, "weight_decay", type(self).__name__)
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0.0:
@@ -139,7 +145,7 @@ class SGD(Optimizer):
 
     @lr.setter
     def lr(self, value: float) -> None:
-        value = _number(value, "lr")
+        value = check_real(value, "lr", type(self).__name__)
         if value < 0.0:
             raise ValueError(f"Invalid learning rate: {value}")
         self.param_groups[0]["lr"] = value
@@ -163,25 +169,16 @@ class SGD(Optimizer):
                        g["nesterov"], first)
 
 
-# ===========================================================================
-# Adam and AdamW (PyTorch's rules, one fused C++ pass per parameter) and the
-# learning-rate schedulers (pycnn.lr_scheduler, re-exported here).
-# ===========================================================================
-
-__all__ += ["Adam", "AdamW", "lr_scheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearLR",
-            "SequentialLR", "LambdaLR"]
-
-
 class _AdamBase(Optimizer):
     _decoupled = False
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False):
-        lr = _number(lr, "lr")
-        eps = _number(eps, "eps")
-        weight_decay = _number(weight_decay, "weight_decay")
+        lr = check_real(lr, "lr", type(self).__name__)
+        eps = check_real(eps, "eps", type(self).__name__)
+        weight_decay = check_real(weight_decay, "weight_decay", type(self).__name__)
         try:
-            beta1, beta2 = (_number(b, "betas") for b in betas)
+            beta1, beta2 = (check_real(b, "betas", type(self).__name__) for b in betas)
         except (TypeError, ValueError):
             raise TypeError(f"betas must be a pair of real numbers, got {betas!r}") from None
         if lr < 0.0:
@@ -243,7 +240,3 @@ class AdamW(_AdamBase):
                  weight_decay: float = 1e-2, amsgrad: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 
-
-from . import lr_scheduler  # noqa: E402
-from .lr_scheduler import (CosineAnnealingLR, LambdaLR, LinearLR, MultiStepLR, SequentialLR,  # noqa: E402
-                           StepLR)

@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
+from .._checks import check_int, check_samples
+
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
@@ -12,18 +14,11 @@ if TYPE_CHECKING:
     Seed = Union[int, np.random.Generator, None]
 
 
-def _check_batch_args(x: ArrayLike, y: ArrayLike, batch_size: Any) -> Tuple[np.ndarray, np.ndarray, int]:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an integer, got {type(batch_size).__name__}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    x = np.asarray(x)
-    y = np.asarray(y)
-    if x.ndim == 0 or y.ndim == 0:
-        raise ValueError("x and y must have a leading sample dimension (got a 0-d array)")
-    if len(x) != len(y):
-        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
-    return x, y, int(batch_size)
+def _check_batch_args(x: ArrayLike, y: ArrayLike, batch_size: Any,
+                      op: str) -> Tuple[np.ndarray, np.ndarray, int]:
+    batch_size = check_int(batch_size, "batch_size", op, 1)
+    xa, ya = check_samples(x, y)
+    return xa, ya, batch_size
 
 
 def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, order: Optional[np.ndarray],
@@ -72,7 +67,7 @@ def iterate_minibatches(
             time, not at the first ``next``).
         TypeError: ``batch_size`` is not an integer.
     """
-    x, y, batch_size = _check_batch_args(x, y, batch_size)
+    x, y, batch_size = _check_batch_args(x, y, batch_size, "iterate_minibatches")
     order = np.random.default_rng(seed).permutation(len(x)) if shuffle else None
     return _batches(x, y, batch_size, order, drop_last)
 
@@ -100,7 +95,7 @@ class DataLoader:
 
     def __init__(self, x: ArrayLike, y: ArrayLike, batch_size: int = 32, shuffle: bool = True, seed: Seed = None,
                  drop_last: bool = False):
-        self.x, self.y, self.batch_size = _check_batch_args(x, y, batch_size)
+        self.x, self.y, self.batch_size = _check_batch_args(x, y, batch_size, "DataLoader")
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self._rng = np.random.default_rng(seed)

@@ -71,12 +71,3 @@ __all__ = [
 # Deprecated: softmax_c was the C++ softmax while softmax was a NumPy one;
 # softmax is now the C++ kernel. Kept for one release (docs/api.md).
 softmax_c = softmax
-
-# Private argument helpers the layer modules still reach through F (to be
-# replaced by direct imports from pycnn._checks and the family modules).
-from .._checks import check_int as _int, check_pair as _pair, check_real as _real  # noqa: E402
-from .._checks import check_single as _single, is_int as _is_int  # noqa: E402
-from .activation import gelu_approximate as _gelu_approx  # noqa: E402
-from .dropout import dropout_probability as _dropout_p  # noqa: E402
-from .pooling import adaptive_output_size as _adaptive_output_size, pool1d_args as _pool1d_args  # noqa: E402
-from .pooling import pool_args as _pool_args  # noqa: E402

@@ -17,7 +17,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .presets import PRESETS, available_presets, fashion_mnist_bn_cnn, fashion_mnist_cnn, get_preset, preset, resnet8
+from .presets import (
+    PRESETS,
+    available_presets,
+    fashion_mnist_bn_cnn,
+    fashion_mnist_cnn,
+    get_preset,
+    preset,
+    resnet8,
+)
 
 if TYPE_CHECKING:
     from .resnet import ResNet

@@ -17,9 +17,19 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Sequence
 
-from .. import functional as F
-from ..nn import (AdaptiveAvgPool2d, BasicBlock, BatchNorm2d, Conv2d, Flatten, Linear, Module, ReLU, Sequential,
-                  init)
+from .._checks import check_int
+from ..nn import (
+    AdaptiveAvgPool2d,
+    BasicBlock,
+    BatchNorm2d,
+    Conv2d,
+    Flatten,
+    Linear,
+    Module,
+    ReLU,
+    Sequential,
+    init,
+)
 
 __all__ = ["ResNet", "resnet8", "resnet20"]
 
@@ -37,13 +47,13 @@ class ResNet(Sequential):
 
     def __init__(self, depth: int = 20, in_channels: int = 3, num_classes: int = 10, width: int = 16,
                  zero_init_residual: bool = False) -> None:
-        depth = F._int(depth, "depth", "ResNet", 8)
+        depth = check_int(depth, "depth", "ResNet", 8)
         if (depth - 2) % 6:
             raise ValueError(f"ResNet: depth must be 6n + 2 (8, 14, 20, 32, ...), got {depth}")
         n = (depth - 2) // 6
-        in_channels = F._int(in_channels, "in_channels", "ResNet", 1)
-        num_classes = F._int(num_classes, "num_classes", "ResNet", 1)
-        width = F._int(width, "width", "ResNet", 1)
+        in_channels = check_int(in_channels, "in_channels", "ResNet", 1)
+        num_classes = check_int(num_classes, "num_classes", "ResNet", 1)
+        width = check_int(width, "width", "ResNet", 1)
         widths: Sequence[int] = (width, 2 * width, 4 * width)
         layers: OrderedDict[str, Module] = OrderedDict()
         layers["conv1"] = Conv2d(in_channels, width, 3, padding=1, bias=False)

@@ -21,7 +21,14 @@ from .loss import CrossEntropyLoss, MSELoss
 from .module import Module
 from .normalization import BatchNorm1d, BatchNorm2d
 from .parameter import Parameter
-from .pooling import AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from .pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
 from .registry import register_module, registered_modules
 from .residual import BasicBlock, Residual
 from .shape import Flatten

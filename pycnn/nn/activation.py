@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_real, is_int
+from ..functional.activation import gelu_approximate
 from .module import Module
 
 if TYPE_CHECKING:
@@ -76,7 +78,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = F._real(negative_slope, "negative_slope", "LeakyReLU")
+        self.negative_slope = check_real(negative_slope, "negative_slope", "LeakyReLU")
 
     def forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")
@@ -98,7 +100,7 @@ class ELU(Module):
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
-        self.alpha = F._real(alpha, "alpha", "ELU")
+        self.alpha = check_real(alpha, "alpha", "ELU")
         self.inplace = bool(inplace)  # accepted for compatibility; the output is a new array
 
     def forward(self, x: ArrayLike) -> np.ndarray:
@@ -120,7 +122,7 @@ class GELU(Module):
 
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
-        F._gelu_approx(approximate)  # validates
+        gelu_approximate(approximate)  # validates
         self.approximate = approximate
 
     def forward(self, x: ArrayLike) -> np.ndarray:
@@ -148,7 +150,7 @@ class Softmax(Module):
 
     def __init__(self, dim: Optional[int] = None) -> None:
         super().__init__()
-        if dim is not None and not F._is_int(dim):
+        if dim is not None and not is_int(dim):
             raise TypeError(f"Softmax: dim must be an int or None, got {dim!r}")
         self.dim = None if dim is None else int(dim)
 

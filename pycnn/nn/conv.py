@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_choice, check_int, check_pair, check_single
+from ..functional.conv import CONV_ALGOS
 from ._weighted import init_weight_and_bias, reset_weight_and_bias, weighted_backward
 from .module import Module
 
@@ -28,19 +30,17 @@ class _ConvNd(Module):
     dilation: Tuple[int, ...]
 
     def _init_channels(self, op: str, in_channels: int, out_channels: int) -> None:
-        self.in_channels = F._int(in_channels, "in_channels", op, 1)
-        self.out_channels = F._int(out_channels, "out_channels", op, 1)
+        self.in_channels = check_int(in_channels, "in_channels", op, 1)
+        self.out_channels = check_int(out_channels, "out_channels", op, 1)
 
     def _init_groups_bias_algo(self, op: str, groups: int, bias: bool, algo: str) -> None:
-        self.groups = F._int(groups, "groups", op, 1)
+        self.groups = check_int(groups, "groups", op, 1)
         for name, v in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
             if v % self.groups:
                 raise ValueError(f"{op}: {name} must be divisible by groups, got {name}={v}, groups={self.groups}")
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"{op}: bias must be a bool, got {bias!r}")
-        if algo not in ("auto", "im2col", "direct"):
-            raise ValueError(f"{op}: algo must be 'auto', 'im2col' or 'direct', got {algo!r}")
-        self.algo = algo
+        self.algo = check_choice(algo, "algo", op, CONV_ALGOS)
 
     def _init_parameters(self, bias: bool) -> None:
         init_weight_and_bias(self, (self.out_channels, self.in_channels // self.groups) + self.kernel_size, bias)
@@ -88,12 +88,12 @@ class Conv2d(_ConvNd):
         super().__init__()
         op = "Conv2d"
         self._init_channels(op, in_channels, out_channels)
-        self.kernel_size = F._pair(kernel_size, "kernel_size", op, 1)
-        self.stride = F._pair(stride, "stride", op, 1)
-        self.dilation = F._pair(dilation, "dilation", op, 1)
+        self.kernel_size = check_pair(kernel_size, "kernel_size", op, 1)
+        self.stride = check_pair(stride, "stride", op, 1)
+        self.dilation = check_pair(dilation, "dilation", op, 1)
         self._init_groups_bias_algo(op, groups, bias, algo)
         F.conv_padding(padding, self.kernel_size, self.stride, self.dilation, op)  # validates
-        self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding", op, 0)
+        self.padding = padding if isinstance(padding, str) else check_pair(padding, "padding", op, 0)
         self._init_parameters(bias)
 
     def extra_repr(self) -> str:
@@ -129,15 +129,15 @@ class Conv1d(_ConvNd):
         super().__init__()
         op = "Conv1d"
         self._init_channels(op, in_channels, out_channels)
-        self.kernel_size = (F._single(kernel_size, "kernel_size", op, 1),)
-        self.stride = (F._single(stride, "stride", op, 1),)
-        self.dilation = (F._single(dilation, "dilation", op, 1),)
+        self.kernel_size = (check_single(kernel_size, "kernel_size", op, 1),)
+        self.stride = (check_single(stride, "stride", op, 1),)
+        self.dilation = (check_single(dilation, "dilation", op, 1),)
         self._init_groups_bias_algo(op, groups, bias, algo)
         if isinstance(padding, str):
             F.conv_padding(padding, (1, self.kernel_size[0]), (1, self.stride[0]), (1, self.dilation[0]), op)
             self.padding = padding
         else:
-            self.padding = (F._single(padding, "padding", op, 0),)
+            self.padding = (check_single(padding, "padding", op, 0),)
         self._init_parameters(bias)
 
     def extra_repr(self) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from .. import functional as F
+from ..functional.dropout import dropout_probability
 from .module import Module
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
-        self.p = F._dropout_p(p, type(self).__name__)
+        self.p = dropout_probability(p, type(self).__name__)
         # inplace is accepted for PyTorch compatibility; the output is always a new array.
         self.inplace = bool(inplace)
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_int
 from ._weighted import init_weight_and_bias, reset_weight_and_bias, weighted_backward
 from .module import Module
 
@@ -24,8 +25,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
-        self.in_features = F._int(in_features, "in_features", "Linear", 1)
-        self.out_features = F._int(out_features, "out_features", "Linear", 1)
+        self.in_features = check_int(in_features, "in_features", "Linear", 1)
+        self.out_features = check_int(out_features, "out_features", "Linear", 1)
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"Linear: bias must be a bool, got {bias!r}")
         init_weight_and_bias(self, (self.out_features, self.in_features), bias)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_real
 from .module import Module
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class CrossEntropyLoss(_Loss):
         probs, labels = self.saved()
         if not input_grad:
             return None
-        scale = F._real(grad_output, "grad_output", "CrossEntropyLoss")
+        scale = check_real(grad_output, "grad_output", "CrossEntropyLoss")
         if self.reduction == "sum":
             scale *= probs.shape[0]
         return F.cross_entropy_backward(probs, labels, scale)
@@ -82,7 +83,7 @@ class MSELoss(_Loss):
         x, t = self.saved()
         if not input_grad:
             return None
-        scale = F._real(grad_output, "grad_output", "MSELoss")
+        scale = check_real(grad_output, "grad_output", "MSELoss")
         if self.reduction == "sum":
             scale *= x.size
         return F.mse_loss_backward(x, t, scale)

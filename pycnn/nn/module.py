@@ -25,13 +25,30 @@ from here too.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Set, Tuple
+from typing import (
+    Any,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Set,
+    Tuple,
+)
 
 import numpy as np
 
 from .parameter import Parameter
-from .registry import (is_recording, record_no_arguments, recorded_config, records_config, register_module,
-                       registered_modules)
+from .registry import (
+    is_recording,
+    record_no_arguments,
+    recorded_config,
+    records_config,
+    register_module,
+    registered_modules,
+)
 
 __all__ = ["Module", "Parameter", "register_module", "registered_modules"]
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Optional, Tuple
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_int, check_real
 from .module import Module
 from .parameter import Parameter
 
@@ -38,12 +39,12 @@ class _BatchNorm(Module):
                  track_running_stats: bool = True) -> None:
         super().__init__()
         op = type(self).__name__
-        self.num_features = F._int(num_features, "num_features", op, 1)
-        self.eps = F._real(eps, "eps", op)
+        self.num_features = check_int(num_features, "num_features", op, 1)
+        self.eps = check_real(eps, "eps", op)
         if not self.eps > 0:
             raise ValueError(f"{op}: eps must be positive, got {eps}")
         if momentum is not None:
-            momentum = F._real(momentum, "momentum", op)
+            momentum = check_real(momentum, "momentum", op)
             if not 0.0 <= momentum <= 1.0:
                 raise ValueError(f"{op}: momentum must be in [0, 1] or None, got {momentum}")
         self.momentum = momentum

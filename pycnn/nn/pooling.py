@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_single
+from ..functional.pooling import adaptive_output_size, pool1d_args, pool_args
 from .module import Module
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ _OutputSize = Union[int, Tuple[Optional[int], Optional[int]]]
 
 class _Pool(Module):
     _op = "pool"
-    _parse = staticmethod(F._pool_args)  # -> ((kh, kw), (sh, sw), (ph, pw))
+    _parse = staticmethod(pool_args)  # -> ((kh, kw), (sh, sw), (ph, pw))
     _one_d = False
 
     def __init__(self, kernel_size: _Size, stride: Optional[_Size] = None, padding: _Size = 0) -> None:
@@ -88,7 +90,7 @@ class MaxPool1d(_MaxPool):
     """1-D max pooling, PyTorch's ``nn.MaxPool1d(kernel_size, stride=None, padding=0)``; saves the argmax."""
 
     _op = "MaxPool1d"
-    _parse = staticmethod(F._pool1d_args)
+    _parse = staticmethod(pool1d_args)
     _one_d = True
     _pool = staticmethod(F.max_pool1d)
     _pool_backward = staticmethod(F.max_pool1d_backward)
@@ -134,7 +136,7 @@ class AvgPool1d(_AvgPool):
     """1-D average pooling, PyTorch's ``nn.AvgPool1d(kernel_size, stride=None, padding=0, count_include_pad=True)``."""
 
     _op = "AvgPool1d"
-    _parse = staticmethod(F._pool1d_args)
+    _parse = staticmethod(pool1d_args)
     _one_d = True
     _pool = staticmethod(F.avg_pool1d)
     _pool_backward = staticmethod(F.avg_pool1d_backward)
@@ -151,7 +153,7 @@ class _AdaptiveAvgPool(Module):
 
     @staticmethod
     def _check_output_size(output_size: _OutputSize) -> None:
-        F._adaptive_output_size(output_size, ())  # validates; None entries resolve per input
+        adaptive_output_size(output_size, ())  # validates; None entries resolve per input
 
     def forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")
@@ -181,4 +183,4 @@ class AdaptiveAvgPool1d(_AdaptiveAvgPool):
 
     @staticmethod
     def _check_output_size(output_size: _OutputSize) -> None:
-        F._single(output_size, "output_size", "AdaptiveAvgPool1d", 1)
+        check_single(output_size, "output_size", "AdaptiveAvgPool1d", 1)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from .. import functional as F
+from .._checks import is_int
 from .module import Module
 
 if TYPE_CHECKING:
@@ -22,9 +23,9 @@ class Flatten(Module):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
-        if not F._is_int(start_dim):
+        if not is_int(start_dim):
             raise TypeError(f"Flatten: start_dim must be an int, got {start_dim!r}")
-        if not F._is_int(end_dim):
+        if not is_int(end_dim):
             raise TypeError(f"Flatten: end_dim must be an int, got {end_dim!r}")
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 

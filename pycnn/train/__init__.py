@@ -30,9 +30,22 @@ Modules: :mod:`~pycnn.train.trainer` (the loop), :mod:`~pycnn.train.callbacks`,
 """
 from __future__ import annotations
 
-from .callbacks import (Callback, CosineDecay, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
-                        StepDecay)
-from .inference import DEFAULT_EVAL_BATCH_SIZE, evaluate, predict, predict_outputs, predict_proba
+from .callbacks import (
+                        Callback,
+                        CosineDecay,
+                        EarlyStopping,
+                        History,
+                        LearningRateScheduler,
+                        ModelCheckpoint,
+                        StepDecay,
+)
+from .inference import (
+                        DEFAULT_EVAL_BATCH_SIZE,
+                        evaluate,
+                        predict,
+                        predict_outputs,
+                        predict_proba,
+)
 from .progress import ProgressLogger, format_epoch
 from .trainer import Trainer, fit
 

@@ -11,12 +11,22 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Union, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Union,
+    cast,
+)
 
 import numpy as np
 
+from .._checks import check_int, check_real
 from ..lr_scheduler import CosineAnnealingLR, StepLR
-from ._checks import _check_int, _check_real
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -259,7 +269,7 @@ class EarlyStopping(_MonitoringCallback):
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
                  restore_best_weights: bool = False, verbose: int = 0):
-        self.patience = _check_int("EarlyStopping: patience", patience, 0)
+        self.patience = check_int(patience, "patience", "EarlyStopping", 0)
         super().__init__(monitor, mode, min_delta, "EarlyStopping")
         self.restore_best_weights = bool(restore_best_weights)
         self.verbose = verbose
@@ -439,8 +449,8 @@ class StepDecay(_ClosedFormDecay):
     """
 
     def __init__(self, step_size: int, gamma: float = 0.1, verbose: int = 0):
-        self.step_size = _check_int("StepDecay: step_size", step_size, 1)
-        self.gamma = _check_real("StepDecay: gamma", gamma, 0.0)
+        self.step_size = check_int(step_size, "step_size", "StepDecay", 1)
+        self.gamma = check_real(gamma, "gamma", "StepDecay", 0.0, finite=True)
         super().__init__(verbose)
 
     def _lr_at(self, epoch: int, initial_lr: float) -> float:
@@ -457,8 +467,8 @@ class CosineDecay(_ClosedFormDecay):
     """
 
     def __init__(self, T_max: Optional[int] = None, eta_min: float = 0.0, verbose: int = 0):
-        self.T_max = None if T_max is None else _check_int("CosineDecay: T_max", T_max, 1)
-        self.eta_min = _check_real("CosineDecay: eta_min", eta_min, 0.0)
+        self.T_max = None if T_max is None else check_int(T_max, "T_max", "CosineDecay", 1)
+        self.eta_min = check_real(eta_min, "eta_min", "CosineDecay", 0.0, finite=True)
         super().__init__(verbose)
 
     def _lr_at(self, epoch: int, initial_lr: float) -> float:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, cast
 
 import numpy as np
 
-from ._checks import _check_int, _check_xy
+from .._checks import check_int, check_samples
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -91,7 +91,7 @@ def predict_outputs(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BAT
         for an empty ``x`` (N = 0) the model's output for the empty batch,
         e.g. ``(0, classes)``.
     """
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = check_int(batch_size, "batch_size", "predict", 1)
     tf = _transform_fn(transform)
     x = np.asarray(x)
     if x.ndim == 0:
@@ -166,9 +166,9 @@ def evaluate(model: Any, x: ArrayLike, y: ArrayLike, batch_size: int = DEFAULT_E
         (2-D outputs and integer labels). For precision, recall, F1 and the
         confusion matrix, see :mod:`pycnn.metrics` on :func:`predict`'s labels.
     """
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = check_int(batch_size, "batch_size", "predict", 1)
     tf = _transform_fn(transform)
-    x, y = _check_xy(x, y)
+    x, y = check_samples(x, y, allow_empty=False)
     if loss_fn is None:
         loss_fn = _default_loss()
     was_training = getattr(model, "training", True)

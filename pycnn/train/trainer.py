@@ -8,10 +8,20 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._checks import _check_int, _check_xy
+from .._checks import check_int, check_samples
 from .callbacks import Callback, History, _CallbackList
-from .inference import (DEFAULT_EVAL_BATCH_SIZE, TransformLike, _is_classification, _n_correct, _set_mode,
-                      _transform_fn, evaluate, predict, predict_outputs, predict_proba)
+from .inference import (
+    DEFAULT_EVAL_BATCH_SIZE,
+    TransformLike,
+    _is_classification,
+    _n_correct,
+    _set_mode,
+    _transform_fn,
+    evaluate,
+    predict,
+    predict_outputs,
+    predict_proba,
+)
 from .progress import ProgressLogger
 
 if TYPE_CHECKING:
@@ -107,22 +117,22 @@ class Trainer:
         transform: Optional[TransformLike] = None,
     ) -> History:
         """Train for ``epochs`` passes over ``(x, y)``; see :func:`fit`."""
-        from ..data import DataLoader
         from .._random import generator
+        from ..data import DataLoader
 
-        epochs = _check_int("epochs", epochs, 0)
-        batch_size = _check_int("batch_size", batch_size, 1)
-        eval_batch_size = _check_int("eval_batch_size", eval_batch_size, 1)
+        epochs = check_int(epochs, "epochs", "fit", 0)
+        batch_size = check_int(batch_size, "batch_size", "fit", 1)
+        eval_batch_size = check_int(eval_batch_size, "eval_batch_size", "fit", 1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         tf = _transform_fn(transform)
-        x, y = _check_xy(x, y)
+        x, y = check_samples(x, y, allow_empty=False)
         if validation_data is not None and validation_split:
             raise ValueError("pass validation_data or validation_split, not both")
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (x_val, y_val)")
-            x_val, y_val = _check_xy(*validation_data, what="validation x and y")
+            x_val, y_val = check_samples(*validation_data, what="validation x and y", allow_empty=False)
         elif validation_split:
             (x, y), (x_val, y_val) = _split_validation(x, y, validation_split)
             validation_data = (x_val, y_val)
