@@ -29,7 +29,7 @@ __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearL
 class LRScheduler:
     """Base class: subclasses implement ``_lr_at(base_lr, epoch)``."""
 
-    def __init__(self, optimizer: Any, last_epoch: int = -1):
+    def __init__(self, optimizer: Any, last_epoch: int = -1) -> None:
         if not hasattr(optimizer, "param_groups"):
             raise TypeError(f"{type(optimizer).__name__} is not an optimizer (no param_groups)")
         self.optimizer = optimizer
@@ -80,7 +80,7 @@ class LRScheduler:
 class StepLR(LRScheduler):
     """Decay by ``gamma`` every ``step_size`` epochs."""
 
-    def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
+    def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.step_size = check_int(step_size, "step_size", "StepLR", 1)
         self.gamma = float(gamma)
         super().__init__(optimizer, last_epoch)
@@ -97,7 +97,7 @@ class StepLR(LRScheduler):
 class MultiStepLR(LRScheduler):
     """Decay by ``gamma`` at each of the epochs in ``milestones``."""
 
-    def __init__(self, optimizer: Any, milestones: Sequence[int], gamma: float = 0.1, last_epoch: int = -1):
+    def __init__(self, optimizer: Any, milestones: Sequence[int], gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.milestones = sorted(check_int(m, "milestones", "MultiStepLR", 0) for m in milestones)
         self.gamma = float(gamma)
         super().__init__(optimizer, last_epoch)
@@ -109,7 +109,7 @@ class MultiStepLR(LRScheduler):
 class CosineAnnealingLR(LRScheduler):
     """Cosine from the base rate down to ``eta_min`` over ``T_max`` epochs (SGDR without restarts)."""
 
-    def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
+    def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         self.T_max = check_int(T_max, "T_max", "CosineAnnealingLR", 1)
         self.eta_min = float(eta_min)
         super().__init__(optimizer, last_epoch)
@@ -130,7 +130,7 @@ class LinearLR(LRScheduler):
     """Linear warm-up: factor from ``start_factor`` to ``end_factor`` over ``total_iters`` epochs, then constant."""
 
     def __init__(self, optimizer: Any, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5,
-                 last_epoch: int = -1):
+                 last_epoch: int = -1) -> None:
         if not 0.0 < start_factor <= 1.0:
             raise ValueError(f"LinearLR: start_factor must be in (0, 1], got {start_factor}")
         if not 0.0 <= end_factor <= 1.0:
@@ -148,7 +148,7 @@ class LinearLR(LRScheduler):
 class LambdaLR(LRScheduler):
     """``base_lr * lr_lambda(epoch)``."""
 
-    def __init__(self, optimizer: Any, lr_lambda: Callable[[int], float], last_epoch: int = -1):
+    def __init__(self, optimizer: Any, lr_lambda: Callable[[int], float], last_epoch: int = -1) -> None:
         if not callable(lr_lambda):
             raise TypeError(f"LambdaLR: lr_lambda must be callable, got {lr_lambda!r}")
         self.lr_lambda = lr_lambda
@@ -165,7 +165,7 @@ class SequentialLR(LRScheduler):
     """Run ``schedulers[i]`` from ``milestones[i-1]`` on, each restarted at its own epoch 0 (PyTorch's)."""
 
     def __init__(self, optimizer: Any, schedulers: Sequence[LRScheduler], milestones: Sequence[int],
-                 last_epoch: int = -1):
+                 last_epoch: int = -1) -> None:
         schedulers = list(schedulers)
         if not schedulers:
             raise ValueError("SequentialLR: expects at least one scheduler")

@@ -9,7 +9,7 @@ There is one parameter group; ``param_groups`` exists so code that adjusts
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Tuple
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class Optimizer:
     (e.g. the generator ``model.parameters()``); it is materialised once.
     """
 
-    def __init__(self, params: Iterable[Parameter], defaults: Dict[str, Any]):
+    def __init__(self, params: Iterable[Parameter], defaults: Dict[str, Any]) -> None:
         if isinstance(params, Parameter):
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             "Parameters, got a single Parameter (wrap it in a list)")
@@ -122,7 +122,7 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
+                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
         lr = check_real(lr, "lr", type(self).__name__)
         momentum = check_real(momentum, "momentum", type(self).__name__)
         dampening = check_real(dampening, "dampening", type(self).__name__)
@@ -172,8 +172,8 @@ class SGD(Optimizer):
 class _AdamBase(Optimizer):
     _decoupled = False
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False):
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
         lr = check_real(lr, "lr", type(self).__name__)
         eps = check_real(eps, "eps", type(self).__name__)
         weight_decay = check_real(weight_decay, "weight_decay", type(self).__name__)
@@ -236,7 +236,7 @@ class AdamW(_AdamBase):
 
     _decoupled = True
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False):
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 

@@ -8,7 +8,7 @@ the process whose memory it measures.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,7 +47,7 @@ class NumpyCNN:
             "w3": init(3136, 128, 3136), "b3": init(3136, 128),
             "w4": init(128, 10, 128), "b4": init(128, 10),
         }
-        self.buf = {k: None for k in self.p}
+        self.buf: Dict[str, Optional[np.ndarray]] = {k: None for k in self.p}
 
     def forward(self, x: np.ndarray) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
         from .. import reference as ref

@@ -241,7 +241,7 @@ def write_idx(path: PathLike, array: ArrayLike) -> None:
         if name.endswith(".gz"):
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
                 gz.write(header)
-                gz.write(data.reshape(-1).view(np.uint8))
+                gz.write(data.reshape(-1).view(np.uint8).data)
         else:
             raw.write(header)
-            raw.write(data.reshape(-1).view(np.uint8))
+            raw.write(data.reshape(-1).view(np.uint8).data)

@@ -94,7 +94,7 @@ class DataLoader:
     """
 
     def __init__(self, x: ArrayLike, y: ArrayLike, batch_size: int = 32, shuffle: bool = True, seed: Seed = None,
-                 drop_last: bool = False):
+                 drop_last: bool = False) -> None:
         self.x, self.y, self.batch_size = _check_batch_args(x, y, batch_size, "DataLoader")
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)

@@ -73,7 +73,7 @@ class RandomCrop(Transform):
         fill: value of the padding.
     """
 
-    def __init__(self, size: Union[int, Tuple[int, int]], padding: int = 0, fill: float = 0.0):
+    def __init__(self, size: Union[int, Tuple[int, int]], padding: int = 0, fill: float = 0.0) -> None:
         self.size = _size_pair(size, "RandomCrop")
         if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
             raise ValueError(f"RandomCrop: padding must be an int >= 0, got {padding!r}")
@@ -105,7 +105,7 @@ class RandomCrop(Transform):
 class RandomHorizontalFlip(Transform):
     """Mirror each image left-right with probability ``p`` (training mode only)."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5) -> None:
         if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0.0 <= p <= 1.0:
             raise ValueError(f"RandomHorizontalFlip: p must be a probability in [0, 1], got {p!r}")
         self.p = float(p)
@@ -127,7 +127,7 @@ class Normalize(Transform):
     channel. Fashion-MNIST's training set has mean 0.2860 and std 0.3530.
     """
 
-    def __init__(self, mean: Union[float, Sequence[float]], std: Union[float, Sequence[float]]):
+    def __init__(self, mean: Union[float, Sequence[float]], std: Union[float, Sequence[float]]) -> None:
         m = np.atleast_1d(np.asarray(mean, dtype=np.float64))
         s = np.atleast_1d(np.asarray(std, dtype=np.float64))
         if m.ndim != 1 or s.ndim != 1:
@@ -154,7 +154,7 @@ class Normalize(Transform):
 class Compose(Transform):
     """Apply ``transforms`` in order (one generator for all, so the whole chain is seeded)."""
 
-    def __init__(self, transforms: Iterable[Callable[..., np.ndarray]]):
+    def __init__(self, transforms: Iterable[Callable[..., np.ndarray]]) -> None:
         transforms = list(transforms)
         for t in transforms:
             if not callable(t):

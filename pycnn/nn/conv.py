@@ -1,7 +1,7 @@
 """Convolution layers."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -21,8 +21,9 @@ class _ConvNd(Module):
     """What Conv2d and Conv1d share: argument checks, parameters, PyTorch's
     initialisation, and forward / backward through their functional ops."""
 
-    _conv = staticmethod(F.conv2d)
-    _conv_backward = staticmethod(F.conv2d_backward)
+    # The functional pair a subclass runs (the 1-D class substitutes its own).
+    _conv: Callable[..., np.ndarray] = staticmethod(F.conv2d)
+    _conv_backward: Callable[..., Any] = staticmethod(F.conv2d_backward)
 
     kernel_size: Tuple[int, ...]
     stride: Tuple[int, ...]

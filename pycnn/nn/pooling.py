@@ -7,7 +7,7 @@ ops and how they parse the window (the 1-D ops run the 2-D kernels on a
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union
 
 import numpy as np
 
@@ -29,7 +29,7 @@ _OutputSize = Union[int, Tuple[Optional[int], Optional[int]]]
 
 class _Pool(Module):
     _op = "pool"
-    _parse = staticmethod(pool_args)  # -> ((kh, kw), (sh, sw), (ph, pw))
+    _parse: Callable[..., Any] = staticmethod(pool_args)  # -> ((kh, kw), (sh, sw), (ph, pw))
     _one_d = False
 
     def __init__(self, kernel_size: _Size, stride: Optional[_Size] = None, padding: _Size = 0) -> None:
@@ -55,8 +55,8 @@ class _Pool(Module):
 
 
 class _MaxPool(_Pool):
-    _pool = staticmethod(F.max_pool2d)
-    _pool_backward = staticmethod(F.max_pool2d_backward)
+    _pool: Callable[..., Any] = staticmethod(F.max_pool2d)
+    _pool_backward: Callable[..., np.ndarray] = staticmethod(F.max_pool2d_backward)
 
     def forward(self, x: ArrayLike) -> np.ndarray:
         return self._forward(x, after_relu=False)
@@ -97,8 +97,8 @@ class MaxPool1d(_MaxPool):
 
 
 class _AvgPool(_Pool):
-    _pool = staticmethod(F.avg_pool2d)
-    _pool_backward = staticmethod(F.avg_pool2d_backward)
+    _pool: Callable[..., np.ndarray] = staticmethod(F.avg_pool2d)
+    _pool_backward: Callable[..., np.ndarray] = staticmethod(F.avg_pool2d_backward)
 
     def __init__(self, kernel_size: _Size, stride: Optional[_Size] = None, padding: _Size = 0,
                  count_include_pad: bool = True) -> None:
@@ -143,8 +143,8 @@ class AvgPool1d(_AvgPool):
 
 
 class _AdaptiveAvgPool(Module):
-    _pool = staticmethod(F.adaptive_avg_pool2d)
-    _pool_backward = staticmethod(F.adaptive_avg_pool2d_backward)
+    _pool: Callable[..., np.ndarray] = staticmethod(F.adaptive_avg_pool2d)
+    _pool_backward: Callable[..., np.ndarray] = staticmethod(F.adaptive_avg_pool2d_backward)
 
     def __init__(self, output_size: _OutputSize) -> None:
         super().__init__()

@@ -85,7 +85,7 @@ class Callback:
 class _CallbackList:
     """Calls a hook (``on_...``) of every callback in turn."""
 
-    def __init__(self, callbacks: Iterable[Callback]):
+    def __init__(self, callbacks: Iterable[Callback]) -> None:
         self.callbacks = list(callbacks)
 
     def __getattr__(self, hook: str) -> Callable[..., None]:
@@ -197,7 +197,7 @@ def _monitored(logs: Logs, monitor: str, who: str) -> float:
 class _Monitor:
     """Tracks the best value of one metric."""
 
-    def __init__(self, monitor: str, mode: str, min_delta: float, who: str):
+    def __init__(self, monitor: str, mode: str, min_delta: float, who: str) -> None:
         self.monitor = monitor
         self.mode = _monitor_mode(monitor, mode, who)
         self.min_delta = abs(float(min_delta))
@@ -219,7 +219,7 @@ class _Monitor:
 class _MonitoringCallback(Callback):
     """A callback that watches one metric of the epoch logs for its best value (``best``, ``best_epoch``)."""
 
-    def __init__(self, monitor: str, mode: str, min_delta: float, who: str):
+    def __init__(self, monitor: str, mode: str, min_delta: float, who: str) -> None:
         self.monitor = monitor
         self._tracker = _Monitor(monitor, mode, min_delta, who)
 
@@ -268,7 +268,7 @@ class EarlyStopping(_MonitoringCallback):
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
-                 restore_best_weights: bool = False, verbose: int = 0):
+                 restore_best_weights: bool = False, verbose: int = 0) -> None:
         self.patience = check_int(patience, "patience", "EarlyStopping", 0)
         super().__init__(monitor, mode, min_delta, "EarlyStopping")
         self.restore_best_weights = bool(restore_best_weights)
@@ -334,7 +334,7 @@ class ModelCheckpoint(_MonitoringCallback):
     """
 
     def __init__(self, filepath: PathLike, monitor: str = "val_loss", mode: str = "auto",
-                 save_best_only: bool = False, save_weights_only: bool = False, verbose: int = 0):
+                 save_best_only: bool = False, save_weights_only: bool = False, verbose: int = 0) -> None:
         self.filepath = os.fspath(filepath)
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
@@ -386,7 +386,7 @@ class LearningRateScheduler(Callback):
     :class:`CosineDecay` start from it.
     """
 
-    def __init__(self, schedule: Any, verbose: int = 0):
+    def __init__(self, schedule: Any, verbose: int = 0) -> None:
         if not (callable(schedule) or hasattr(schedule, "step")):
             raise TypeError("LearningRateScheduler: schedule must be a function (epoch, lr) -> lr or an "
                             f"object with step(), got {type(schedule).__name__}")
@@ -432,7 +432,7 @@ class LearningRateScheduler(Callback):
 class _ClosedFormDecay(LearningRateScheduler):
     """A schedule that is a formula of the epoch and each group's ``initial_lr``."""
 
-    def __init__(self, verbose: int):
+    def __init__(self, verbose: int) -> None:
         super().__init__(self._lr_at, verbose)
 
     def _lr_at(self, epoch: int, initial_lr: float) -> float:
@@ -448,7 +448,7 @@ class StepDecay(_ClosedFormDecay):
     The same rule as PyTorch's ``StepLR`` (:meth:`pycnn.optim.StepLR.closed_form`), applied per epoch.
     """
 
-    def __init__(self, step_size: int, gamma: float = 0.1, verbose: int = 0):
+    def __init__(self, step_size: int, gamma: float = 0.1, verbose: int = 0) -> None:
         self.step_size = check_int(step_size, "step_size", "StepDecay", 1)
         self.gamma = check_real(gamma, "gamma", "StepDecay", 0.0, finite=True)
         super().__init__(verbose)
@@ -466,7 +466,7 @@ class CosineDecay(_ClosedFormDecay):
     epochs the rate stays at ``eta_min``.
     """
 
-    def __init__(self, T_max: Optional[int] = None, eta_min: float = 0.0, verbose: int = 0):
+    def __init__(self, T_max: Optional[int] = None, eta_min: float = 0.0, verbose: int = 0) -> None:
         self.T_max = None if T_max is None else check_int(T_max, "T_max", "CosineDecay", 1)
         self.eta_min = check_real(eta_min, "eta_min", "CosineDecay", 0.0, finite=True)
         super().__init__(verbose)

@@ -72,7 +72,7 @@ class Trainer:
         history: the :class:`History` of the running (or last) :meth:`fit`.
     """
 
-    def __init__(self, model: Any, loss_fn: Any, optimizer: Any, callbacks: Sequence[Callback] = ()):
+    def __init__(self, model: Any, loss_fn: Any, optimizer: Any, callbacks: Sequence[Callback] = ()) -> None:
         if loss_fn is None:
             raise TypeError("Trainer: loss_fn is required (e.g. nn.CrossEntropyLoss())")
         if optimizer is None:
