@@ -11,18 +11,14 @@ and the largest logit difference, in eval mode (running statistics).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from collections import OrderedDict
 from typing import Any, Optional, Sequence
 
+import fashion_mnist_bn_cnn
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pycnn import nn  # noqa: E402
-from pycnn.data import load_fashion_mnist  # noqa: E402
-
-import fashion_mnist_bn_cnn  # noqa: E402
+from pycnn import nn
+from pycnn.data import load_fashion_mnist
 
 
 def torch_bn_cnn() -> Any:

@@ -12,15 +12,12 @@ or a download into the user cache).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from typing import Optional, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pycnn  # noqa: E402
-from pycnn import nn, optim  # noqa: E402
+from _loop import add_training_args, count_parameters, prepare, run, warmup_then_cosine
 
-from _loop import add_training_args, count_parameters, prepare, run, warmup_then_cosine  # noqa: E402
+import pycnn
+from pycnn import nn, optim
 
 
 def bn_cnn() -> nn.Sequential:

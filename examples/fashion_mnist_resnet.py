@@ -11,15 +11,12 @@ annealing; augmentation: random horizontal flip and +-2 pixel shifts.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from typing import Optional, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pycnn  # noqa: E402
-from pycnn import nn, optim  # noqa: E402
+from _loop import add_training_args, count_parameters, prepare, run, warmup_then_cosine
 
-from _loop import add_training_args, count_parameters, prepare, run, warmup_then_cosine  # noqa: E402
+import pycnn
+from pycnn import nn, optim
 
 
 def main(argv: Optional[Sequence[str]] = None) -> float:

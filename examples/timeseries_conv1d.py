@@ -30,12 +30,10 @@ import time
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from _loop import count_parameters, evaluate, train_epoch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pycnn  # noqa: E402
-from pycnn import nn, optim  # noqa: E402
-
-from _loop import count_parameters, evaluate, train_epoch  # noqa: E402
+import pycnn
+from pycnn import nn, optim
 
 # Published error rates (UCR archive 1-NN baselines; FCN/ResNet from Wang et al. 2017, Table 2).
 PUBLISHED = {

@@ -3,21 +3,14 @@ the UCR .ts parser and 1-NN baseline of the time-series example, the augmentatio
 model builders of the Fashion-MNIST examples."""
 from __future__ import annotations
 
-import os
-import sys
-
+import fashion_mnist_bn_cnn
 import numpy as np
 import pytest
+import timeseries_conv1d as ts
+from _loop import evaluate, flip_and_shift, train_epoch
 
 import pycnn
 from pycnn import nn
-
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-sys.path.insert(0, EXAMPLES)
-
-import fashion_mnist_bn_cnn  # noqa: E402
-import timeseries_conv1d as ts  # noqa: E402
-from _loop import evaluate, flip_and_shift, train_epoch  # noqa: E402
 
 
 def test_read_ts_and_one_nn(tmp_path):

@@ -19,16 +19,13 @@ import os
 
 import numpy as np
 import pytest
+from conftest import assert_close, f64, tol
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-import pycnn  # noqa: E402
-from pycnn import functional as F  # noqa: E402
-from pycnn import reference as ref  # noqa: E402
-
-from conftest import assert_close, f64, tol  # noqa: E402
+import pycnn
+from pycnn import functional as F
+from pycnn import reference as ref
 
 _SCALE = float(os.environ.get("PYCNN_PROPERTY_SCALE", "1"))
 
