@@ -62,7 +62,7 @@ CASES = [
     (2, 2, 6, 6, 2, (7, 7), 1, 3, 1, 2, True),  # kernel larger than the input, padded
     (1, 3, 1, 17, 5, (1, 3), 1, (0, 1), 1, 1, True),  # one-row images
     (4, 16, 6, 6, 40, (3, 3), 1, 1, 1, 1, True),  # K not a multiple of any vector width
-    # Geometry of the vectorised im2col packers (csrc/conv/col_panel.h):
+    # Geometry of the vectorised im2col packers (csrc/conv/im2col_panel.h):
     (2, 2, 40, 1, 3, (7, 1), 1, (3, 0), 1, 1, True),  # one-column images: a run per pixel
     (2, 2, 40, 1, 3, (5, 5), 1, 2, 1, 1, True),  # too many masked loads for the plan: loop fallback
     (1, 2, 12, 12, 3, (9, 9), 1, 4, 1, 1, True),  # 81 taps: more than the plan holds

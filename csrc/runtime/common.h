@@ -1,5 +1,5 @@
 // Definitions shared by every kernel: sizes are int64_t everywhere so that
-// products of shapes never overflow silently (ops.cpp checks them once).
+// products of shapes never overflow silently (csrc/ops checks them once).
 #pragma once
 #include <cassert>
 #include <cstddef>

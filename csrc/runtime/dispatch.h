@@ -6,7 +6,7 @@
 //
 // This file knows ISAs, not kernels: each kernel family declares its per-ISA
 // kernels and a table of them in its own header and builds one table per ISA
-// with `per_isa` below (gemm/ukernel.h, conv/im2col_panel.h, pool/pool2d.h).
+// with `per_isa` below (gemm/ukernel.h, conv/im2col_panel.h, pool/max_pool_2x2.h).
 // dispatch.cpp detects the CPU once and lets PYCNN_ISA (or set_isa, for
 // tests) choose a lower ISA; families read `active_isa()` when a call starts.
 #pragma once
