@@ -16,7 +16,12 @@ from typing import Optional, Sequence
 from .memory import memory_table
 from .report import format_gflops, format_ms, format_ratio, format_table
 from .suite import cases, torch_or_none
-from .timing import measure
+from .timing import OtherLoad, measure, spread
+
+#: A case is flagged when other processes used more than this many cores while it ran,
+#: or when a median's spread (half the interquartile range) exceeds BUSY_SPREAD.
+BUSY_CORES = 0.1
+BUSY_SPREAD = 0.25
 
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
@@ -26,8 +31,10 @@ def _parse(argv: Sequence[str], prog: str) -> argparse.Namespace:
         prog=prog,
         description="Time pycnn against the NumPy baseline (pycnn.reference) and PyTorch (if installed), "
         "in one run, and print one table.",
-        epilog="Times are medians over interleaved rounds after warm-up. 'vs numpy' and 'vs torch' are "
-        "how many times faster pycnn is (above 1x: pycnn is faster).",
+        epilog="Times are medians over interleaved rounds after warm-up, each with its spread (half the "
+        "interquartile range, in percent). 'vs numpy' and 'vs torch' are how many times faster pycnn is "
+        "(above 1x: pycnn is faster). 'busy' is how many cores other processes used while the case ran; "
+        "'!' marks a case measured on a busy machine.",
     )
     p.add_argument("--quick", action="store_true", help="fewer rounds (about a minute in all)")
     p.add_argument("--rounds", type=int, default=None, help="timed rounds per case (default: 15, --quick: 5)")
@@ -91,12 +98,14 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m pycnn benc
         header.append("vs numpy")
     if "torch" in impls:
         header.append("vs torch")
+    header.append("busy")
 
     selected = [c for c in cases() if not args.only or args.only in c.name or args.only in c.group]
     if not selected:
         print(f"no case matches --only {args.only!r}", file=sys.stderr)
         return 2
     rows = []
+    busy_cases = 0
     for case in selected:
         fns = {}
         errors = {}
@@ -105,17 +114,30 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m pycnn benc
                 fns[impl] = case.builders[impl]()
             except Exception as exc:  # a case one library cannot run must not sink the table
                 errors[impl] = f"{type(exc).__name__}: {exc}"
+        load = OtherLoad()
+        load.start()
         times = measure(fns, rounds, warmup_s=warmup_s, budgets_s={"numpy": case.numpy_budget_s * (0.5 if args.quick else 1)})
+        busy = load.stop()
         med = {impl: statistics.median(t) for impl, t in times.items() if t}
-        row = [case.name, format_ms(med.get("pycnn")), format_gflops(case.flops, med.get("pycnn"))]
+        spreads = {impl: spread(t) for impl, t in times.items() if t}
+
+        def cell(impl: str) -> str:
+            if impl not in med:
+                return "-"
+            return f"{format_ms(med[impl])} ±{spreads[impl] * 100:.0f}%" if len(times[impl]) >= 4 else format_ms(med[impl])
+
+        flagged = (busy is not None and busy > BUSY_CORES) or any(v > BUSY_SPREAD for v in spreads.values())
+        busy_cases += flagged
+        row = [case.name + (" !" if flagged else ""), cell("pycnn"), format_gflops(case.flops, med.get("pycnn"))]
         if "numpy" in impls:
-            row += [format_ms(med.get("numpy")), format_gflops(case.flops, med.get("numpy"))]
+            row += [cell("numpy"), format_gflops(case.flops, med.get("numpy"))]
         if "torch" in impls:
-            row += [format_ms(med.get("torch")), format_gflops(case.flops, med.get("torch"))]
+            row += [cell("torch"), format_gflops(case.flops, med.get("torch"))]
         if "numpy" in impls:
             row.append(format_ratio(med.get("numpy"), med.get("pycnn")))
         if "torch" in impls:
             row.append(format_ratio(med.get("torch"), med.get("pycnn")))
+        row.append("-" if busy is None else f"{busy:.2f}")
         rows.append(row)
         for impl, err in errors.items():
             print(f"  {case.name}: {impl} failed: {err}", file=sys.stderr)
@@ -123,6 +145,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m pycnn benc
         print(f"  measured {case.name}", file=sys.stderr, flush=True)
         del fns
     print(format_table(rows, header))
+    if busy_cases:
+        print(f"\n! {busy_cases} case(s) ran while other processes used more than {BUSY_CORES:.1f} core(s) or with a "
+              f"spread over {BUSY_SPREAD:.0%}: when another process holds a core, threaded kernels wait for "
+              "whole scheduler time slices (see pycnn.bench.timing). Re-run them on a quiet machine.")
     if args.memory:
         print()
         print(memory_table(args.threads, include_torch=torch is not None))
