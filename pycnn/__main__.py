@@ -15,6 +15,7 @@ syntax); set ``PYCNN_DEBUG=1`` to see the traceback instead.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import time
@@ -346,7 +347,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
 
     pycnn.manual_seed(args.seed)
-    model = get_preset(args.model)(num_classes=len(data.FASHION_MNIST_CLASSES))
+    build = get_preset(args.model)
+    # Presets made for other data (resnet18: RGB) take the channel count as an argument.
+    extra = {"in_channels": 1} if "in_channels" in inspect.signature(build).parameters else {}
+    model = build(num_classes=len(data.FASHION_MNIST_CLASSES), **extra)
     loss_fn = pycnn.nn.CrossEntropyLoss()
     optimizer, opt_kwargs = _make_optimizer(args, model.parameters())
     n_params = sum(int(p.size) for p in model.parameters())

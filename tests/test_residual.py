@@ -15,6 +15,7 @@ import pytest
 import pycnn
 from conftest import assert_close, f32, f64, needs_torch, ref, tol, torch
 from pycnn import nn
+from pycnn.models import resnet
 
 
 @pytest.mark.parametrize("projection", [False, True], ids=["identity", "projection"])
@@ -94,7 +95,6 @@ def test_resnet_shapes_and_depths(rng):
 def test_nn_resnet_names_are_aliases_of_pycnn_models():
     """The networks live in pycnn.models.resnet; nn.ResNet, nn.resnet8, nn.resnet20 stay for one release."""
     import pycnn.models
-    import pycnn.models.resnet as resnet
 
     assert nn.ResNet is pycnn.models.ResNet is resnet.ResNet
     assert nn.resnet8 is resnet.resnet8 and nn.resnet20 is resnet.resnet20
@@ -111,11 +111,12 @@ def test_nn_resnet_names_are_aliases_of_pycnn_models():
 # PyTorch equivalents
 # ---------------------------------------------------------------------------
 
-def torch_resnet(depth, in_channels, num_classes, width=16):
+def torch_basic_block(inplanes, planes, stride=1):
+    """torchvision.models.resnet.BasicBlock, written out (torchvision is not a test dependency)."""
     tnn = torch.nn
 
-    class TBasicBlock(tnn.Module):  # torchvision.models.resnet.BasicBlock
-        def __init__(self, inplanes, planes, stride=1):
+    class TBasicBlock(tnn.Module):
+        def __init__(self):
             super().__init__()
             self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
             self.bn1 = tnn.BatchNorm2d(planes)
@@ -132,16 +133,37 @@ def torch_resnet(depth, in_channels, num_classes, width=16):
             out = self.relu(self.bn1(self.conv1(x)))
             return self.relu(self.bn2(self.conv2(out)) + identity)
 
+    return TBasicBlock()
+
+
+def torch_stages(layers, inplanes, widths, blocks):
+    for i, (planes, n) in enumerate(zip(widths, blocks)):
+        stage = []
+        for j in range(n):
+            stage.append(torch_basic_block(inplanes, planes, 2 if (i > 0 and j == 0) else 1))
+            inplanes = planes
+        layers[f"layer{i + 1}"] = torch.nn.Sequential(*stage)
+    return inplanes
+
+
+def torch_resnet18(in_channels, num_classes):
+    """torchvision.models.resnet18's module tree (same names, so the same state dict keys)."""
+    tnn = torch.nn
+    layers = OrderedDict(conv1=tnn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), bn1=tnn.BatchNorm2d(64),
+                         relu=tnn.ReLU(), maxpool=tnn.MaxPool2d(3, 2, 1))
+    inplanes = torch_stages(layers, 64, (64, 128, 256, 512), (2, 2, 2, 2))
+    layers["avgpool"] = tnn.AdaptiveAvgPool2d(1)
+    layers["flatten"] = tnn.Flatten()
+    layers["fc"] = tnn.Linear(inplanes, num_classes)
+    return tnn.Sequential(layers)
+
+
+def torch_resnet(depth, in_channels, num_classes, width=16):
+    tnn = torch.nn
     n = (depth - 2) // 6
     layers = OrderedDict(conv1=tnn.Conv2d(in_channels, width, 3, 1, 1, bias=False), bn1=tnn.BatchNorm2d(width),
                          relu=tnn.ReLU())
-    inplanes = width
-    for i, planes in enumerate((width, 2 * width, 4 * width)):
-        blocks = []
-        for j in range(n):
-            blocks.append(TBasicBlock(inplanes, planes, 2 if (i > 0 and j == 0) else 1))
-            inplanes = planes
-        layers[f"layer{i + 1}"] = tnn.Sequential(*blocks)
+    inplanes = torch_stages(layers, width, (width, 2 * width, 4 * width), (n, n, n))
     layers["avgpool"] = tnn.AdaptiveAvgPool2d(1)
     layers["flatten"] = tnn.Flatten()
     layers["fc"] = tnn.Linear(inplanes, num_classes)
@@ -195,3 +217,51 @@ def test_resnet_state_dict_round_trip_and_gradients_match_torch(rng, torch_one_t
     xe = f32(rng, 5, 1, 12, 12)
     assert_close(fresh(xe), tmodel(torch.from_numpy(xe)).detach().numpy(), rtol=1e-3, atol=1e-4)
     assert int(fresh.state_dict()["bn1.num_batches_tracked"]) == 4
+
+
+def test_resnet18_has_torchvisions_keys_and_sizes():
+    model = pycnn.models.resnet18()
+    sd = model.state_dict()
+    assert len(sd) == 122 and sum(p.size for p in model.parameters()) == 11_689_512  # torchvision's counts
+    assert list(sd)[:2] == ["conv1.weight", "bn1.weight"] and list(sd)[-2:] == ["fc.weight", "fc.bias"]
+    assert sd["layer2.0.downsample.0.weight"].shape == (128, 64, 1, 1)
+    assert sd["layer4.1.conv2.weight"].shape == (512, 512, 3, 3)
+    assert "layer1.0.downsample.0.weight" not in sd  # stage 1 keeps the shape: identity shortcut
+    with pytest.raises(ValueError, match="blocks"):
+        resnet.ImageNetResNet((2, 2, 2))
+
+
+def test_resnet18_save_load_round_trip(tmp_path, rng):
+    pycnn.manual_seed(3)
+    model = pycnn.models.resnet18(num_classes=5, in_channels=1)
+    model.eval()
+    x = f32(rng, 2, 1, 40, 40)
+    pycnn.save(model, tmp_path / "r18.npz")
+    same = pycnn.load(tmp_path / "r18.npz")
+    assert type(same) is resnet.ImageNetResNet
+    np.testing.assert_array_equal(same(x), model(x))
+
+
+@needs_torch
+def test_resnet18_matches_torchvision_layout(rng, torch_one_thread):
+    pycnn.manual_seed(2)
+    model = pycnn.models.resnet18(num_classes=7)
+    tmodel = torch_resnet18(3, 7)
+    assert list(model.state_dict()) == list(tmodel.state_dict())
+    tmodel.load_state_dict(to_torch(model.state_dict()))  # strict: every key and shape agrees
+    # training mode: outputs, input and parameter gradients
+    x, dy = f32(rng, 2, 3, 48, 48), f32(rng, 2, 7)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    ty = tmodel(tx)
+    ty.backward(torch.from_numpy(dy))
+    assert_close(model(x), ty.detach().numpy(), rtol=1e-3, atol=1e-4)
+    assert_close(model.backward(dy), tx.grad.numpy(), rtol=1e-3, atol=1e-4)
+    tparams = dict(tmodel.named_parameters())
+    for name, p in model.named_parameters():
+        assert_close(p.grad, tparams[name].grad.numpy(), rtol=1e-3, atol=1e-4, param=name)
+    # a torch checkpoint (after torch's update of the running stats) loads and gives torch's eval logits
+    fresh = pycnn.models.resnet18(num_classes=7)
+    fresh.load_state_dict(tmodel.state_dict())
+    tmodel.eval(), fresh.eval()
+    xe = f32(rng, 3, 3, 64, 64)
+    assert_close(fresh(xe), tmodel(torch.from_numpy(xe)).detach().numpy(), rtol=1e-3, atol=1e-4)

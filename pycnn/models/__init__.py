@@ -25,18 +25,19 @@ from .presets import (
     get_preset,
     preset,
     resnet8,
+    resnet18,
 )
 
 if TYPE_CHECKING:
-    from .resnet import ResNet
+    from .resnet import ImageNetResNet, ResNet
 
-__all__ = ["ResNet", "preset", "get_preset", "available_presets", "PRESETS", "fashion_mnist_cnn",
-           "fashion_mnist_bn_cnn", "resnet8"]
+__all__ = ["ResNet", "ImageNetResNet", "preset", "get_preset", "available_presets", "PRESETS", "fashion_mnist_cnn",
+           "fashion_mnist_bn_cnn", "resnet8", "resnet18"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ResNet":
-        from .resnet import ResNet
+    if name in ("ResNet", "ImageNetResNet"):
+        from . import resnet
 
-        return ResNet
+        return getattr(resnet, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Dict, TypeVar
 
 if TYPE_CHECKING:
     from ..nn import Sequential
-    from .resnet import ResNet
+    from .resnet import ImageNetResNet, ResNet
 
 __all__ = ["preset", "get_preset", "available_presets", "PRESETS", "fashion_mnist_cnn", "fashion_mnist_bn_cnn",
            "resnet8"]
@@ -112,3 +112,11 @@ def resnet8(num_classes: int = 10) -> ResNet:
     from . import resnet
 
     return resnet.resnet8(in_channels=1, num_classes=num_classes)
+
+
+@preset
+def resnet18(num_classes: int = 1000, in_channels: int = 3) -> ImageNetResNet:
+    """ResNet-18 in torchvision's layout and state-dict keys (7x7 stem, four stages); 11,689,512 parameters."""
+    from . import resnet
+
+    return resnet.resnet18(num_classes=num_classes, in_channels=in_channels)

@@ -1,4 +1,5 @@
-"""He et al.'s CIFAR-style ResNet (2016, section 4.2): ``ResNet``, ``resnet8``, ``resnet20``.
+"""He et al.'s residual networks (2016): the CIFAR-style ``ResNet`` (``resnet8``, ``resnet20``)
+and the ImageNet-style ``ImageNetResNet`` in torchvision's layout (``resnet18``, ``resnet34``).
 
 A 3x3 stem, three stages of ``n`` BasicBlocks with 16, 32, 64 channels (the
 2nd and 3rd halve the resolution), global average pooling and a linear
@@ -11,6 +12,12 @@ The building blocks are layers of :mod:`pycnn.nn` (``nn.BasicBlock``,
 ``nn.Residual``). ``ResNet`` is registered under the name "ResNet" for
 :func:`pycnn.load`. ``nn.ResNet``, ``nn.resnet8`` and ``nn.resnet20`` are
 aliases of the names here, kept for one release.
+
+``ImageNetResNet`` has torchvision's module names and therefore its state
+dict keys (``conv1``, ``bn1``, ``layer1.0.conv1``, ...,
+``layer2.0.downsample.0``, ``fc``), so a torchvision checkpoint loads
+unchanged: ``resnet18().load_state_dict({k: v.numpy() for k, v in
+torchvision_model.state_dict().items()})``.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from typing import Any, Sequence
 from .._checks import check_int
 from ..nn import (
     AdaptiveAvgPool2d,
+    MaxPool2d,
     BasicBlock,
     BatchNorm2d,
     Conv2d,
@@ -31,7 +39,7 @@ from ..nn import (
     init,
 )
 
-__all__ = ["ResNet", "resnet8", "resnet20"]
+__all__ = ["ResNet", "resnet8", "resnet20", "ImageNetResNet", "resnet18", "resnet34"]
 
 
 class ResNet(Sequential):
@@ -59,26 +67,79 @@ class ResNet(Sequential):
         layers["conv1"] = Conv2d(in_channels, width, 3, padding=1, bias=False)
         layers["bn1"] = BatchNorm2d(width)
         layers["relu"] = ReLU()
-        inplanes = width
-        for i, planes in enumerate(widths):
-            blocks = []
-            for j in range(n):
-                stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(BasicBlock(inplanes, planes, stride))
-                inplanes = planes
-            layers[f"layer{i + 1}"] = Sequential(*blocks)
+        inplanes = _stages(layers, width, widths, (n, n, n), 2)
         layers["avgpool"] = AdaptiveAvgPool2d(1)
         layers["flatten"] = Flatten()
         layers["fc"] = Linear(inplanes, num_classes)
         super().__init__(layers)
         self.depth = depth
-        for m in self.modules():
-            if isinstance(m, Conv2d):
-                init.kaiming_normal_(m.weight.data, mode="fan_out")
-        if zero_init_residual:
-            for m in self.modules():
-                if isinstance(m, BasicBlock):
-                    m.bn2.weight.data.fill(0)
+        _init_like_torchvision(self, zero_init_residual)
+
+
+def _stages(layers: "OrderedDict[str, Module]", inplanes: int, widths: Sequence[int], blocks: Sequence[int],
+            first_stride: int) -> int:
+    """Appends ``layer1``, ``layer2``, ... of BasicBlocks; the first block of every stage after the first has
+    stride ``first_stride``. Returns the channels of the last stage."""
+    for i, (planes, n) in enumerate(zip(widths, blocks)):
+        stage = []
+        for j in range(n):
+            stage.append(BasicBlock(inplanes, planes, first_stride if (i > 0 and j == 0) else 1))
+            inplanes = planes
+        layers[f"layer{i + 1}"] = Sequential(*stage)
+    return inplanes
+
+
+def _init_like_torchvision(model: Module, zero_init_residual: bool) -> None:
+    """He normal (fan_out) convolutions; BatchNorm 1 and 0 (its default); optionally zero last BN of each block."""
+    for m in model.modules():
+        if isinstance(m, Conv2d):
+            init.kaiming_normal_(m.weight.data, mode="fan_out")
+    if zero_init_residual:
+        for m in model.modules():
+            if isinstance(m, BasicBlock):
+                m.bn2.weight.data.fill(0)
+
+
+class ImageNetResNet(Sequential):
+    """He et al.'s ImageNet ResNet with BasicBlocks, in torchvision's layout and module names.
+
+    conv7x7(in_channels -> 64, stride 2) - BN - ReLU - MaxPool(3, 2, 1), four
+    stages of BasicBlocks with 64, 128, 256, 512 channels (stride 2 at the
+    start of stages 2-4), global average pooling, Linear(512 -> num_classes).
+    ``blocks`` = (2, 2, 2, 2) is ResNet-18, (3, 4, 6, 3) ResNet-34. Module
+    names: conv1, bn1, relu, maxpool, layer1..4, avgpool, flatten, fc
+    (flatten has no parameters, so the state dict is torchvision's).
+    Initialisation follows torchvision (He normal, fan_out).
+    """
+
+    def __init__(self, blocks: Sequence[int] = (2, 2, 2, 2), in_channels: int = 3, num_classes: int = 1000,
+                 zero_init_residual: bool = False) -> None:
+        blocks = [check_int(b, "blocks", "ImageNetResNet", 1) for b in blocks]
+        if len(blocks) != 4:
+            raise ValueError(f"ImageNetResNet: blocks must give 4 stage lengths, got {blocks}")
+        in_channels = check_int(in_channels, "in_channels", "ImageNetResNet", 1)
+        num_classes = check_int(num_classes, "num_classes", "ImageNetResNet", 1)
+        layers: OrderedDict[str, Module] = OrderedDict()
+        layers["conv1"] = Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        layers["bn1"] = BatchNorm2d(64)
+        layers["relu"] = ReLU()
+        layers["maxpool"] = MaxPool2d(3, stride=2, padding=1)
+        channels = _stages(layers, 64, (64, 128, 256, 512), blocks, 2)
+        layers["avgpool"] = AdaptiveAvgPool2d(1)
+        layers["flatten"] = Flatten()
+        layers["fc"] = Linear(channels, num_classes)
+        super().__init__(layers)
+        _init_like_torchvision(self, zero_init_residual)
+
+
+def resnet18(num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> ImageNetResNet:
+    """ResNet-18 in torchvision's layout (11.7M parameters at 1000 classes); torchvision checkpoints load."""
+    return ImageNetResNet((2, 2, 2, 2), in_channels, num_classes, **kwargs)
+
+
+def resnet34(num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> ImageNetResNet:
+    """ResNet-34 in torchvision's layout (21.8M parameters at 1000 classes)."""
+    return ImageNetResNet((3, 4, 6, 3), in_channels, num_classes, **kwargs)
 
 
 def resnet8(in_channels: int = 1, num_classes: int = 10, width: int = 16, **kwargs: Any) -> ResNet:
