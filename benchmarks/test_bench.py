@@ -7,10 +7,11 @@ Run (not part of the test run: pytest's testpaths is tests/):
     python -m pytest benchmarks --benchmark-only --benchmark-group-by=group \
         --benchmark-save=mine          # then --benchmark-compare to diff runs
 
-Groups: gemm, conv-fwd, conv-bwd, pool, activation, train-step, inference.
-Each case runs once per implementation ("pycnn", "numpy", "torch"), so
-pytest-benchmark's table for a group ranks the three side by side. The
-PyTorch cases skip when it is not installed. The cases themselves are
+Groups: gemm, conv-fwd, conv-bwd, pool, activation, train-step, inference,
+resnet. Each case runs once per implementation it has ("pycnn", "numpy",
+"torch", and "onnxruntime" for ResNet-18 inference), so pytest-benchmark's
+table for a group ranks them side by side. The PyTorch and ONNX Runtime
+cases skip when those are not installed. The cases themselves are
 defined once in ``pycnn/bench/suite.py`` (``python -m pycnn bench`` prints the same
 comparison as a single table, with GFLOP/s and ratios).
 
@@ -22,9 +23,11 @@ from typing import Any, Iterator
 import pytest
 
 from pycnn import bench
+from pycnn.bench.resnet import onnxruntime_or_none
 
 CASES = bench.cases()
 TORCH = bench.torch_or_none()
+ORT = onnxruntime_or_none() if TORCH is not None else None
 
 #: The NumPy baseline can take seconds per call on large cases; a few rounds suffice.
 NUMPY_ROUNDS = 3
@@ -34,9 +37,13 @@ WARMUP_CALLS = 3  # PyTorch's first calls are several times slower than its stea
 def _params() -> Iterator[Any]:
     for case in CASES:
         for impl in bench.IMPLS:
+            if impl not in case.builders:
+                continue
             marks = [pytest.mark.benchmark(group=case.group)]
             if impl == "torch" and TORCH is None:
                 marks.append(pytest.mark.skip(reason="PyTorch is not installed (optional peer)"))
+            if impl == "onnxruntime" and ORT is None:
+                marks.append(pytest.mark.skip(reason="ONNX Runtime (and PyTorch, to export) not installed"))
             yield pytest.param(case, impl, id=f"{case.name.replace(' ', '_')}-{impl}", marks=marks)
 
 

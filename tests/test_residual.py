@@ -15,6 +15,7 @@ import pytest
 import pycnn
 from conftest import assert_close, f32, f64, needs_torch, ref, tol, torch
 from pycnn import nn
+from pycnn.bench import resnet as rn
 from pycnn.models import resnet
 
 
@@ -111,59 +112,12 @@ def test_nn_resnet_names_are_aliases_of_pycnn_models():
 # PyTorch equivalents
 # ---------------------------------------------------------------------------
 
-def torch_basic_block(inplanes, planes, stride=1):
-    """torchvision.models.resnet.BasicBlock, written out (torchvision is not a test dependency)."""
-    tnn = torch.nn
-
-    class TBasicBlock(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-            self.bn1 = tnn.BatchNorm2d(planes)
-            self.relu = tnn.ReLU()
-            self.conv2 = tnn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-            self.bn2 = tnn.BatchNorm2d(planes)
-            self.downsample = None
-            if stride != 1 or inplanes != planes:
-                self.downsample = tnn.Sequential(tnn.Conv2d(inplanes, planes, 1, stride, bias=False),
-                                                 tnn.BatchNorm2d(planes))
-
-        def forward(self, x):
-            identity = x if self.downsample is None else self.downsample(x)
-            out = self.relu(self.bn1(self.conv1(x)))
-            return self.relu(self.bn2(self.conv2(out)) + identity)
-
-    return TBasicBlock()
-
-
-def torch_stages(layers, inplanes, widths, blocks):
-    for i, (planes, n) in enumerate(zip(widths, blocks)):
-        stage = []
-        for j in range(n):
-            stage.append(torch_basic_block(inplanes, planes, 2 if (i > 0 and j == 0) else 1))
-            inplanes = planes
-        layers[f"layer{i + 1}"] = torch.nn.Sequential(*stage)
-    return inplanes
-
-
-def torch_resnet18(in_channels, num_classes):
-    """torchvision.models.resnet18's module tree (same names, so the same state dict keys)."""
-    tnn = torch.nn
-    layers = OrderedDict(conv1=tnn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), bn1=tnn.BatchNorm2d(64),
-                         relu=tnn.ReLU(), maxpool=tnn.MaxPool2d(3, 2, 1))
-    inplanes = torch_stages(layers, 64, (64, 128, 256, 512), (2, 2, 2, 2))
-    layers["avgpool"] = tnn.AdaptiveAvgPool2d(1)
-    layers["flatten"] = tnn.Flatten()
-    layers["fc"] = tnn.Linear(inplanes, num_classes)
-    return tnn.Sequential(layers)
-
-
 def torch_resnet(depth, in_channels, num_classes, width=16):
     tnn = torch.nn
     n = (depth - 2) // 6
     layers = OrderedDict(conv1=tnn.Conv2d(in_channels, width, 3, 1, 1, bias=False), bn1=tnn.BatchNorm2d(width),
                          relu=tnn.ReLU())
-    inplanes = torch_stages(layers, width, (width, 2 * width, 4 * width), (n, n, n))
+    inplanes = rn.torch_stages(torch, layers, width, (width, 2 * width, 4 * width), (n, n, n))
     layers["avgpool"] = tnn.AdaptiveAvgPool2d(1)
     layers["flatten"] = tnn.Flatten()
     layers["fc"] = tnn.Linear(inplanes, num_classes)
@@ -231,6 +185,13 @@ def test_resnet18_has_torchvisions_keys_and_sizes():
         resnet.ImageNetResNet((2, 2, 2))
 
 
+def test_resnet18_flops_formula_counts_the_models_layers():
+    # the bench's closed form against a count over the model's own conv and linear outputs
+    assert rn.resnet18_flops(224) == rn.model_flops(pycnn.models.resnet18(), (3, 224, 224))
+    assert rn.resnet18_flops(32, 10) == rn.model_flops(pycnn.models.resnet18(num_classes=10), (3, 32, 32))
+    assert rn.resnet18_flops(224) == pytest.approx(3.64e9, rel=0.01)  # 1.82 GMACs, as published
+
+
 def test_resnet18_save_load_round_trip(tmp_path, rng):
     pycnn.manual_seed(3)
     model = pycnn.models.resnet18(num_classes=5, in_channels=1)
@@ -246,7 +207,7 @@ def test_resnet18_save_load_round_trip(tmp_path, rng):
 def test_resnet18_matches_torchvision_layout(rng, torch_one_thread):
     pycnn.manual_seed(2)
     model = pycnn.models.resnet18(num_classes=7)
-    tmodel = torch_resnet18(3, 7)
+    tmodel = rn.torch_resnet18(torch, 3, 7)
     assert list(model.state_dict()) == list(tmodel.state_dict())
     tmodel.load_state_dict(to_torch(model.state_dict()))  # strict: every key and shape agrees
     # training mode: outputs, input and parameter gradients

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 from .memory import memory_table
 from .report import format_gflops, format_ms, format_ratio, format_table
+from .resnet import onnxruntime_or_none
 from .suite import cases, torch_or_none
 from .timing import OtherLoad, measure, spread
 
@@ -42,6 +43,9 @@ def _parse(argv: Sequence[str], prog: str) -> argparse.Namespace:
     p.add_argument("--only", default=None, metavar="TEXT", help="run only cases whose name or group contains TEXT")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
     p.add_argument("--no-numpy", action="store_true", help="leave the NumPy baseline out")
+    p.add_argument("--no-onnxruntime", action="store_true",
+                   help="leave ONNX Runtime out of the ResNet-18 cases even if it (and PyTorch, which exports "
+                   "the model) are installed")
     p.add_argument("--memory", action="store_true",
                    help="also measure the peak memory (RSS) of one training epoch of the Fashion-MNIST CNN, "
                    "pycnn vs PyTorch, each in a fresh process (about a minute)")
@@ -80,13 +84,17 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m pycnn benc
     rounds = args.rounds or (5 if args.quick else 15)
     warmup_s = 0.1 if args.quick else 0.3
 
+    ort = None if (args.no_onnxruntime or torch is None) else onnxruntime_or_none()
     impls = ["pycnn"] + ([] if args.no_numpy else ["numpy"]) + (["torch"] if torch is not None else [])
+    impls += ["onnxruntime"] if ort is not None else []
     print(f"pycnn {pycnn.__version__}: {pycnn.get_num_threads()} threads")
     print(f"NumPy {np.__version__}: {numpy_threads_note}")
     if torch is not None:
         print(f"PyTorch {torch.__version__}: {torch.get_num_threads()} threads")
     else:
         print("PyTorch: " + ("left out (--no-torch)" if args.no_torch else "not installed; its columns are left out"))
+    if ort is not None:
+        print(f"ONNX Runtime {ort.__version__}: {pycnn.get_num_threads()} threads, no spinning (ResNet-18 inference)")
     print(f"{rounds} interleaved rounds per case after warm-up; the NumPy baseline is capped by a time budget\n", flush=True)
 
     header = ["case", "pycnn ms", "GFLOP/s"]
@@ -94,10 +102,14 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m pycnn benc
         header += ["numpy ms", "GFLOP/s"]
     if "torch" in impls:
         header += ["torch ms", "GFLOP/s"]
+    if "onnxruntime" in impls:
+        header += ["ort ms", "GFLOP/s"]
     if "numpy" in impls:
         header.append("vs numpy")
     if "torch" in impls:
         header.append("vs torch")
+    if "onnxruntime" in impls:
+        header.append("vs ort")
     header.append("busy")
 
     selected = [c for c in cases() if not args.only or args.only in c.name or args.only in c.group]
@@ -110,6 +122,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m pycnn benc
         fns = {}
         errors = {}
         for impl in impls:
+            if impl not in case.builders:  # e.g. no NumPy baseline for ResNet-18: that cell reads "-"
+                continue
             try:
                 fns[impl] = case.builders[impl]()
             except Exception as exc:  # a case one library cannot run must not sink the table
@@ -133,10 +147,14 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m pycnn benc
             row += [cell("numpy"), format_gflops(case.flops, med.get("numpy"))]
         if "torch" in impls:
             row += [cell("torch"), format_gflops(case.flops, med.get("torch"))]
+        if "onnxruntime" in impls:
+            row += [cell("onnxruntime"), format_gflops(case.flops, med.get("onnxruntime"))]
         if "numpy" in impls:
             row.append(format_ratio(med.get("numpy"), med.get("pycnn")))
         if "torch" in impls:
             row.append(format_ratio(med.get("torch"), med.get("pycnn")))
+        if "onnxruntime" in impls:
+            row.append(format_ratio(med.get("onnxruntime"), med.get("pycnn")))
         row.append("-" if busy is None else f"{busy:.2f}")
         rows.append(row)
         for impl, err in errors.items():

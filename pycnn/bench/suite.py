@@ -1,8 +1,10 @@
 """The benchmark cases, defined once: :func:`cases` and the :class:`Case` each is.
 
-GEMM, convolution (forward, forward + backward), pooling, ReLU, and the
-Fashion-MNIST CNN's training step and inference, each built for pycnn, the
-NumPy baseline (:mod:`pycnn.reference`) and PyTorch. ``python -m pycnn
+GEMM, convolution (forward, forward + backward), pooling, ReLU, the
+Fashion-MNIST CNN's training step and inference, and ResNet-18 (inference
+and training at 224x224, training at CIFAR's 32x32), each built for pycnn,
+the NumPy baseline (:mod:`pycnn.reference`; not for ResNet-18, where it
+would take minutes), PyTorch and, for ResNet-18 inference, ONNX Runtime. ``python -m pycnn
 bench`` and ``benchmarks/test_bench.py`` both time these.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
 
+from . import resnet as rn
 from .cnn import NumpyCNN, cnn_flops, random_images, torch_cnn
 
 if TYPE_CHECKING:  # NumPy is imported when a case is built, not with this module (see cli)
@@ -19,7 +22,7 @@ if TYPE_CHECKING:  # NumPy is imported when a case is built, not with this modul
 RunOnce = Callable[[], object]
 
 #: Implementations, in table order.
-IMPLS = ("pycnn", "numpy", "torch")
+IMPLS = ("pycnn", "numpy", "torch", "onnxruntime")
 
 
 def torch_or_none() -> Any:
@@ -374,6 +377,78 @@ def _inference_case(images: int) -> Case:
     )
 
 
+#: ResNet-18 cases: inference batch sizes at 224x224, the training batch at
+#: 224x224, and the training batch at CIFAR's 32x32 (10 classes).
+RESNET_INFER_BATCHES = (1, 16)
+RESNET_TRAIN_BATCH = 8
+RESNET_CIFAR_BATCH = 32
+
+
+def _resnet18_inference_case(batch: int) -> Case:
+    """Eval-mode forward pass of ResNet-18 at 224x224: the network people deploy, and the peers they use."""
+
+    def pycnn_():
+        model = rn.pycnn_resnet18()
+        model.eval()
+        x, _ = rn.random_batch(batch, 224)
+        return lambda: model(x)
+
+    def torch_():
+        torch = torch_or_none()
+        tmodel = rn.torch_copy(torch, rn.pycnn_resnet18()).eval()
+        x = torch.from_numpy(rn.random_batch(batch, 224)[0])
+
+        def fwd():
+            with torch.no_grad():
+                return tmodel(x)
+
+        return fwd
+
+    def onnxruntime_():
+        torch = torch_or_none()
+        tmodel = rn.torch_copy(torch, rn.pycnn_resnet18())
+        from .. import get_num_threads
+
+        run = rn.onnxruntime_session(torch, tmodel, (1, 3, 224, 224), get_num_threads())
+        x, _ = rn.random_batch(batch, 224)
+        return lambda: run(x)
+
+    return Case(f"ResNet-18 inference 224x224, batch {batch}", "resnet", batch * rn.resnet18_flops(224),
+                {"pycnn": pycnn_, "torch": torch_, "onnxruntime": onnxruntime_})
+
+
+def _resnet18_train_case(batch: int, size: int, num_classes: int) -> Case:
+    """One SGD step (forward, loss, backward, update) of ResNet-18 in training mode."""
+
+    def pycnn_():
+        from .. import nn, optim
+        from ..train import Trainer
+
+        model = rn.pycnn_resnet18(num_classes)
+        model.train()
+        trainer = Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+        x, y = rn.random_batch(batch, size, num_classes)
+        return lambda: trainer.train_step(x, y)
+
+    def torch_():
+        torch = torch_or_none()
+        tmodel = rn.torch_copy(torch, rn.pycnn_resnet18(num_classes), num_classes).train()
+        opt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
+        x, y = (torch.from_numpy(a) for a in rn.random_batch(batch, size, num_classes))
+
+        def step():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(tmodel(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return step
+
+    return Case(f"ResNet-18 train step {size}x{size}, batch {batch}", "resnet",
+                3 * batch * rn.resnet18_flops(size, num_classes), {"pycnn": pycnn_, "torch": torch_})
+
+
 def cases() -> List[Case]:
     """Every benchmark case, in table order."""
     out = [_gemm_case(n, n, n) for n in GEMM_SIZES]
@@ -382,4 +457,6 @@ def cases() -> List[Case]:
     out += [_conv_case(s, backward=True) for s in CONV_SHAPES]
     out += [_pool_case(False), _pool_case(True), _relu_case(False), _relu_case(True)]
     out += [_train_step_case(), _inference_case(INFER_IMAGES), _inference_case(1)]
+    out += [_resnet18_inference_case(b) for b in RESNET_INFER_BATCHES]
+    out += [_resnet18_train_case(RESNET_TRAIN_BATCH, 224, 1000), _resnet18_train_case(RESNET_CIFAR_BATCH, 32, 10)]
     return out
