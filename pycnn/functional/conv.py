@@ -12,7 +12,7 @@ from ._convert import as_float32, as_ncl, inplace, param_grads
 __all__ = ["conv_padding", "conv2d", "conv2d_backward", "conv1d", "conv1d_backward"]
 
 IntPair = Union[int, Tuple[int, int]]
-CONV_ALGOS = ("auto", "im2col", "direct")
+CONV_ALGOS = ("auto", "im2col", "direct", "winograd")
 
 
 def conv_padding(padding, kernel_size: Tuple[int, int], stride: Tuple[int, int],
@@ -58,7 +58,9 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Union[IntPair, st
 
     ``weight`` is (K, C/groups, kh, kw), ``bias`` (K,) or None. ``padding`` is
     an int, a pair, 'valid' or 'same' (stride 1 only). ``algo`` forces the
-    kernel: 'im2col' (GEMM), 'direct', or 'auto' (chosen by shape).
+    kernel: 'im2col' (GEMM), 'direct', 'winograd' (F(4x4, 3x3): 3x3, stride-1,
+    dilation-1, ungrouped convolutions; im2col for any other shape and for
+    weight gradients), or 'auto' (chosen by shape).
     ``relu=True`` returns ``relu(conv2d(...))`` computed in the same pass
     (bitwise equal to the two ops in sequence, one memory pass fewer).
     """

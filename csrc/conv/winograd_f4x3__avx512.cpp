@@ -1,0 +1,125 @@
+// Winograd F(4x4, 3x3) tile transforms for AVX-512 (contracts and matrices:
+// conv/winograd.h), 16 tiles per call, one per lane of a zmm register.
+//   input:  V = B^T d B per channel; the 36 patch elements are masked gathers
+//           (lanes outside the image or without a tile read nothing and
+//           stay zero), V overwritten as 36 full 16-lane stores.
+//   output: Y = A^T M A (+ bias, ReLU) per output channel; the 16 results of
+//           each output row are transposed in registers so that each 128-bit
+//           block holds one tile's 4 columns, then one masked store per
+//           (tile, row) writes exactly the outputs inside the image.
+// Compiled with -mavx512f only; nothing here is inline or shared.
+#include <immintrin.h>
+
+// GCC 12 warns inside its own avx512fintrin.h (_mm512_max_ps and
+// _mm512_set1_epi32 start from _mm512_undefined_*); a known false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include "conv/winograd.h"
+
+namespace pycnn::avx512 {
+namespace {
+
+// out[r] = (B^T d)[r]
+void bt(__m512 out[6], __m512 d0, __m512 d1, __m512 d2, __m512 d3, __m512 d4, __m512 d5) {
+  const __m512 two = _mm512_set1_ps(2.0f), three = _mm512_set1_ps(3.0f), four = _mm512_set1_ps(4.0f),
+               five = _mm512_set1_ps(5.0f);
+  const __m512 d31 = _mm512_sub_ps(d3, d1), d24 = _mm512_sub_ps(d2, d4);
+  out[0] = _mm512_fmadd_ps(two, _mm512_add_ps(d0, d4),
+                           _mm512_fnmadd_ps(four, d2, _mm512_mul_ps(three, _mm512_sub_ps(d1, d3))));
+  out[1] = _mm512_fmadd_ps(two, _mm512_sub_ps(d1, d4), _mm512_fmadd_ps(five, d2, d3));
+  out[2] = _mm512_fmadd_ps(two, _mm512_add_ps(d1, d4), _mm512_fnmadd_ps(five, d3, d2));
+  out[3] = _mm512_fnmadd_ps(two, d24, d31);
+  out[4] = _mm512_fmadd_ps(two, d31, d24);
+  out[5] = _mm512_fmadd_ps(two, _mm512_add_ps(d1, d5), _mm512_fnmadd_ps(four, d3, _mm512_mul_ps(three, d24)));
+}
+
+// out[r] = (A^T m)[r]
+void at(__m512 out[4], __m512 m0, __m512 m1, __m512 m2, __m512 m3, __m512 m4, __m512 m5) {
+  const __m512 a = _mm512_add_ps(m1, m2), b = _mm512_sub_ps(m1, m2);
+  out[0] = _mm512_add_ps(_mm512_add_ps(m0, a), _mm512_add_ps(m3, m4));
+  out[1] = _mm512_fnmadd_ps(_mm512_set1_ps(0.5f), m4, _mm512_fmadd_ps(_mm512_set1_ps(2.0f), m3, b));
+  out[2] = _mm512_fmadd_ps(_mm512_set1_ps(0.25f), m4, _mm512_fmadd_ps(_mm512_set1_ps(4.0f), m3, a));
+  out[3] = _mm512_add_ps(_mm512_fnmadd_ps(_mm512_set1_ps(0.125f), m4, _mm512_fmadd_ps(_mm512_set1_ps(8.0f), m3, b)),
+                         m5);
+}
+
+}  // namespace
+
+void winograd_f4x3_input(float* v, i64 v_p, i64 v_c, const float* x, i64 plane, i64 W, i64 nc,
+                         const WinogradLanes& g) {
+  const __m512i base = _mm512_loadu_si512(g.in_off);
+  __m512i idx[36];
+  __mmask16 mask[36];
+  for (int q = 0; q < 36; ++q) {
+    idx[q] = _mm512_add_epi32(base, _mm512_set1_epi32(static_cast<int>((q / 6) * W + q % 6)));
+    mask[q] = static_cast<__mmask16>(g.in_mask[q]);
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  for (i64 c = 0; c < nc; ++c) {
+    const float* xc = x + c * plane;
+    __m512 t[36];  // t[i][j']: rows transformed along j
+    for (int i = 0; i < 6; ++i) {
+      __m512 d[6];
+      for (int j = 0; j < 6; ++j) d[j] = _mm512_mask_i32gather_ps(zero, mask[i * 6 + j], idx[i * 6 + j], xc, 4);
+      bt(t + i * 6, d[0], d[1], d[2], d[3], d[4], d[5]);
+    }
+    float* vc = v + c * v_c;
+    for (int j = 0; j < 6; ++j) {
+      __m512 u[6];
+      bt(u, t[j], t[6 + j], t[12 + j], t[18 + j], t[24 + j], t[30 + j]);
+      for (int i = 0; i < 6; ++i) _mm512_storeu_ps(vc + (i * 6 + j) * v_p, u[i]);
+    }
+  }
+}
+
+void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, i64 m_k, i64 nk,
+                          const float* bias, bool relu, const WinogradLanes& g) {
+  // Lane l = 4 * blk + h ends up in block blk of register h: its store
+  // starts 4 * blk floats before the tile's first output, masked to its block.
+  i64 off[16];
+  __mmask16 keep[4][16];
+  for (int l = 0; l < 16; ++l) {
+    const int blk = l / 4;
+    off[l] = static_cast<i64>(g.out_off[l]) - 4 * blk;
+    const unsigned cols = static_cast<unsigned>(((1u << g.out_cols[l]) - 1u) << (4 * blk));
+    for (int r = 0; r < 4; ++r) keep[r][l] = static_cast<__mmask16>(r < g.out_rows[l] ? cols : 0u);
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  for (i64 k = 0; k < nk; ++k) {
+    const float* mk = m + k * m_k;
+    __m512 t[24];  // t[i][c]: rows of M transformed along j
+    for (int i = 0; i < 6; ++i)
+      at(t + i * 4, _mm512_loadu_ps(mk + (i * 6) * m_p), _mm512_loadu_ps(mk + (i * 6 + 1) * m_p),
+         _mm512_loadu_ps(mk + (i * 6 + 2) * m_p), _mm512_loadu_ps(mk + (i * 6 + 3) * m_p),
+         _mm512_loadu_ps(mk + (i * 6 + 4) * m_p), _mm512_loadu_ps(mk + (i * 6 + 5) * m_p));
+    __m512 o[16];  // o[r][c]
+    for (int c = 0; c < 4; ++c) {
+      __m512 col[4];
+      at(col, t[c], t[4 + c], t[8 + c], t[12 + c], t[16 + c], t[20 + c]);
+      for (int r = 0; r < 4; ++r) o[r * 4 + c] = col[r];
+    }
+    const __m512 bk = _mm512_set1_ps(bias ? bias[k] : 0.0f);
+    float* yk = y + k * plane;
+    for (int r = 0; r < 4; ++r) {
+      __m512 v[4];
+      for (int c = 0; c < 4; ++c) {
+        v[c] = bias ? _mm512_add_ps(o[r * 4 + c], bk) : o[r * 4 + c];
+        if (relu) v[c] = _mm512_max_ps(zero, v[c]);  // max(0, v): MAXPS returns v for NaN
+      }
+      // 4x4 transposes within each 128-bit block: h[q] holds tile 4 * blk + q's row r in block blk
+      const __m512 lo01 = _mm512_unpacklo_ps(v[0], v[1]), hi01 = _mm512_unpackhi_ps(v[0], v[1]);
+      const __m512 lo23 = _mm512_unpacklo_ps(v[2], v[3]), hi23 = _mm512_unpackhi_ps(v[2], v[3]);
+      __m512 h[4];
+      h[0] = _mm512_shuffle_ps(lo01, lo23, _MM_SHUFFLE(1, 0, 1, 0));
+      h[1] = _mm512_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 2, 3, 2));
+      h[2] = _mm512_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0));
+      h[3] = _mm512_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2));
+      float* yr = yk + r * Wo;
+      for (int l = 0; l < 16; ++l) _mm512_mask_storeu_ps(yr + off[l], keep[r][l], h[l % 4]);
+    }
+  }
+}
+
+}  // namespace pycnn::avx512
