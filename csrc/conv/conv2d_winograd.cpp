@@ -33,6 +33,7 @@
 #include "conv/conv2d.h"
 #include "conv/winograd.h"
 #include "gemm/gemm.h"
+#include "runtime/buffer_cache.h"
 #include "runtime/dispatch.h"
 #include "runtime/parallel.h"
 
@@ -140,57 +141,64 @@ struct WeightSource {
   bool flip;
 };
 
-// U = G g G^T for filter g, in double and rounded once (the weights are
-// transformed once per call; this is not the hot path).
-void transform_filter(double u[kPos], const float* g, bool flip) {
-  double f[9];
-  for (int q = 0; q < 9; ++q) f[q] = g[flip ? 8 - q : q];
-  double t[kPatch * 3];  // t = G f: 6 x 3
-  for (int j = 0; j < 3; ++j) {
-    const double g0 = f[j], g1 = f[3 + j], g2 = f[6 + j];
-    t[0 * 3 + j] = g0 / 2;
-    t[1 * 3 + j] = (g0 + g1 + g2) / 6;
-    t[2 * 3 + j] = (g0 - g1 + g2) / 6;
-    t[3 * 3 + j] = (g0 + 2 * g1 + 4 * g2) / 30;
-    t[4 * 3 + j] = (16 * g0 - 8 * g1 + 4 * g2) / 15;
-    t[5 * 3 + j] = g2 / 2;
-  }
-  for (int i = 0; i < kPatch; ++i) {  // u = t G^T: 6 x 6
-    const double g0 = t[i * 3], g1 = t[i * 3 + 1], g2 = t[i * 3 + 2];
-    double* ui = u + i * kPatch;
-    ui[0] = g0 / 2;
-    ui[1] = (g0 + g1 + g2) / 6;
-    ui[2] = (g0 - g1 + g2) / 6;
-    ui[3] = (g0 + 2 * g1 + 4 * g2) / 30;
-    ui[4] = (16 * g0 - 8 * g1 + 4 * g2) / 15;
-    ui[5] = g2 / 2;
+// U = G g G^T for n filters at once (lane f: filter taps g[f][0..9), read
+// reversed when flip), in double and rounded once: u[p * u_p + f]. Loops run
+// along the filters, so the compiler vectorises them; the divisions are
+// multiplications by reciprocals (exact enough in double: U is rounded to
+// float once), because 54 double divisions per filter cost more than the rest.
+constexpr int kFilterChunk = 64;
+void transform_filters(float* PYCNN_RESTRICT u, i64 u_p, const float* const* g, int n, bool flip) {
+  double f[9][kFilterChunk], t[kPatch * 3][kFilterChunk];
+  for (int q = 0; q < 9; ++q)
+    for (int l = 0; l < n; ++l) f[q][l] = g[l][flip ? 8 - q : q];
+  // t = G f (6 x 3), then u = t G^T (6 x 6): the same 1-D transform, along
+  // columns then along rows.
+  const auto g_1d = [n](double (*out)[kFilterChunk], int os, const double (*in)[kFilterChunk], int is) {
+    for (int l = 0; l < n; ++l) {
+      const double g0 = in[0][l], g1 = in[is][l], g2 = in[2 * is][l];
+      out[0][l] = g0 * 0.5;
+      out[os][l] = (g0 + g1 + g2) * (1.0 / 6);
+      out[2 * os][l] = (g0 - g1 + g2) * (1.0 / 6);
+      out[3 * os][l] = (g0 + 2 * g1 + 4 * g2) * (1.0 / 30);
+      out[4 * os][l] = (16 * g0 - 8 * g1 + 4 * g2) * (1.0 / 15);
+      out[5 * os][l] = g2 * 0.5;
+    }
+  };
+  for (int j = 0; j < 3; ++j) g_1d(t + j, 3, f + j, 3);
+  double r[kPatch][kFilterChunk];
+  for (int i = 0; i < kPatch; ++i) {
+    g_1d(r, 1, t + i * 3, 1);
+    for (int j = 0; j < kPatch; ++j)
+      for (int l = 0; l < n; ++l) u[(i * kPatch + j) * u_p + l] = static_cast<float>(r[j][l]);
   }
 }
 
 // U[p] for every position, as PackedA lays out a Kpad x C operand: position p
 // at p * Kpad * C, then depth slice pc at pc * Kpad, row panel ir at ir * kc,
 // element (k, c) at (c - pc) * MR + (k - ir). Rows K..Kpad are zeros.
-// Threads take row panels.
+// Threads take row panels; a panel is transformed kFilterChunk filters at a
+// time in its own order (c, then k), so each position's share of a chunk is
+// one contiguous run of U (36 runs per chunk, not 36 scattered floats per
+// filter, 36 pages apart: U spans tens of MB for deep layers).
 void transform_weights(float* U, const WeightSource& ws, i64 K, i64 C, const GemmPlan& plan, int nt) {
   const i64 MR = plan.mr, Kpad = round_up(K, MR), panels = Kpad / MR;
   const int used = threads_for_work(panels, MR * C * 400, nt);
   parallel_items(panels, used, Schedule::kStatic, [&](i64 q, int) {
     const i64 ir = q * MR;
-    double u[kPos];
+    static const float zeros[9] = {};
+    const float* g[kFilterChunk];
     for (i64 pc = 0; pc < C; pc += plan.kc) {
       const i64 kc = std::min(plan.kc, C - pc);
       float* slice = U + pc * Kpad + ir * kc;
-      for (i64 c = pc; c < pc + kc; ++c)
-        for (i64 r = 0; r < MR; ++r) {
-          const i64 k = ir + r;
-          float* dst = slice + (c - pc) * MR + r;
-          if (k >= K) {
-            for (int p = 0; p < kPos; ++p) dst[p * Kpad * C] = 0.0f;
-            continue;
-          }
-          transform_filter(u, ws.w + k * ws.k_stride + c * ws.c_stride, ws.flip);
-          for (int p = 0; p < kPos; ++p) dst[p * Kpad * C] = static_cast<float>(u[p]);
+      // the slice of this panel is kc * MR floats, element (c, r) at (c - pc) * MR + r
+      for (i64 e0 = 0; e0 < kc * MR; e0 += kFilterChunk) {
+        const int n = static_cast<int>(std::min<i64>(kFilterChunk, kc * MR - e0));
+        for (int l = 0; l < n; ++l) {
+          const i64 c = pc + (e0 + l) / MR, k = ir + (e0 + l) % MR;
+          g[l] = k < K ? ws.w + k * ws.k_stride + c * ws.c_stride : zeros;
         }
+        transform_filters(slice + e0, Kpad * C, g, n, ws.flip);
+      }
     }
   });
 }
@@ -250,8 +258,11 @@ void winograd_run(float* y, const float* x, const WeightSource& ws, const float*
   if (tg.total == 0) return;
   const int nt = threads_for_work(tg.total, kPos * K * C, num_threads);
 
-  // Uninitialised: every element is written by transform_weights.
-  std::unique_ptr<float[]> U(new float[static_cast<std::size_t>(kPos * Kpad * C)]);
+  // From the buffer cache: tens of MB for deep layers, which would
+  // page-fault afresh on every call. Every element is written by transform_weights.
+  const auto release = [](float* p) { buffer_release(p); };
+  const std::unique_ptr<float, decltype(release)> U(
+      static_cast<float*>(buffer_acquire(static_cast<std::size_t>(kPos * Kpad * C) * sizeof(float))), release);
   transform_weights(U.get(), ws, K, C, plan, nt);
 
   // Tile blocks: V and M of a block about half of L2 when they can be, but
@@ -297,9 +308,9 @@ void winograd_run(float* y, const float* x, const WeightSource& ws, const float*
           for (i64 ir = k0; ir < k0 + kn; ir += MR) {
             const float* a = Up + pc * Kpad + ir * kc;
             const i64 mr = std::min(MR, k0 + kn - ir);
-            for (i64 q = 0; q < panels; ++q)
-              plan.ukernel(kc, a, Vp + q * C * NR + pc * NR, Mp + (ir - k0) * tpad + q * NR, tpad, mr, NR, 1.0f,
-                           beta, nullptr, false);
+            for (i64 q = 0; q < panels; ++q)  // a last panel of <= 16 tiles runs half the FMAs (AVX-512)
+              plan.ukernel(kc, a, Vp + q * C * NR + pc * NR, Mp + (ir - k0) * tpad + q * NR, tpad, mr,
+                           std::min(NR, tiles - q * NR), 1.0f, beta, nullptr, false);
           }
         }
       }
