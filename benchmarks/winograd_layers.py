@@ -14,8 +14,13 @@ im2col's median divided by each other one. PyTorch's column needs torch
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
+
+# NumPy's BLAS threads spin after each call and would steal the second core
+# from the kernels being timed.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 

@@ -78,14 +78,26 @@ void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, 
                           const float* bias, bool relu, const WinogradLanes& g) {
   // Lane l = 4 * blk + h ends up in block blk of register h: its store
   // starts 4 * blk floats before the tile's first output, masked to its block.
+  // Four lanes whose tiles are side by side and whole in row r (most of an
+  // image's) are written by one full store instead (`whole`).
   i64 off[16];
   __mmask16 keep[4][16];
+  bool whole[4][4];
   for (int l = 0; l < 16; ++l) {
     const int blk = l / 4;
     off[l] = static_cast<i64>(g.out_off[l]) - 4 * blk;
     const unsigned cols = static_cast<unsigned>(((1u << g.out_cols[l]) - 1u) << (4 * blk));
     for (int r = 0; r < 4; ++r) keep[r][l] = static_cast<__mmask16>(r < g.out_rows[l] ? cols : 0u);
   }
+  for (int blk = 0; blk < 4; ++blk)
+    for (int r = 0; r < 4; ++r) {
+      bool w = true;
+      for (int h = 0; h < 4; ++h) {
+        const int l = 4 * blk + h;
+        w = w && g.out_cols[l] == 4 && g.out_rows[l] > r && g.out_off[l] == g.out_off[4 * blk] + 4 * h;
+      }
+      whole[r][blk] = w;
+    }
   const __m512 zero = _mm512_setzero_ps();
   for (i64 k = 0; k < nk; ++k) {
     const float* mk = m + k * m_k;
@@ -117,7 +129,18 @@ void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, 
       h[2] = _mm512_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0));
       h[3] = _mm512_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2));
       float* yr = yk + r * Wo;
-      for (int l = 0; l < 16; ++l) _mm512_mask_storeu_ps(yr + off[l], keep[r][l], h[l % 4]);
+      // z[blk] = block blk of h[0..3]: tiles 4 * blk .. + 3 side by side
+      const __m512 t01lo = _mm512_shuffle_f32x4(h[0], h[1], 0x44), t23lo = _mm512_shuffle_f32x4(h[2], h[3], 0x44);
+      const __m512 t01hi = _mm512_shuffle_f32x4(h[0], h[1], 0xEE), t23hi = _mm512_shuffle_f32x4(h[2], h[3], 0xEE);
+      const __m512 z[4] = {_mm512_shuffle_f32x4(t01lo, t23lo, 0x88), _mm512_shuffle_f32x4(t01lo, t23lo, 0xDD),
+                           _mm512_shuffle_f32x4(t01hi, t23hi, 0x88), _mm512_shuffle_f32x4(t01hi, t23hi, 0xDD)};
+      for (int blk = 0; blk < 4; ++blk) {
+        if (whole[r][blk]) {
+          _mm512_storeu_ps(yr + g.out_off[4 * blk], z[blk]);
+          continue;
+        }
+        for (int l = 4 * blk; l < 4 * blk + 4; ++l) _mm512_mask_storeu_ps(yr + off[l], keep[r][l], h[l % 4]);
+      }
     }
   }
 }
