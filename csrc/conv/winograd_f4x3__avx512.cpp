@@ -1,8 +1,10 @@
 // Winograd F(4x4, 3x3) tile transforms for AVX-512 (contracts and matrices:
 // conv/winograd.h), 16 tiles per call, one per lane of a zmm register.
-//   input:  V = B^T d B per channel; the 36 patch elements are masked gathers
-//           (lanes outside the image or without a tile read nothing and
-//           stay zero), V overwritten as 36 full 16-lane stores.
+//   input:  V = B^T d B per channel; a patch row of four side-by-side tiles
+//           is two masked loads transposed in registers, other tiles' patch
+//           elements are masked gathers (elements outside the image or lanes
+//           without a tile read nothing and stay zero); V overwritten as 36
+//           full 16-lane stores.
 //   output: Y = A^T M A (+ bias, ReLU) per output channel; the 16 results of
 //           each output row are transposed in registers so that each 128-bit
 //           block holds one tile's 4 columns, then one masked store per
@@ -49,20 +51,69 @@ void at(__m512 out[4], __m512 m0, __m512 m1, __m512 m2, __m512 m3, __m512 m4, __
 
 void winograd_f4x3_input(float* v, i64 v_p, i64 v_c, const float* x, i64 plane, i64 W, i64 nc,
                          const WinogradLanes& g) {
+  // Four lanes whose tiles are side by side in one tile row (a `run` block)
+  // read each patch row as two masked 16-float loads -- columns 0..15 and
+  // 4..19 of the block's 18 -- transposed in registers; other lanes gather.
+  // Masks come from in_mask, so padding needs no special case.
+  bool run[4];
+  __mmask16 gather_lanes = 0;
+  i64 row_off[4];
+  __mmask16 lo_mask[6][4], hi_mask[6][4];  // the two loads of patch row i
+  for (int blk = 0; blk < 4; ++blk) {
+    const int l0 = 4 * blk;
+    run[blk] = true;
+    for (int h = 1; h < 4; ++h) run[blk] = run[blk] && g.in_off[l0 + h] == g.in_off[l0] + 4 * h;
+    row_off[blk] = g.in_off[l0];
+    if (!run[blk]) gather_lanes = static_cast<__mmask16>(gather_lanes | (0xFu << l0));
+    for (int i = 0; i < 6; ++i) {
+      unsigned lo = 0, hi = 0;
+      for (int e = 0; e < 16; ++e) {  // element e = 4 * t + j of a load: tile l0 + t, patch column j (+ 4)
+        const int t = e / 4, j = e % 4;
+        if (g.in_mask[i * 6 + j] >> (l0 + t) & 1u) lo |= 1u << e;
+        if (j < 2 && g.in_mask[i * 6 + 4 + j] >> (l0 + t) & 1u) hi |= 1u << e;
+      }
+      lo_mask[i][blk] = static_cast<__mmask16>(run[blk] ? lo : 0u);
+      hi_mask[i][blk] = static_cast<__mmask16>(run[blk] ? hi : 0u);
+    }
+  }
+  const bool any_run = run[0] || run[1] || run[2] || run[3];
   const __m512i base = _mm512_loadu_si512(g.in_off);
   __m512i idx[36];
   __mmask16 mask[36];
   for (int q = 0; q < 36; ++q) {
     idx[q] = _mm512_add_epi32(base, _mm512_set1_epi32(static_cast<int>((q / 6) * W + q % 6)));
-    mask[q] = static_cast<__mmask16>(g.in_mask[q]);
+    mask[q] = static_cast<__mmask16>(g.in_mask[q] & gather_lanes);
   }
+  // element 4 * t + b of a block transpose -> lane 4 * b + t
+  const __m512i to_lanes = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __m512 zero = _mm512_setzero_ps();
   for (i64 c = 0; c < nc; ++c) {
     const float* xc = x + c * plane;
     __m512 t[36];  // t[i][j']: rows transformed along j
     for (int i = 0; i < 6; ++i) {
       __m512 d[6];
-      for (int j = 0; j < 6; ++j) d[j] = _mm512_mask_i32gather_ps(zero, mask[i * 6 + j], idx[i * 6 + j], xc, 4);
+      if (any_run) {
+        __m512 a[4], b[4];
+        for (int blk = 0; blk < 4; ++blk) {
+          const float* src = xc + row_off[blk] + i * W;
+          a[blk] = _mm512_maskz_loadu_ps(lo_mask[i][blk], src);
+          b[blk] = _mm512_maskz_loadu_ps(hi_mask[i][blk], src + 4);
+        }
+        // 4x4 transposes within 128-bit blocks: element 4 * t + blk of e[j] is a[blk][4 * t + j]
+        const __m512 lo01 = _mm512_unpacklo_ps(a[0], a[1]), lo23 = _mm512_unpacklo_ps(a[2], a[3]);
+        const __m512 hi01 = _mm512_unpackhi_ps(a[0], a[1]), hi23 = _mm512_unpackhi_ps(a[2], a[3]);
+        const __m512 blo01 = _mm512_unpacklo_ps(b[0], b[1]), blo23 = _mm512_unpacklo_ps(b[2], b[3]);
+        d[0] = _mm512_permutexvar_ps(to_lanes, _mm512_shuffle_ps(lo01, lo23, _MM_SHUFFLE(1, 0, 1, 0)));
+        d[1] = _mm512_permutexvar_ps(to_lanes, _mm512_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 2, 3, 2)));
+        d[2] = _mm512_permutexvar_ps(to_lanes, _mm512_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0)));
+        d[3] = _mm512_permutexvar_ps(to_lanes, _mm512_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2)));
+        d[4] = _mm512_permutexvar_ps(to_lanes, _mm512_shuffle_ps(blo01, blo23, _MM_SHUFFLE(1, 0, 1, 0)));
+        d[5] = _mm512_permutexvar_ps(to_lanes, _mm512_shuffle_ps(blo01, blo23, _MM_SHUFFLE(3, 2, 3, 2)));
+      } else {
+        for (int j = 0; j < 6; ++j) d[j] = zero;
+      }
+      if (gather_lanes)
+        for (int j = 0; j < 6; ++j) d[j] = _mm512_mask_i32gather_ps(d[j], mask[i * 6 + j], idx[i * 6 + j], xc, 4);
       bt(t + i * 6, d[0], d[1], d[2], d[3], d[4], d[5]);
     }
     float* vc = v + c * v_c;
