@@ -123,12 +123,16 @@ void winograd_output_portable(float* y, i64 plane, i64 Wo, const float* m, i64 m
   }
 }
 
+void winograd_weights_portable(float* u, i64 u_p, const float* w, const std::int32_t* off, int n, bool flip);
+
 WinogradKernels make_winograd_kernels(Isa isa) {
-  WinogradKernels k{kPortableLanes, winograd_input_portable, winograd_output_portable};
+  WinogradKernels k{kPortableLanes, winograd_input_portable, winograd_output_portable, winograd_weights_portable};
 #if PYCNN_X86
   if (isa >= Isa::Avx2) k.lanes = 8, k.input = avx2::winograd_f4x3_input, k.output = avx2::winograd_f4x3_output;
-  if (isa >= Isa::Avx512)
+  if (isa >= Isa::Avx512) {
     k.lanes = 16, k.input = avx512::winograd_f4x3_input, k.output = avx512::winograd_f4x3_output;
+    k.weights = avx512::winograd_f4x3_weights;
+  }
 #else
   (void)isa;
 #endif
@@ -145,16 +149,17 @@ struct WeightSource {
   bool flip;
 };
 
-// U = G g G^T for n filters at once (lane f: filter taps g[f][0..9), read
-// reversed when flip), in double and rounded once: u[p * u_p + f]. Loops run
-// along the filters, so the compiler vectorises them; the divisions are
+// U = G g G^T for n <= 64 filters at once (WinogradWeights in
+// conv/winograd.h), in double and rounded once. Loops run along the
+// filters, so the compiler vectorises them; the divisions are
 // multiplications by reciprocals (exact enough in double: U is rounded to
 // float once), because 54 double divisions per filter cost more than the rest.
 constexpr int kFilterChunk = 64;
-void transform_filters(float* PYCNN_RESTRICT u, i64 u_p, const float* const* g, int n, bool flip) {
+void winograd_weights_portable(float* PYCNN_RESTRICT u, i64 u_p, const float* w, const std::int32_t* off, int n,
+                               bool flip) {
   double f[9][kFilterChunk], t[kPatch * 3][kFilterChunk];
   for (int q = 0; q < 9; ++q)
-    for (int l = 0; l < n; ++l) f[q][l] = g[l][flip ? 8 - q : q];
+    for (int l = 0; l < n; ++l) f[q][l] = w[off[l] + (flip ? 8 - q : q)];
   // t = G f (6 x 3), then u = t G^T (6 x 6): the same 1-D transform, along
   // columns then along rows.
   const auto g_1d = [n](double (*out)[kFilterChunk], int os, const double (*in)[kFilterChunk], int is) {
@@ -184,13 +189,13 @@ void transform_filters(float* PYCNN_RESTRICT u, i64 u_p, const float* const* g, 
 // time in its own order (c, then k), so each position's share of a chunk is
 // one contiguous run of U (36 runs per chunk, not 36 scattered floats per
 // filter, 36 pages apart: U spans tens of MB for deep layers).
-void transform_weights(float* U, const WeightSource& ws, i64 K, i64 C, const GemmPlan& plan, int nt) {
+void transform_weights(float* U, const WeightSource& ws, i64 K, i64 C, const GemmPlan& plan,
+                       const WinogradKernels& wk, int nt) {
   const i64 MR = plan.mr, Kpad = round_up(K, MR), panels = Kpad / MR;
   const int used = threads_for_work(panels, MR * C * 400, nt);
   parallel_items(panels, used, Schedule::kStatic, [&](i64 q, int) {
     const i64 ir = q * MR;
-    static const float zeros[9] = {};
-    const float* g[kFilterChunk];
+    std::int32_t off[kFilterChunk];
     for (i64 pc = 0; pc < C; pc += plan.kc) {
       const i64 kc = std::min(plan.kc, C - pc);
       float* slice = U + pc * Kpad + ir * kc;
@@ -199,9 +204,13 @@ void transform_weights(float* U, const WeightSource& ws, i64 K, i64 C, const Gem
         const int n = static_cast<int>(std::min<i64>(kFilterChunk, kc * MR - e0));
         for (int l = 0; l < n; ++l) {
           const i64 c = pc + (e0 + l) / MR, k = ir + (e0 + l) % MR;
-          g[l] = k < K ? ws.w + k * ws.k_stride + c * ws.c_stride : zeros;
+          off[l] = static_cast<std::int32_t>(k < K ? k * ws.k_stride + c * ws.c_stride : 0);
         }
-        transform_filters(slice + e0, Kpad * C, g, n, ws.flip);
+        float* u = slice + e0;
+        wk.weights(u, Kpad * C, ws.w, off, n, ws.flip);
+        for (int l = 0; l < n; ++l)  // rows K..Kpad (read filter 0 above)
+          if (ir + (e0 + l) % MR >= K)
+            for (int p = 0; p < kPos; ++p) u[p * Kpad * C + l] = 0.0f;
       }
     }
   });
@@ -267,7 +276,7 @@ void winograd_run(float* y, const float* x, const WeightSource& ws, const float*
   const auto release = [](float* p) { buffer_release(p); };
   const std::unique_ptr<float, decltype(release)> U(
       static_cast<float*>(buffer_acquire(static_cast<std::size_t>(kPos * Kpad * C) * sizeof(float))), release);
-  transform_weights(U.get(), ws, K, C, plan, nt);
+  transform_weights(U.get(), ws, K, C, plan, wk, nt);
 
   // Tile blocks: V and M of a block about a quarter of L2, at least one
   // panel (measured on 32x{64,128,256} layers: one or two panels ran
@@ -346,7 +355,8 @@ bool conv2d_winograd_eligible(const Conv2dShape& s) {
   // Lane offsets are int32 and relative to a lane group's first image; a
   // group spans at most kMaxLanes + 1 images.
   const i64 limit = INT32_MAX / (WinogradLanes::kMaxLanes + 2);
-  return s.C * s.in_plane() < limit && s.K * s.out_plane() < limit;
+  // Filter offsets are int32 too.
+  return s.C * s.in_plane() < limit && s.K * s.out_plane() < limit && s.K * s.C * 9 < INT32_MAX;
 }
 
 void conv2d_fwd_winograd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s, bool relu,

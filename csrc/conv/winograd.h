@@ -56,10 +56,16 @@ using WinogradInput = void (*)(float* v, i64 v_p, i64 v_c, const float* x, i64 p
 using WinogradOutput = void (*)(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, i64 m_k, i64 nk,
                                 const float* bias, bool relu, const WinogradLanes& g);
 
+// Weight transform of n <= 64 filters: filter l's taps are w[off[l] + q],
+// q = 3 * i + j (w[off[l] + 8 - q] when flip: the filter rotated by 180
+// degrees), and its 36 values U = G g G^T go to u[p * u_p + l]. Overwrites u.
+using WinogradWeights = void (*)(float* u, i64 u_p, const float* w, const std::int32_t* off, int n, bool flip);
+
 struct WinogradKernels {
   int lanes;  // tiles per group (a divisor of the GEMM's NR)
   WinogradInput input;
   WinogradOutput output;
+  WinogradWeights weights;
 };
 // The table for the active ISA (conv2d_winograd.cpp).
 const WinogradKernels& winograd_kernels();
@@ -71,6 +77,7 @@ void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, 
                           const float* bias, bool relu, const WinogradLanes& g);
 }  // namespace avx2
 namespace avx512 {
+void winograd_f4x3_weights(float* u, i64 u_p, const float* w, const std::int32_t* off, int n, bool flip);
 void winograd_f4x3_input(float* v, i64 v_p, i64 v_c, const float* x, i64 plane, i64 W, i64 nc,
                          const WinogradLanes& g);
 void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, i64 m_k, i64 nk,

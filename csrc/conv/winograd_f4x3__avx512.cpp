@@ -9,6 +9,9 @@
 //           each output row are transposed in registers so that each 128-bit
 //           block holds one tile's 4 columns, then one masked store per
 //           (tile, row) writes exactly the outputs inside the image.
+//   weights: U = G g G^T of 16 filters at a time, in float (the portable
+//           version computes in double: the difference is below U's own
+//           rounding in the error measurements), gathered taps.
 // Compiled with -mavx512f only; nothing here is inline or shared.
 #include <immintrin.h>
 
@@ -47,7 +50,40 @@ void at(__m512 out[4], __m512 m0, __m512 m1, __m512 m2, __m512 m3, __m512 m4, __
                          m5);
 }
 
+// out[r * os] = (G g)[r]
+void g_1d(__m512* out, int os, __m512 g0, __m512 g1, __m512 g2) {
+  const __m512 half = _mm512_set1_ps(0.5f), sixth = _mm512_set1_ps(1.0f / 6);
+  const __m512 g02 = _mm512_add_ps(g0, g2);
+  out[0] = _mm512_mul_ps(g0, half);
+  out[os] = _mm512_mul_ps(_mm512_add_ps(g02, g1), sixth);
+  out[2 * os] = _mm512_mul_ps(_mm512_sub_ps(g02, g1), sixth);
+  out[3 * os] = _mm512_mul_ps(
+      _mm512_fmadd_ps(_mm512_set1_ps(4.0f), g2, _mm512_fmadd_ps(_mm512_set1_ps(2.0f), g1, g0)),
+      _mm512_set1_ps(1.0f / 30));
+  out[4 * os] = _mm512_mul_ps(
+      _mm512_fmadd_ps(_mm512_set1_ps(4.0f), g2, _mm512_fmsub_ps(_mm512_set1_ps(16.0f), g0, _mm512_mul_ps(_mm512_set1_ps(8.0f), g1))),
+      _mm512_set1_ps(1.0f / 15));
+  out[5 * os] = _mm512_mul_ps(g2, half);
+}
+
 }  // namespace
+
+void winograd_f4x3_weights(float* u, i64 u_p, const float* w, const std::int32_t* off, int n, bool flip) {
+  for (int l0 = 0; l0 < n; l0 += 16) {
+    const __mmask16 live = static_cast<__mmask16>(n - l0 >= 16 ? 0xFFFFu : (1u << (n - l0)) - 1u);
+    const __m512i base = _mm512_maskz_loadu_epi32(live, off + l0);
+    __m512 f[9];
+    for (int q = 0; q < 9; ++q)
+      f[q] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live,
+                                      _mm512_add_epi32(base, _mm512_set1_epi32(flip ? 8 - q : q)), w, 4);
+    __m512 t[18], r[6];  // t = G f (6 x 3), then each row of t G^T
+    for (int j = 0; j < 3; ++j) g_1d(t + j, 3, f[j], f[3 + j], f[6 + j]);
+    for (int i = 0; i < 6; ++i) {
+      g_1d(r, 1, t[i * 3], t[i * 3 + 1], t[i * 3 + 2]);
+      for (int j = 0; j < 6; ++j) _mm512_mask_storeu_ps(u + (i * 6 + j) * u_p + l0, live, r[j]);
+    }
+  }
+}
 
 void winograd_f4x3_input(float* v, i64 v_p, i64 v_c, const float* x, i64 plane, i64 W, i64 nc,
                          const WinogradLanes& g) {
