@@ -19,8 +19,12 @@ import statistics
 import time
 
 # NumPy's BLAS threads spin after each call and would steal the second core
-# from the kernels being timed.
+# from the kernels being timed; so would the idle threads of pycnn's and
+# torch's OpenMP runtimes (two of them in one process), each spinning while
+# the other one runs: at 2 threads every candidate then lost whole scheduler
+# time slices (medians of 24 or 32 ms). Passive waiting treats both alike.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 
