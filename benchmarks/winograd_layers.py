@@ -9,7 +9,9 @@ one process (im2col, winograd, torch, im2col, ...), so a slow phase of a
 shared machine hits them alike; the table shows medians in milliseconds and
 im2col's median divided by each other one. PyTorch's column needs torch
 (torch.set_num_threads is set to pycnn's thread count); its backward-data is
-``torch.nn.grad.conv2d_input``.
+``torch.nn.grad.conv2d_input``. On a shared machine the 2-thread rows are
+only meaningful while the second core is idle: check that e.g. a large
+pycnn.sgemm runs ~2x faster at 2 threads just before.
 """
 from __future__ import annotations
 
@@ -18,13 +20,9 @@ import os
 import statistics
 import time
 
-# NumPy's BLAS threads spin after each call and would steal the second core
-# from the kernels being timed; so would the idle threads of pycnn's and
-# torch's OpenMP runtimes (two of them in one process), each spinning while
-# the other one runs: at 2 threads every candidate then lost whole scheduler
-# time slices (medians of 24 or 32 ms). Passive waiting treats both alike.
+# NumPy's BLAS threads spin after each call (5-8% of a profile here) and
+# would steal the second core from the kernels being timed.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 
