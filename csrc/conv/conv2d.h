@@ -40,6 +40,24 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
 void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float* x,
                               const Conv2dShape& s, int num_threads);
 
+// For stride 1 (not pointwise), backward-data is the forward convolution t
+// of dy with the weights flipped in both spatial axes and their two channel
+// axes swapped (weights (C, K/groups, kh, kw) for groups == 1), padded by
+// dilation*(k-1) - pad: fills t and returns true when every side's padding
+// allows it (conv2d_im2col.cpp).
+bool conv2d_bwd_data_as_forward(const Conv2dShape& s, Conv2dShape& t);
+
+// Winograd F(4x4, 3x3) (conv2d_winograd.cpp): 3x3 kernels, stride 1,
+// dilation 1, groups 1, any size and padding. conv2d_winograd_eligible says
+// whether a forward shape is one of those (the kernels assert it).
+// bwd_data runs the forward on the flipped-weights shape above when that
+// shape is eligible, else im2col. Weight gradients use im2col.
+bool conv2d_winograd_eligible(const Conv2dShape& s);
+void conv2d_fwd_winograd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
+                         bool relu, int num_threads);
+void conv2d_bwd_data_winograd(float* dx, const float* dy, const float* w, const Conv2dShape& s,
+                              int num_threads);
+
 // Direct convolution: no column buffer, loops vectorised along the output row.
 void conv2d_fwd_direct(float* y, const float* x, const float* w, const float* b,
                        const Conv2dShape& s, bool relu, int num_threads);

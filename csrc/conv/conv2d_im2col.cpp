@@ -1,7 +1,7 @@
 // Convolution as implicit im2col + GEMM, NCHW. For one image n and group g,
 // with the column matrix col(R = Cg*kh*kw, P = Ho*Wo):
 //   fwd:        y_g(Kg x P)   = W_g(Kg x R) . col(R x P)  (+ bias, + ReLU in the epilogue)
-//   bwd_data:   stride 1: the forward of dy with flipped weights (bwd_data_as_forward);
+//   bwd_data:   stride 1: the forward of dy with flipped weights (conv2d_bwd_data_as_forward);
 //               else dcol(R x P) = W_g^T . dy_g, then col2im scatters dcol into dx (overwritten)
 //   bwd_weight: dW_g^T(R x Kg) += col . dy_g^T, db += row sums of dy   (accumulated)
 // The column matrix is never built: the GEMM's panel packers read the image
@@ -450,15 +450,13 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
   });
 }
 
-namespace {
-
 // For stride 1, dx is the "full" correlation of dy with the weights flipped
 // in both spatial axes and with input and output channels swapped, padded by
 // dilation*(k-1) - pad on each side. Running it through the forward kernel
 // replaces the column-matrix product and the col2im scatter by one implicit
 // GEMM that writes dx directly. Needs pad <= dilation*(k-1) on every side
 // (otherwise the equivalent padding would be negative).
-bool bwd_data_as_forward(const Conv2dShape& s, Conv2dShape& t) {
+bool conv2d_bwd_data_as_forward(const Conv2dShape& s, Conv2dShape& t) {
   if (s.stride_h != 1 || s.stride_w != 1 || is_pointwise(s)) return false;
   const i64 span_h = s.dilation_h * (s.kh - 1), span_w = s.dilation_w * (s.kw - 1);
   // bottom/right padding of the forward conv, implied by Ho/Wo
@@ -473,14 +471,12 @@ bool bwd_data_as_forward(const Conv2dShape& s, Conv2dShape& t) {
   return true;
 }
 
-}  // namespace
-
 void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Conv2dShape& s,
                             int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
   Conv2dShape t;
-  if (bwd_data_as_forward(s, t)) {
+  if (conv2d_bwd_data_as_forward(s, t)) {
     // wt[g*Cg + c][k][i][j] = w[g*Kg + k][c][kh-1-i][kw-1-j]: (C, K/groups, kh, kw)
     const i64 taps = s.kh * s.kw;
     std::vector<float> wt(static_cast<std::size_t>(s.C * Kg * taps));

@@ -8,7 +8,8 @@ ConvAlgo parse_conv_algo(const std::string& name) {
   if (name == "auto") return ConvAlgo::Auto;
   if (name == "im2col") return ConvAlgo::Im2col;
   if (name == "direct") return ConvAlgo::Direct;
-  fail("algo must be 'auto', 'im2col' or 'direct', got '", name, "'");
+  if (name == "winograd") return ConvAlgo::Winograd;
+  fail("algo must be 'auto', 'im2col', 'direct' or 'winograd', got '", name, "'");
 }
 
 const char* conv_algo_name(ConvAlgo a) {
@@ -16,6 +17,7 @@ const char* conv_algo_name(ConvAlgo a) {
     case ConvAlgo::Auto: return "auto";
     case ConvAlgo::Im2col: return "im2col";
     case ConvAlgo::Direct: return "direct";
+    case ConvAlgo::Winograd: return "winograd";
   }
   return "?";
 }
@@ -72,6 +74,7 @@ Conv2dShape conv2d_bwd_shape(const Shape& dy, const Shape& x, const Shape& w, co
 }
 
 ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested) {
+  if (requested == ConvAlgo::Winograd) return conv2d_winograd_eligible(s) ? requested : ConvAlgo::Im2col;
   if (requested != ConvAlgo::Auto) return requested;
   // Measured on the development machine (docs/architecture.md): im2col + GEMM
   // wins everywhere except depthwise-like grouped convolutions, whose
@@ -87,19 +90,22 @@ void conv2d_fwd(float* y, const float* x, const float* w, const float* b, const 
                 bool relu) {
   if (s.N == 0) return;
   const int nt = get_num_threads();
-  if (conv2d_resolve_algo(s, algo) == ConvAlgo::Direct)
-    conv2d_fwd_direct(y, x, w, b, s, relu, nt);
-  else
-    conv2d_fwd_im2col(y, x, w, b, s, relu, nt);
+  switch (conv2d_resolve_algo(s, algo)) {
+    case ConvAlgo::Direct: return conv2d_fwd_direct(y, x, w, b, s, relu, nt);
+    case ConvAlgo::Winograd: return conv2d_fwd_winograd(y, x, w, b, s, relu, nt);
+    default: return conv2d_fwd_im2col(y, x, w, b, s, relu, nt);
+  }
 }
 
 void conv2d_bwd_data(float* dx, const float* dy, const float* w, const Conv2dShape& s, ConvAlgo algo) {
   if (s.N == 0) return;
   const int nt = get_num_threads();
-  if (conv2d_resolve_algo(s, algo) == ConvAlgo::Direct)
-    conv2d_bwd_data_direct(dx, dy, w, s, nt);
-  else
-    conv2d_bwd_data_im2col(dx, dy, w, s, nt);
+  switch (conv2d_resolve_algo(s, algo)) {
+    case ConvAlgo::Direct: return conv2d_bwd_data_direct(dx, dy, w, s, nt);
+    // falls back to im2col itself when the flipped-weights forward is not eligible
+    case ConvAlgo::Winograd: return conv2d_bwd_data_winograd(dx, dy, w, s, nt);
+    default: return conv2d_bwd_data_im2col(dx, dy, w, s, nt);
+  }
 }
 
 void conv2d_bwd_weight(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,

@@ -7,8 +7,14 @@
 
 namespace pycnn::ops {
 
-enum class ConvAlgo { Auto, Im2col, Direct };
-ConvAlgo parse_conv_algo(const std::string& name);  // "auto" | "im2col" | "direct"
+// Winograd: F(4x4, 3x3) (conv2d_winograd.cpp) for the forward and
+// backward-data of 3x3, stride-1, dilation-1, ungrouped convolutions; any
+// other shape runs im2col even when Winograd is asked for
+// (conv2d_resolve_algo says so), and so do weight gradients and a
+// backward-data whose flipped-weights forward needs negative padding
+// (padding > 2 on some side). Auto never picks it yet.
+enum class ConvAlgo { Auto, Im2col, Direct, Winograd };
+ConvAlgo parse_conv_algo(const std::string& name);  // "auto" | "im2col" | "direct" | "winograd"
 const char* conv_algo_name(ConvAlgo a);
 
 struct Conv2dParams {
@@ -22,7 +28,9 @@ Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Shape* bias, cons
 // The same, and dy (N, K, Ho, Wo) checked against it.
 Conv2dShape conv2d_bwd_shape(const Shape& dy, const Shape& x, const Shape& w, const Shape* bias,
                              const Conv2dParams& p);
-// The algorithm `auto` resolves to for this shape (docs/architecture.md).
+// The algorithm that runs the forward of this shape: what `auto` resolves to
+// (docs/architecture.md), or the requested one, except that Winograd on a
+// shape it cannot do resolves to im2col.
 ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested);
 
 // y (N, K, Ho, Wo) overwritten; relu: y = max(conv + b, 0) fused into the output write.

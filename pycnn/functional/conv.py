@@ -16,7 +16,7 @@ IntPair = Union[int, Tuple[int, int]]
 IntSingle = Union[int, Tuple[int]]  # 1-D layers accept an int or a 1-tuple (PyTorch)
 Pair = Tuple[int, int]
 Pad4 = Tuple[int, int, int, int]  # (top, bottom, left, right)
-CONV_ALGOS = ("auto", "im2col", "direct")
+CONV_ALGOS = ("auto", "im2col", "direct", "winograd")
 
 
 def conv_padding(padding: Union[IntPair, str], kernel_size: Pair, stride: Pair, dilation: Pair,
@@ -64,7 +64,9 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
 
     ``weight`` is (K, C/groups, kh, kw), ``bias`` (K,) or None. ``padding`` is
     an int, a pair, 'valid' or 'same' (stride 1 only). ``algo`` forces the
-    kernel: 'im2col' (GEMM), 'direct', or 'auto' (chosen by shape).
+    kernel: 'im2col' (GEMM), 'direct', 'winograd' (F(4x4, 3x3): 3x3, stride-1,
+    dilation-1, ungrouped convolutions; im2col for any other shape and for
+    weight gradients), or 'auto' (chosen by shape).
     ``relu=True`` returns ``relu(conv2d(...))`` computed in the same pass
     (bitwise equal to the two ops in sequence, one memory pass fewer).
     """

@@ -1,0 +1,375 @@
+// Winograd F(4x4, 3x3) convolution, NCHW, 3x3 kernels, stride 1, dilation 1,
+// groups 1 (transform matrices and lane layout: conv/winograd.h).
+//   fwd:      y (overwritten) = A^T [ U (.) V ] A + b, then ReLU when asked, where per
+//             tile position p (36 of them) and block of tiles:
+//               U[p] (K x C) = G g G^T        weights, transformed once per call
+//               V[p] (C x T) = B^T d B        input tiles, per block
+//               M[p] (K x T) = U[p] . V[p]    one GEMM per position (the GEMM's microkernel)
+//             and the output transform writes each 4x4 tile once, bias and ReLU fused.
+//   bwd_data: stride 1: the forward of dy with flipped, channel-swapped
+//             weights (conv2d_bwd_data_as_forward), transformed straight from w.
+//
+// Tiles are numbered over the whole batch (image, tile row, tile column), so
+// a block of tiles can span images: an 8x8 output has only 4 tiles, and
+// blocks confined to one image would leave most of the GEMM's 32-tile panels
+// empty. A block of Tb tiles keeps its V (36 x C x Tb) and M (36 x Kc x Tb)
+// about L2-sized; per position, U[p], V[p] and M[p] fit L2 on their own.
+//
+// Layouts, chosen so that the GEMM needs no packing at all: U[p] is stored
+// exactly as PackedA stores a K x C operand (per depth slice, per MR-row
+// panel, kc groups of MR floats); V[p] of a block exactly as the GEMM's B
+// panels (per NR-tile panel, C groups of NR floats), written so by the input
+// transform; M[p] is row-major K x Tpad, the microkernel's C. The driver
+// then calls the microkernel directly in the BLIS order (position, depth
+// slice, row panel, tile panel).
+//
+// Threads take (tile block, K chunk) items dynamically; K is chunked only
+// when there are fewer blocks than threads (batch-1 deep layers), each chunk
+// recomputing its block's V. An output element does not depend on the item
+// split, so results are identical for every thread count.
+#include <algorithm>
+#include <memory>
+
+#include "conv/conv2d.h"
+#include "conv/winograd.h"
+#include "gemm/gemm.h"
+#include "runtime/buffer_cache.h"
+#include "runtime/dispatch.h"
+#include "runtime/parallel.h"
+
+namespace pycnn {
+
+// Owner of the per-thread V and M blocks (runtime/parallel.h).
+struct WinogradScratch;
+
+namespace {
+
+constexpr int kTile = 4;     // outputs per tile side
+constexpr int kPatch = 6;    // inputs per tile side
+constexpr int kPos = 36;     // tile positions (kPatch^2)
+constexpr int kPortableLanes = 8;
+// The 36 positions of V and M are kSkew floats more than their size apart:
+// sizes are multiples of 4 KiB for many layers, which would put the 36
+// vectors a transform loads or stores at once into one L1 set.
+constexpr i64 kSkew = 16;
+
+i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
+i64 round_up(i64 v, i64 m) { return ceil_div(v, m) * m; }
+
+// ---- portable transforms (the scalar ISA's table; lanes loops the compiler vectorises)
+
+// out[r * os] = (B^T d)[r] for d[j * is], on L lanes.
+inline void bt_1d(float* PYCNN_RESTRICT out, i64 os, const float* PYCNN_RESTRICT d, i64 is) {
+  for (int l = 0; l < kPortableLanes; ++l) {
+    const float d0 = d[l], d1 = d[is + l], d2 = d[2 * is + l], d3 = d[3 * is + l], d4 = d[4 * is + l],
+                d5 = d[5 * is + l];
+    out[l] = 2.0f * (d0 + d4) + 3.0f * (d1 - d3) - 4.0f * d2;
+    out[os + l] = 2.0f * (d1 - d4) + 5.0f * d2 + d3;
+    out[2 * os + l] = 2.0f * (d1 + d4) + d2 - 5.0f * d3;
+    out[3 * os + l] = (d3 - d1) + 2.0f * (d4 - d2);
+    out[4 * os + l] = 2.0f * (d3 - d1) + (d2 - d4);
+    out[5 * os + l] = 2.0f * (d1 + d5) + 3.0f * (d2 - d4) - 4.0f * d3;
+  }
+}
+
+// out[r * os] = (A^T m)[r] for m[j * is], on L lanes.
+inline void at_1d(float* PYCNN_RESTRICT out, i64 os, const float* PYCNN_RESTRICT m, i64 is) {
+  for (int l = 0; l < kPortableLanes; ++l) {
+    const float m0 = m[l], m1 = m[is + l], m2 = m[2 * is + l], m3 = m[3 * is + l], m4 = m[4 * is + l],
+                m5 = m[5 * is + l];
+    const float a = m1 + m2, b = m1 - m2;
+    out[l] = m0 + a + m3 + m4;
+    out[os + l] = b + 2.0f * m3 - 0.5f * m4;
+    out[2 * os + l] = a + 4.0f * m3 + 0.25f * m4;
+    out[3 * os + l] = b + 8.0f * m3 - 0.125f * m4 + m5;
+  }
+}
+
+void winograd_input_portable(float* v, i64 v_p, i64 v_c, const float* x, i64 plane, i64 W, i64 nc,
+                             const WinogradLanes& g) {
+  constexpr int L = kPortableLanes;
+  float d[kPos * L], t[kPos * L], u[kPos * L];
+  for (i64 c = 0; c < nc; ++c) {
+    const float* xc = x + c * plane;
+    for (int q = 0; q < kPos; ++q) {
+      const i64 at = (q / kPatch) * W + q % kPatch;
+      for (int l = 0; l < L; ++l) d[q * L + l] = g.in_mask[q] >> l & 1u ? xc[g.in_off[l] + at] : 0.0f;
+    }
+    for (int i = 0; i < kPatch; ++i) bt_1d(t + i * kPatch * L, L, d + i * kPatch * L, L);  // along rows (j)
+    for (int j = 0; j < kPatch; ++j) bt_1d(u + j * L, kPatch * L, t + j * L, kPatch * L);  // along columns (i)
+    for (int p = 0; p < kPos; ++p)
+      for (int l = 0; l < L; ++l) v[p * v_p + c * v_c + l] = u[p * L + l];
+  }
+}
+
+void winograd_output_portable(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, i64 m_k, i64 nk,
+                              const float* bias, bool relu, const WinogradLanes& g) {
+  constexpr int L = kPortableLanes;
+  float mm[kPos * L], t[kPatch * kTile * L], o[kTile * kTile * L];
+  for (i64 k = 0; k < nk; ++k) {
+    for (int p = 0; p < kPos; ++p)
+      for (int l = 0; l < L; ++l) mm[p * L + l] = m[p * m_p + k * m_k + l];
+    for (int i = 0; i < kPatch; ++i) at_1d(t + i * kTile * L, L, mm + i * kPatch * L, L);  // t[i][c]
+    for (int c = 0; c < kTile; ++c) at_1d(o + c * L, kTile * L, t + c * L, kTile * L);     // o[r][c]
+    const float bk = bias ? bias[k] : 0.0f;
+    float* yk = y + k * plane;
+    for (int l = 0; l < g.lanes; ++l)
+      for (int r = 0; r < g.out_rows[l]; ++r)
+        for (int c = 0; c < g.out_cols[l]; ++c) {
+          float val = o[(r * kTile + c) * L + l] + bk;
+          if (relu) val = val > 0.0f ? val : (val != val ? val : 0.0f);  // NaN propagates
+          yk[g.out_off[l] + r * Wo + c] = val;
+        }
+  }
+}
+
+void winograd_weights_portable(float* u, i64 u_p, const float* w, const std::int32_t* off, int n, bool flip);
+
+WinogradKernels make_winograd_kernels(Isa isa) {
+  WinogradKernels k{kPortableLanes, winograd_input_portable, winograd_output_portable, winograd_weights_portable};
+#if PYCNN_X86
+  if (isa >= Isa::Avx2) k.lanes = 8, k.input = avx2::winograd_f4x3_input, k.output = avx2::winograd_f4x3_output;
+  if (isa >= Isa::Avx512) {
+    k.lanes = 16, k.input = avx512::winograd_f4x3_input, k.output = avx512::winograd_f4x3_output;
+    k.weights = avx512::winograd_f4x3_weights;
+  }
+#else
+  (void)isa;
+#endif
+  return k;
+}
+
+// ---- weights
+
+// Where filter (k, c) of the convolution being run starts in w, and whether
+// its taps are read reversed (bwd_data's flipped weights).
+struct WeightSource {
+  const float* w;
+  i64 k_stride, c_stride;
+  bool flip;
+};
+
+// U = G g G^T for n <= 64 filters at once (WinogradWeights in
+// conv/winograd.h), in double and rounded once. Loops run along the
+// filters, so the compiler vectorises them; the divisions are
+// multiplications by reciprocals (exact enough in double: U is rounded to
+// float once), because 54 double divisions per filter cost more than the rest.
+constexpr int kFilterChunk = 64;
+void winograd_weights_portable(float* PYCNN_RESTRICT u, i64 u_p, const float* w, const std::int32_t* off, int n,
+                               bool flip) {
+  double f[9][kFilterChunk], t[kPatch * 3][kFilterChunk];
+  for (int q = 0; q < 9; ++q)
+    for (int l = 0; l < n; ++l) f[q][l] = w[off[l] + (flip ? 8 - q : q)];
+  // t = G f (6 x 3), then u = t G^T (6 x 6): the same 1-D transform, along
+  // columns then along rows.
+  const auto g_1d = [n](double (*out)[kFilterChunk], int os, const double (*in)[kFilterChunk], int is) {
+    for (int l = 0; l < n; ++l) {
+      const double g0 = in[0][l], g1 = in[is][l], g2 = in[2 * is][l];
+      out[0][l] = g0 * 0.5;
+      out[os][l] = (g0 + g1 + g2) * (1.0 / 6);
+      out[2 * os][l] = (g0 - g1 + g2) * (1.0 / 6);
+      out[3 * os][l] = (g0 + 2 * g1 + 4 * g2) * (1.0 / 30);
+      out[4 * os][l] = (16 * g0 - 8 * g1 + 4 * g2) * (1.0 / 15);
+      out[5 * os][l] = g2 * 0.5;
+    }
+  };
+  for (int j = 0; j < 3; ++j) g_1d(t + j, 3, f + j, 3);
+  double r[kPatch][kFilterChunk];
+  for (int i = 0; i < kPatch; ++i) {
+    g_1d(r, 1, t + i * 3, 1);
+    for (int j = 0; j < kPatch; ++j)
+      for (int l = 0; l < n; ++l) u[(i * kPatch + j) * u_p + l] = static_cast<float>(r[j][l]);
+  }
+}
+
+// U[p] for every position, as PackedA lays out a Kpad x C operand: position p
+// at p * Kpad * C, then depth slice pc at pc * Kpad, row panel ir at ir * kc,
+// element (k, c) at (c - pc) * MR + (k - ir). Rows K..Kpad are zeros.
+// Threads take row panels; a panel is transformed kFilterChunk filters at a
+// time in its own order (c, then k), so each position's share of a chunk is
+// one contiguous run of U (36 runs per chunk, not 36 scattered floats per
+// filter, 36 pages apart: U spans tens of MB for deep layers).
+void transform_weights(float* U, const WeightSource& ws, i64 K, i64 C, const GemmPlan& plan,
+                       const WinogradKernels& wk, int nt) {
+  const i64 MR = plan.mr, Kpad = round_up(K, MR), panels = Kpad / MR;
+  const int used = threads_for_work(panels, MR * C * 400, nt);
+  parallel_items(panels, used, Schedule::kStatic, [&](i64 q, int) {
+    const i64 ir = q * MR;
+    std::int32_t off[kFilterChunk];
+    for (i64 pc = 0; pc < C; pc += plan.kc) {
+      const i64 kc = std::min(plan.kc, C - pc);
+      float* slice = U + pc * Kpad + ir * kc;
+      // the slice of this panel is kc * MR floats, element (c, r) at (c - pc) * MR + r
+      for (i64 e0 = 0; e0 < kc * MR; e0 += kFilterChunk) {
+        const int n = static_cast<int>(std::min<i64>(kFilterChunk, kc * MR - e0));
+        for (int l = 0; l < n; ++l) {
+          const i64 c = pc + (e0 + l) / MR, k = ir + (e0 + l) % MR;
+          off[l] = static_cast<std::int32_t>(k < K ? k * ws.k_stride + c * ws.c_stride : 0);
+        }
+        float* u = slice + e0;
+        wk.weights(u, Kpad * C, ws.w, off, n, ws.flip);
+        for (int l = 0; l < n; ++l)  // rows K..Kpad (read filter 0 above)
+          if (ir + (e0 + l) % MR >= K)
+            for (int p = 0; p < kPos; ++p) u[p * Kpad * C + l] = 0.0f;
+      }
+    }
+  });
+}
+
+// ---- tiles
+
+struct TileGrid {
+  i64 tiles_h, tiles_w, per_image, total;
+};
+
+TileGrid tile_grid(const Conv2dShape& s) {
+  TileGrid t;
+  t.tiles_h = ceil_div(s.Ho, kTile);
+  t.tiles_w = ceil_div(s.Wo, kTile);
+  t.per_image = t.tiles_h * t.tiles_w;
+  t.total = s.N * t.per_image;
+  return t;
+}
+
+// Lanes for the `n` tiles from global tile t0 on (n may be 0: no tile),
+// offsets relative to image `image0` (the image of tile t0).
+void fill_lanes(WinogradLanes& g, const Conv2dShape& s, const TileGrid& tg, i64 t0, i64 n, i64 lanes,
+                i64 image0) {
+  g.lanes = static_cast<int>(n);
+  std::fill(g.in_mask, g.in_mask + kPos, 0u);
+  for (i64 l = 0; l < lanes; ++l) {
+    if (l >= n) {
+      g.in_off[l] = g.out_off[l] = g.out_rows[l] = g.out_cols[l] = 0;
+      continue;
+    }
+    const i64 tile = t0 + l, image = tile / tg.per_image, r = tile % tg.per_image;
+    const i64 oh = r / tg.tiles_w * kTile, ow = r % tg.tiles_w * kTile;
+    const i64 ih = oh - s.pad_top, iw = ow - s.pad_left;
+    const i64 in_off = (image - image0) * s.C * s.in_plane() + ih * s.W + iw;
+    const i64 out_off = (image - image0) * s.K * s.out_plane() + oh * s.Wo + ow;
+    assert(in_off > INT32_MIN && in_off < INT32_MAX && out_off < INT32_MAX);  // conv2d_winograd_eligible
+    g.in_off[l] = static_cast<std::int32_t>(in_off);
+    g.out_off[l] = static_cast<std::int32_t>(out_off);
+    g.out_rows[l] = static_cast<std::int32_t>(std::min<i64>(kTile, s.Ho - oh));
+    g.out_cols[l] = static_cast<std::int32_t>(std::min<i64>(kTile, s.Wo - ow));
+    for (int i = 0; i < kPatch; ++i)
+      for (int j = 0; j < kPatch; ++j)
+        if (ih + i >= 0 && ih + i < s.H && iw + j >= 0 && iw + j < s.W) g.in_mask[i * kPatch + j] |= 1u << l;
+  }
+}
+
+// The forward on shape s with weights read through ws.
+void winograd_run(float* y, const float* x, const WeightSource& ws, const float* b, const Conv2dShape& s, bool relu,
+                  int num_threads) {
+  assert(conv2d_winograd_eligible(s));
+  const WinogradKernels& wk = winograd_kernels();
+  const GemmPlan plan = GemmPlan::for_product(s.K, s.C);
+  const i64 K = s.K, C = s.C, MR = plan.mr, NR = plan.nr, L = wk.lanes;
+  assert(NR % L == 0 && L <= WinogradLanes::kMaxLanes);
+  const i64 Kpad = round_up(K, MR);
+  const TileGrid tg = tile_grid(s);
+  if (tg.total == 0) return;
+  const int nt = threads_for_work(tg.total, kPos * K * C, num_threads);
+
+  // From the buffer cache: tens of MB for deep layers, which would
+  // page-fault afresh on every call. Every element is written by transform_weights.
+  const auto release = [](float* p) { buffer_release(p); };
+  const std::unique_ptr<float, decltype(release)> U(
+      static_cast<float*>(buffer_acquire(static_cast<std::size_t>(kPos * Kpad * C) * sizeof(float))), release);
+  transform_weights(U.get(), ws, K, C, plan, wk, nt);
+
+  // Tile blocks: V and M of a block about a quarter of L2, at least one
+  // panel (measured on 32x{64,128,256} layers: one or two panels ran
+  // 5-15% faster than four or eight; U[p], re-read once per block, is the
+  // rest of L2's share).
+  const i64 budget = cache_sizes().l2 / 4 / static_cast<i64>(sizeof(float));
+  i64 tb = std::clamp<i64>(budget / (kPos * (C + K)) / NR * NR, NR, 16 * NR);
+  tb = std::min(tb, round_up(tg.total, NR));
+  const i64 blocks = ceil_div(tg.total, tb);
+  tb = round_up(ceil_div(tg.total, blocks), NR);  // equal blocks
+  // K chunks (multiples of MR) only to give every thread work.
+  i64 chunks = blocks < nt ? std::min(ceil_div(nt, blocks), Kpad / MR) : 1;
+  const i64 kchunk = round_up(ceil_div(K, chunks), MR);
+  chunks = ceil_div(K, kchunk);
+  const i64 items = blocks * chunks;
+  const i64 scratch = kPos * ((C + kchunk) * tb + 2 * kSkew);
+  const i64 plane_in = s.in_plane(), plane_out = s.out_plane();
+
+  ExceptionTrap trap;  // keeps exceptions (thread_scratch's bad_alloc) inside each item
+  parallel_items(items, threads_for(items, nt), Schedule::kDynamic, [&](i64 item, int) {
+    trap.run([&] {
+      const i64 t0 = item / chunks * tb, tiles = std::min(tb, tg.total - t0);
+      const i64 panels = ceil_div(tiles, NR), tpad = panels * NR;
+      const i64 k0 = item % chunks * kchunk, kn = std::min(kchunk, K - k0);
+      float* V = thread_scratch<WinogradScratch>(scratch);
+      const i64 v_p = C * tpad + kSkew, m_p = kn * tpad + kSkew;
+      float* M = V + kPos * v_p;
+      WinogradLanes g;
+      // V: lane group at block offset o lives in panel o / NR, lanes o % NR..
+      for (i64 o = 0; o < tpad; o += L) {
+        const i64 n = std::clamp<i64>(tiles - o, 0, L);
+        const i64 image0 = std::min(t0 + o, tg.total - 1) / tg.per_image;
+        fill_lanes(g, s, tg, t0 + o, n, L, image0);
+        wk.input(V + o / NR * C * NR + o % NR, v_p, NR, x + image0 * C * plane_in, plane_in, s.W, C, g);
+      }
+      // M[p] = U[p] V[p], rows k0..k0+kn
+      for (int p = 0; p < kPos; ++p) {
+        const float* Up = U.get() + p * Kpad * C;
+        const float* Vp = V + p * v_p;
+        float* Mp = M + p * m_p;
+        for (i64 pc = 0; pc < C; pc += plan.kc) {
+          const i64 kc = std::min(plan.kc, C - pc);
+          const float beta = pc == 0 ? 0.0f : 1.0f;
+          for (i64 ir = k0; ir < k0 + kn; ir += MR) {
+            const float* a = Up + pc * Kpad + ir * kc;
+            const i64 mr = std::min(MR, k0 + kn - ir);
+            for (i64 q = 0; q < panels; ++q)  // a last panel of <= 16 tiles runs half the FMAs (AVX-512)
+              plan.ukernel(kc, a, Vp + q * C * NR + pc * NR, Mp + (ir - k0) * tpad + q * NR, tpad, mr,
+                           std::min(NR, tiles - q * NR), 1.0f, beta, nullptr, false);
+          }
+        }
+      }
+      // y = A^T M A (+ bias, ReLU)
+      for (i64 o = 0; o < tiles; o += L) {
+        const i64 n = std::min(L, tiles - o), image0 = (t0 + o) / tg.per_image;
+        fill_lanes(g, s, tg, t0 + o, n, L, image0);
+        wk.output(y + (image0 * K + k0) * plane_out, plane_out, s.Wo, M + o, m_p, tpad, kn, b ? b + k0 : nullptr,
+                  relu, g);
+      }
+    });
+  });
+  trap.rethrow();
+}
+
+}  // namespace
+
+const WinogradKernels& winograd_kernels() {
+  static const auto tables = per_isa<WinogradKernels>(make_winograd_kernels);
+  return for_active_isa(tables);
+}
+
+bool conv2d_winograd_eligible(const Conv2dShape& s) {
+  if (s.kh != 3 || s.kw != 3 || s.stride_h != 1 || s.stride_w != 1 || s.dilation_h != 1 || s.dilation_w != 1 ||
+      s.groups != 1)
+    return false;
+  // Lane offsets are int32 and relative to a lane group's first image; a
+  // group spans at most kMaxLanes + 1 images.
+  const i64 limit = INT32_MAX / (WinogradLanes::kMaxLanes + 2);
+  // Filter offsets are int32 too.
+  return s.C * s.in_plane() < limit && s.K * s.out_plane() < limit && s.K * s.C * 9 < INT32_MAX;
+}
+
+void conv2d_fwd_winograd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s, bool relu,
+                         int num_threads) {
+  winograd_run(y, x, WeightSource{w, s.C * 9, 9, false}, b, s, relu, num_threads);
+}
+
+void conv2d_bwd_data_winograd(float* dx, const float* dy, const float* w, const Conv2dShape& s, int num_threads) {
+  Conv2dShape t;
+  if (!conv2d_winograd_eligible(s) || !conv2d_bwd_data_as_forward(s, t) || !conv2d_winograd_eligible(t))
+    return conv2d_bwd_data_im2col(dx, dy, w, s, num_threads);
+  // t's filter (k, c) = original filter (c, k), taps reversed
+  winograd_run(dx, dy, WeightSource{w, 9, s.C * 9, true}, nullptr, t, false, num_threads);
+}
+
+}  // namespace pycnn
