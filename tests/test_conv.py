@@ -218,9 +218,19 @@ def test_auto_algorithm_rule():
     def resolved(x_shape, w_shape, groups):
         return _core.conv2d_resolve_algo(x_shape, w_shape, (1, 1), (1, 1, 1, 1), (1, 1), groups, "auto")
 
-    assert resolved((8, 32, 14, 14), (64, 32, 3, 3), 1) == "im2col"
+    # docs/architecture.md: Winograd for 3x3 stride-1 ungrouped convolutions with C, K >= 8
+    # and at least 16 output tiles of 4x4 (N * ceil(Ho/4) * ceil(Wo/4)); im2col otherwise
+    assert resolved((8, 32, 14, 14), (64, 32, 3, 3), 1) == "winograd"  # 8 * 4 * 4 = 128 tiles
+    assert resolved((1, 256, 14, 14), (256, 256, 3, 3), 1) == "winograd"  # 16 tiles
+    assert resolved((1, 256, 13, 13), (256, 256, 3, 3), 1) == "winograd"  # ceil: 16 tiles
+    assert resolved((1, 256, 12, 12), (256, 256, 3, 3), 1) == "im2col"  # 9 tiles
+    assert resolved((2, 512, 7, 7), (512, 512, 3, 3), 1) == "im2col"  # 8 tiles
+    assert resolved((8, 7, 28, 28), (32, 7, 3, 3), 1) == "im2col"  # C < 8
+    assert resolved((8, 32, 28, 28), (7, 32, 3, 3), 1) == "im2col"  # K < 8
+    assert resolved((8, 32, 28, 28), (32, 32, 5, 5), 1) == "im2col"  # not 3x3
+    assert resolved((8, 32, 28, 28), (32, 16, 3, 3), 2) == "im2col"  # grouped
     assert resolved((8, 64, 14, 14), (64, 1, 3, 3), 64) == "direct"  # depthwise
-    assert resolved((8, 1, 28, 28), (32, 1, 3, 3), 1) == "im2col"
+    assert resolved((8, 1, 28, 28), (32, 1, 3, 3), 1) == "im2col"  # first layer
     for algo in ALGOS:  # an explicit choice is always honoured
         assert _core.conv2d_resolve_algo((8, 1, 28, 28), (32, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1,
                                          algo) == algo

@@ -83,6 +83,17 @@ ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested) {
   // (C = 1..4) also go to im2col for now: the portable direct kernel loses to
   // it by 2-5x until the vectorised small-C kernel exists.
   if (s.groups > 1 && s.c_per_group() * s.k_per_group() <= 4) return ConvAlgo::Direct;
+  // Winograd F(4x4, 3x3) does 2.25x fewer multiplications per output than the
+  // GEMM but pays transforms and, per call, the transformed weights (36 K C
+  // floats): it lost to im2col below 8 channels and when a call has few tiles
+  // for its weights (batch-1 7x7x512, 4 tiles: 0.5-0.65x; 2x7x7x512, 8 tiles:
+  // 0.8x), and won 1.3-3x from 16 tiles up (batch-1 14x14x256: 1.5x at 2
+  // threads; measured, docs/performance.md). Its float32 error is
+  // 4-7x im2col's, far inside what training tolerates (tests/test_winograd.py).
+  if (conv2d_winograd_eligible(s) && s.C >= 8 && s.K >= 8) {
+    const i64 tiles = s.N * ((s.Ho + 3) / 4) * ((s.Wo + 3) / 4);
+    if (tiles >= 16) return ConvAlgo::Winograd;
+  }
   return ConvAlgo::Im2col;
 }
 
