@@ -43,6 +43,11 @@ def run_ops(rng):
     F.mse_loss_backward(z, z[::-1])
     F.mse_loss(z, z[::-1])
     _core.sgemm(rng.standard_normal((70, 90)).astype(np.float32), rng.standard_normal((90, 50)).astype(np.float32))
+    # Winograd: edge tiles (13 is not a multiple of 4), bias + ReLU epilogue, backward-data
+    xw = rng.standard_normal((2, 9, 13, 11)).astype(np.float32)
+    ww = rng.standard_normal((10, 9, 3, 3)).astype(np.float32)
+    yw = F.conv2d(xw, ww, np.ones(10, np.float32), padding=1, algo="winograd", relu=True)
+    F.conv2d_backward(yw, xw, ww, padding=1, algo="winograd")
 
 
 def run_model(rng):
