@@ -11,7 +11,6 @@ and the largest logit difference, in eval mode (running statistics).
 from __future__ import annotations
 
 import argparse
-from collections import OrderedDict
 from typing import Any, Optional, Sequence
 
 import fashion_mnist_bn_cnn
@@ -38,38 +37,12 @@ def torch_bn_cnn() -> Any:
 
 
 def torch_resnet(depth: int, width: int, in_channels: int = 1, num_classes: int = 10) -> Any:
-    """He et al.'s CIFAR ResNet with torchvision's BasicBlock names (as in tests/test_residual.py)."""
-    import torch.nn as tnn
+    """He et al.'s CIFAR ResNet with torchvision's BasicBlock names (pycnn.bench.resnet's PyTorch twin)."""
+    import torch
 
-    class BasicBlock(tnn.Module):
-        def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
-            super().__init__()
-            self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-            self.bn1 = tnn.BatchNorm2d(planes)
-            self.relu = tnn.ReLU()
-            self.conv2 = tnn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-            self.bn2 = tnn.BatchNorm2d(planes)
-            self.downsample = None
-            if stride != 1 or inplanes != planes:
-                self.downsample = tnn.Sequential(tnn.Conv2d(inplanes, planes, 1, stride, bias=False),
-                                                 tnn.BatchNorm2d(planes))
+    from pycnn.bench.resnet import torch_cifar_resnet
 
-        def forward(self, x: Any) -> Any:
-            identity = x if self.downsample is None else self.downsample(x)
-            return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + identity)
-
-    n = (depth - 2) // 6
-    layers = OrderedDict(conv1=tnn.Conv2d(in_channels, width, 3, 1, 1, bias=False), bn1=tnn.BatchNorm2d(width),
-                         relu=tnn.ReLU())
-    inplanes = width
-    for i, planes in enumerate((width, 2 * width, 4 * width)):
-        blocks = []
-        for j in range(n):
-            blocks.append(BasicBlock(inplanes, planes, 2 if (i > 0 and j == 0) else 1))
-            inplanes = planes
-        layers[f"layer{i + 1}"] = tnn.Sequential(*blocks)
-    layers.update(avgpool=tnn.AdaptiveAvgPool2d(1), flatten=tnn.Flatten(), fc=tnn.Linear(inplanes, num_classes))
-    return tnn.Sequential(layers)
+    return torch_cifar_resnet(torch, depth, in_channels, num_classes, width)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

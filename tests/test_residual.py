@@ -7,7 +7,6 @@ vs PyTorch through ResNet-8 (7 convolutions, batch statistics): rtol 1e-3, atol 
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -113,15 +112,7 @@ def test_nn_resnet_names_are_aliases_of_pycnn_models():
 # ---------------------------------------------------------------------------
 
 def torch_resnet(depth, in_channels, num_classes, width=16):
-    tnn = torch.nn
-    n = (depth - 2) // 6
-    layers = OrderedDict(conv1=tnn.Conv2d(in_channels, width, 3, 1, 1, bias=False), bn1=tnn.BatchNorm2d(width),
-                         relu=tnn.ReLU())
-    inplanes = rn.torch_stages(torch, layers, width, (width, 2 * width, 4 * width), (n, n, n))
-    layers["avgpool"] = tnn.AdaptiveAvgPool2d(1)
-    layers["flatten"] = tnn.Flatten()
-    layers["fc"] = tnn.Linear(inplanes, num_classes)
-    return tnn.Sequential(layers)
+    return rn.torch_cifar_resnet(torch, depth, in_channels, num_classes, width)
 
 
 def to_torch(sd):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Tuple
 
 if TYPE_CHECKING:
     import numpy as np
@@ -117,6 +117,17 @@ def resnet18_flops(size: int, num_classes: int = 1000) -> float:
                 total += 2.0 * planes * c_in * so * so  # the 1x1 projection
             c_in, s = planes, so
     return total + 2.0 * 512 * num_classes
+
+
+def torch_cifar_resnet(torch: Any, depth: int, in_channels: int, num_classes: int, width: int = 16) -> Any:
+    """:class:`pycnn.models.resnet.ResNet` (He et al.'s CIFAR ResNet, depth 6n + 2) with torchvision's names."""
+    tnn = torch.nn
+    n = (depth - 2) // 6
+    layers: OrderedDict[str, Any] = OrderedDict(
+        conv1=tnn.Conv2d(in_channels, width, 3, 1, 1, bias=False), bn1=tnn.BatchNorm2d(width), relu=tnn.ReLU())
+    channels = torch_stages(torch, layers, width, (width, 2 * width, 4 * width), (n, n, n))
+    layers.update(avgpool=tnn.AdaptiveAvgPool2d(1), flatten=tnn.Flatten(), fc=tnn.Linear(channels, num_classes))
+    return tnn.Sequential(layers)
 
 
 def pycnn_resnet18(num_classes: int = 1000) -> Module:
