@@ -53,6 +53,38 @@ void bind_conv(py::module_& m) {
     ops::conv2d_bwd_weight(pdw, pdb, pdy, px, s, a);
   });
 
+  py::class_<ops::PreparedConv2d, std::shared_ptr<ops::PreparedConv2d>>(
+      m, "PreparedConv2d",
+      "A convolution's weights and bias copied once and packed, on first use, for the algorithm each forward "
+      "resolves to (inference; see pycnn.nn's eval-mode fusion).")
+      .def(py::init([](const py::array& w, OptArray b, Pair stride, Pads padding, Pair dilation, i64 groups,
+                       const std::string& algo) {
+             const auto a = ops::parse_conv_algo(algo);
+             const auto bs = shape_of(b);
+             const float *pw = in(w, "weight"), *pb = in(b, "bias");
+             return std::make_shared<ops::PreparedConv2d>(shape_of(w), pw, ptr(bs), pb,
+                                                          conv_params(stride, padding, dilation, groups), a);
+           }),
+           py::arg("w"), py::arg("b"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+           py::arg("algo") = "auto")
+      .def("forward", [](const ops::PreparedConv2d& p, const py::array& x, OptArray residual, bool relu) {
+             const auto s = p.shape(shape_of(x));
+             const Shape y_shape{s.N, s.K, s.Ho, s.Wo};
+             if (residual) ops::check_shape(shape_of(*residual), y_shape, "conv2d residual");
+             const float *px = in(x, "input"), *pr = in(residual, "residual");
+             auto y = new_array(y_shape);
+             float* py_ = data(y);
+             py::gil_scoped_release release;
+             p.forward(py_, px, s, pr, relu);
+             return y;
+           }, py::arg("x"), py::arg("residual") = py::none(), py::arg("relu") = false,
+           "y = conv(x) + bias (+ residual, an array of y's shape) (then ReLU), in one output write.")
+      .def("resolve_algo", [](const ops::PreparedConv2d& p, std::vector<i64> x_shape) {
+             return std::string(ops::conv_algo_name(p.resolve(p.shape(to_shape(x_shape)))));
+           }, py::arg("x_shape"))
+      .def_property_readonly("packed_bytes", &ops::PreparedConv2d::packed_bytes,
+                             "Bytes of packed weights held now (0 until the first forward).");
+
   m.def("conv2d_resolve_algo", [](std::vector<i64> x_shape, std::vector<i64> w_shape, Pair stride, Pads padding,
                                   Pair dilation, i64 groups, const std::string& algo) {
     const auto s = ops::conv2d_shape(to_shape(x_shape), to_shape(w_shape), nullptr,

@@ -1,11 +1,14 @@
 // 2-D convolution, NCHW, weights (K, C/groups, kh, kw) as in PyTorch.
 // Three passes per algorithm, named as oneDNN names them:
-//   fwd:        y  = conv(x, w) + b          y overwritten; b may be null;
-//                                            relu: y = max(y, 0) fused into the output write
+//   fwd:        y  = epilogue(conv(x, w))    y overwritten (ConvEpilogue: + bias, + residual,
+//                                            then ReLU, all in the output write)
 //   bwd_data:   dx = conv_transpose(dy, w)   dx overwritten
 //   bwd_weight: dw += corr(x, dy), db += sum(dy)   accumulate; db may be null
 // Kernels trust the shape (checked in ops/conv.cpp) and only assert.
 #pragma once
+#include <vector>
+
+#include "gemm/gemm.h"
 #include "runtime/common.h"
 
 namespace pycnn {
@@ -31,10 +34,43 @@ struct Conv2dShape {
   i64 in_plane() const { return H * W; }
 };
 
+// What a forward adds to the convolution in its output write, in this order:
+// bias[k] (null: none), the residual (an array of y's shape, null: none; it
+// may be the input x, but not y), then max(., 0) when relu. Inference fuses
+// a ResNet block's shortcut add and ReLU into its last convolution this way.
+struct ConvEpilogue {
+  const float* bias = nullptr;
+  const float* residual = nullptr;
+  bool relu = false;
+};
+
+// Forward weights in the layout an algorithm's inner loop reads, built once
+// for many calls (ops::PreparedConv2d) instead of once per call. Each is
+// tied to the GEMM kernels (ISA) it was built for: `plan` says which, and a
+// holder rebuilds it when the active ISA's plan differs
+// (same_gemm_layout).
+struct Im2colPackedWeights {
+  GemmPlan plan;                // for_product(K/groups, col_rows())
+  std::vector<PackedA> groups;  // W_g (K/groups x col_rows()) per group
+};
+struct WinogradPackedWeights {
+  GemmPlan plan;         // for_product(K, C)
+  int lanes;             // the transform kernels' lanes when built
+  std::vector<float> u;  // U = G g G^T, 36 positions, in PackedA's layout (conv2d_winograd.cpp)
+};
+// Whether data packed under plan `a` can be read by the microkernel of plan `b`.
+inline bool same_gemm_layout(const GemmPlan& a, const GemmPlan& b) {
+  return a.kernels == b.kernels && a.mr == b.mr && a.kc == b.kc && a.nr == b.nr;
+}
+
 // im2col + GEMM: one image (and group) at a time, the column buffer is
-// per-thread and never spans the batch.
-void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b,
-                       const Conv2dShape& s, bool relu, int num_threads);
+// per-thread and never spans the batch. `packed` (null: w is packed per
+// call) must come from conv2d_im2col_pack_weights for this shape's geometry
+// and the active ISA.
+void conv2d_fwd_im2col(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep,
+                       int num_threads, const Im2colPackedWeights* packed = nullptr);
+Im2colPackedWeights conv2d_im2col_pack_weights(const float* w, const Conv2dShape& s);
+GemmPlan conv2d_im2col_plan(const Conv2dShape& s);
 void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Conv2dShape& s,
                             int num_threads);
 void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float* x,
@@ -53,14 +89,17 @@ bool conv2d_bwd_data_as_forward(const Conv2dShape& s, Conv2dShape& t);
 // bwd_data runs the forward on the flipped-weights shape above when that
 // shape is eligible, else im2col. Weight gradients use im2col.
 bool conv2d_winograd_eligible(const Conv2dShape& s);
-void conv2d_fwd_winograd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
-                         bool relu, int num_threads);
+void conv2d_fwd_winograd(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep,
+                         int num_threads, const WinogradPackedWeights* packed = nullptr);
+WinogradPackedWeights conv2d_winograd_pack_weights(const float* w, const Conv2dShape& s, int num_threads);
+// Whether `packed` was built for the active ISA's kernels and this shape's channels.
+bool conv2d_winograd_packed_current(const WinogradPackedWeights& packed, const Conv2dShape& s);
 void conv2d_bwd_data_winograd(float* dx, const float* dy, const float* w, const Conv2dShape& s,
                               int num_threads);
 
 // Direct convolution: no column buffer, loops vectorised along the output row.
-void conv2d_fwd_direct(float* y, const float* x, const float* w, const float* b,
-                       const Conv2dShape& s, bool relu, int num_threads);
+void conv2d_fwd_direct(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep,
+                       int num_threads);
 void conv2d_bwd_data_direct(float* dx, const float* dy, const float* w, const Conv2dShape& s,
                             int num_threads);
 void conv2d_bwd_weight_direct(float* dw, float* db, const float* dy, const float* x,

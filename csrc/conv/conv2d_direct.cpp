@@ -84,22 +84,29 @@ inline float tap_dot(const float* PYCNN_RESTRICT dyp, const float* PYCNN_RESTRIC
 
 }  // namespace
 
-void conv2d_fwd_direct(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
-                       bool relu, int num_threads) {
+void conv2d_fwd_direct(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep,
+                       int num_threads) {
+  const float* b = ep.bias;
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane();
   const i64 planes = s.N * s.K;
 #pragma omp parallel for num_threads(threads_for_work(planes, Cg * s.kh * s.kw * P, num_threads)) schedule(static)
   for (i64 nk = 0; nk < planes; ++nk) {
     const i64 n = nk / s.K, k = nk % s.K, g = k / Kg;
     float* yp = y + nk * P;
-    std::fill(yp, yp + P, b ? b[k] : 0.0f);
+    const float bk = b ? b[k] : 0.0f;
+    if (ep.residual) {  // the residual joins the sum first (the taps then accumulate onto it)
+      const float* rp = ep.residual + nk * P;
+      for (i64 p = 0; p < P; ++p) yp[p] = bk + rp[p];
+    } else {
+      std::fill(yp, yp + P, bk);
+    }
     for (i64 c = 0; c < Cg; ++c) {
       const float* xp = x + (n * s.C + g * Cg + c) * s.in_plane();
       const float* wk = w + (k * Cg + c) * s.kh * s.kw;
       for (i64 i = 0; i < s.kh; ++i)
         for (i64 j = 0; j < s.kw; ++j) tap_axpy(yp, xp, wk[i * s.kw + j], i, j, s);
     }
-    if (relu)  // NaN stays NaN, as in PyTorch
+    if (ep.relu)  // NaN stays NaN, as in PyTorch
       for (i64 p = 0; p < P; ++p) yp[p] = yp[p] > 0.0f ? yp[p] : (yp[p] != yp[p] ? yp[p] : 0.0f);
   }
 }

@@ -21,7 +21,10 @@
 // statically, because its per-thread dW partial sums are then added in
 // thread order, bitwise reproducibly for a given thread count. With fewer
 // images than threads, each image's GEMM is split over threads instead (as
-// a top-level parallel region: see parallel_items).
+// a top-level parallel region: see parallel_items), by rows (output
+// channels) or columns (pixels), whichever has more panels (gemm_parallel).
+// Forward weights can come prepacked (Im2colPackedWeights: inference packs
+// them once, not once per call).
 #include <algorithm>
 #include <vector>
 
@@ -44,8 +47,8 @@ namespace {
 Im2colPanelKernels make_im2col_panel_kernels(Isa isa) {
   Im2colPanelKernels k{};
 #if PYCNN_X86
-  if (isa >= Isa::Avx2) k.copy = avx2::im2col_panel_copy, k.half = 8;
-  if (isa >= Isa::Avx512) k.copy = avx512::im2col_panel_copy, k.half = 16;
+  if (isa >= Isa::Avx2) k.copy = avx2::im2col_panel_copy, k.half = 8, k.max_stride = 1;
+  if (isa >= Isa::Avx512) k.copy = avx512::im2col_panel_copy, k.half = 16, k.max_stride = 2;
 #else
   (void)isa;
 #endif
@@ -86,13 +89,12 @@ inline void run_bounds(i64 iw0, i64 n, i64 sw, i64 W, i64& lo, i64& hi) {
   }
 }
 
-// Fills the stride-1 panel plan (col_panel.h) for pixels [l0, l0 + lines),
-// registers of `half` lanes; false when the panel does not fit it (the
-// portable loops below then pack it).
-bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 lines, i64 half) {
+// Fills the panel plan (im2col_panel.h) for pixels [l0, l0 + lines); false
+// when the panel does not fit one (the portable loops below then pack it).
+bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 lines) {
   const Conv2dShape& s = *src.s;
-  const i64 taps = s.kh * s.kw;
-  if (s.stride_w != 1 || taps > ColPanelPlan::kMaxTaps || s.kh > ColPanelPlan::kMaxSide ||
+  const i64 taps = s.kh * s.kw, half = src.panel->half, sw = s.stride_w;
+  if (sw > src.panel->max_stride || taps > ColPanelPlan::kMaxTaps || s.kh > ColPanelPlan::kMaxSide ||
       s.kw > ColPanelPlan::kMaxSide || lines > 2 * half || lines > ColPanelPlan::kMaxRuns)
     return false;
   // Per run: its lanes, and -- separately per kernel row i and per kernel
@@ -109,10 +111,10 @@ bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 l
       row_off[i][n_runs] = ih >= 0 && ih < s.H ? ih * s.W : -1;
     }
     for (i64 j = 0; j < s.kw; ++j) {
-      const i64 iw = ow - s.pad_left + j * s.dilation_w;
+      const i64 iw = ow * sw - s.pad_left + j * s.dilation_w;
       i64 lo, hi;
-      run_bounds(iw, n, 1, s.W, lo, hi);
-      col_off[j][n_runs] = iw - t;  // lane L of the panel reads input column L + iw - t
+      run_bounds(iw, n, sw, s.W, lo, hi);
+      col_off[j][n_runs] = iw - sw * t;  // lane L of the panel reads input column sw * L + iw - sw * t
       lane_a[j][n_runs] = static_cast<std::int32_t>(t + lo);
       lane_b[j][n_runs] = static_cast<std::int32_t>(t + hi);
     }
@@ -120,6 +122,7 @@ bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 l
     p += n;
   }
   plan.lines = lines;
+  plan.stride = sw;
   plan.plane_size = s.H * s.W;
   plan.taps = taps;
   std::int32_t count = 0;
@@ -133,8 +136,13 @@ bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 l
         const i64 a = std::max<i64>(lane_a[j][q], h * half), b = std::min<i64>(lane_b[j][q], (h + 1) * half);
         if (b <= a) continue;
         if (count == ColPanelPlan::kMaxLoads) return false;
-        const std::uint32_t ones = (std::uint32_t{1} << (b - a)) - 1u;  // b - a <= half <= 16
-        plan.loads[count++] = {row_off[i][q] + col_off[j][q] + h * half, ones << (a - h * half)};
+        const std::uint32_t ones = ((std::uint32_t{1} << (b - a)) - 1u) << (a - h * half);  // b - a <= half <= 16
+        std::uint32_t mask = ones;
+        if (sw == 2) {  // lane L reads element 2L
+          mask = 0;
+          for (int l = 0; l < 16; ++l) mask |= (ones >> l & 1u) << (2 * l);
+        }
+        plan.loads[count++] = {row_off[i][q] + col_off[j][q] + sw * h * half, mask};
       }
     }
   }
@@ -157,7 +165,7 @@ ColPanelPlans plan_all_panels(const Conv2dShape& s, const Im2colPanelKernels& pk
   const ColSource geometry{nullptr, &s, nullptr, &pk};
   for (i64 q = 0; q < n_panels; ++q) {
     ColPanelPlan& plan = plans.at[static_cast<std::size_t>(q)];
-    if (!make_col_panel_plan(plan, geometry, q * width, std::min(width, P - q * width), pk.half))
+    if (!make_col_panel_plan(plan, geometry, q * width, std::min(width, P - q * width)))
       plan.lines = -1;  // does not fit a plan: built (and rejected) again where used
   }
   return plans;
@@ -172,7 +180,7 @@ const ColPanelPlan* panel_plan(const ColSource& src, i64 l0, i64 lines, ColPanel
     const ColPanelPlan& cached = cache->at[static_cast<std::size_t>(l0 / cache->width)];
     if (cached.lines == lines) return &cached;
   }
-  return make_col_panel_plan(local, src, l0, lines, src.panel->half) ? &local : nullptr;
+  return make_col_panel_plan(local, src, l0, lines) ? &local : nullptr;
 }
 
 // Writes col(r, p) for p in [p0, p0 + n) to out[t * stride], t = p - p0.
@@ -373,22 +381,35 @@ void col2im_add(float* PYCNN_RESTRICT dx, const float* PYCNN_RESTRICT dcol, cons
   }
 }
 
-// Runs gemm_packed for C(M x N), splitting the N columns over up to `nt`
-// threads (nt > 1 when there are fewer images than threads; nt = 1 runs the
-// whole product on the caller); each thread's scratch holds `ws_floats`
-// (sized for a slice).
-void gemm_columns_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_packed, GemmOperand a,
-                           GemmOperand b, float beta, float* C, i64 ldc, bool relu, i64 ws_floats, int nt,
-                           const float* row_bias = nullptr) {
-  const i64 panels = (N + plan.nr - 1) / plan.nr;
-  const int used = threads_for(panels, nt);
-  parallel_items(used, used, Schedule::kStatic, [&](i64 t, int) {  // one thread: the whole product, on the caller
-    const i64 c0 = panels * t / used * plan.nr, c1 = std::min(N, panels * (t + 1) / used * plan.nr);
-    GemmOperand bt = b;
+// C(M x N) = A . B (+ row_bias, + residual, then ReLU) with A prepacked, on
+// up to `nt` threads (nt = 1 runs it on the caller). Threads take disjoint
+// blocks of C: row blocks when A has at least as many row panels as B has
+// column panels (each thread then reads only its rows of A, and packs B
+// itself: a batch-1 deep layer has 512 rows and 49 columns), else column
+// blocks (each packs only its columns of B). `residual` (null: none) has
+// C's layout; each thread copies its block of it into C and accumulates
+// onto it (beta = 1), so the copy is still in cache when the GEMM reads it.
+void gemm_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA& a, GemmOperand b, float* C, i64 ldc,
+                   const ConvEpilogue& ep, int nt) {
+  const i64 m_panels = (M + plan.mr - 1) / plan.mr, n_panels = (N + plan.nr - 1) / plan.nr;
+  const bool split_rows = m_panels >= n_panels;
+  const i64 parts = split_rows ? m_panels : n_panels;
+  const int used = threads_for(parts, nt);
+  const i64 ws = gemm_workspace_floats(plan, split_rows ? (parts + used - 1) / used * plan.mr : M,
+                                       split_rows ? N : (parts + used - 1) / used * plan.nr, K, true);
+  parallel_items(used, used, Schedule::kStatic, [&](i64 t, int) {
+    const i64 p0 = parts * t / used, p1 = parts * (t + 1) / used;
+    const i64 r0 = split_rows ? p0 * plan.mr : 0, r1 = split_rows ? std::min(M, p1 * plan.mr) : M;
+    const i64 c0 = split_rows ? 0 : p0 * plan.nr, c1 = split_rows ? N : std::min(N, p1 * plan.nr);
+    if (r1 <= r0 || c1 <= c0) return;
+    float* block = C + r0 * ldc + c0;
+    if (ep.residual)
+      for (i64 i = r0; i < r1; ++i)
+        std::copy(ep.residual + i * ldc + c0, ep.residual + i * ldc + c1, C + i * ldc + c0);
+    GemmOperand at{nullptr, nullptr, r0}, bt = b;
     bt.line_offset += c0;
-    if (c1 > c0)
-      gemm_packed(plan, M, c1 - c0, K, a_packed, a, bt, 1.0f, beta, C + c0, ldc, relu,
-                  thread_scratch<GemmScratch>(ws_floats), row_bias);
+    gemm_packed(plan, r1 - r0, c1 - c0, K, &a, at, bt, 1.0f, ep.residual ? 1.0f : 0.0f, block, ldc, ep.relu,
+                thread_scratch<GemmScratch>(ws), ep.bias ? ep.bias + r0 : nullptr);
   });
 }
 
@@ -425,27 +446,36 @@ const Im2colPanelKernels& im2col_panel_kernels() {
   return for_active_isa(tables);
 }
 
-void conv2d_fwd_im2col(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
-                       bool relu, int num_threads) {
+GemmPlan conv2d_im2col_plan(const Conv2dShape& s) { return GemmPlan::for_product(s.k_per_group(), s.col_rows()); }
+
+Im2colPackedWeights conv2d_im2col_pack_weights(const float* w, const Conv2dShape& s) {
+  const GemmPlan plan = conv2d_im2col_plan(s);
+  return {plan, pack_group_weights(plan, w, s, false)};
+}
+
+void conv2d_fwd_im2col(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep,
+                       int num_threads, const Im2colPackedWeights* packed) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
-  const GemmPlan plan = GemmPlan::for_product(Kg, R);
-  const std::vector<PackedA> wpacked = pack_group_weights(plan, w, s, false);
+  Im2colPackedWeights local;
+  if (!packed) local = conv2d_im2col_pack_weights(w, s), packed = &local;
+  const GemmPlan& plan = packed->plan;
+  assert(same_gemm_layout(plan, conv2d_im2col_plan(s)) && static_cast<i64>(packed->groups.size()) == s.groups);
 
   const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
-  const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
-  const i64 ws = gemm_workspace_floats(plan, Kg, cols_per_thread, R, true);
   const Im2colPanelKernels& pk = im2col_panel_kernels();
   const ColPanelPlans plans = pointwise ? ColPanelPlans{} : plan_all_panels(s, pk, plan.nr);
   parallel_items(s.N, sp.outer, Schedule::kDynamic, [&](i64 n, int) {
     for (i64 g = 0; g < s.groups; ++g) {
       const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
-      float* yg = y + (n * s.K + g * Kg) * P;
-      const float* bias = b ? b + g * Kg : nullptr;  // added in the GEMM epilogue
+      const i64 y_off = (n * s.K + g * Kg) * P;
+      ConvEpilogue epg = ep;  // this group's bias and residual
+      if (ep.bias) epg.bias = ep.bias + g * Kg;
+      if (ep.residual) epg.residual = ep.residual + y_off;
       const ColSource src{xg, &s, plan.kernels, &pk, &plans};
       const MatrixView xview{xg, P, false};
       const GemmOperand bop = pointwise ? operand_b(&xview) : GemmOperand{pack_col_panel, &src, 0};
-      gemm_columns_parallel(plan, Kg, P, R, &wpacked[g], {}, bop, 0.0f, yg, P, relu, ws, sp.inner, bias);
+      gemm_parallel(plan, Kg, P, R, packed->groups[g], bop, y + y_off, P, epg, sp.inner);
     }
   });
 }
@@ -487,7 +517,7 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
           float* dst = wt.data() + ((g * Cg + c) * Kg + k) * taps;
           for (i64 q = 0; q < taps; ++q) dst[q] = src[taps - 1 - q];
         }
-    conv2d_fwd_im2col(dx, dy, wt.data(), nullptr, t, false, num_threads);
+    conv2d_fwd_im2col(dx, dy, wt.data(), t, ConvEpilogue{}, num_threads);
     return;
   }
   const GemmPlan plan = GemmPlan::for_product(R, Kg);
@@ -495,8 +525,6 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
   const std::vector<PackedA> wpacked = pack_group_weights(plan, w, s, true);
 
   const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
-  const i64 cols_per_thread = sp.inner > 1 ? (P + sp.inner - 1) / sp.inner + plan.nr : P;
-  const i64 ws = gemm_workspace_floats(plan, R, cols_per_thread, Kg, true);
   parallel_items(s.N, sp.outer, Schedule::kDynamic, [&](i64 n, int) {
     float* dcol = pointwise ? nullptr : thread_scratch<Im2colScratch>(R * P);
     for (i64 g = 0; g < s.groups; ++g) {
@@ -504,7 +532,7 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
       const MatrixView dyview{dy + (n * s.K + g * Kg) * P, P, false};
       // pointwise: dx_g = W_g^T . dy_g directly, no scatter needed
       float* out = pointwise ? dxg : dcol;
-      gemm_columns_parallel(plan, R, P, Kg, &wpacked[g], {}, operand_b(&dyview), 0.0f, out, P, false, ws, sp.inner);
+      gemm_parallel(plan, R, P, Kg, wpacked[g], operand_b(&dyview), out, P, ConvEpilogue{}, sp.inner);
       if (!pointwise) {
         std::fill(dxg, dxg + Cg * s.in_plane(), 0.0f);
         col2im_add(dxg, dcol, s);

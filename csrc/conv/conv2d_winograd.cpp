@@ -2,10 +2,11 @@
 // groups 1 (transform matrices and lane layout: conv/winograd.h).
 //   fwd:      y (overwritten) = A^T [ U (.) V ] A + b, then ReLU when asked, where per
 //             tile position p (36 of them) and block of tiles:
-//               U[p] (K x C) = G g G^T        weights, transformed once per call
+//               U[p] (K x C) = G g G^T        weights, transformed once per call, or once
+//                                             for many calls (WinogradPackedWeights)
 //               V[p] (C x T) = B^T d B        input tiles, per block
 //               M[p] (K x T) = U[p] . V[p]    one GEMM per position (the GEMM's microkernel)
-//             and the output transform writes each 4x4 tile once, bias and ReLU fused.
+//             and the output transform writes each 4x4 tile once, bias, residual and ReLU fused.
 //   bwd_data: stride 1: the forward of dy with flipped, channel-swapped
 //             weights (conv2d_bwd_data_as_forward), transformed straight from w.
 //
@@ -103,7 +104,7 @@ void winograd_input_portable(float* v, i64 v_p, i64 v_c, const float* x, i64 pla
 }
 
 void winograd_output_portable(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, i64 m_k, i64 nk,
-                              const float* bias, bool relu, const WinogradLanes& g) {
+                              const float* bias, const float* addend, bool relu, const WinogradLanes& g) {
   constexpr int L = kPortableLanes;
   float mm[kPos * L], t[kPatch * kTile * L], o[kTile * kTile * L];
   for (i64 k = 0; k < nk; ++k) {
@@ -113,12 +114,15 @@ void winograd_output_portable(float* y, i64 plane, i64 Wo, const float* m, i64 m
     for (int c = 0; c < kTile; ++c) at_1d(o + c * L, kTile * L, t + c * L, kTile * L);     // o[r][c]
     const float bk = bias ? bias[k] : 0.0f;
     float* yk = y + k * plane;
+    const float* ak = addend ? addend + k * plane : nullptr;
     for (int l = 0; l < g.lanes; ++l)
       for (int r = 0; r < g.out_rows[l]; ++r)
         for (int c = 0; c < g.out_cols[l]; ++c) {
+          const i64 at = g.out_off[l] + r * Wo + c;
           float val = o[(r * kTile + c) * L + l] + bk;
+          if (ak) val += ak[at];
           if (relu) val = val > 0.0f ? val : (val != val ? val : 0.0f);  // NaN propagates
-          yk[g.out_off[l] + r * Wo + c] = val;
+          yk[at] = val;
         }
   }
 }
@@ -258,25 +262,40 @@ void fill_lanes(WinogradLanes& g, const Conv2dShape& s, const TileGrid& tg, i64 
   }
 }
 
-// The forward on shape s with weights read through ws.
-void winograd_run(float* y, const float* x, const WeightSource& ws, const float* b, const Conv2dShape& s, bool relu,
-                  int num_threads) {
+WinogradPackedWeights pack_weights(const WeightSource& ws, const Conv2dShape& s, int num_threads) {
+  const WinogradKernels& wk = winograd_kernels();
+  WinogradPackedWeights packed{GemmPlan::for_product(s.K, s.C), wk.lanes, {}};
+  packed.u.resize(static_cast<std::size_t>(kPos * round_up(s.K, packed.plan.mr) * s.C));
+  transform_weights(packed.u.data(), ws, s.K, s.C, packed.plan, wk, num_threads);
+  return packed;
+}
+
+// The forward on shape s with weights read through ws, or prepacked.
+void winograd_run(float* y, const float* x, const WeightSource& ws, const Conv2dShape& s, const ConvEpilogue& ep,
+                  int num_threads, const WinogradPackedWeights* packed) {
   assert(conv2d_winograd_eligible(s));
   const WinogradKernels& wk = winograd_kernels();
-  const GemmPlan plan = GemmPlan::for_product(s.K, s.C);
+  const TileGrid tg = tile_grid(s);
+  if (tg.total == 0) return;
+  const int nt = threads_for_work(tg.total, kPos * s.K * s.C, num_threads);
+  const GemmPlan plan = packed ? packed->plan : GemmPlan::for_product(s.K, s.C);
   const i64 K = s.K, C = s.C, MR = plan.mr, NR = plan.nr, L = wk.lanes;
   assert(NR % L == 0 && L <= WinogradLanes::kMaxLanes);
   const i64 Kpad = round_up(K, MR);
-  const TileGrid tg = tile_grid(s);
-  if (tg.total == 0) return;
-  const int nt = threads_for_work(tg.total, kPos * K * C, num_threads);
 
-  // From the buffer cache: tens of MB for deep layers, which would
-  // page-fault afresh on every call. Every element is written by transform_weights.
+  // U: prepacked, or transformed now into a block from the buffer cache
+  // (tens of MB for deep layers, which would page-fault afresh on every call).
   const auto release = [](float* p) { buffer_release(p); };
-  const std::unique_ptr<float, decltype(release)> U(
-      static_cast<float*>(buffer_acquire(static_cast<std::size_t>(kPos * Kpad * C) * sizeof(float))), release);
-  transform_weights(U.get(), ws, K, C, plan, wk, nt);
+  std::unique_ptr<float, decltype(release)> own(nullptr, release);
+  const float* U = nullptr;
+  if (packed) {
+    assert(conv2d_winograd_packed_current(*packed, s));
+    U = packed->u.data();
+  } else {
+    own.reset(static_cast<float*>(buffer_acquire(static_cast<std::size_t>(kPos * Kpad * C) * sizeof(float))));
+    transform_weights(own.get(), ws, K, C, plan, wk, nt);
+    U = own.get();
+  }
 
   // Tile blocks: V and M of a block about a quarter of L2, at least one
   // panel (measured on 32x{64,128,256} layers: one or two panels ran
@@ -314,7 +333,7 @@ void winograd_run(float* y, const float* x, const WeightSource& ws, const float*
       }
       // M[p] = U[p] V[p], rows k0..k0+kn
       for (int p = 0; p < kPos; ++p) {
-        const float* Up = U.get() + p * Kpad * C;
+        const float* Up = U + p * Kpad * C;
         const float* Vp = V + p * v_p;
         float* Mp = M + p * m_p;
         for (i64 pc = 0; pc < C; pc += plan.kc) {
@@ -333,8 +352,9 @@ void winograd_run(float* y, const float* x, const WeightSource& ws, const float*
       for (i64 o = 0; o < tiles; o += L) {
         const i64 n = std::min(L, tiles - o), image0 = (t0 + o) / tg.per_image;
         fill_lanes(g, s, tg, t0 + o, n, L, image0);
-        wk.output(y + (image0 * K + k0) * plane_out, plane_out, s.Wo, M + o, m_p, tpad, kn, b ? b + k0 : nullptr,
-                  relu, g);
+        const i64 y_off = (image0 * K + k0) * plane_out;
+        wk.output(y + y_off, plane_out, s.Wo, M + o, m_p, tpad, kn, ep.bias ? ep.bias + k0 : nullptr,
+                  ep.residual ? ep.residual + y_off : nullptr, ep.relu, g);
       }
     });
   });
@@ -359,9 +379,18 @@ bool conv2d_winograd_eligible(const Conv2dShape& s) {
   return s.C * s.in_plane() < limit && s.K * s.out_plane() < limit && s.K * s.C * 9 < INT32_MAX;
 }
 
-void conv2d_fwd_winograd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s, bool relu,
-                         int num_threads) {
-  winograd_run(y, x, WeightSource{w, s.C * 9, 9, false}, b, s, relu, num_threads);
+bool conv2d_winograd_packed_current(const WinogradPackedWeights& packed, const Conv2dShape& s) {
+  return same_gemm_layout(packed.plan, GemmPlan::for_product(s.K, s.C)) && packed.lanes == winograd_kernels().lanes &&
+         packed.u.size() == static_cast<std::size_t>(kPos * round_up(s.K, packed.plan.mr) * s.C);
+}
+
+WinogradPackedWeights conv2d_winograd_pack_weights(const float* w, const Conv2dShape& s, int num_threads) {
+  return pack_weights(WeightSource{w, s.C * 9, 9, false}, s, num_threads);
+}
+
+void conv2d_fwd_winograd(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep,
+                         int num_threads, const WinogradPackedWeights* packed) {
+  winograd_run(y, x, WeightSource{w, s.C * 9, 9, false}, s, ep, num_threads, packed);
 }
 
 void conv2d_bwd_data_winograd(float* dx, const float* dy, const float* w, const Conv2dShape& s, int num_threads) {
@@ -369,7 +398,7 @@ void conv2d_bwd_data_winograd(float* dx, const float* dy, const float* w, const 
   if (!conv2d_winograd_eligible(s) || !conv2d_bwd_data_as_forward(s, t) || !conv2d_winograd_eligible(t))
     return conv2d_bwd_data_im2col(dx, dy, w, s, num_threads);
   // t's filter (k, c) = original filter (c, k), taps reversed
-  winograd_run(dx, dy, WeightSource{w, 9, s.C * 9, true}, nullptr, t, false, num_threads);
+  winograd_run(dx, dy, WeightSource{w, 9, s.C * 9, true}, t, ConvEpilogue{}, num_threads, nullptr);
 }
 
 }  // namespace pycnn

@@ -1,4 +1,5 @@
-// The plan of one im2col panel for stride-1 convolutions, shared between the
+// The plan of one im2col panel for convolutions of horizontal stride 1 (or 2,
+// when the ISA's copy supports it), shared between the
 // generic packer (conv2d_im2col.cpp) and the per-ISA copy kernels
 // (im2col_panel__avx2.cpp, im2col_panel__avx512.cpp), their prototypes and
 // the table the packer picks them from.
@@ -9,8 +10,9 @@
 // contiguously. The panel's lanes form two vector registers of `half` lanes
 // each. For every tap, the plan lists the masked loads that build the two
 // registers of a depth row: a load reads the input plane at `offset` (lane L
-// of the register at offset + L) into the lanes of `mask` only, and leaves
-// the others zero. Loads of different runs cover disjoint lanes, so a depth
+// of the register at offset + stride * L) into the lanes of `mask` only, and
+// leaves the others zero. With stride 2, `mask` marks the input elements read
+// (bit 2L for lane L, over the 2 * half elements from offset on). Loads of different runs cover disjoint lanes, so a depth
 // row is the OR of its tap's loads; padding lanes (and rows of padding) have
 // no load and stay zero. All index arithmetic happens once per panel here,
 // not once per depth row in the kernel, and a plan does not depend on the
@@ -36,6 +38,7 @@ struct ColPanelPlan {
     std::uint32_t mask;  // lanes of the register this load fills
   };
   i64 lines;        // pixels of the panel the plan was made for
+  i64 stride;       // the convolution's horizontal stride: 1 or 2
   i64 plane_size;   // H * W
   i64 taps;         // kh * kw
   // tap t's loads: loads[begin[t] .. split[t]) fill the low register,
@@ -53,6 +56,7 @@ using ColPanelCopy = void (*)(float* dst, i64 width, i64 k0, i64 kc, const float
 struct Im2colPanelKernels {
   ColPanelCopy copy;  // null: the portable loops pack
   int half;           // lanes of one of the copy's two registers
+  int max_stride;     // the largest horizontal stride its plans may have
 };
 // The table for the active ISA (conv2d_im2col.cpp).
 const Im2colPanelKernels& im2col_panel_kernels();

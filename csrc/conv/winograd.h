@@ -53,10 +53,11 @@ using WinogradInput = void (*)(float* v, i64 v_p, i64 v_c, const float* x, i64 p
                                const WinogradLanes& g);
 // Output transform of one lane group for output channels [0, nk): reads
 // m[p * m_p + k * m_k + l], writes y + k * plane (row length Wo) as
-// A^T M A + bias[k] (bias may be null), then max(., 0) when relu. Overwrites
-// the tiles' outputs only.
+// A^T M A + bias[k] + addend (bias and addend may be null; addend is read at
+// y's offsets and may be y itself: a residual added in place), then
+// max(., 0) when relu. Overwrites the tiles' outputs only.
 using WinogradOutput = void (*)(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, i64 m_k, i64 nk,
-                                const float* bias, bool relu, const WinogradLanes& g);
+                                const float* bias, const float* addend, bool relu, const WinogradLanes& g);
 
 // Weight transform of n <= 64 filters: filter l's taps are w[off[l] + q],
 // q = 3 * i + j (w[off[l] + 8 - q] when flip: the filter rotated by 180
@@ -76,14 +77,14 @@ namespace avx2 {
 void winograd_f4x3_input(float* v, i64 v_p, i64 v_c, const float* x, i64 plane, i64 W, i64 nc,
                          const WinogradLanes& g);
 void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, i64 m_k, i64 nk,
-                          const float* bias, bool relu, const WinogradLanes& g);
+                          const float* bias, const float* addend, bool relu, const WinogradLanes& g);
 }  // namespace avx2
 namespace avx512 {
 void winograd_f4x3_weights(float* u, i64 u_p, const float* w, const std::int32_t* off, int n, bool flip);
 void winograd_f4x3_input(float* v, i64 v_p, i64 v_c, const float* x, i64 plane, i64 W, i64 nc,
                          const WinogradLanes& g);
 void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, i64 m_k, i64 nk,
-                          const float* bias, bool relu, const WinogradLanes& g);
+                          const float* bias, const float* addend, bool relu, const WinogradLanes& g);
 }  // namespace avx512
 
 }  // namespace pycnn

@@ -71,8 +71,10 @@ void winograd_f4x3_input(float* v, i64 v_p, i64 v_c, const float* x, i64 plane, 
 }
 
 void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, i64 m_k, i64 nk,
-                          const float* bias, bool relu, const WinogradLanes& g) {
+                          const float* bias, const float* addend, bool relu, const WinogradLanes& g) {
   // Lane l = 4 * half + q ends up in 128-bit half `half` of register q.
+  // Bias is added before the transposes; the addend (laid out as y) and the
+  // ReLU after them, on each tile row as it is stored.
   __m128i keep[4][8];
   const __m128i col_index = _mm_setr_epi32(0, 1, 2, 3);
   for (int l = 0; l < 8; ++l) {
@@ -99,7 +101,7 @@ void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, 
       __m256 v[4];
       for (int c = 0; c < 4; ++c) {
         v[c] = bias ? _mm256_add_ps(o[r * 4 + c], bk) : o[r * 4 + c];
-        if (relu) v[c] = _mm256_max_ps(zero, v[c]);  // max(0, v): MAXPS returns v for NaN
+        if (relu && !addend) v[c] = _mm256_max_ps(zero, v[c]);  // max(0, v): MAXPS returns v for NaN
       }
       const __m256 lo01 = _mm256_unpacklo_ps(v[0], v[1]), hi01 = _mm256_unpackhi_ps(v[0], v[1]);
       const __m256 lo23 = _mm256_unpacklo_ps(v[2], v[3]), hi23 = _mm256_unpackhi_ps(v[2], v[3]);
@@ -109,8 +111,13 @@ void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, 
       h[2] = _mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0));
       h[3] = _mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2));
       float* yr = yk + r * Wo;
+      const float* ar = addend ? addend + k * plane + r * Wo : nullptr;
       for (int l = 0; l < g.lanes; ++l) {
-        const __m128 part = l < 4 ? _mm256_castps256_ps128(h[l % 4]) : _mm256_extractf128_ps(h[l % 4], 1);
+        __m128 part = l < 4 ? _mm256_castps256_ps128(h[l % 4]) : _mm256_extractf128_ps(h[l % 4], 1);
+        if (ar) {
+          part = _mm_add_ps(part, _mm_maskload_ps(ar + g.out_off[l], keep[r][l]));
+          if (relu) part = _mm_max_ps(_mm256_castps256_ps128(zero), part);
+        }
         _mm_maskstore_ps(yr + g.out_off[l], keep[r][l], part);
       }
     }

@@ -162,7 +162,9 @@ void winograd_f4x3_input(float* v, i64 v_p, i64 v_c, const float* x, i64 plane, 
 }
 
 void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, i64 m_k, i64 nk,
-                          const float* bias, bool relu, const WinogradLanes& g) {
+                          const float* bias, const float* addend, bool relu, const WinogradLanes& g) {
+  // Bias is added before the transposes below; the addend (laid out as y)
+  // and then the ReLU after them, as each row is stored.
   // Lane l = 4 * blk + h ends up in block blk of register h: its store
   // starts 4 * blk floats before the tile's first output, masked to its block.
   // Four lanes whose tiles are side by side and whole in row r (most of an
@@ -205,7 +207,7 @@ void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, 
       __m512 v[4];
       for (int c = 0; c < 4; ++c) {
         v[c] = bias ? _mm512_add_ps(o[r * 4 + c], bk) : o[r * 4 + c];
-        if (relu) v[c] = _mm512_max_ps(zero, v[c]);  // max(0, v): MAXPS returns v for NaN
+        if (relu && !addend) v[c] = _mm512_max_ps(zero, v[c]);  // max(0, v): MAXPS returns v for NaN
       }
       // 4x4 transposes within each 128-bit block: h[q] holds tile 4 * blk + q's row r in block blk
       const __m512 lo01 = _mm512_unpacklo_ps(v[0], v[1]), hi01 = _mm512_unpackhi_ps(v[0], v[1]);
@@ -221,12 +223,25 @@ void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, 
       const __m512 t01hi = _mm512_shuffle_f32x4(h[0], h[1], 0xEE), t23hi = _mm512_shuffle_f32x4(h[2], h[3], 0xEE);
       const __m512 z[4] = {_mm512_shuffle_f32x4(t01lo, t23lo, 0x88), _mm512_shuffle_f32x4(t01lo, t23lo, 0xDD),
                            _mm512_shuffle_f32x4(t01hi, t23hi, 0x88), _mm512_shuffle_f32x4(t01hi, t23hi, 0xDD)};
+      if (!addend) {
+        for (int blk = 0; blk < 4; ++blk) {
+          if (whole[r][blk]) {
+            _mm512_storeu_ps(yr + g.out_off[4 * blk], z[blk]);
+            continue;
+          }
+          for (int l = 4 * blk; l < 4 * blk + 4; ++l) _mm512_mask_storeu_ps(yr + off[l], keep[r][l], h[l % 4]);
+        }
+        continue;
+      }
+      const float* ar = addend + k * plane + r * Wo;
+      const auto finish = [&](__m512 v, __m512 a) { return relu ? _mm512_max_ps(zero, _mm512_add_ps(v, a)) : _mm512_add_ps(v, a); };
       for (int blk = 0; blk < 4; ++blk) {
         if (whole[r][blk]) {
-          _mm512_storeu_ps(yr + g.out_off[4 * blk], z[blk]);
+          _mm512_storeu_ps(yr + g.out_off[4 * blk], finish(z[blk], _mm512_loadu_ps(ar + g.out_off[4 * blk])));
           continue;
         }
-        for (int l = 4 * blk; l < 4 * blk + 4; ++l) _mm512_mask_storeu_ps(yr + off[l], keep[r][l], h[l % 4]);
+        for (int l = 4 * blk; l < 4 * blk + 4; ++l)
+          _mm512_mask_storeu_ps(yr + off[l], keep[r][l], finish(h[l % 4], _mm512_maskz_loadu_ps(keep[r][l], ar + off[l])));
       }
     }
   }

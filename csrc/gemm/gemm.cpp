@@ -252,7 +252,7 @@ void gemm_packed(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_pac
         if (!a_packed) a.pack(packed_a, a.line_offset + ic, mc, pc, kc, MR, a.ctx);
         for (i64 ir = 0; ir < mc; ir += MR) {
           const i64 mr = std::min(MR, mc - ir);
-          const float* ap = a_packed ? a_packed->panel(pc, ic + ir) : packed_a + ir * kc;
+          const float* ap = a_packed ? a_packed->panel(pc, a.line_offset + ic + ir) : packed_a + ir * kc;
           float* c_row = C + (ic + ir) * ldc + jc;
           for (i64 q = 0; q < n_panels; ++q)
             plan.ukernel(kc, ap, packed_b + q * NR * kc, c_row + q * NR, ldc, mr,

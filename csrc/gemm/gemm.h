@@ -70,6 +70,7 @@ class PackedA {
   const float* panel(i64 pc, i64 ir) const;  // slice starting at depth pc, rows from ir
   i64 rows() const { return M_; }
   i64 depth() const { return K_; }
+  i64 bytes() const { return static_cast<i64>(data_.size() * sizeof(float)); }
 
  private:
   i64 M_, K_, m_padded_, kc_;
@@ -81,8 +82,9 @@ class PackedA {
 i64 gemm_workspace_floats(const GemmPlan& plan, i64 M, i64 N, i64 K, bool a_prepacked);
 
 // C = alpha * op(A) op(B) + beta * C (+ row_bias[i] on row i, then ReLU) on
-// the calling thread. A comes from `a_packed` when given, else from the
-// operand `a`. The bias is added in the microkernel's epilogue, so a
+// the calling thread. A comes from `a_packed` when given -- its rows from
+// a.line_offset on (a multiple of plan.mr), so threads can take row blocks
+// of one PackedA -- else from the operand `a`. The bias is added in the microkernel's epilogue, so a
 // convolution's output is written once instead of filled with it first.
 void gemm_packed(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA* a_packed, GemmOperand a,
                  GemmOperand b, float alpha, float beta, float* C, i64 ldc, bool relu, float* workspace,

@@ -1,5 +1,7 @@
 #include "ops/conv.h"
 
+#include <algorithm>
+
 #include "runtime/parallel.h"
 
 namespace pycnn::ops {
@@ -102,10 +104,68 @@ void conv2d_fwd(float* y, const float* x, const float* w, const float* b, const 
   if (s.N == 0) return;
   const int nt = get_num_threads();
   switch (conv2d_resolve_algo(s, algo)) {
-    case ConvAlgo::Direct: return conv2d_fwd_direct(y, x, w, b, s, relu, nt);
-    case ConvAlgo::Winograd: return conv2d_fwd_winograd(y, x, w, b, s, relu, nt);
-    default: return conv2d_fwd_im2col(y, x, w, b, s, relu, nt);
+    case ConvAlgo::Direct: return conv2d_fwd_direct(y, x, w, s, ConvEpilogue{b, nullptr, relu}, nt);
+    case ConvAlgo::Winograd: return conv2d_fwd_winograd(y, x, w, s, ConvEpilogue{b, nullptr, relu}, nt);
+    default: return conv2d_fwd_im2col(y, x, w, s, ConvEpilogue{b, nullptr, relu}, nt);
   }
+}
+
+PreparedConv2d::PreparedConv2d(const Shape& w_shape, const float* w, const Shape* b_shape, const float* b,
+                               const Conv2dParams& p, ConvAlgo algo)
+    : w_shape_(w_shape), p_(p), algo_(algo) {
+  // Checks the weight, bias and hyper-parameters once, on the smallest input
+  // the kernel fits (conv2d_shape checks strides and dilations first).
+  if (w_shape.size() != 4) fail("conv2d: expected weight of shape (K, C/groups, kh, kw), got ", shape_str(w_shape));
+  checked_numel(w_shape, "conv2d weight");
+  const i64 C = std::max<i64>(1, checked_mul(w_shape[1], std::max<i64>(1, p.groups), "conv2d"));
+  const i64 H = checked_mul(std::max<i64>(0, w_shape[2] - 1), std::max<i64>(1, p.dilation_h), "conv2d") + 1;
+  const i64 W = checked_mul(std::max<i64>(0, w_shape[3] - 1), std::max<i64>(1, p.dilation_w), "conv2d") + 1;
+  conv2d_shape({1, C, H, W}, w_shape, b_shape, p);
+  w_.assign(w, w + checked_numel(w_shape, "conv2d weight"));
+  if (b) b_.assign(b, b + w_shape[0]);
+}
+
+Conv2dShape PreparedConv2d::shape(const Shape& x) const {
+  const Shape bias_shape{w_shape_[0]};
+  return conv2d_shape(x, w_shape_, has_bias() ? &bias_shape : nullptr, p_);
+}
+
+void PreparedConv2d::forward(float* y, const float* x, const Conv2dShape& s, const float* residual, bool relu) const {
+  if (s.N == 0) return;
+  const int nt = get_num_threads();
+  const ConvEpilogue ep{has_bias() ? b_.data() : nullptr, residual, relu};
+  switch (resolve(s)) {
+    case ConvAlgo::Direct: return conv2d_fwd_direct(y, x, w_.data(), s, ep, nt);
+    case ConvAlgo::Winograd: {
+      std::shared_ptr<const WinogradPackedWeights> packed;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!winograd_ || !conv2d_winograd_packed_current(*winograd_, s))
+          winograd_ = std::make_shared<const WinogradPackedWeights>(conv2d_winograd_pack_weights(w_.data(), s, nt));
+        packed = winograd_;
+      }
+      return conv2d_fwd_winograd(y, x, w_.data(), s, ep, nt, packed.get());
+    }
+    default: {
+      std::shared_ptr<const Im2colPackedWeights> packed;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!im2col_ || !same_gemm_layout(im2col_->plan, conv2d_im2col_plan(s)))
+          im2col_ = std::make_shared<const Im2colPackedWeights>(conv2d_im2col_pack_weights(w_.data(), s));
+        packed = im2col_;
+      }
+      return conv2d_fwd_im2col(y, x, w_.data(), s, ep, nt, packed.get());
+    }
+  }
+}
+
+i64 PreparedConv2d::packed_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  i64 bytes = 0;
+  if (winograd_) bytes += static_cast<i64>(winograd_->u.size() * sizeof(float));
+  if (im2col_)
+    for (const PackedA& a : im2col_->groups) bytes += a.bytes();
+  return bytes;
 }
 
 void conv2d_bwd_data(float* dx, const float* dy, const float* w, const Conv2dShape& s, ConvAlgo algo) {

@@ -1,6 +1,9 @@
 // Checked entries of the convolution family (kernels in csrc/conv/).
 #pragma once
+#include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "conv/conv2d.h"
 #include "ops/check.h"
@@ -36,6 +39,38 @@ ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested);
 // y (N, K, Ho, Wo) overwritten; relu: y = max(conv + b, 0) fused into the output write.
 void conv2d_fwd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s, ConvAlgo algo,
                 bool relu);
+
+// A convolution for inference: its weights and bias copied once (after
+// whatever the caller folded into them, e.g. a BatchNorm), and packed for
+// the algorithm each call resolves to, once, on first use. Packed weights
+// are tied to the ISA they were packed for and rebuilt when another ISA is
+// active; they do not depend on the thread count. Thread-safe: concurrent
+// forwards share the packed weights (a rebuild swaps them under a lock,
+// calls already running keep the old ones alive).
+class PreparedConv2d {
+ public:
+  PreparedConv2d(const Shape& w_shape, const float* w, const Shape* b_shape, const float* b, const Conv2dParams& p,
+                 ConvAlgo algo);
+  // The shape of a forward on input x (checked as conv2d_shape).
+  Conv2dShape shape(const Shape& x) const;
+  ConvAlgo resolve(const Conv2dShape& s) const { return conv2d_resolve_algo(s, algo_); }
+  // y (N, K, Ho, Wo) overwritten with conv(x) + bias (+ residual, of y's
+  // shape, may be x) (then ReLU when relu).
+  void forward(float* y, const float* x, const Conv2dShape& s, const float* residual, bool relu) const;
+  const Shape& weight_shape() const { return w_shape_; }
+  bool has_bias() const { return !b_.empty(); }
+  // Bytes of packed weights held now (introspection and tests).
+  i64 packed_bytes() const;
+
+ private:
+  Shape w_shape_;
+  std::vector<float> w_, b_;
+  Conv2dParams p_;
+  ConvAlgo algo_;
+  mutable std::mutex mu_;
+  mutable std::shared_ptr<const Im2colPackedWeights> im2col_;
+  mutable std::shared_ptr<const WinogradPackedWeights> winograd_;
+};
 // dx (N, C, H, W) overwritten.
 void conv2d_bwd_data(float* dx, const float* dy, const float* w, const Conv2dShape& s, ConvAlgo algo);
 // dw and db (null: skipped) accumulated; neither may share memory with dy, x or each other.
