@@ -26,9 +26,11 @@ def record_outputs(model: Module) -> Iterator[List[Tuple[str, Module, Any]]]:
     """While active, every module's forward appends ``(dotted name, module, output)`` to the yielded list.
 
     Containers run their children one by one (``Sequential`` runs with its
-    layer fusions off, so each layer's own output is seen; the results are the same).
+    layer fusions off and eval mode unfused (:func:`pycnn.nn.fused.disabled`), so
+    each layer's own output is seen; the results are the same to float32 rounding).
     Entries appear as the forwards finish (children before their parents).
     """
+    from .nn import fused
     from .nn.container import Sequential
 
     records: List[Tuple[str, Module, Any]] = []
@@ -51,7 +53,8 @@ def record_outputs(model: Module) -> Iterator[List[Tuple[str, Module, Any]]]:
                 forward = functools.partial(module._chain, fuse=False)
             object.__setattr__(module, "forward", wrap(name, module, forward))
             patched.append(module)
-        yield records
+        with fused.disabled():  # eval-mode fusion would skip the folded layers' own forwards
+            yield records
     finally:
         for module in patched:
             module.__dict__.pop("forward", None)

@@ -167,6 +167,7 @@ class SGD(Optimizer):
                     first = True
             F.sgd_step(p.data, p.grad, buf, g["lr"], momentum, g["dampening"], g["weight_decay"],
                        g["nesterov"], first)
+            p._version += 1
 
 
 class _AdamBase(Optimizer):
@@ -216,6 +217,7 @@ class _AdamBase(Optimizer):
             F.adam_step(p.data, p.grad, st["exp_avg"], st["exp_avg_sq"],
                         st["max_exp_avg_sq"] if g["amsgrad"] else None, st["step"], g["lr"], beta1, beta2,
                         g["eps"], g["weight_decay"], self._decoupled)
+            p._version += 1
 
 
 class Adam(_AdamBase):

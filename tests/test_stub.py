@@ -46,7 +46,7 @@ def binding_functions():
     out = {}
     for name in dir(_core):
         obj = getattr(_core, name)
-        if name.startswith("_") or not callable(obj):
+        if name.startswith("_") or not callable(obj) or isinstance(obj, type):
             continue
         first = (obj.__doc__ or "").splitlines()[0]
         m = re.match(rf"{name}\((.*)\) ->", first)
@@ -76,6 +76,17 @@ def test_stub_signatures_match_the_bindings():
             assert s_posonly == len(params), f"{name}: binding arguments are positional-only; mark them with /"
         else:
             assert s_params == params, f"{name}: stub names {s_params}, binding names {params}"
+
+
+def test_stub_lists_the_classes_and_their_methods():
+    if not STUB.is_file():
+        pytest.skip("pycnn/_core.pyi is not next to tests/ (not running from a checkout)")
+    tree = ast.parse(STUB.read_text())
+    stub = {node.name: sorted(n.name for n in node.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_"))
+            for node in tree.body if isinstance(node, ast.ClassDef)}
+    real = {name: sorted(m for m in vars(obj) if not m.startswith("_"))
+            for name in dir(_core) if isinstance(obj := getattr(_core, name), type) and not name.startswith("_")}
+    assert stub == real
 
 
 def test_stub_declares_the_version():

@@ -98,6 +98,7 @@ def _init_like_torchvision(model: Module, zero_init_residual: bool) -> None:
         for m in model.modules():
             if isinstance(m, BasicBlock):
                 m.bn2.weight.data.fill(0)
+                m.bn2.weight._version += 1
 
 
 class ImageNetResNet(Sequential):

@@ -39,6 +39,9 @@ def reset_weight_and_bias(module: Module) -> None:
         fan_in = init.calculate_fan_in(module.weight.shape)
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         init.uniform_(module.bias.data, -bound, bound)
+    for p in (module.weight, module.bias):
+        if p is not None:
+            p._version += 1  # pycnn.nn.fused rebuilds what it prepared from them
 
 
 def weighted_backward(backward_fn: Callable[..., Tuple[Optional[np.ndarray], Any, Any]], module: Module,

@@ -5,6 +5,7 @@ import inspect
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union, overload
 
+from . import fused
 from .activation import ReLU
 from .conv import Conv1d, Conv2d
 from .linear import Linear
@@ -113,24 +114,49 @@ class Sequential(Module):
         """Apply the modules in order, fusing where a layer sequence allows it.
 
         Fusions (exact module types only, so subclasses that override
-        forward run as written; results are bitwise the same as unfused):
+        forward run as written):
           * Conv2d, Conv1d, Linear or BatchNorm followed by ReLU: the ReLU is applied in the
-            layer's output write, saving one pass over the activations;
+            layer's output write, saving one pass over the activations (bitwise the same);
           * ReLU followed by MaxPool2d: the pooling's backward applies the
             ReLU's gradient mask while it scatters, so the ReLU's backward is
-            a pass-through.
+            a pass-through (bitwise the same);
+          * in eval mode, Conv2d followed by BatchNorm2d (and ReLU): the
+            BatchNorm is folded into the convolution's prepared weights
+            (pycnn.nn.fused; equal to float32 rounding).
         """
         return self._chain(x, fuse=True)
 
-    def _chain(self, x: Any, fuse: bool) -> Any:
+    def _chain(self, x: Any, fuse: bool, residual: Optional[np.ndarray] = None, relu_after: bool = False) -> Any:
         # The one walk over the modules. fuse=False calls every module's own
         # forward (pycnn.summary's record_outputs needs each layer's output).
+        # `residual` (eval mode, from Residual): the chain's output is
+        # relu?(chain(x) + residual); when the chain ends in an eval-mode
+        # Conv2d (+ BatchNorm2d), that add and ReLU go into its output write
+        # and the call returns (y, True); otherwise (chain(x), False).
         mods = list(self._modules.values())
         n = len(mods)
-        for i, m in enumerate(mods):
+        fuse_eval = fuse and fused.enabled()
+        i = 0
+        while i < n:
+            m = mods[i]
             prev = mods[i - 1] if fuse and i > 0 else None
             nxt = mods[i + 1] if fuse and i + 1 < n else None
             kind = type(m)
+            if fuse_eval and kind is Conv2d and not m.training:
+                bn = nxt if nxt is not None and fused.can_fold(m, nxt) else None
+                j = i + (2 if bn is not None else 1)  # the module after the fused run
+                relu = j < n and type(mods[j]) is ReLU
+                if relu:
+                    j += 1
+                last = j == n and residual is not None and not relu
+                x = fused.fused_conv2d(m, x, bn, relu=relu_after if last else relu,
+                                       residual=residual if last else None)
+                for k in range(i, j):
+                    mods[k].save_for_backward()  # eval mode: marks "nothing saved"
+                if last:
+                    return x, True
+                i = j
+                continue
             if kind is ReLU and type(prev) in _RELU_PRODUCERS:
                 m._record(x, gradient_applied_by_next=type(nxt) is MaxPool2d)
             elif kind in _RELU_PRODUCERS and type(nxt) is ReLU:
@@ -142,7 +168,8 @@ class Sequential(Module):
                 x = m._forward(x, after_relu=True)
             else:
                 x = m(x)
-        return x
+            i += 1
+        return (x, False) if residual is not None else x
 
     def backward(self, grad_output: Any, input_grad: bool = True) -> Optional[np.ndarray]:
         """Backward through the chain in reverse; returns dL/d(input), or None when ``input_grad`` is False.

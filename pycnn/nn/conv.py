@@ -8,6 +8,7 @@ import numpy as np
 from .. import functional as F
 from .._checks import check_choice, check_int, check_pair, check_single
 from ..functional.conv import CONV_ALGOS
+from . import fused
 from ._weighted import init_weight_and_bias, reset_weight_and_bias, weighted_backward
 from .module import Module
 
@@ -96,6 +97,14 @@ class Conv2d(_ConvNd):
         F.conv_padding(padding, self.kernel_size, self.stride, self.dilation, op)  # validates
         self.padding = padding if isinstance(padding, str) else check_pair(padding, "padding", op, 0)
         self._init_parameters(bias)
+
+    def _forward(self, x: ArrayLike, relu: bool) -> np.ndarray:
+        if self.training or not fused.enabled():
+            return super()._forward(x, relu)
+        # Eval mode: weights packed once, not per call (pycnn.nn.fused).
+        y = fused.fused_conv2d(self, F.as_float32(x, "input"), relu=relu)
+        self.save_for_backward()
+        return y
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -40,6 +40,7 @@ from typing import (
 
 import numpy as np
 
+from .fused import discard_prepared
 from .parameter import Parameter
 from .registry import (
     is_recording,
@@ -118,6 +119,9 @@ class Module:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_saved", _NO_FORWARD)
+        # Counts changes to this module's buffers made through pycnn (assignment,
+        # load_state_dict, reset_running_stats): see pycnn.nn.fused.
+        object.__setattr__(self, "_buffer_version", 0)
         if type(self).__init__ is Module.__init__:  # a layer without a constructor of its own (ReLU)
             record_no_arguments(self)
 
@@ -165,6 +169,7 @@ class Module:
                 raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} "
                                 f"(numpy.ndarray or None expected)")
             self._buffers[name] = value
+            self._buffers_changed()
         else:
             object.__setattr__(self, name, value)
 
@@ -200,6 +205,9 @@ class Module:
         self._discard(name)
         self._parameters[name] = param
 
+    def _buffers_changed(self) -> None:
+        object.__setattr__(self, "_buffer_version", self._buffer_version + 1)
+
     def register_buffer(self, name: str, tensor: Optional[np.ndarray], persistent: bool = True) -> None:
         """Register a non-trainable array saved in ``state_dict`` (e.g. BatchNorm's running_mean).
 
@@ -215,6 +223,7 @@ class Module:
             raise KeyError(f"attribute {name!r} already exists")
         self._discard(name)
         self._buffers[name] = tensor
+        self._buffers_changed()
         if not persistent:
             self._non_persistent.add(name)
 
@@ -297,6 +306,7 @@ class Module:
             raise TypeError(f"train: mode must be a bool, got {type(mode).__name__}")
         for m in self.modules():
             object.__setattr__(m, "training", mode)
+        discard_prepared(self)  # calling eval() again is also how a user says "I edited weights in place"
         return self
 
     def eval(self) -> Module:
@@ -439,6 +449,11 @@ class Module:
                              + "\n  ".join(errors))
         for target, value in plan:
             np.copyto(target, value, casting="same_kind")
+        for p in self.parameters():
+            p._version += 1
+        for m in self.modules():
+            m._buffers_changed()
+        discard_prepared(self)
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ repr

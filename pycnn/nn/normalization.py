@@ -75,6 +75,7 @@ class _BatchNorm(Module):
             self.running_mean.fill(0)
             self.running_var.fill(1)
             self.num_batches_tracked.fill(0)
+            self._buffers_changed()
 
     def reset_parameters(self) -> None:
         """Running statistics reset; weight 1, bias 0."""
@@ -82,6 +83,8 @@ class _BatchNorm(Module):
         if self.affine:
             self.weight.data.fill(1)
             self.bias.data.fill(0)
+            self.weight._version += 1
+            self.bias._version += 1
 
     def forward(self, x: ArrayLike) -> np.ndarray:
         """Normalise x per channel; in training mode saves (x, mean, rstd) for backward."""

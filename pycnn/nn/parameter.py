@@ -38,12 +38,16 @@ class Parameter:
     and optimisers skip its update.
     """
 
-    __slots__ = ("_data", "_grad", "requires_grad", "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "_version", "__weakref__")
 
     def __init__(self, data: ArrayLike, requires_grad: bool = True) -> None:
         self._data = _as_param_array(data, "Parameter")
         self._grad = np.zeros_like(self._data)
         self.requires_grad = bool(requires_grad)
+        # Counts changes made through pycnn (assigning .data, optimiser steps,
+        # load_state_dict): eval-mode inference rebuilds what it prepared from
+        # this parameter when it moves (pycnn.nn.fused).
+        self._version = 0
 
     @property
     def data(self) -> np.ndarray:
@@ -56,6 +60,7 @@ class Parameter:
         if a.shape != self._data.shape:
             self._grad = np.zeros_like(a)
         self._data = a
+        self._version += 1
 
     @property
     def grad(self) -> np.ndarray:

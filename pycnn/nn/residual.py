@@ -12,11 +12,12 @@ built from it (``ResNet``) are in :mod:`pycnn.models.resnet`.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 import numpy as np
 
 from .. import functional as F
+from . import fused
 from .activation import ReLU
 from .container import Sequential, call_backward
 from .conv import Conv2d
@@ -62,9 +63,37 @@ class Residual(Module):
 
     def forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")
-        y = self._body()(x)
-        sc = self._shortcut()
+        body, sc = self._body(), self._shortcut()
+        if not self.training and type(body) is Sequential and fused.enabled():
+            # Eval mode: the shortcut first, so that the body's last convolution
+            # adds it (and applies the ReLU) in its output write (pycnn.nn.fused).
+            s = x if sc is None else sc(x)
+            if self._body_output_shape(body, x.shape) == s.shape:
+                y, done = body._chain(x, fuse=True, residual=s, relu_after=self._relu_after())
+                if done:
+                    self.save_for_backward()
+                    return y
+            else:
+                y = body(x)
+            return self._add(x, y, s)
+        y = body(x)
         s = x if sc is None else sc(x)
+        return self._add(x, y, s)
+
+    def _body_output_shape(self, body: Sequential, x_shape: Tuple[int, ...]) -> Optional[Tuple[int, ...]]:
+        # The shape of body(x) when every module keeps its input shape except its
+        # convolutions (a ResNet body); None when that cannot be told without running it.
+        shape: Optional[Tuple[int, ...]] = x_shape
+        for m in body:
+            if shape is None:
+                return None
+            if type(m) is Conv2d:
+                shape = fused.output_shape(m, shape)
+            elif type(m) not in (BatchNorm2d, ReLU):
+                return None
+        return shape
+
+    def _add(self, x: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
         if y.shape != s.shape:
             raise ValueError(f"{type(self).__name__}: the body's output {y.shape} and the shortcut's output "
                              f"{s.shape} differ (input {x.shape}); use a projection shortcut")
