@@ -241,7 +241,9 @@ def _block(rng):
 
 
 def _check(block, x):
-    assert_close(block(x), _unfused(block, x), rtol=1e-4, atol=1e-5)
+    # Folding reorders the float32 arithmetic: errors scale with the outputs' magnitude.
+    ref = _unfused(block, x)
+    assert_close(block(x), ref, rtol=1e-4, atol=2e-5 * np.abs(ref).max())
 
 
 def test_rebuilt_after_an_optimiser_step(rng):
