@@ -69,6 +69,24 @@ CASES = [
     (1, 3, 5, 33, 4, (3, 3), 1, 1, 1, 1, True),  # rows longer than a panel
     (2, 5, 12, 11, 7, (3, 3), 1, 2, 2, 1, True),  # dilated, padded
     (2, 40, 8, 9, 33, (3, 3), 1, 1, 1, 1, True),  # R = 360: dW's packer spans many panels, depth tails
+    # The same geometries one image at a time: batches of small planes (Ho * Wo < 64)
+    # take the image-spanning path (conv2d_im2col.cpp), single images the panel packers.
+    (1, 2, 40, 1, 3, (7, 1), 1, (3, 0), 1, 1, True),
+    (1, 2, 40, 1, 3, (5, 5), 1, 2, 1, 1, True),
+    (1, 5, 12, 11, 7, (3, 3), 1, 2, 2, 1, True),
+    (1, 40, 8, 9, 33, (3, 3), 1, 1, 1, 1, True),
+    # Stride-2 panels (AVX-512 gathers even elements): short rows, rows longer than a
+    # panel, dilation, strided 1x1, a 7x7 stem
+    (1, 3, 23, 37, 5, (3, 3), 2, 1, 1, 1, True),
+    (1, 2, 9, 70, 4, (7, 7), 2, 3, 1, 1, True),
+    (1, 3, 17, 21, 5, (3, 3), 2, 2, 2, 1, True),
+    (1, 4, 15, 15, 6, (1, 1), 2, 0, 1, 1, True),
+    (2, 3, 30, 30, 8, (7, 7), 2, 3, 1, 1, True),
+    # Image-spanning columns: grouped strided (col2im per image), 1x1 planes, and
+    # more images than one block holds (2 blocks of 56)
+    (3, 6, 9, 9, 12, (3, 3), 2, 1, 1, 3, True),
+    (5, 16, 1, 1, 24, (3, 3), 1, 1, 1, 1, True),
+    (60, 512, 2, 2, 4, (3, 3), 1, 1, 1, 1, True),
 ]
 
 
@@ -219,12 +237,17 @@ def test_auto_algorithm_rule():
         return _core.conv2d_resolve_algo(x_shape, w_shape, (1, 1), (1, 1, 1, 1), (1, 1), groups, "auto")
 
     # docs/architecture.md: Winograd for 3x3 stride-1 ungrouped convolutions with C, K >= 8
-    # and at least 16 output tiles of 4x4 (N * ceil(Ho/4) * ceil(Wo/4)); im2col otherwise
+    # and at least 16 output tiles of 4x4 (N * ceil(Ho/4) * ceil(Wo/4)), on planes that fill
+    # their tiles enough (Ho * Wo >= 6 * tiles per image); im2col otherwise
     assert resolved((8, 32, 14, 14), (64, 32, 3, 3), 1) == "winograd"  # 8 * 4 * 4 = 128 tiles
     assert resolved((1, 256, 14, 14), (256, 256, 3, 3), 1) == "winograd"  # 16 tiles
     assert resolved((1, 256, 13, 13), (256, 256, 3, 3), 1) == "winograd"  # ceil: 16 tiles
     assert resolved((1, 256, 12, 12), (256, 256, 3, 3), 1) == "im2col"  # 9 tiles
     assert resolved((2, 512, 7, 7), (512, 512, 3, 3), 1) == "im2col"  # 8 tiles
+    assert resolved((32, 512, 1, 1), (512, 512, 3, 3), 1) == "im2col"  # 32 tiles, 1 output of 16 used each
+    assert resolved((32, 256, 2, 2), (256, 256, 3, 3), 1) == "im2col"  # 4 outputs of 16
+    assert resolved((32, 128, 3, 3), (128, 128, 3, 3), 1) == "winograd"  # 9 outputs of 16
+    assert resolved((32, 64, 5, 5), (64, 64, 3, 3), 1) == "winograd"  # 25 of 64
     assert resolved((8, 7, 28, 28), (32, 7, 3, 3), 1) == "im2col"  # C < 8
     assert resolved((8, 32, 28, 28), (7, 32, 3, 3), 1) == "im2col"  # K < 8
     assert resolved((8, 32, 28, 28), (32, 32, 5, 5), 1) == "im2col"  # not 3x3

@@ -69,7 +69,7 @@ inline bool same_gemm_layout(const GemmPlan& a, const GemmPlan& b) {
 // and the active ISA.
 void conv2d_fwd_im2col(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep,
                        int num_threads, const Im2colPackedWeights* packed = nullptr);
-Im2colPackedWeights conv2d_im2col_pack_weights(const float* w, const Conv2dShape& s);
+Im2colPackedWeights conv2d_im2col_pack_weights(const float* w, const Conv2dShape& s, int num_threads);
 GemmPlan conv2d_im2col_plan(const Conv2dShape& s);
 void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Conv2dShape& s,
                             int num_threads);

@@ -31,6 +31,7 @@
 #include "conv/conv2d.h"
 #include "conv/im2col_panel.h"
 #include "gemm/gemm.h"
+#include "runtime/buffer_cache.h"
 #include "runtime/dispatch.h"
 #include "runtime/parallel.h"
 #include "runtime/reduce.h"
@@ -354,14 +355,15 @@ void pack_col_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, con
   }
 }
 
-// dx (Cg planes of one image and group) += scatter of dcol(R x P).
-void col2im_add(float* PYCNN_RESTRICT dx, const float* PYCNN_RESTRICT dcol, const Conv2dShape& s) {
+// dx (Cg planes of one image and group) += scatter of dcol(R x P), whose
+// rows are `ld` floats apart.
+void col2im_add(float* PYCNN_RESTRICT dx, const float* PYCNN_RESTRICT dcol, const Conv2dShape& s, i64 ld) {
   const i64 Cg = s.c_per_group();
   for (i64 c = 0; c < Cg; ++c) {
     float* dxc = dx + c * s.H * s.W;
     for (i64 i = 0; i < s.kh; ++i) {
       for (i64 j = 0; j < s.kw; ++j) {
-        const float* row = dcol + ((c * s.kh + i) * s.kw + j) * s.Ho * s.Wo;
+        const float* row = dcol + ((c * s.kh + i) * s.kw + j) * ld;
         const i64 off_w = j * s.dilation_w - s.pad_left;
         i64 lo, hi;
         valid_cols(off_w, s.stride_w, s.W, s.Wo, lo, hi);
@@ -388,7 +390,8 @@ void col2im_add(float* PYCNN_RESTRICT dx, const float* PYCNN_RESTRICT dcol, cons
 // itself: a batch-1 deep layer has 512 rows and 49 columns), else column
 // blocks (each packs only its columns of B). `residual` (null: none) has
 // C's layout; each thread copies its block of it into C and accumulates
-// onto it (beta = 1), so the copy is still in cache when the GEMM reads it.
+// onto it (beta = 1), so the copy is still in cache when the GEMM reads it
+// (residual == C: accumulated in place).
 void gemm_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA& a, GemmOperand b, float* C, i64 ldc,
                    const ConvEpilogue& ep, int nt) {
   const i64 m_panels = (M + plan.mr - 1) / plan.mr, n_panels = (N + plan.nr - 1) / plan.nr;
@@ -403,7 +406,7 @@ void gemm_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA& a, 
     const i64 c0 = split_rows ? 0 : p0 * plan.nr, c1 = split_rows ? N : std::min(N, p1 * plan.nr);
     if (r1 <= r0 || c1 <= c0) return;
     float* block = C + r0 * ldc + c0;
-    if (ep.residual)
+    if (ep.residual && ep.residual != C)  // (C itself: it already holds the residual)
       for (i64 i = r0; i < r1; ++i)
         std::copy(ep.residual + i * ldc + c0, ep.residual + i * ldc + c1, C + i * ldc + c0);
     GemmOperand at{nullptr, nullptr, r0}, bt = b;
@@ -416,15 +419,37 @@ void gemm_parallel(const GemmPlan& plan, i64 M, i64 N, i64 K, const PackedA& a, 
 // Each group's weights W_g (Kg x R, row-major) packed once per call as the
 // GEMM's operand A: W_g for the forward, W_g^T for dX by col2im.
 std::vector<PackedA> pack_group_weights(const GemmPlan& plan, const float* w, const Conv2dShape& s,
-                                        bool transposed) {
+                                        bool transposed, int nt) {
   const i64 Kg = s.k_per_group(), R = s.col_rows();
   std::vector<PackedA> packed;
   packed.reserve(static_cast<std::size_t>(s.groups));
   for (i64 g = 0; g < s.groups; ++g) {
     const MatrixView wg{w + g * Kg * R, R, transposed};  // read only while PackedA packs it
-    packed.emplace_back(plan, transposed ? R : Kg, transposed ? Kg : R, operand_a(&wg));
+    packed.emplace_back(plan, transposed ? R : Kg, transposed ? Kg : R, operand_a(&wg), nt);
   }
   return packed;
+}
+
+// Operand A of backward-data run as a forward (conv2d_bwd_data_as_forward):
+// row c, depth k * taps + q of group g is w[g*Kg + k][c][taps - 1 - q], the
+// flipped, channel-swapped filter, packed straight from w (a transposed copy
+// first was 2.4M scattered writes for a 512x512 3x3 layer).
+struct FlippedWeights {
+  const float* w;  // group g's filters
+  i64 Cg, taps;
+};
+void pack_flipped_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, const void* ctx) {
+  const FlippedWeights& f = *static_cast<const FlippedWeights*>(ctx);
+  for (i64 q = 0; q < lines; q += width) {
+    float* PYCNN_RESTRICT d = dst + q * kc;
+    const i64 n = std::min(width, lines - q);
+    for (i64 k = 0; k < kc; ++k) {
+      const i64 depth = k0 + k, filter = depth / f.taps, tap = f.taps - 1 - depth % f.taps;
+      const float* src = f.w + (filter * f.Cg + l0 + q) * f.taps + tap;
+      for (i64 l = 0; l < n; ++l) d[k * width + l] = src[l * f.taps];
+      for (i64 l = n; l < width; ++l) d[k * width + l] = 0.0f;
+    }
+  }
 }
 
 // How the batch is split: `outer` threads over images; with fewer images than
@@ -439,6 +464,133 @@ Split split_batch(i64 N, i64 image_cost, int nt) {
   return {1, nt};
 }
 
+
+// ---- small planes: columns spanning images
+//
+// A per-image product has only P = Ho * Wo columns: a 3x3 layer on a 1x1
+// plane (stage 4 of a ResNet on 32x32 images) is a matrix-vector product
+// per image, which streams all the weights once per image at a few GFLOP/s.
+// Below kBatchedPlane pixels, a block of images is therefore treated as one
+// wide matrix: its column matrix is built explicitly, R x (images * P)
+// (small, since P is), the product runs once for the whole block, and the
+// result is scattered back to NCHW. The same for backward-data (dcol of the
+// block, then col2im per image) and backward-weight (one GEMM whose depth
+// runs over the block's images and pixels).
+constexpr i64 kBatchedPlane = 64;
+constexpr i64 kBatchedBlockFloats = i64{1} << 20;  // column matrix + gathered planes of a block: 4 MiB
+
+bool columns_span_images(const Conv2dShape& s) { return s.N > 1 && s.out_plane() < kBatchedPlane; }
+
+// Images per block when each image needs `floats_per_image` of scratch.
+i64 images_per_block(const Conv2dShape& s, i64 floats_per_image) {
+  return std::clamp<i64>(kBatchedBlockFloats / std::max<i64>(1, floats_per_image), 1, s.N);
+}
+
+// Scratch from the buffer cache (MBs, reused call after call without page faults).
+struct CachedBuffer {
+  explicit CachedBuffer(i64 floats) : p(static_cast<float*>(buffer_acquire(static_cast<std::size_t>(floats) * sizeof(float)))) {}
+  ~CachedBuffer() { buffer_release(p); }
+  CachedBuffer(const CachedBuffer&) = delete;
+  CachedBuffer& operator=(const CachedBuffer&) = delete;
+  float* p;
+};
+
+// col(R x m*P, row length ld): column n*P + p is image n0 + n's column p (group g).
+void build_columns(float* col, i64 ld, const float* x, i64 n0, i64 m, i64 g, const Conv2dShape& s, int nt) {
+  const i64 R = s.col_rows(), P = s.out_plane(), Cg = s.c_per_group();
+  parallel_items(m, threads_for_work(m, R * P, nt), Schedule::kStatic, [&](i64 n, int) {
+    const ColSource src{x + ((n0 + n) * s.C + g * Cg) * s.in_plane(), &s, nullptr, nullptr, nullptr};
+    for (i64 r = 0; r < R; ++r) col_row_segment(col + r * ld + n * P, 1, src, r, 0, P);
+  });
+}
+
+// The `rows` planes of `plane` floats from channel c0 of images n0.. of an
+// (N, channels, plane) array, as a rows x (m * plane) matrix (gather), or back (scatter).
+void gather_planes(float* dst, const float* src, i64 n0, i64 m, i64 channels, i64 c0, i64 rows, i64 plane, int nt) {
+  parallel_items(m, threads_for_work(m, rows * plane, nt), Schedule::kStatic, [&](i64 n, int) {
+    for (i64 r = 0; r < rows; ++r) {
+      const float* from = src + ((n0 + n) * channels + c0 + r) * plane;
+      std::copy(from, from + plane, dst + r * m * plane + n * plane);
+    }
+  });
+}
+void scatter_planes(float* dst, const float* src, i64 n0, i64 m, i64 channels, i64 c0, i64 rows, i64 plane, int nt) {
+  parallel_items(m, threads_for_work(m, rows * plane, nt), Schedule::kStatic, [&](i64 n, int) {
+    for (i64 r = 0; r < rows; ++r) {
+      const float* from = src + r * m * plane + n * plane;
+      std::copy(from, from + plane, dst + ((n0 + n) * channels + c0 + r) * plane);
+    }
+  });
+}
+
+void fwd_spanning_images(float* y, const float* x, const Conv2dShape& s, const ConvEpilogue& ep, int nt,
+                         const Im2colPackedWeights& packed) {
+  const i64 Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
+  const i64 nb = images_per_block(s, (R + Kg) * P);
+  CachedBuffer col(R * nb * P), out(Kg * nb * P);
+  for (i64 n0 = 0; n0 < s.N; n0 += nb) {
+    const i64 m = std::min(nb, s.N - n0), cols = m * P;
+    for (i64 g = 0; g < s.groups; ++g) {
+      build_columns(col.p, cols, x, n0, m, g, s, nt);
+      ConvEpilogue epg{ep.bias ? ep.bias + g * Kg : nullptr, nullptr, ep.relu};
+      if (ep.residual) {
+        gather_planes(out.p, ep.residual, n0, m, s.K, g * Kg, Kg, P, nt);
+        epg.residual = out.p;  // accumulated in place
+      }
+      const MatrixView colview{col.p, cols, false};
+      gemm_parallel(packed.plan, Kg, cols, R, packed.groups[static_cast<std::size_t>(g)], operand_b(&colview), out.p,
+                    cols, epg, nt);
+      scatter_planes(y, out.p, n0, m, s.K, g * Kg, Kg, P, nt);
+    }
+  }
+}
+
+// dx for shapes that need col2im (or pointwise ones), wpacked = W_g^T per group.
+void bwd_data_spanning_images(float* dx, const float* dy, const Conv2dShape& s, const GemmPlan& plan,
+                              const std::vector<PackedA>& wpacked, bool pointwise, int nt) {
+  const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
+  const i64 nb = images_per_block(s, (R + Kg) * P);
+  CachedBuffer dyb(Kg * nb * P), dcol(R * nb * P);
+  for (i64 n0 = 0; n0 < s.N; n0 += nb) {
+    const i64 m = std::min(nb, s.N - n0), cols = m * P;
+    for (i64 g = 0; g < s.groups; ++g) {
+      gather_planes(dyb.p, dy, n0, m, s.K, g * Kg, Kg, P, nt);
+      const MatrixView dyview{dyb.p, cols, false};
+      gemm_parallel(plan, R, cols, Kg, wpacked[static_cast<std::size_t>(g)], operand_b(&dyview), dcol.p, cols,
+                    ConvEpilogue{}, nt);
+      if (pointwise) {  // dcol is dx's planes (R = Cg, P = H * W)
+        scatter_planes(dx, dcol.p, n0, m, s.C, g * Cg, Cg, P, nt);
+        continue;
+      }
+      parallel_items(m, threads_for_work(m, R * P, nt), Schedule::kStatic, [&](i64 n, int) {
+        float* dxg = dx + ((n0 + n) * s.C + g * Cg) * s.in_plane();
+        std::fill(dxg, dxg + Cg * s.in_plane(), 0.0f);
+        col2im_add(dxg, dcol.p + n * P, s, cols);
+      });
+    }
+  }
+}
+
+// dW += dy . col^T over a block of images at a time: one GEMM per block and
+// group, its depth running over the block's images and pixels.
+void bwd_weight_spanning_images(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s, int nt) {
+  const i64 Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
+  const i64 nb = images_per_block(s, (R + Kg) * P);
+  CachedBuffer col(R * nb * P), dyb(Kg * nb * P);
+  for (i64 n0 = 0; n0 < s.N; n0 += nb) {
+    const i64 m = std::min(nb, s.N - n0), cols = m * P;
+    for (i64 g = 0; g < s.groups; ++g) {
+      build_columns(col.p, cols, x, n0, m, g, s, nt);
+      gather_planes(dyb.p, dy, n0, m, s.K, g * Kg, Kg, P, nt);
+      // dW_g (Kg x R) += dyb (Kg x cols) . col^T (cols x R)
+      sgemm(false, true, Kg, R, cols, 1.0f, dyb.p, cols, col.p, cols, 1.0f, dw + g * Kg * R, R, nt);
+    }
+  }
+  if (db)
+    for (i64 n = 0; n < s.N; ++n)  // image order: the same sums for every thread count
+      for (i64 k = 0; k < s.K; ++k) db[k] += sum_floats(dy + (n * s.K + k) * P, P);
+}
+
 }  // namespace
 
 const Im2colPanelKernels& im2col_panel_kernels() {
@@ -448,9 +600,9 @@ const Im2colPanelKernels& im2col_panel_kernels() {
 
 GemmPlan conv2d_im2col_plan(const Conv2dShape& s) { return GemmPlan::for_product(s.k_per_group(), s.col_rows()); }
 
-Im2colPackedWeights conv2d_im2col_pack_weights(const float* w, const Conv2dShape& s) {
+Im2colPackedWeights conv2d_im2col_pack_weights(const float* w, const Conv2dShape& s, int num_threads) {
   const GemmPlan plan = conv2d_im2col_plan(s);
-  return {plan, pack_group_weights(plan, w, s, false)};
+  return {plan, pack_group_weights(plan, w, s, false, num_threads)};
 }
 
 void conv2d_fwd_im2col(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep,
@@ -458,9 +610,10 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const Conv2dSha
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
   Im2colPackedWeights local;
-  if (!packed) local = conv2d_im2col_pack_weights(w, s), packed = &local;
+  if (!packed) local = conv2d_im2col_pack_weights(w, s, num_threads), packed = &local;
   const GemmPlan& plan = packed->plan;
   assert(same_gemm_layout(plan, conv2d_im2col_plan(s)) && static_cast<i64>(packed->groups.size()) == s.groups);
+  if (columns_span_images(s)) return fwd_spanning_images(y, x, s, ep, num_threads, *packed);
 
   const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   const Im2colPanelKernels& pk = im2col_panel_kernels();
@@ -507,22 +660,19 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
   const bool pointwise = is_pointwise(s);
   Conv2dShape t;
   if (conv2d_bwd_data_as_forward(s, t)) {
-    // wt[g*Cg + c][k][i][j] = w[g*Kg + k][c][kh-1-i][kw-1-j]: (C, K/groups, kh, kw)
-    const i64 taps = s.kh * s.kw;
-    std::vector<float> wt(static_cast<std::size_t>(s.C * Kg * taps));
+    Im2colPackedWeights flipped{conv2d_im2col_plan(t), {}};
+    std::vector<FlippedWeights> sources;
+    for (i64 g = 0; g < s.groups; ++g) sources.push_back({w + g * Kg * Cg * s.kh * s.kw, Cg, s.kh * s.kw});
     for (i64 g = 0; g < s.groups; ++g)
-      for (i64 k = 0; k < Kg; ++k)
-        for (i64 c = 0; c < Cg; ++c) {
-          const float* src = w + ((g * Kg + k) * Cg + c) * taps;
-          float* dst = wt.data() + ((g * Cg + c) * Kg + k) * taps;
-          for (i64 q = 0; q < taps; ++q) dst[q] = src[taps - 1 - q];
-        }
-    conv2d_fwd_im2col(dx, dy, wt.data(), t, ConvEpilogue{}, num_threads);
+      flipped.groups.emplace_back(flipped.plan, t.k_per_group(), t.col_rows(),
+                                  GemmOperand{pack_flipped_rows, &sources[static_cast<std::size_t>(g)], 0}, num_threads);
+    conv2d_fwd_im2col(dx, dy, nullptr, t, ConvEpilogue{}, num_threads, &flipped);
     return;
   }
   const GemmPlan plan = GemmPlan::for_product(R, Kg);
   // A = W_g^T (R x Kg), packed once.
-  const std::vector<PackedA> wpacked = pack_group_weights(plan, w, s, true);
+  const std::vector<PackedA> wpacked = pack_group_weights(plan, w, s, true, num_threads);
+  if (columns_span_images(s)) return bwd_data_spanning_images(dx, dy, s, plan, wpacked, pointwise, num_threads);
 
   const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   parallel_items(s.N, sp.outer, Schedule::kDynamic, [&](i64 n, int) {
@@ -535,7 +685,7 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
       gemm_parallel(plan, R, P, Kg, wpacked[g], operand_b(&dyview), out, P, ConvEpilogue{}, sp.inner);
       if (!pointwise) {
         std::fill(dxg, dxg + Cg * s.in_plane(), 0.0f);
-        col2im_add(dxg, dcol, s);
+        col2im_add(dxg, dcol, s, P);
       }
     }
   });
@@ -545,6 +695,7 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
                               int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
+  if (columns_span_images(s)) return bwd_weight_spanning_images(dw, db, dy, x, s, num_threads);
   const GemmPlan plan = GemmPlan::for_product(R, P);
   // Threads split the batch: a thread's images accumulate into its private
   // dW^T (groups x R x Kg) and db; with one image per call and more threads,

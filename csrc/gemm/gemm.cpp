@@ -197,15 +197,20 @@ void pack_matrix_cols(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, 
   pack_matrix(dst, b, /*line_contiguous=*/b.trans, l0, lines, k0, kc, width);
 }
 
-PackedA::PackedA(const GemmPlan& plan, i64 M, i64 K, GemmOperand a)
+PackedA::PackedA(const GemmPlan& plan, i64 M, i64 K, GemmOperand a, int num_threads)
     : M_(M), K_(K), m_padded_(round_up(M, plan.mr)), kc_(plan.kc),
       data_(static_cast<std::size_t>(m_padded_ * K)) {
-  for (i64 pc = 0; pc < K; pc += plan.kc) {
-    const i64 kc = std::min(plan.kc, K - pc);
-    for (i64 ir = 0; ir < M; ir += plan.mr)
+  // Threads take row panels (a training step packs every layer's weights
+  // once per pass: 9.4 MB for a 512x512 3x3 layer).
+  const i64 panels = m_padded_ / plan.mr;
+  parallel_items(panels, threads_for_work(panels, plan.mr * K, num_threads), Schedule::kStatic, [&](i64 q, int) {
+    const i64 ir = q * plan.mr;
+    for (i64 pc = 0; pc < K; pc += plan.kc) {
+      const i64 kc = std::min(plan.kc, K - pc);
       a.pack(data_.data() + pc * m_padded_ + ir * kc, a.line_offset + ir, std::min(plan.mr, M - ir), pc, kc,
-             plan.mr, a.ctx);  // (one panel per call: PackedA is built once per product, off the hot path)
-  }
+             plan.mr, a.ctx);
+    }
+  });
 }
 
 const float* PackedA::panel(i64 pc, i64 ir) const {

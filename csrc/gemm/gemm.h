@@ -66,7 +66,9 @@ inline GemmOperand operand_b(const MatrixView* v) { return {pack_matrix_cols, v,
 // row panel, kc groups of MR floats. Allocate outside parallel regions.
 class PackedA {
  public:
-  PackedA(const GemmPlan& plan, i64 M, i64 K, GemmOperand a);
+  // Packs on up to num_threads threads (the packer must be thread-safe: all
+  // of pycnn's are); call it outside parallel regions.
+  PackedA(const GemmPlan& plan, i64 M, i64 K, GemmOperand a, int num_threads = 1);
   const float* panel(i64 pc, i64 ir) const;  // slice starting at depth pc, rows from ir
   i64 rows() const { return M_; }
   i64 depth() const { return K_; }

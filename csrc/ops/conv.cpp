@@ -92,9 +92,13 @@ ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested) {
   // 0.8x), and won 1.3-3x from 16 tiles up (batch-1 14x14x256: 1.5x at 2
   // threads; measured, docs/performance.md). Its float32 error is
   // 4-7x im2col's, far inside what training tolerates (tests/test_winograd.py).
+  // A tile is 4x4 outputs for 36 products per channel pair: on planes
+  // under 3x3 most of each tile is outside the plane (a 1x1 plane uses 1
+  // output of 16: 4x the multiplications of im2col), so it also needs
+  // Ho * Wo >= 6 * tiles per image (at most 1.5x im2col's 9 per output).
   if (conv2d_winograd_eligible(s) && s.C >= 8 && s.K >= 8) {
-    const i64 tiles = s.N * ((s.Ho + 3) / 4) * ((s.Wo + 3) / 4);
-    if (tiles >= 16) return ConvAlgo::Winograd;
+    const i64 per_image = ((s.Ho + 3) / 4) * ((s.Wo + 3) / 4);
+    if (s.N * per_image >= 16 && s.Ho * s.Wo >= 6 * per_image) return ConvAlgo::Winograd;
   }
   return ConvAlgo::Im2col;
 }
@@ -151,7 +155,7 @@ void PreparedConv2d::forward(float* y, const float* x, const Conv2dShape& s, con
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (!im2col_ || !same_gemm_layout(im2col_->plan, conv2d_im2col_plan(s)))
-          im2col_ = std::make_shared<const Im2colPackedWeights>(conv2d_im2col_pack_weights(w_.data(), s));
+          im2col_ = std::make_shared<const Im2colPackedWeights>(conv2d_im2col_pack_weights(w_.data(), s, nt));
         packed = im2col_;
       }
       return conv2d_fwd_im2col(y, x, w_.data(), s, ep, nt, packed.get());
