@@ -139,9 +139,11 @@ bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 l
         if (count == ColPanelPlan::kMaxLoads) return false;
         const std::uint32_t ones = ((std::uint32_t{1} << (b - a)) - 1u) << (a - h * half);  // b - a <= half <= 16
         std::uint32_t mask = ones;
-        if (sw == 2) {  // lane L reads element 2L
-          mask = 0;
-          for (int l = 0; l < 16; ++l) mask |= (ones >> l & 1u) << (2 * l);
+        if (sw == 2) {  // lane L reads element 2L: bit L moves to bit 2L
+          mask = (mask | mask << 8) & 0x00FF00FFu;
+          mask = (mask | mask << 4) & 0x0F0F0F0Fu;
+          mask = (mask | mask << 2) & 0x33333333u;
+          mask = (mask | mask << 1) & 0x55555555u;
         }
         plan.loads[count++] = {row_off[i][q] + col_off[j][q] + sw * h * half, mask};
       }
