@@ -37,7 +37,7 @@ void bind_pool(py::module_& m) {
      py::arg("padding"), py::arg("relu_output") = py::none());
 
   m.def("avg_pool2d_fwd", [](const py::array& x, Pair k, Pair stride, Pair pad, bool count_include_pad) {
-    const auto s = ops::pool2d_shape(shape_of(x), k[0], k[1], stride[0], stride[1], pad[0], pad[1], "avg_pool2d");
+    const auto s = ops::avg_pool2d_shape(shape_of(x), k[0], k[1], stride[0], stride[1], pad[0], pad[1]);
     const float* px = in(x, "input");
     auto y = new_array({s.N, s.C, s.Ho, s.Wo});
     float* py_ = data(y);
@@ -48,8 +48,8 @@ void bind_pool(py::module_& m) {
 
   m.def("avg_pool2d_bwd", [](const py::array& dy, std::vector<i64> x_shape, Pair k, Pair stride, Pair pad,
                              bool count_include_pad) {
-    const auto s = ops::pool2d_bwd_shape(shape_of(dy), to_shape(x_shape), k[0], k[1], stride[0], stride[1], pad[0],
-                                         pad[1], "avg_pool2d");
+    const auto s = ops::avg_pool2d_bwd_shape(shape_of(dy), to_shape(x_shape), k[0], k[1], stride[0], stride[1],
+                                             pad[0], pad[1]);
     const float* pdy = in(dy, "grad_output");
     auto dx = new_array(to_shape(x_shape));
     float* pdx = data(dx);

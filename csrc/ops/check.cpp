@@ -23,15 +23,26 @@ i64 checked_mul(i64 a, i64 b, const char* what) {
   return r;
 }
 
+i64 checked_add(i64 a, i64 b, const char* what) {
+  i64 r;
+  if (__builtin_add_overflow(a, b, &r))
+    throw std::overflow_error(std::string(what) + ": size does not fit in 64-bit integers");
+  return r;
+}
+
 i64 checked_numel(const Shape& s, const char* what) {
-  i64 n = 1;
+  i64 nonzero = 1;
+  bool empty = false;
   for (i64 d : s) {
     if (d < 0) fail(what, " has a negative dimension: ", shape_str(s));
-    n = checked_mul(n, d, what);
+    if (d == 0)
+      empty = true;
+    else
+      nonzero = checked_mul(nonzero, d, what);
   }
   // Every element must also be addressable in bytes.
-  checked_mul(n, static_cast<i64>(sizeof(float)), what);
-  return n;
+  checked_mul(nonzero, static_cast<i64>(sizeof(float)), what);
+  return empty ? 0 : nonzero;
 }
 
 i64 window_output_size(i64 size, i64 k, i64 stride, i64 pad_begin, i64 pad_end, i64 dilation, const char* what) {

@@ -32,10 +32,14 @@ template <class... Args>
 // Throws "expected <what> of shape <expected>, got <got>" on mismatch.
 void check_shape(const Shape& got, const Shape& expected, const char* what);
 // Product of dims; std::overflow_error when it (or its size in bytes) does
-// not fit in int64, std::invalid_argument for a negative dimension.
+// not fit in int64, std::invalid_argument for a negative dimension. The
+// product of the non-zero dims must fit too (NumPy's rule), so an empty
+// shape such as (0, 2^40, 2^40) cannot make a later product of some of its
+// dims (C*H*W, a plane) overflow.
 i64 checked_numel(const Shape& s, const char* what);
-// a * b; std::overflow_error when it does not fit in int64.
+// a * b and a + b; std::overflow_error when they do not fit in int64.
 i64 checked_mul(i64 a, i64 b, const char* what);
+i64 checked_add(i64 a, i64 b, const char* what);
 // (size + pad_begin + pad_end - dilation*(k-1) - 1) / stride + 1 (0 when the
 // window does not fit), overflow-checked.
 i64 window_output_size(i64 size, i64 k, i64 stride, i64 pad_begin, i64 pad_end, i64 dilation, const char* what);

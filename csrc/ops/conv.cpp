@@ -122,8 +122,10 @@ PreparedConv2d::PreparedConv2d(const Shape& w_shape, const float* w, const Shape
   if (w_shape.size() != 4) fail("conv2d: expected weight of shape (K, C/groups, kh, kw), got ", shape_str(w_shape));
   checked_numel(w_shape, "conv2d weight");
   const i64 C = std::max<i64>(1, checked_mul(w_shape[1], std::max<i64>(1, p.groups), "conv2d"));
-  const i64 H = checked_mul(std::max<i64>(0, w_shape[2] - 1), std::max<i64>(1, p.dilation_h), "conv2d") + 1;
-  const i64 W = checked_mul(std::max<i64>(0, w_shape[3] - 1), std::max<i64>(1, p.dilation_w), "conv2d") + 1;
+  const i64 H = checked_add(checked_mul(std::max<i64>(0, w_shape[2] - 1), std::max<i64>(1, p.dilation_h), "conv2d"),
+                            1, "conv2d");
+  const i64 W = checked_add(checked_mul(std::max<i64>(0, w_shape[3] - 1), std::max<i64>(1, p.dilation_w), "conv2d"),
+                            1, "conv2d");
   conv2d_shape({1, C, H, W}, w_shape, b_shape, p);
   w_.assign(w, w + checked_numel(w_shape, "conv2d weight"));
   if (b) b_.assign(b, b + w_shape[0]);

@@ -22,7 +22,7 @@ BatchNormShape batch_norm_shape(const Shape& x, const Shape* weight, const Shape
     if (s && *s != per_channel)
       fail("batch_norm: expected ", name, " of shape (", C, ",) for input ", shape_str(x), ", got ", shape_str(*s));
   i64 L = 1;
-  for (std::size_t i = 2; i < x.size(); ++i) L *= x[i];
+  for (std::size_t i = 2; i < x.size(); ++i) L = checked_mul(L, x[i], "batch_norm input");
   return BatchNormShape{x[0], C, L};
 }
 

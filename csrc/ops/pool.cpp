@@ -34,6 +34,23 @@ Pool2dShape pool2d_shape(const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 strid
   return s;
 }
 
+Pool2dShape avg_pool2d_shape(const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 stride_w, i64 pad_h, i64 pad_w) {
+  const Pool2dShape s = pool2d_shape(x, kh, kw, stride_h, stride_w, pad_h, pad_w, "avg_pool2d");
+  // The divisor of a window (count_include_pad) is up to kh * kw.
+  i64 window;
+  if (__builtin_mul_overflow(kh, kw, &window))
+    throw std::overflow_error("avg_pool2d: kernel_size (" + std::to_string(kh) + ", " + std::to_string(kw) +
+                              ") has more elements than fit in 64-bit integers (the divisor of a window)");
+  return s;
+}
+
+Pool2dShape avg_pool2d_bwd_shape(const Shape& dy, const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 stride_w,
+                                 i64 pad_h, i64 pad_w) {
+  const Pool2dShape s = avg_pool2d_shape(x, kh, kw, stride_h, stride_w, pad_h, pad_w);
+  check_shape(dy, {s.N, s.C, s.Ho, s.Wo}, "avg_pool2d grad_output");
+  return s;
+}
+
 Pool2dShape pool2d_bwd_shape(const Shape& dy, const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 stride_w, i64 pad_h,
                              i64 pad_w, const char* op) {
   const Pool2dShape s = pool2d_shape(x, kh, kw, stride_h, stride_w, pad_h, pad_w, op);
@@ -58,8 +75,9 @@ Pool2dShape adaptive_pool2d_shape(const Shape& x, i64 out_h, i64 out_w) {
   Pool2dShape s{};
   s.N = x[0], s.C = x[1], s.H = x[2], s.W = x[3], s.Ho = out_h, s.Wo = out_w;
   checked_numel({s.N, s.C, s.Ho, s.Wo}, op);
-  checked_mul(out_h, s.H, op);  // the window arithmetic multiplies index by size
-  checked_mul(out_w, s.W, op);
+  // The window arithmetic computes (i + 1) * size + out - 1 for i < out.
+  checked_add(checked_mul(out_h, s.H, op), out_h, op);
+  checked_add(checked_mul(out_w, s.W, op), out_w, op);
   return s;
 }
 

@@ -13,6 +13,11 @@ Pool2dShape pool2d_shape(const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 strid
 // The same, and dy (N, C, Ho, Wo) checked against it.
 Pool2dShape pool2d_bwd_shape(const Shape& dy, const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 stride_w, i64 pad_h,
                              i64 pad_w, const char* op);
+// Average pooling: pool2d_shape, and the window's kh * kw (its largest
+// divisor) must fit in int64 (OverflowError otherwise).
+Pool2dShape avg_pool2d_shape(const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 stride_w, i64 pad_h, i64 pad_w);
+Pool2dShape avg_pool2d_bwd_shape(const Shape& dy, const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 stride_w,
+                                 i64 pad_h, i64 pad_w);
 // Max pooling's backward: dy, the saved argmax and (when given) the pooled
 // ReLU output all (N, C, Ho, Wo).
 Pool2dShape max_pool2d_bwd_shape(const Shape& dy, const Shape& argmax, const Shape* relu_output, const Shape& x,
