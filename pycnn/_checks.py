@@ -10,7 +10,9 @@ Each check returns the value converted to a plain Python type, or raises
 
 ``op`` names the function or class the user called; messages start with it.
 ``bool`` is never accepted where a number is expected (``True`` as a kernel
-size is always a mistake).
+size is always a mistake), and only a ``bool`` is accepted where a flag is
+expected: ``bool("no")`` is True, so converting would turn a mistake into
+the opposite of what was meant.
 """
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["I64_MAX", "is_int", "check_int", "check_pair", "check_single", "check_real", "check_shape",
-           "check_choice", "check_samples"]
+__all__ = ["I64_MAX", "is_int", "check_int", "check_bool", "check_pair", "check_single", "check_real",
+           "check_shape", "check_choice", "check_samples"]
 
 I64_MAX = 2 ** 63 - 1  # the C++ layer takes sizes as int64
 
@@ -43,6 +45,15 @@ def check_int(v: Any, name: str, op: str, minimum: Optional[int] = None) -> int:
     if v > I64_MAX:
         raise OverflowError(f"{op}: {name}={v} does not fit in 64-bit integers")
     return int(v)
+
+
+def check_bool(v: Any, name: str, op: str) -> bool:
+    """A flag: ``True``/``False`` (or a NumPy bool), never a string, number or None."""
+    if v is True or v is False:
+        return v
+    if isinstance(v, np.bool_):
+        return bool(v)
+    raise TypeError(f"{op}: {name} must be a bool (True or False), got {v!r} ({type(v).__name__})")
 
 
 def check_pair(v: Any, name: str, op: str, minimum: int) -> Tuple[int, int]:

@@ -55,3 +55,38 @@ def test_empty_shapes_cannot_hide_an_overflowing_product():
         F.avg_pool2d_backward(dy, (0, 2 ** 40, 2 ** 16, 2 ** 16), 2 ** 16)
     with pytest.raises(OverflowError, match="64-bit"):
         F.adaptive_avg_pool2d_backward(dy, (0, 2 ** 40, 2 ** 16, 2 ** 16))
+
+
+FLAG_CALLS = [
+    ("conv2d relu", lambda v: F.conv2d(f32(1, 1, 3, 3), f32(1, 1, 1, 1), relu=v)),
+    ("conv2d_backward input_grad", lambda v: F.conv2d_backward(f32(1, 1, 3, 3), f32(1, 1, 3, 3), f32(1, 1, 1, 1),
+                                                               input_grad=v)),
+    ("conv1d relu", lambda v: F.conv1d(f32(1, 1, 3), f32(1, 1, 1), relu=v)),
+    ("linear relu", lambda v: F.linear(f32(1, 2), f32(2, 2), relu=v)),
+    ("linear_backward weight_grad", lambda v: F.linear_backward(f32(1, 2), f32(1, 2), f32(2, 2), weight_grad=v)),
+    ("max_pool2d return_indices", lambda v: F.max_pool2d(f32(1, 1, 2, 2), 2, return_indices=v)),
+    ("avg_pool2d count_include_pad", lambda v: F.avg_pool2d(f32(1, 1, 2, 2), 2, count_include_pad=v)),
+    ("avg_pool1d count_include_pad", lambda v: F.avg_pool1d(f32(1, 1, 2), 2, count_include_pad=v)),
+    ("batch_norm training", lambda v: F.batch_norm(f32(2, 2), np.zeros(2, np.float32), np.ones(2, np.float32),
+                                                   training=v)),
+    ("dropout training", lambda v: F.dropout(f32(2, 2), 0.5, training=v)),
+    ("dropout channelwise", lambda v: F.dropout(f32(2, 2), 0.5, channelwise=v)),
+    ("sgd_step nesterov", lambda v: F.sgd_step(np.zeros(2, np.float32), np.zeros(2, np.float32), None, 0.1,
+                                               nesterov=v)),
+    ("adam_step decoupled_weight_decay", lambda v: F.adam_step(*[np.zeros(2, np.float32) for _ in range(4)], None,
+                                                               1, 0.1, decoupled_weight_decay=v)),
+    ("Dropout inplace", lambda v: nn.Dropout(0.5, inplace=v)),
+    ("Parameter requires_grad", lambda v: nn.Parameter(np.zeros(1), requires_grad=v)),
+    ("requires_grad_", lambda v: nn.Linear(1, 1).requires_grad_(v)),
+    ("ResNet zero_init_residual", lambda v: pycnn.models.resnet.resnet8(width=1, zero_init_residual=v)),
+]
+
+
+@pytest.mark.parametrize("call", [c[1] for c in FLAG_CALLS], ids=[c[0] for c in FLAG_CALLS])
+def test_flags_must_be_bools(call):
+    # relu='no' meant relu=True: bool("no") is True.
+    for v in ("no", 0, None, 1.0):
+        with pytest.raises(TypeError, match="must be a bool"):
+            call(v)
+    call(True)
+    call(np.bool_(False))

@@ -7,7 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _core
-from .._checks import check_choice, check_int, check_pair, check_single
+from .._checks import check_bool, check_choice, check_int, check_pair, check_single
 from ._convert import Grads, as_float32, as_ncl, inplace, param_grads
 
 __all__ = ["conv_padding", "conv2d", "conv2d_backward", "conv1d", "conv1d_backward"]
@@ -74,7 +74,7 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
     w = as_float32(weight, "weight")
     b = None if bias is None else as_float32(bias, "bias")
     stride, pads, dilation, groups, algo = _conv_args(w, stride, padding, dilation, groups, algo)
-    return _core.conv2d_fwd(x, w, b, stride, pads, dilation, groups, algo, bool(relu))
+    return _core.conv2d_fwd(x, w, b, stride, pads, dilation, groups, algo, check_bool(relu, "relu", "conv2d"))
 
 
 def conv2d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, stride: IntPair = 1,
@@ -90,6 +90,9 @@ def conv2d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, str
     (``grad_bias`` only when ``bias`` is True). ``weight_grad=False`` skips the
     parameter gradients altogether (frozen layers).
     """
+    op = "conv2d_backward"
+    bias, input_grad = check_bool(bias, "bias", op), check_bool(input_grad, "input_grad", op)
+    weight_grad = check_bool(weight_grad, "weight_grad", op)
     dy = as_float32(grad_output, "grad_output")
     x = as_float32(x, "input")
     w = as_float32(weight, "weight")

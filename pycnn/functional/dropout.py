@@ -7,7 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _core
-from .._checks import check_real
+from .._checks import check_bool, check_real
 from ._convert import as_float32
 
 __all__ = ["dropout", "dropout_backward"]
@@ -35,6 +35,9 @@ def dropout(x: ArrayLike, p: float = 0.5, training: bool = True, *, channelwise:
     from .. import _random
 
     p = dropout_probability(p)
+    training = check_bool(training, "training", "dropout")
+    channelwise = check_bool(channelwise, "channelwise", "dropout")
+    return_mask = check_bool(return_mask, "return_mask", "dropout")
     x = as_float32(x, "input")
     if not training or p == 0.0:
         return (x, None) if return_mask else x
@@ -43,7 +46,7 @@ def dropout(x: ArrayLike, p: float = 0.5, training: bool = True, *, channelwise:
     shape = x.shape[:2] if channelwise else x.shape
     mask = _random.generator().random(shape, dtype=np.float32) >= np.float32(p)
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    y = _core.dropout_apply(x, mask.view(np.uint8), scale, bool(channelwise))
+    y = _core.dropout_apply(x, mask.view(np.uint8), scale, channelwise)
     return (y, mask) if return_mask else y
 
 
@@ -56,4 +59,5 @@ def dropout_backward(grad_output: ArrayLike, mask: Optional[ArrayLike], p: float
         return dy
     mask = np.ascontiguousarray(mask, dtype=np.bool_)
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    return _core.dropout_apply(dy, mask.view(np.uint8), scale, bool(channelwise))
+    channelwise = check_bool(channelwise, "channelwise", "dropout_backward")
+    return _core.dropout_apply(dy, mask.view(np.uint8), scale, channelwise)

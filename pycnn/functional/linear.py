@@ -7,6 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _core
+from .._checks import check_bool
 from ._convert import Grads, as_float32, param_grads
 
 __all__ = ["linear", "linear_backward"]
@@ -17,7 +18,7 @@ def linear(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, *,
     x = as_float32(x, "input")
     w = as_float32(weight, "weight")
     b = None if bias is None else as_float32(bias, "bias")
-    return _core.linear_fwd(x, w, b, bool(relu))
+    return _core.linear_fwd(x, w, b, check_bool(relu, "relu", "linear"))
 
 
 def linear_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, *,
@@ -29,6 +30,9 @@ def linear_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, *,
     when ``input_grad`` is False); grad_weight / grad_bias accumulate into the
     given float32 arrays or fresh zeros (grad_bias only when ``bias``).
     """
+    op = "linear_backward"
+    bias, input_grad = check_bool(bias, "bias", op), check_bool(input_grad, "input_grad", op)
+    weight_grad = check_bool(weight_grad, "weight_grad", op)
     dy = as_float32(grad_output, "grad_output")
     x = as_float32(x, "input")
     w = as_float32(weight, "weight")

@@ -7,7 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _core
-from .._checks import check_real
+from .._checks import check_bool, check_real
 from ._convert import Grads, as_float32, inplace, optional_float32
 
 __all__ = ["batch_norm", "batch_norm_forward", "batch_norm_backward"]
@@ -41,6 +41,7 @@ def batch_norm_forward(x: ArrayLike, running_mean: Optional[np.ndarray], running
     :func:`batch_norm_backward` needs.
     """
     op = "batch_norm"
+    training, relu = check_bool(training, "training", op), check_bool(relu, "relu", op)
     x = as_float32(x, "input")
     w, b = optional_float32(weight, "weight"), optional_float32(bias, "bias")
     eps = check_real(eps, "eps", op)
@@ -49,11 +50,11 @@ def batch_norm_forward(x: ArrayLike, running_mean: Optional[np.ndarray], running
     if training:
         rm, rv = _running_stats(running_mean, running_var, op)
         momentum = check_real(momentum, "momentum", op)
-        return _core.batch_norm_fwd_train(x, w, b, rm, rv, eps, momentum, bool(relu))
+        return _core.batch_norm_fwd_train(x, w, b, rm, rv, eps, momentum, relu)
     if running_mean is None or running_var is None:
         raise ValueError(f"{op}: running_mean and running_var are required when training=False")
     rm, rv = as_float32(running_mean, "running_mean"), as_float32(running_var, "running_var")
-    return _core.batch_norm_fwd_eval(x, w, b, rm, rv, eps, bool(relu)), None, None
+    return _core.batch_norm_fwd_eval(x, w, b, rm, rv, eps, relu), None, None
 
 
 def batch_norm(x: ArrayLike, running_mean: Optional[np.ndarray], running_var: Optional[np.ndarray],
@@ -75,12 +76,13 @@ def batch_norm_backward(grad_output: ArrayLike, x: ArrayLike, save_mean: ArrayLi
     fresh zeros when ``affine`` (default: ``weight is not None``) and none are
     given; without affine they are None.
     """
+    op = "batch_norm_backward"
+    input_grad = check_bool(input_grad, "input_grad", op)
     dy = as_float32(grad_output, "grad_output")
     x = as_float32(x, "input")
     w = optional_float32(weight, "weight")
     m, r = as_float32(save_mean, "save_mean"), as_float32(save_rstd, "save_rstd")
-    if affine is None:
-        affine = w is not None
+    affine = w is not None if affine is None else check_bool(affine, "affine", op)
     if affine:
         C = m.shape[0] if m.ndim == 1 else 0
         if grad_weight is None:
@@ -91,5 +93,5 @@ def batch_norm_backward(grad_output: ArrayLike, x: ArrayLike, save_mean: ArrayLi
             grad_bias = np.zeros((C,), np.float32)
         else:
             inplace(grad_bias, "grad_bias")
-    dx = _core.batch_norm_bwd(dy, x, m, r, w, grad_weight, grad_bias, bool(input_grad))
+    dx = _core.batch_norm_bwd(dy, x, m, r, w, grad_weight, grad_bias, input_grad)
     return dx, grad_weight, grad_bias

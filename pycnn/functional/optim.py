@@ -6,7 +6,7 @@ from typing import Optional
 import numpy as np
 
 from .. import _core
-from .._checks import check_int, check_real
+from .._checks import check_bool, check_int, check_real
 from ._convert import inplace
 
 __all__ = ["sgd_step", "adam_step"]
@@ -34,7 +34,7 @@ def sgd_step(param: np.ndarray, grad: np.ndarray, momentum_buffer: Optional[np.n
         inplace(momentum_buffer, "momentum_buffer")
     _core.sgd_step(param, grad, momentum_buffer, check_real(lr, "lr", op), check_real(momentum, "momentum", op),
                    check_real(dampening, "dampening", op), check_real(weight_decay, "weight_decay", op),
-                   bool(nesterov), bool(first_step))
+                   check_bool(nesterov, "nesterov", op), check_bool(first_step, "first_step", op))
 
 
 def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
@@ -63,6 +63,7 @@ def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_
     step = check_int(step, "step", op, 1)
     lr, beta1, beta2 = check_real(lr, "lr", op), check_real(beta1, "beta1", op), check_real(beta2, "beta2", op)
     eps, wd = check_real(eps, "eps", op), check_real(weight_decay, "weight_decay", op)
+    decoupled_weight_decay = check_bool(decoupled_weight_decay, "decoupled_weight_decay", op)
     bc1 = 1.0 - beta1 ** step
     bc2 = 1.0 - beta2 ** step
     if decoupled_weight_decay:

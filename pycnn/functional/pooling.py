@@ -7,7 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _core
-from .._checks import check_int, check_pair, check_shape, check_single
+from .._checks import check_bool, check_int, check_pair, check_shape, check_single
 from ._convert import as_float32, as_ncl
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d",
@@ -37,6 +37,7 @@ def max_pool2d(x: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair] = N
     int32 indices ``h * W + w`` of the chosen elements within their (n, c)
     plane (PyTorch's convention), which :func:`max_pool2d_backward` takes.
     """
+    return_indices = check_bool(return_indices, "return_indices", "max_pool2d")
     x = as_float32(x, "input")
     k, s, p = pool_args(kernel_size, stride, padding, "max_pool2d")
     y, indices = _core.max_pool2d_fwd(x, k, s, p)
@@ -77,7 +78,7 @@ def avg_pool2d(x: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair] = N
     """
     x = as_float32(x, "input")
     k, s, p = pool_args(kernel_size, stride, padding, "avg_pool2d")
-    return _core.avg_pool2d_fwd(x, k, s, p, bool(count_include_pad))
+    return _core.avg_pool2d_fwd(x, k, s, p, check_bool(count_include_pad, "count_include_pad", "avg_pool2d"))
 
 
 def avg_pool2d_backward(grad_output: ArrayLike, input_shape: Sequence[int], kernel_size: IntPair,
@@ -87,7 +88,8 @@ def avg_pool2d_backward(grad_output: ArrayLike, input_shape: Sequence[int], kern
     dy = as_float32(grad_output, "grad_output")
     k, s, p = pool_args(kernel_size, stride, padding, "avg_pool2d")
     input_shape = check_shape(input_shape, "input_shape", "avg_pool2d")
-    return _core.avg_pool2d_bwd(dy, input_shape, k, s, p, bool(count_include_pad))
+    return _core.avg_pool2d_bwd(dy, input_shape, k, s, p,
+                                check_bool(count_include_pad, "count_include_pad", "avg_pool2d"))
 
 
 def adaptive_output_size(output_size: OutputSize2d, input_shape: Sequence[int]) -> Pair:
@@ -137,6 +139,7 @@ def pool1d_args(kernel_size: IntSingle, stride: Optional[IntSingle], padding: In
 def max_pool1d(x: ArrayLike, kernel_size: IntSingle, stride: Optional[IntSingle] = None, padding: IntSingle = 0,
                return_indices: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """1-D max pooling (N, C, L) -> (N, C, Lo); indices are positions along L (PyTorch's)."""
+    return_indices = check_bool(return_indices, "return_indices", "max_pool1d")
     x = as_ncl(x, "max_pool1d")
     k, s, p = pool1d_args(kernel_size, stride, padding, "max_pool1d")
     y, idx = _core.max_pool2d_fwd(x[:, :, None, :], k, s, p)
@@ -162,7 +165,8 @@ def avg_pool1d(x: ArrayLike, kernel_size: IntSingle, stride: Optional[IntSingle]
     """1-D average pooling (N, C, L) -> (N, C, Lo), PyTorch's divisor rules."""
     x = as_ncl(x, "avg_pool1d")
     k, s, p = pool1d_args(kernel_size, stride, padding, "avg_pool1d")
-    return _core.avg_pool2d_fwd(x[:, :, None, :], k, s, p, bool(count_include_pad))[:, :, 0, :]
+    cip = check_bool(count_include_pad, "count_include_pad", "avg_pool1d")
+    return _core.avg_pool2d_fwd(x[:, :, None, :], k, s, p, cip)[:, :, 0, :]
 
 
 def avg_pool1d_backward(grad_output: ArrayLike, input_shape: Sequence[int], kernel_size: IntSingle,
@@ -173,7 +177,7 @@ def avg_pool1d_backward(grad_output: ArrayLike, input_shape: Sequence[int], kern
     dy = as_ncl(grad_output, "avg_pool1d", "grad_output")
     k, s, p = pool1d_args(kernel_size, stride, padding, "avg_pool1d")
     return _core.avg_pool2d_bwd(dy[:, :, None, :], (n, c, 1, length), k, s, p,
-                                bool(count_include_pad))[:, :, 0, :]
+                                check_bool(count_include_pad, "count_include_pad", "avg_pool1d"))[:, :, 0, :]
 
 
 def adaptive_avg_pool1d(x: ArrayLike, output_size: IntSingle) -> np.ndarray:

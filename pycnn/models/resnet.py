@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Sequence
 
-from .._checks import check_int
+from .._checks import check_bool, check_int
 from ..nn import (
     AdaptiveAvgPool2d,
     MaxPool2d,
@@ -56,6 +56,7 @@ class ResNet(Sequential):
     def __init__(self, depth: int = 20, in_channels: int = 3, num_classes: int = 10, width: int = 16,
                  zero_init_residual: bool = False) -> None:
         depth = check_int(depth, "depth", "ResNet", 8)
+        zero_init_residual = check_bool(zero_init_residual, "zero_init_residual", "ResNet")
         if (depth - 2) % 6:
             raise ValueError(f"ResNet: depth must be 6n + 2 (8, 14, 20, 32, ...), got {depth}")
         n = (depth - 2) // 6
@@ -116,6 +117,7 @@ class ImageNetResNet(Sequential):
     def __init__(self, blocks: Sequence[int] = (2, 2, 2, 2), in_channels: int = 3, num_classes: int = 1000,
                  zero_init_residual: bool = False) -> None:
         blocks = [check_int(b, "blocks", "ImageNetResNet", 1) for b in blocks]
+        zero_init_residual = check_bool(zero_init_residual, "zero_init_residual", "ImageNetResNet")
         if len(blocks) != 4:
             raise ValueError(f"ImageNetResNet: blocks must give 4 stage lengths, got {blocks}")
         in_channels = check_int(in_channels, "in_channels", "ImageNetResNet", 1)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from .. import functional as F
-from .._checks import check_real, is_int
+from .._checks import check_bool, check_real, is_int
 from ..functional.activation import gelu_approximate
 from .module import Module
 
@@ -101,7 +101,7 @@ class ELU(Module):
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
         self.alpha = check_real(alpha, "alpha", "ELU")
-        self.inplace = bool(inplace)  # accepted for compatibility; the output is a new array
+        self.inplace = check_bool(inplace, "inplace", "ELU")  # accepted for compatibility; the output is new
 
     def forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_bool
 from ..functional.dropout import dropout_probability
 from .module import Module
 
@@ -32,7 +33,7 @@ class Dropout(Module):
         super().__init__()
         self.p = dropout_probability(p, type(self).__name__)
         # inplace is accepted for PyTorch compatibility; the output is always a new array.
-        self.inplace = bool(inplace)
+        self.inplace = check_bool(inplace, "inplace", type(self).__name__)
 
     def forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")

@@ -320,6 +320,8 @@ class Module:
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freeze (False) or unfreeze every parameter. Returns self."""
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"requires_grad_: requires_grad must be a bool, got {requires_grad!r}")
         for p in self.parameters():
             p.requires_grad = bool(requires_grad)
         return self

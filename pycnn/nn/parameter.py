@@ -41,6 +41,8 @@ class Parameter:
     __slots__ = ("_data", "_grad", "requires_grad", "_version", "__weakref__")
 
     def __init__(self, data: ArrayLike, requires_grad: bool = True) -> None:
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"Parameter: requires_grad must be a bool, got {requires_grad!r}")
         self._data = _as_param_array(data, "Parameter")
         self._grad = np.zeros_like(self._data)
         self.requires_grad = bool(requires_grad)
