@@ -57,6 +57,34 @@ def test_empty_shapes_cannot_hide_an_overflowing_product():
         F.adaptive_avg_pool2d_backward(dy, (0, 2 ** 40, 2 ** 16, 2 ** 16))
 
 
+# ---------------------------------------------------------------------------
+# Item 6: a gradient accumulator aliasing the weight is refused
+# ---------------------------------------------------------------------------
+
+def test_grad_weight_aliasing_the_weight_is_refused():
+    x, w, dy = f32(2, 3, 5, 5), f32(4, 3, 3, 3, seed=1), f32(2, 4, 3, 3, seed=2)
+    w0 = w.copy()
+    with pytest.raises(ValueError, match="grad_weight must not share memory with weight"):
+        F.conv2d_backward(dy, x, w, grad_weight=w)
+    with pytest.raises(ValueError, match="grad_bias must not share memory with weight"):
+        F.conv2d_backward(dy, x, w, grad_bias=w.reshape(-1)[:4])
+    with pytest.raises(ValueError, match="grad_weight must not share memory with weight"):
+        w1 = f32(4, 3, 3)
+        F.conv1d_backward(f32(2, 4, 3), f32(2, 3, 5), w1, grad_weight=w1)
+    np.testing.assert_array_equal(w, w0)  # nothing was written
+    lw = f32(3, 4)
+    with pytest.raises(ValueError, match="grad_weight must not share memory with weight"):
+        F.linear_backward(f32(2, 3), f32(2, 4), lw, grad_weight=lw)
+    bw = np.ones(3, np.float32)
+    xb = f32(4, 3)
+    with pytest.raises(ValueError, match="grad_weight must not share memory with weight"):
+        F.batch_norm_backward(xb, xb, np.zeros(3, np.float32), np.ones(3, np.float32), bw, grad_weight=bw)
+    # disjoint accumulators still work
+    gw = np.zeros_like(w)
+    F.conv2d_backward(dy, x, w, grad_weight=gw)
+    assert gw.any()
+
+
 FLAG_CALLS = [
     ("conv2d relu", lambda v: F.conv2d(f32(1, 1, 3, 3), f32(1, 1, 1, 1), relu=v)),
     ("conv2d_backward input_grad", lambda v: F.conv2d_backward(f32(1, 1, 3, 3), f32(1, 1, 3, 3), f32(1, 1, 1, 1),

@@ -9,7 +9,8 @@ from numpy.typing import ArrayLike
 
 from .._checks import I64_MAX
 
-__all__ = ["as_float32", "as_labels", "inplace", "optional_float32", "param_grads", "as_ncl", "Grads"]
+__all__ = ["as_float32", "as_labels", "inplace", "check_disjoint", "optional_float32", "param_grads", "as_ncl",
+           "Grads"]
 
 # What the backward functions return: (grad_input, grad_weight, grad_bias), each None when skipped.
 Grads = Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]
@@ -78,6 +79,13 @@ def inplace(a: object, name: str) -> np.ndarray:
     return a
 
 
+def check_disjoint(out: Optional[np.ndarray], other: np.ndarray, out_name: str, other_name: str, op: str) -> None:
+    """``out`` (written in place) must not overlap ``other`` (read): the C++ check_disjoint's rule, for
+    pairs the op layer never sees together (a weight and its gradient accumulator)."""
+    if out is not None and out.size and other.size and np.may_share_memory(out, other):
+        raise ValueError(f"{op}: {out_name} must not share memory with {other_name}")
+
+
 def optional_float32(a: Optional[ArrayLike], name: str) -> Optional[np.ndarray]:
     return None if a is None else as_float32(a, name)
 
@@ -92,11 +100,14 @@ def param_grads(w: np.ndarray, grad_weight: Optional[np.ndarray], grad_bias: Opt
         if grad_weight.shape != w.shape:
             raise ValueError(f"{op}: expected grad_weight of the weight's shape {w.shape}, "
                              f"got {grad_weight.shape}")
+        # The input gradient is computed from w after dW is accumulated.
+        check_disjoint(grad_weight, w, "grad_weight", "weight", op)
     if grad_bias is None:
         if bias:
             grad_bias = np.zeros(w.shape[:1], dtype=np.float32)
     else:
         inplace(grad_bias, "grad_bias")
+        check_disjoint(grad_bias, w, "grad_bias", "weight", op)
     return grad_weight, grad_bias
 
 

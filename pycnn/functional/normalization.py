@@ -8,7 +8,7 @@ from numpy.typing import ArrayLike
 
 from .. import _core
 from .._checks import check_bool, check_real
-from ._convert import Grads, as_float32, inplace, optional_float32
+from ._convert import Grads, as_float32, check_disjoint, inplace, optional_float32
 
 __all__ = ["batch_norm", "batch_norm_forward", "batch_norm_backward"]
 
@@ -93,5 +93,8 @@ def batch_norm_backward(grad_output: ArrayLike, x: ArrayLike, save_mean: ArrayLi
             grad_bias = np.zeros((C,), np.float32)
         else:
             inplace(grad_bias, "grad_bias")
+        if w is not None:  # dx is computed from the weight: an accumulator over it would change dx
+            check_disjoint(grad_weight, w, "grad_weight", "weight", op)
+            check_disjoint(grad_bias, w, "grad_bias", "weight", op)
     dx = _core.batch_norm_bwd(dy, x, m, r, w, grad_weight, grad_bias, input_grad)
     return dx, grad_weight, grad_bias
