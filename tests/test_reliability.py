@@ -85,6 +85,30 @@ def test_grad_weight_aliasing_the_weight_is_refused():
     assert gw.any()
 
 
+# ---------------------------------------------------------------------------
+# Item 7: a gradient of the wrong shape is refused, not reshaped
+# ---------------------------------------------------------------------------
+
+def test_flatten_backward_checks_the_gradient_shape():
+    m = nn.Flatten()
+    y = m(f32(2, 3, 2))
+    assert y.shape == (2, 6)
+    with pytest.raises(ValueError, match="Flatten: expected grad_output of the forward output's shape \\(2, 6\\), "
+                                         "got \\(3, 4\\)"):
+        m.backward(np.ones((3, 4), np.float32))
+    m(f32(2, 3, 2))
+    assert m.backward(np.ones((2, 6), np.float32)).shape == (2, 3, 2)
+
+
+@pytest.mark.parametrize("layer,shape", [(lambda: nn.Dropout(0.0), (2, 6)), (lambda: nn.Dropout(0.5), (2, 6)),
+                                         (lambda: nn.Dropout2d(0.5), (2, 3, 2, 2))])
+def test_dropout_backward_checks_the_gradient_shape(layer, shape):
+    m = layer()
+    m(f32(*shape))
+    with pytest.raises(ValueError, match="expected grad_output of the forward output's shape"):
+        m.backward(np.ones((int(np.prod(shape)),), np.float32))
+
+
 FLAG_CALLS = [
     ("conv2d relu", lambda v: F.conv2d(f32(1, 1, 3, 3), f32(1, 1, 1, 1), relu=v)),
     ("conv2d_backward input_grad", lambda v: F.conv2d_backward(f32(1, 1, 3, 3), f32(1, 1, 3, 3), f32(1, 1, 1, 1),

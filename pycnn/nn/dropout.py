@@ -41,14 +41,19 @@ class Dropout(Module):
             raise ValueError(f"{type(self).__name__}: expected input of {self._ndims} dimensions "
                              f"{self._shape_text}, got {x.shape}")
         y, mask = F.dropout(x, self.p, self.training, channelwise=self._channelwise, return_mask=True)
-        self.save_for_backward(mask)
+        self.save_for_backward(mask, x.shape)
         return y
 
     def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
-        (mask,) = self.saved()
+        mask, shape = self.saved()
         if not input_grad:
             return None
-        return F.dropout_backward(grad_output, mask, self.p, channelwise=self._channelwise)
+        dy = F.as_float32(grad_output, "grad_output")
+        # Without a mask (p = 0) nothing else would look at the gradient's shape.
+        if dy.shape != shape:
+            raise ValueError(f"{type(self).__name__}: expected grad_output of the forward output's shape {shape}, "
+                             f"got {dy.shape}")
+        return F.dropout_backward(dy, mask, self.p, channelwise=self._channelwise)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"

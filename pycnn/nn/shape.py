@@ -14,19 +14,25 @@ if TYPE_CHECKING:
 
 __all__ = ["Flatten"]
 
+_MAX_DIMS = 64  # NumPy's limit on an array's dimensions
+
 
 class Flatten(Module):
     """Merge dims ``start_dim..end_dim`` into one (PyTorch's ``nn.Flatten(start_dim=1, end_dim=-1)``).
 
-    A view when the input is contiguous; backward reshapes the gradient back.
+    A view when the input is contiguous; backward reshapes the gradient back,
+    which must have the shape of the forward's output.
     """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
-        if not is_int(start_dim):
-            raise TypeError(f"Flatten: start_dim must be an int, got {start_dim!r}")
-        if not is_int(end_dim):
-            raise TypeError(f"Flatten: end_dim must be an int, got {end_dim!r}")
+        for name, v in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if not is_int(v):
+                raise TypeError(f"Flatten: {name} must be an int, got {v!r}")
+            # NumPy arrays have at most 64 dimensions: no other value can ever be valid.
+            if not -_MAX_DIMS <= v < _MAX_DIMS:
+                raise ValueError(f"Flatten: {name} must be in [-{_MAX_DIMS}, {_MAX_DIMS - 1}] (arrays have at "
+                                 f"most {_MAX_DIMS} dimensions), got {v}")
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     def forward(self, x: ArrayLike) -> np.ndarray:
@@ -42,14 +48,19 @@ class Flatten(Module):
                              f"for an input of shape {x.shape}")
         shape = x.shape
         y = x.reshape(shape[:start] + (int(np.prod(shape[start:end + 1])),) + shape[end + 1:])
-        self.save_for_backward(shape)
+        self.save_for_backward(shape, y.shape)
         return y
 
     def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
-        (shape,) = self.saved()
+        shape, out_shape = self.saved()
         if not input_grad:
             return None
-        return F.as_float32(grad_output, "grad_output").reshape(shape)
+        dy = F.as_float32(grad_output, "grad_output")
+        # A reshape would accept any gradient of the same size ((3, 4) for (2, 6)).
+        if dy.shape != out_shape:
+            raise ValueError(f"Flatten: expected grad_output of the forward output's shape {out_shape}, "
+                             f"got {dy.shape}")
+        return dy.reshape(shape)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
