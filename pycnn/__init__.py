@@ -66,6 +66,9 @@ def set_num_threads(n: int) -> None:
 
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
+    if n > _core.max_num_threads():  # (also what does not fit the C++ int64: 2**64)
+        raise ValueError(f"set_num_threads: expected n <= {_core.max_num_threads()} (4 per hardware thread, at "
+                         f"least 16), got {n}: more threads only oversubscribe the cores")
     _core.set_num_threads(n)
 
 

@@ -96,6 +96,7 @@ def batch_norm_bwd(dy: _F32, x: _F32, save_mean: _F32, save_rstd: _F32, weight: 
 
 # out = x * (mask ? scale : 0); mask uint8 of x's shape, or (N, C) when channelwise.
 def dropout_apply(x: _F32, mask: npt.NDArray[np.uint8], scale: float, channelwise: bool, /) -> _F32: ...
+def dropout_bwd(dy: _F32, mask: npt.NDArray[np.uint8], scale: float, channelwise: bool, /) -> _F32: ...
 
 # optimisers, in place. SGD: momentum_buffer may be None when momentum == 0.
 def sgd_step(param: _F32, grad: _F32, momentum_buffer: Optional[_F32], lr: float, momentum: float,

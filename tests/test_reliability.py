@@ -109,6 +109,56 @@ def test_dropout_backward_checks_the_gradient_shape(layer, shape):
         m.backward(np.ones((int(np.prod(shape)),), np.float32))
 
 
+# ---------------------------------------------------------------------------
+# Item 8: clear errors
+# ---------------------------------------------------------------------------
+
+def test_clear_errors_for_out_of_range_ints():
+    with pytest.raises(ValueError, match="set_num_threads: expected n <= "):
+        pycnn.set_num_threads(2 ** 64)
+    with pytest.raises(ValueError, match="softmax: axis 18446744073709551616 is out of range"):
+        F.softmax(f32(2, 3), axis=2 ** 64)
+    with pytest.raises(ValueError, match="softmax: axis -18446744073709551616 is out of range"):
+        F.softmax_backward(f32(2, 3), f32(2, 3), axis=-2 ** 64)
+
+
+def test_batch_norm_backward_names_save_mean():
+    x = f32(4, 3)
+    with pytest.raises(ValueError, match="save_mean of shape \\(3,\\), got \\(2,\\)"):
+        F.batch_norm_backward(x, x, np.zeros(2, np.float32), np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="save_rstd of shape \\(3,\\), got \\(4,\\)"):
+        F.batch_norm_backward(x, x, np.zeros(3, np.float32), np.ones(4, np.float32))
+
+
+def test_dropout_backward_names_the_gradient():
+    _, mask = F.dropout(f32(4, 5), 0.5, return_mask=True)
+    with pytest.raises(ValueError, match="grad_output .*of shape \\(4, 5\\), got \\(5, 4\\)"):
+        F.dropout_backward(f32(5, 4), mask, 0.5)
+    _, mask = F.dropout(f32(4, 5, 2), 0.5, channelwise=True, return_mask=True)
+    with pytest.raises(ValueError, match="grad_output of shape \\(4, 5, ...\\) .*got \\(5, 4, 2\\)"):
+        F.dropout_backward(f32(5, 4, 2), mask, 0.5, channelwise=True)
+
+
+def test_unaligned_grad_says_what_is_wrong():
+    p = nn.Parameter(np.zeros(4, np.float32))
+    raw = np.zeros(17, np.uint8)
+    unaligned = raw[1:].view(np.float32)
+    assert not unaligned.flags.aligned
+    with pytest.raises(TypeError, match="not aligned"):
+        p.grad = unaligned
+    with pytest.raises(TypeError, match="not aligned"):
+        F.sgd_step(unaligned, np.zeros(4, np.float32), None, 0.1)
+
+
+def test_idx_header_with_huge_dims_names_the_file(tmp_path):
+    from pycnn.data import read_idx
+
+    p = tmp_path / "huge.idx"
+    p.write_bytes(bytes([0, 0, 0x08, 16]) + struct.pack(">16I", 0, *[2 ** 32 - 1] * 15))
+    with pytest.raises(ValueError, match=f"{p}: IDX header claims shape"):
+        read_idx(p)
+
+
 FLAG_CALLS = [
     ("conv2d relu", lambda v: F.conv2d(f32(1, 1, 3, 3), f32(1, 1, 1, 1), relu=v)),
     ("conv2d_backward input_grad", lambda v: F.conv2d_backward(f32(1, 1, 3, 3), f32(1, 1, 3, 3), f32(1, 1, 1, 1),
@@ -142,3 +192,10 @@ def test_flags_must_be_bools(call):
             call(v)
     call(True)
     call(np.bool_(False))
+
+
+def test_a_float_dropout_mask_is_refused():
+    with pytest.raises(TypeError, match="mask must be the bool array"):
+        F.dropout_backward(f32(2, 2), np.array([[0.2, 0.0], [1.0, 0.5]], np.float32), 0.5)
+    y, mask = F.dropout(f32(2, 2), 0.5, return_mask=True)
+    F.dropout_backward(f32(2, 2), mask, 0.5)

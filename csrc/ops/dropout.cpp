@@ -16,6 +16,18 @@ DropoutShape dropout_shape(const Shape& x, const Shape& mask, bool channelwise) 
   return {units, units > 0 ? n / units : 0};
 }
 
+DropoutShape dropout_bwd_shape(const Shape& dy, const Shape& mask, bool channelwise) {
+  // The mask is the forward's record of the shape: the gradient is what can be wrong.
+  if (!channelwise) {
+    check_shape(dy, mask, "dropout_backward grad_output (the mask's shape)");
+    return dropout_shape(dy, mask, false);
+  }
+  if (mask.size() == 2 && (dy.size() < 2 || dy[0] != mask[0] || dy[1] != mask[1]))
+    fail("dropout_backward: expected grad_output of shape (", mask[0], ", ", mask[1],
+         ", ...) for the channel-wise mask ", shape_str(mask), ", got ", shape_str(dy));
+  return dropout_shape(dy, mask, true);
+}
+
 void dropout_apply(float* out, const float* in, const uint8_t* mask, const DropoutShape& s, float scale) {
   pycnn::dropout_apply(out, in, mask, s.units, s.plane, scale, get_num_threads());
 }

@@ -13,6 +13,8 @@ struct DropoutShape {
   i64 units, plane;  // plane: the floats each mask byte covers
 };
 DropoutShape dropout_shape(const Shape& x, const Shape& mask, bool channelwise);
+// The backward: dy checked against the forward's mask (the message names dy).
+DropoutShape dropout_bwd_shape(const Shape& dy, const Shape& mask, bool channelwise);
 // out = in * (mask ? scale : 0); out may alias in.
 void dropout_apply(float* out, const float* in, const uint8_t* mask, const DropoutShape& s, float scale);
 

@@ -28,8 +28,11 @@ BatchNormShape batch_norm_shape(const Shape& x, const Shape* weight, const Shape
 
 BatchNormShape batch_norm_bwd_shape(const Shape& dy, const Shape& x, const Shape& save_mean, const Shape& save_rstd,
                                     const Shape* weight, const Shape* grad_weight, const Shape* grad_bias) {
-  const BatchNormShape s = batch_norm_shape(x, weight, nullptr, &save_mean, &save_rstd);
+  const BatchNormShape s = batch_norm_shape(x, weight, nullptr, nullptr, nullptr);
   check_shape(dy, x, "batch_norm grad_output");
+  // Named as the caller knows them (batch_norm_shape would call them running stats).
+  check_shape(save_mean, {s.C}, "batch_norm save_mean");
+  check_shape(save_rstd, {s.C}, "batch_norm save_rstd");
   if (grad_weight) check_shape(*grad_weight, {s.C}, "batch_norm grad_weight");
   if (grad_bias) check_shape(*grad_bias, {s.C}, "batch_norm grad_bias");
   return s;

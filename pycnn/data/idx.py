@@ -95,9 +95,14 @@ def _expected_nbytes(name: str, shape: Tuple[int, ...], dtype: np.dtype) -> int:
     # what NumPy can address at all.
     count = math.prod(shape)
     nbytes = count * dtype.itemsize
-    if nbytes > np.iinfo(np.intp).max:
+    # NumPy refuses a shape whose non-zero dimensions multiply beyond its
+    # sizes even when another dimension is 0 ("array is too big"), so an
+    # empty array's shape is checked the same way.
+    if math.prod(d for d in shape if d) * dtype.itemsize > np.iinfo(np.intp).max:
+        what = f"({nbytes} bytes)" if nbytes else "(empty, but its other dimensions multiply to"  \
+            f" {math.prod(d for d in shape if d) * dtype.itemsize} bytes)"
         raise ValueError(
-            f"{name}: IDX header claims shape {shape} of {dtype} ({nbytes} bytes), more than "
+            f"{name}: IDX header claims shape {shape} of {dtype} {what}, more than "
             f"this machine can address; the header is corrupt"
         )
     return nbytes

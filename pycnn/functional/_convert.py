@@ -71,9 +71,11 @@ def inplace(a: object, name: str) -> np.ndarray:
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name}: expected a float32 ndarray (written in place), got {type(a).__name__}")
     if a.dtype != np.float32 or not (a.flags.c_contiguous and a.flags.aligned):
-        raise TypeError(f"{name}: expected a float32 C-contiguous array (it is written in place, so it "
-                        f"cannot be converted), got dtype {a.dtype}"
-                        f"{'' if a.flags.c_contiguous else ', non-contiguous'}")
+        what = ([f"dtype {a.dtype}"] if a.dtype != np.float32 else []) \
+            + (["non-contiguous"] if not a.flags.c_contiguous else []) \
+            + (["not aligned to 4 bytes (a view at an odd byte offset)"] if not a.flags.aligned else [])
+        raise TypeError(f"{name}: expected an aligned float32 C-contiguous array (it is written in place, so "
+                        f"it cannot be converted), got {', '.join(what)}")
     if not a.flags.writeable:
         raise ValueError(f"{name}: array is read-only")
     return a

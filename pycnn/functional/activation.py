@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _core
-from .._checks import check_choice, check_real, is_int
+from .._checks import I64_MAX, check_choice, check_real, is_int
 from ._convert import as_float32
 
 __all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward", "tanh",
@@ -92,17 +92,21 @@ def gelu_backward(grad_output: ArrayLike, x: ArrayLike, approximate: str = "none
     return _backward("gelu", grad_output, x, "input", gelu_approximate(approximate))
 
 
-def _axis(axis: int) -> int:
+def _axis(axis: int, x: np.ndarray) -> int:
     if not is_int(axis):
         raise TypeError(f"softmax: axis must be an int, got {axis!r}")
+    if not -I64_MAX <= axis <= I64_MAX:  # (the C++ layer says the same for axes that fit in int64)
+        raise ValueError(f"softmax: axis {axis} is out of range for an input of shape {x.shape}")
     return int(axis)
 
 
 def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """Softmax along ``axis`` (C++ kernel: shifted by the slice's maximum, sums in double, NaN propagates)."""
-    return _core.softmax_fwd(as_float32(x, "input"), _axis(axis))
+    x = as_float32(x, "input")
+    return _core.softmax_fwd(x, _axis(axis, x))
 
 
 def softmax_backward(grad_output: ArrayLike, output: ArrayLike, axis: int = -1) -> np.ndarray:
     """Gradient of softmax from its output y: ``y * (dy - sum(dy * y, axis))``."""
-    return _core.softmax_bwd(as_float32(grad_output, "grad_output"), as_float32(output, "output"), _axis(axis))
+    y = as_float32(output, "output")
+    return _core.softmax_bwd(as_float32(grad_output, "grad_output"), y, _axis(axis, y))

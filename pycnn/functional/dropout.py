@@ -52,12 +52,22 @@ def dropout(x: ArrayLike, p: float = 0.5, training: bool = True, *, channelwise:
 
 def dropout_backward(grad_output: ArrayLike, mask: Optional[ArrayLike], p: float, *,
                      channelwise: bool = False) -> np.ndarray:
-    """Gradient of :func:`dropout`: the same mask and scale applied to grad_output (identity for mask None)."""
-    p = dropout_probability(p)
+    """Gradient of :func:`dropout`: the same mask and scale applied to grad_output (identity for mask None).
+
+    ``mask`` is the bool array :func:`dropout` returned; any other dtype is a
+    ``TypeError`` (a float mask cast to bool would keep every non-zero unit).
+    ``grad_output`` must have the shape the mask was drawn for.
+    """
+    op = "dropout_backward"
+    p = dropout_probability(p, op)
+    channelwise = check_bool(channelwise, "channelwise", op)
     dy = as_float32(grad_output, "grad_output")
     if mask is None:
         return dy
-    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"{op}: mask must be the bool array dropout(..., return_mask=True) returned, "
+                        f"got dtype {m.dtype}")
+    m = np.ascontiguousarray(m)
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    channelwise = check_bool(channelwise, "channelwise", "dropout_backward")
-    return _core.dropout_apply(dy, mask.view(np.uint8), scale, channelwise)
+    return _core.dropout_bwd(dy, m.view(np.uint8), scale, channelwise)

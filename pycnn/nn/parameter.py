@@ -74,9 +74,16 @@ class Parameter:
         if value is None:  # PyTorch's "set to None" means "no gradient yet": zero it
             self._grad.fill(0)
             return
-        if not isinstance(value, np.ndarray) or value.dtype != np.float32 or not value.flags.c_contiguous:
-            raise TypeError("Parameter.grad: expected a float32 C-contiguous ndarray, got "
-                            f"{getattr(value, 'dtype', type(value).__name__)}")
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"Parameter.grad: expected a float32 C-contiguous ndarray, got {type(value).__name__}")
+        # Backward passes accumulate into it in place: it must be what the kernels write.
+        wrong = ([f"dtype {value.dtype}"] if value.dtype != np.float32 else []) \
+            + (["non-contiguous"] if not value.flags.c_contiguous else []) \
+            + (["not aligned to 4 bytes (a view at an odd byte offset)"] if not value.flags.aligned else []) \
+            + (["read-only"] if not value.flags.writeable else [])
+        if wrong:
+            raise TypeError(f"Parameter.grad: expected a writeable, aligned float32 C-contiguous ndarray, got "
+                            f"{', '.join(wrong)}")
         if value.shape != self._data.shape:
             raise ValueError(f"Parameter.grad: expected shape {self._data.shape}, got {value.shape}")
         self._grad = value
