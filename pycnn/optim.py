@@ -15,7 +15,7 @@ import numpy as np
 
 from . import functional as F
 from . import lr_scheduler
-from ._checks import check_real
+from ._checks import check_bool, check_real, is_int
 from .lr_scheduler import (
     CosineAnnealingLR,
     LambdaLR,
@@ -82,15 +82,34 @@ class Optimizer:
                   for g in self.param_groups]
         return {"state": state, "param_groups": groups}
 
+    def _check_hyperparameters(self, group: Dict[str, Any]) -> Dict[str, Any]:
+        """The hyper-parameters of ``group`` checked as the constructor checks them (subclasses)."""
+        return group
+
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Restore hyper-parameters and per-parameter state saved by :meth:`state_dict`."""
+        """Restore hyper-parameters and per-parameter state saved by :meth:`state_dict`.
+
+        The hyper-parameters are checked as the constructor checks them (a
+        negative ``lr`` would ascend the gradient) and state indices must
+        name parameters (0 to n - 1; -1 is not "the last one"). Nothing
+        changes when a check fails.
+        """
+        op = f"{type(self).__name__}.load_state_dict"
         groups = state_dict["param_groups"]
         if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
             raise ValueError(f"loaded state dict has {sum(len(g['params']) for g in groups)} parameters in "
                              f"{len(groups)} group(s); this optimizer has {len(self.params)} in 1")
+        hyper = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        hyper.update((k, v) for k, v in groups[0].items() if k != "params")
+        hyper = self._check_hyperparameters(hyper)
         new_state = {}
         for i, s in state_dict["state"].items():
-            p = self.params[int(i)]
+            index = int(i) if isinstance(i, str) and i.isdigit() else i  # (keys that went through JSON)
+            if not is_int(index) or not 0 <= index < len(self.params):
+                raise ValueError(f"{op}: state index {i!r} does not name a parameter (0 to {len(self.params) - 1})")
+            p = self.params[int(index)]
+            if id(p) in new_state:
+                raise ValueError(f"{op}: parameter {int(index)} has two state entries")
             entry = {}
             for k, v in s.items():
                 if k.endswith("_buffer") or isinstance(v, np.ndarray) or hasattr(v, "numpy"):
@@ -101,7 +120,7 @@ class Optimizer:
                     v = a
                 entry[k] = v
             new_state[id(p)] = entry
-        self.param_groups[0].update({k: v for k, v in groups[0].items() if k != "params"})
+        self.param_groups[0].update(hyper)
         self.state = new_state
 
     def __repr__(self) -> str:
@@ -123,10 +142,16 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False) -> None:
-        lr = check_real(lr, "lr", type(self).__name__)
-        momentum = check_real(momentum, "momentum", type(self).__name__)
-        dampening = check_real(dampening, "dampening", type(self).__name__)
-        weight_decay = check_real(weight_decay, "weight_decay", type(self).__name__)
+        super().__init__(params, self._check_hyperparameters(dict(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)))
+
+    def _check_hyperparameters(self, group: Dict[str, Any]) -> Dict[str, Any]:
+        op = type(self).__name__
+        lr = check_real(group["lr"], "lr", op)
+        momentum = check_real(group["momentum"], "momentum", op)
+        dampening = check_real(group["dampening"], "dampening", op)
+        weight_decay = check_real(group["weight_decay"], "weight_decay", op)
+        nesterov = check_bool(group["nesterov"], "nesterov", op)
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0.0:
@@ -135,8 +160,8 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=bool(nesterov)))
+        return dict(group, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                    nesterov=nesterov)
 
     @property
     def lr(self) -> float:
@@ -175,11 +200,18 @@ class _AdamBase(Optimizer):
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
-        lr = check_real(lr, "lr", type(self).__name__)
-        eps = check_real(eps, "eps", type(self).__name__)
-        weight_decay = check_real(weight_decay, "weight_decay", type(self).__name__)
+        super().__init__(params, self._check_hyperparameters(dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)))
+
+    def _check_hyperparameters(self, group: Dict[str, Any]) -> Dict[str, Any]:
+        op = type(self).__name__
+        lr = check_real(group["lr"], "lr", op)
+        eps = check_real(group["eps"], "eps", op)
+        weight_decay = check_real(group["weight_decay"], "weight_decay", op)
+        amsgrad = check_bool(group["amsgrad"], "amsgrad", op)
+        betas = group["betas"]
         try:
-            beta1, beta2 = (check_real(b, "betas", type(self).__name__) for b in betas)
+            beta1, beta2 = (check_real(b, "betas", op) for b in betas)
         except (TypeError, ValueError):
             raise TypeError(f"betas must be a pair of real numbers, got {betas!r}") from None
         if lr < 0.0:
@@ -192,8 +224,7 @@ class _AdamBase(Optimizer):
             raise ValueError(f"Invalid beta parameter at index 1: {beta2}")
         if weight_decay < 0.0:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        super().__init__(params, dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
-                                      amsgrad=bool(amsgrad)))
+        return dict(group, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
     lr = SGD.lr
 

@@ -122,6 +122,20 @@ def test_clear_errors_for_out_of_range_ints():
         F.softmax_backward(f32(2, 3), f32(2, 3), axis=-2 ** 64)
 
 
+def test_adam_beta_of_one_is_a_value_error():
+    p = np.zeros(3, np.float32)
+    bufs = [np.zeros(3, np.float32) for _ in range(2)]
+    for b1, b2 in [(1.0, 0.999), (0.9, 1.0), (-0.1, 0.9)]:
+        with pytest.raises(ValueError, match="adam_step: beta"):
+            F.adam_step(p, np.ones(3, np.float32), *bufs, None, 1, 0.1, b1, b2)
+    opt = optim.Adam([nn.Parameter(np.zeros(2))])
+    sd = opt.state_dict()
+    sd["param_groups"][0]["betas"] = (1.0, 0.999)
+    with pytest.raises(ValueError, match="beta"):
+        opt.load_state_dict(sd)
+    assert opt.param_groups[0]["betas"] == (0.9, 0.999)
+
+
 def test_batch_norm_backward_names_save_mean():
     x = f32(4, 3)
     with pytest.raises(ValueError, match="save_mean of shape \\(3,\\), got \\(2,\\)"):
@@ -159,6 +173,27 @@ def test_idx_header_with_huge_dims_names_the_file(tmp_path):
         read_idx(p)
 
 
+def test_optimizer_load_state_dict_checks_what_it_loads():
+    params = [nn.Parameter(np.zeros(2)), nn.Parameter(np.zeros(3))]
+    opt = optim.SGD(params, lr=0.1, momentum=0.9)
+    sd = opt.state_dict()
+    bad = json.loads(json.dumps({"param_groups": sd["param_groups"], "state": {}}))
+    bad["param_groups"][0]["lr"] = -1
+    with pytest.raises(ValueError, match="learning rate"):
+        opt.load_state_dict(bad)
+    assert opt.lr == 0.1
+    sd = {"param_groups": opt.state_dict()["param_groups"],
+          "state": {-1: {"momentum_buffer": np.zeros(3, np.float32)}}}
+    with pytest.raises(ValueError, match="state index -1 does not name a parameter"):
+        opt.load_state_dict(sd)
+    sd["state"] = {2: {"momentum_buffer": np.zeros(3, np.float32)}}
+    with pytest.raises(ValueError, match="state index 2"):
+        opt.load_state_dict(sd)
+    sd["state"] = {"1": {"momentum_buffer": np.ones(3, np.float32)}}  # (keys that went through JSON)
+    opt.load_state_dict(sd)
+    np.testing.assert_array_equal(opt.state[id(params[1])]["momentum_buffer"], np.ones(3))
+
+
 FLAG_CALLS = [
     ("conv2d relu", lambda v: F.conv2d(f32(1, 1, 3, 3), f32(1, 1, 1, 1), relu=v)),
     ("conv2d_backward input_grad", lambda v: F.conv2d_backward(f32(1, 1, 3, 3), f32(1, 1, 3, 3), f32(1, 1, 1, 1),
@@ -177,6 +212,8 @@ FLAG_CALLS = [
                                                nesterov=v)),
     ("adam_step decoupled_weight_decay", lambda v: F.adam_step(*[np.zeros(2, np.float32) for _ in range(4)], None,
                                                                1, 0.1, decoupled_weight_decay=v)),
+    ("SGD nesterov", lambda v: optim.SGD([nn.Parameter(np.zeros(1))], lr=0.1, momentum=0.9, nesterov=v)),
+    ("Adam amsgrad", lambda v: optim.Adam([nn.Parameter(np.zeros(1))], amsgrad=v)),
     ("Dropout inplace", lambda v: nn.Dropout(0.5, inplace=v)),
     ("Parameter requires_grad", lambda v: nn.Parameter(np.zeros(1), requires_grad=v)),
     ("requires_grad_", lambda v: nn.Linear(1, 1).requires_grad_(v)),

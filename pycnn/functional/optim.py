@@ -64,6 +64,11 @@ def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_
     lr, beta1, beta2 = check_real(lr, "lr", op), check_real(beta1, "beta1", op), check_real(beta2, "beta2", op)
     eps, wd = check_real(eps, "eps", op), check_real(weight_decay, "weight_decay", op)
     decoupled_weight_decay = check_bool(decoupled_weight_decay, "decoupled_weight_decay", op)
+    # The bias corrections divide by 1 - beta^step: beta = 1 would divide by zero
+    # (and beta outside [0, 1) is not a moving average). PyTorch's range.
+    for i, beta in enumerate((beta1, beta2), 1):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"{op}: beta{i} must be in [0, 1), got {beta}")
     bc1 = 1.0 - beta1 ** step
     bc2 = 1.0 - beta2 ** step
     if decoupled_weight_decay:
