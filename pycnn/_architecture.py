@@ -9,7 +9,12 @@ appended later are saved as they are now.
 
 Building calls only the constructors of registered layer classes
 (:mod:`pycnn.nn.registry`) with decoded JSON values; no name in the text is
-ever imported or evaluated. This module depends on :mod:`pycnn.nn` and
+ever imported or evaluated. Child names follow ``Module.add_module``'s rules
+(non-empty strings without '.'), so no two state-dict keys can coincide; a
+layer's children must be the ones its constructor builds (by name; a child
+may be replaced by another layer, as a swapped head is); and
+:mod:`pycnn.io` builds within the element budget of the file's weights
+(:mod:`pycnn.nn._budget`), so no architecture costs more than its file holds. This module depends on :mod:`pycnn.nn` and
 :mod:`pycnn.models` (whose networks must be registered to be built); neither
 depends on it.
 """
@@ -23,6 +28,7 @@ from typing import Any, Dict, Optional, Set, Union
 import numpy as np
 
 from . import _random
+from .nn._budget import element_budget
 from .nn.module import Module
 from .nn.registry import children_are_config, recorded_config, registered_modules, registered_name
 
@@ -30,7 +36,7 @@ from .nn.registry import children_are_config, recorded_config, registered_module
 # that files naming them can be built.
 from .models import resnet as _networks  # noqa: F401
 
-__all__ = ["to_spec", "from_spec", "to_json", "from_json", "parse_json"]
+__all__ = ["to_spec", "from_spec", "to_json", "from_json", "parse_json", "count_layers"]
 
 _MAX_DEPTH = 200  # nesting of layers and config values a file may have
 
@@ -158,6 +164,11 @@ def _build(spec: Any, where: str = "architecture", depth: int = 0) -> Module:
     if not isinstance(child_specs, list) or not all(
             isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) for c in child_specs):
         raise ValueError(f"{where}: children must be a list of [name, layer] pairs")
+    for name, _ in child_specs:
+        # add_module's rules: a '.' or an empty name would make two state-dict keys coincide.
+        if not name or "." in name:
+            raise ValueError(f"{where}: child name {name!r} is not allowed (names must be non-empty and "
+                             f"contain no '.')")
     by_name = dict(child_specs)
     if len(by_name) != len(child_specs):
         raise ValueError(f"{where}: duplicate child names")
@@ -187,6 +198,13 @@ def _build(spec: Any, where: str = "architecture", depth: int = 0) -> Module:
 
     # Reconcile the children with the file: keep what the constructor built
     # where it is the same, use the file's where it differs (a swapped head).
+    # A layer whose constructor builds its children must have the same ones:
+    # a file that drops them (or adds others) is not what this config builds.
+    if not children_are_config(cls):
+        constructed, listed = list(module._modules), [name for name, _ in child_specs]
+        if sorted(constructed) != sorted(listed):
+            raise ValueError(f"{where}: {cls.__name__} built with this config has children {constructed}, the file "
+                             f"lists {listed}")
     children: "OrderedDict[str, Optional[Module]]" = OrderedDict()
     for name, child_spec in child_specs:
         if child_spec is None:
@@ -208,19 +226,45 @@ def _build(spec: Any, where: str = "architecture", depth: int = 0) -> Module:
     return module
 
 
+def count_layers(spec: Any, depth: int = 0) -> int:
+    """How many layers ``spec`` describes (its own, its children's, and modules inlined in configs)."""
+    if depth > _MAX_DEPTH:
+        raise ValueError("architecture: nested too deeply")
+    if isinstance(spec, list):
+        return sum(count_layers(v, depth + 1) for v in spec)
+    if not isinstance(spec, dict):
+        return 0
+    n = 1 if isinstance(spec.get("type"), str) else 0
+    return n + sum(count_layers(v, depth + 1) for v in spec.values())
+
+
 def to_spec(model: Module) -> Dict[str, Any]:
     """The architecture of ``model`` as JSON values (what :func:`to_json` writes)."""
     return _spec(model)
 
 
-def from_spec(spec: Any) -> Module:
+def from_spec(spec: Any, *, max_elements: Optional[int] = None, source: str = "") -> Module:
     """A newly initialised network from :func:`to_spec`'s values (only registered layers are constructed).
 
     pycnn's random generator is left as it was: the throw-away initial
-    weights are drawn from a generator of their own.
+    weights are drawn from a generator of their own. With ``max_elements``,
+    the network may hold at most that many parameter and buffer elements:
+    a layer that would exceed it is refused before it allocates them
+    (``ValueError`` naming ``source``, where the bound comes from).
+    Raises ``ValueError`` if two state-dict entries would get one key.
     """
     with _random.preserved():
-        return _build(spec)
+        if max_elements is None:
+            model = _build(spec)
+        else:
+            with element_budget(max_elements, source or "the bound"):
+                model = _build(spec)
+    seen: Set[str] = set()
+    for key, *_ in model._state_entries():
+        if key in seen:
+            raise ValueError(f"architecture: two state-dict entries have the key {key!r}")
+        seen.add(key)
+    return model
 
 
 def to_json(model: Module, indent: Optional[int] = None) -> str:

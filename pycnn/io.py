@@ -37,21 +37,18 @@ is ever imported or evaluated.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 import zlib
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from ._architecture import from_json, from_spec, parse_json, to_json, to_spec
-from .nn.module import Module
-
-if TYPE_CHECKING:
-    from numpy.lib.npyio import NpzFile
-
-    from .nn.module import IncompatibleKeys
+from ._architecture import count_layers, from_json, from_spec, parse_json, to_json, to_spec
+from .nn.module import IncompatibleKeys, Module
+from .nn.registry import built_state, own_state_shapes
 
 __all__ = ["save", "load", "save_weights", "load_weights", "to_json", "from_json", "read_metadata",
            "FORMAT", "FORMAT_VERSION"]
@@ -86,15 +83,14 @@ def _write_npz(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
 # (bad CRC, bad header, unsupported compression), zlib or the file itself.
 _CORRUPT = (OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)
 
-
-def _member(z: NpzFile, key: str, path: str) -> np.ndarray:
-    """One array of the archive; every way it can be unreadable is a ValueError naming the file."""
-    try:
-        return z[key]
-    except ValueError as e:
-        raise _refuse(path, e) from None
-    except _CORRUPT as e:
-        raise ValueError(f"{path}: corrupted entry {key!r} ({type(e).__name__}: {e})") from None
+# Bounds that make a refused file cheap (docs/reliability.md, "Files"):
+_MAX_HEADER_BYTES = 4 << 20      # the JSON header (a ResNet-110's is 51 KB)
+_MAX_NPY_HEADER = 10000          # an .npy member's own header (NumPy's default limit)
+_MAX_DEFLATE_RATIO = 1100        # DEFLATE expands at most ~1032:1; a member claiming more is lying
+_LAYERS_PER_ARRAY = 4            # layers an architecture may have per weight array, beyond...
+_FREE_LAYERS = 64                # ...this many (ReLUs, pools, containers hold no arrays)
+_SLACK_ELEMENTS = 1 << 20        # elements beyond the file's (non-persistent buffers, a replaced head)
+_READ_CHUNK = 1 << 24
 
 
 def _refuse(path: str, e: Exception) -> ValueError:
@@ -105,48 +101,201 @@ def _refuse(path: str, e: Exception) -> ValueError:
     return ValueError(f"{path}: not a pycnn .npz file ({msg})")
 
 
-def _open_npz(path: PathLike) -> NpzFile:
-    p = os.fspath(path)
-    try:
-        z = np.load(p, allow_pickle=False)
-    except ValueError as e:
-        raise _refuse(p, e) from None
-    except FileNotFoundError:
-        raise
-    except _CORRUPT as e:
-        raise ValueError(f"{p}: not a pycnn .npz file ({type(e).__name__}: {e})") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise ValueError(f"{p}: holds a single array, not a pycnn .npz file (made by pycnn.save or save_weights)")
-    return z
+class _Member:
+    """One ``.npy`` member of the archive as its zip directory entry and its header declare it."""
+
+    __slots__ = ("info", "key", "shape", "dtype", "fortran", "count")
+
+    def __init__(self, info: zipfile.ZipInfo, key: str, shape: Tuple[int, ...], dtype: np.dtype,
+                 fortran: bool) -> None:
+        self.info, self.key, self.shape, self.dtype, self.fortran = info, key, shape, dtype, fortran
+        self.count = math.prod(shape)
 
 
-def _read_arrays(z: NpzFile, path: str) -> OrderedDict[str, np.ndarray]:
-    out: OrderedDict[str, np.ndarray] = OrderedDict()
-    for key in z.files:
-        if key == _META:
+class _Archive:
+    """A model or weights file, checked from its zip directory and ``.npy`` headers alone.
+
+    Opening reads no array data: every member must be an ``.npy`` array of a
+    real numeric dtype (an object array, i.e. a pickle, is refused) whose
+    declared size matches its header's shape, within what its compressed
+    bytes can inflate to. Only :meth:`read` inflates, and only what was
+    declared. Every problem is a ``ValueError`` naming the file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        with open(path, "rb") as f:
+            head = f.read(8)
+            size = os.fstat(f.fileno()).st_size
+        if head[:6] == b"\x93NUMPY":
+            raise ValueError(f"{path}: holds a single array, not a pycnn .npz file (made by pycnn.save or "
+                             f"save_weights)")
+        if head[:1] == b"\x80":  # a pickle (protocol 2 and later)
+            raise _refuse(path, ValueError("pickled data"))
+        if head[:2] != b"PK":
+            raise ValueError(f"{path}: not a pycnn .npz file (not a zip archive)")
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except _CORRUPT as e:
+            raise ValueError(f"{path}: not a pycnn .npz file ({type(e).__name__}: {e})") from None
+        try:
+            self.members: Dict[str, _Member] = {}
+            compressed = 0
+            for info in self.zip.infolist():
+                m = self._scan(info)
+                if m.key in self.members:
+                    raise ValueError(f"{path}: holds two members named {info.filename!r}")
+                self.members[m.key] = m
+                compressed += info.compress_size
+            if compressed > size:  # members overlapping each other's bytes: a zip bomb's trick
+                raise ValueError(f"{path}: its members claim {compressed} compressed bytes, more than the "
+                                 f"file's {size}; the archive is corrupt")
+        except BaseException:
+            self.zip.close()
+            raise
+
+    def __enter__(self) -> "_Archive":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.zip.close()
+
+    def _scan(self, info: zipfile.ZipInfo) -> _Member:
+        path, name = self.path, info.filename
+        if not name.endswith(".npy") or info.is_dir():
+            raise ValueError(f"{path}: unexpected member {name!r}; pycnn files hold only .npy arrays")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError(f"{path}: member {name!r} uses zip compression method {info.compress_type}; "
+                             f"pycnn reads stored or DEFLATE members only")
+        limit = info.compress_size if info.compress_type == zipfile.ZIP_STORED \
+            else info.compress_size * _MAX_DEFLATE_RATIO + 1024
+        if info.file_size > limit:
+            raise ValueError(f"{path}: member {name!r} claims {info.file_size} bytes from {info.compress_size} "
+                             f"compressed bytes, more than they can hold; the archive is corrupt")
+        try:
+            with self.zip.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f, max_header_size=_MAX_NPY_HEADER)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=_MAX_NPY_HEADER)
+                else:
+                    raise ValueError(f".npy format version {version} (pycnn reads 1.0 and 2.0)")
+                header = f.tell()
+        except ValueError as e:
+            raise ValueError(f"{path}: member {name!r} is not a valid .npy array ({e})") from None
+        except _CORRUPT as e:
+            raise ValueError(f"{path}: corrupted entry {name!r} ({type(e).__name__}: {e})") from None
+        if dtype.hasobject:
+            raise _refuse(path, ValueError(f"member {name!r} holds object arrays (pickled data)"))
+        if dtype.kind not in "biuf" or dtype.subdtype is not None:
+            raise ValueError(f"{path}: array {name[:-4]!r} has dtype {dtype}; weights must be numeric")
+        m = _Member(info, name[:-4], tuple(int(d) for d in shape), dtype, bool(fortran))
+        if header + m.count * dtype.itemsize != info.file_size:
+            raise ValueError(f"{path}: member {name!r} declares an array of shape {m.shape} ({dtype}, "
+                             f"{m.count * dtype.itemsize} bytes) but holds {info.file_size - header} bytes")
+        return m
+
+    def read(self, key: str) -> np.ndarray:
+        """The array of member ``key``, inflated in bounded chunks (its size was checked when opened)."""
+        m = self.members[key]
+        try:
+            with self.zip.open(m.info) as f:
+                f.seek(m.info.file_size - m.count * m.dtype.itemsize)
+                flat = np.empty(m.count, m.dtype)
+                buf = flat.view(np.uint8).reshape(-1)
+                done = 0
+                while done < len(buf):
+                    chunk = f.read(min(_READ_CHUNK, len(buf) - done))
+                    if not chunk:
+                        raise EOFError(f"ends after {done} of {len(buf)} bytes")
+                    buf[done:done + len(chunk)] = np.frombuffer(chunk, np.uint8)
+                    done += len(chunk)
+                if f.read(1):  # (reading to the end also makes zipfile check the CRC)
+                    raise zipfile.BadZipFile("more data than declared")
+        except _CORRUPT as e:
+            raise ValueError(f"{self.path}: corrupted entry {key!r} ({type(e).__name__}: {e})") from None
+        if m.fortran:
+            return flat.reshape(m.shape[::-1]).transpose()
+        return flat.reshape(m.shape)
+
+    @property
+    def weights(self) -> Dict[str, _Member]:
+        """The members that are weights (all but the header)."""
+        return {k: m for k, m in self.members.items() if k != _META}
+
+    def meta(self) -> Dict[str, Any]:
+        """The JSON header, checked field by field."""
+        path = self.path
+        m = self.members.get(_META)
+        if m is None:
+            raise ValueError(f"{path}: has weights but no architecture (written by save_weights?); build the model "
+                             f"and use pycnn.io.load_weights(model, path)")
+        if m.dtype != np.uint8 or len(m.shape) != 1:
+            raise ValueError(f"{path}: malformed {_META} entry")
+        if m.count > _MAX_HEADER_BYTES:
+            raise ValueError(f"{path}: its {_META} header claims {m.count} bytes (at most {_MAX_HEADER_BYTES})")
+        try:
+            text = self.read(_META).tobytes().decode("utf-8", errors="strict")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: its {_META} header is not UTF-8 text ({e})") from None
+        meta = parse_json(text, path)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError(f"{path}: not a pycnn model file (format "
+                             f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+        version = meta.get("format_version")
+        if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
+            raise ValueError(f"{path}: written in model-file format {version!r}; this pycnn reads up to "
+                             f"{FORMAT_VERSION}: upgrade pycnn")
+        if not isinstance(meta.get("training", False), bool):
+            raise ValueError(f"{path}: \"training\" must be true or false, got {meta['training']!r}")
+        frozen = meta.get("frozen", [])
+        if not (isinstance(frozen, list) and all(isinstance(n, str) for n in frozen)):
+            raise ValueError(f"{path}: \"frozen\" must be a list of parameter names, got {frozen!r}")
+        if not isinstance(meta.get("metadata", {}), dict):
+            raise ValueError(f"{path}: \"metadata\" must be an object, got {meta['metadata']!r}")
+        return meta
+
+
+def _open(path: PathLike) -> _Archive:
+    return _Archive(os.fspath(path))
+
+
+def _check_fit(expected: Mapping[str, Tuple[int, ...]], members: Mapping[str, _Member],
+               what: str) -> Tuple[list, list]:
+    """Missing and unexpected keys; a shape that differs is a ``ValueError`` (nothing has been read)."""
+    missing = [k for k in expected if k not in members]
+    unexpected = [k for k in members if k not in expected]
+    wrong = [f"{k}: the file holds shape {members[k].shape}, the model has {expected[k]}"
+             for k in expected if k in members and members[k].shape != expected[k]]
+    if wrong:
+        raise ValueError(f"{what}:\n  " + "\n  ".join(wrong))
+    return missing, unexpected
+
+
+def _state_shapes(model: Module) -> "OrderedDict[str, Tuple[int, ...]]":
+    return OrderedDict((key, tuple(getattr(owner, store)[name].shape))
+                       for key, owner, store, name in model._state_entries())
+
+
+def _check_as_built(model: Module) -> None:
+    """Each layer's own parameters and buffers still have the names and shapes its constructor gave them.
+
+    Otherwise the file would not load: :func:`load` rebuilds each layer from
+    its constructor arguments (e.g. after ``weight.data`` was reshaped).
+    """
+    for prefix, m in model.named_modules():
+        built = built_state(m)
+        if built is None:
             continue
-        a = _member(z, key, path)
-        if a.dtype.kind not in "biuf":
-            raise ValueError(f"{path}: array {key!r} has dtype {a.dtype}; weights must be numeric")
-        out[key] = a
-    return out
-
-
-def _read_meta(z: NpzFile, path: str) -> Dict[str, Any]:
-    if _META not in z.files:
-        raise ValueError(f"{path}: has weights but no architecture (written by save_weights?); build the model "
-                         f"and use pycnn.io.load_weights(model, path)")
-    raw = _member(z, _META, path)
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise ValueError(f"{path}: malformed {_META} entry")
-    meta = parse_json(raw.tobytes().decode("utf-8", errors="strict"), path)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a pycnn model file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(f"{path}: written in model-file format {version!r}; this pycnn reads up to "
-                         f"{FORMAT_VERSION}: upgrade pycnn")
-    return meta
+        now = own_state_shapes(m)
+        if now != built:
+            diff = [f"{prefix + '.' if prefix else ''}{n}: {now.get(n)} (built as {built.get(n)})"
+                    for n in sorted(set(now) | set(built)) if now.get(n) != built.get(n)]
+            raise ValueError(f"save: {type(m).__name__} {prefix or '(the model)'} no longer has the parameters "
+                             f"and buffers its constructor built, so pycnn.load could not rebuild it: "
+                             f"{'; '.join(diff)} (reshaping .data or replacing a Parameter changes the layer; "
+                             f"build a new layer with the arguments you want instead)")
 
 
 def save(model: Module, path: PathLike, *, metadata: Optional[Mapping[str, Any]] = None) -> None:
@@ -167,11 +316,15 @@ def save(model: Module, path: PathLike, *, metadata: Optional[Mapping[str, Any]]
     Raises:
         TypeError: a layer is not registered or has constructor arguments
             that are not JSON values.
+        ValueError: a layer's parameters or buffers no longer have the
+            names and shapes its constructor gave them (e.g. ``weight.data``
+            was reshaped), so the file could not be loaded.
     """
     if not isinstance(model, Module):
         raise TypeError(f"save: expected an nn.Module, got {type(model).__name__}")
     import pycnn
 
+    _check_as_built(model)
     state = model.state_dict()
     if _META in state:
         raise ValueError(f"save: the model has a state_dict entry named {_META!r}, which is reserved")
@@ -199,29 +352,56 @@ def load(path: PathLike) -> Module:
     Never unpickles anything: a file holding a pickled object, or naming a
     layer type that is not registered, raises ``ValueError``. pycnn's random
     generator is left untouched.
+
+    A file is checked before it costs anything: the zip directory and the
+    ``.npy`` headers say what each weight array is; the architecture may
+    have at most a few layers per array and build no more parameter and
+    buffer elements than the arrays hold (a larger layer is refused before
+    it allocates); the built network's state-dict keys and shapes must be
+    the file's before any array is inflated. Every refusal is a
+    ``ValueError`` naming the file.
     """
     p = os.fspath(path)
-    with _open_npz(p) as z:
-        meta = _read_meta(z, p)
-        arrays = _read_arrays(z, p)
-    model = from_spec(meta.get("architecture"))
+    with _open(p) as archive:
+        meta = archive.meta()
+        weights = archive.weights
+        arch = meta.get("architecture")
+        layers = count_layers(arch) if isinstance(arch, (dict, list)) else 0
+        if layers > _FREE_LAYERS + _LAYERS_PER_ARRAY * len(weights):
+            raise ValueError(f"{p}: its architecture has {layers} layers for {len(weights)} weight arrays (at most "
+                             f"{_FREE_LAYERS} + {_LAYERS_PER_ARRAY} per array); the file is not a saved model")
+        held = sum(m.count for m in weights.values())
+        try:
+            model = from_spec(arch, max_elements=held + _SLACK_ELEMENTS,
+                              source=f"the weight arrays of the file hold ({held:,} + {_SLACK_ELEMENTS:,} spare)")
+        except ValueError as e:
+            raise ValueError(f"{p}: {e}") from None
+        missing, unexpected = _check_fit(_state_shapes(model), weights,
+                                         f"{p}: the weights do not fit the architecture")
+        if missing or unexpected:
+            raise ValueError(f"{p}: the weights do not fit the architecture: "
+                             + "; ".join(([f"missing keys: {missing}"] if missing else [])
+                                         + ([f"unexpected keys: {unexpected}"] if unexpected else [])))
+        frozen = set(meta.get("frozen", []))
+        unknown = sorted(frozen - {name for name, _ in model.named_parameters()})
+        if unknown:
+            raise ValueError(f"{p}: \"frozen\" names {unknown}, which are not parameters of the architecture")
+        arrays = OrderedDict((key, archive.read(key)) for key in weights)
     try:
         model.load_state_dict(arrays, strict=True)
     except (KeyError, ValueError) as e:
         raise ValueError(f"{p}: the weights do not fit the architecture: {e}") from None
-    frozen = set(meta.get("frozen") or ())
     for name, param in model.named_parameters():
         if name in frozen:
             param.requires_grad = False
-    model.train(bool(meta.get("training", False)))
+    model.train(meta.get("training", False))
     return model
 
 
 def read_metadata(path: PathLike) -> Dict[str, Any]:
     """The ``metadata`` dict given to :func:`save` (empty if none), without building the model."""
-    p = os.fspath(path)
-    with _open_npz(p) as z:
-        return dict(_read_meta(z, p).get("metadata") or {})
+    with _open(path) as archive:
+        return dict(archive.meta().get("metadata") or {})
 
 
 def save_weights(model: Union[Module, Mapping[str, Any]], path: PathLike) -> None:
@@ -238,10 +418,24 @@ def save_weights(model: Union[Module, Mapping[str, Any]], path: PathLike) -> Non
 def load_weights(model: Module, path: PathLike, strict: bool = True) -> IncompatibleKeys:
     """Load weights from an ``.npz`` (from :func:`save_weights` or :func:`save`) into ``model``.
 
-    Reads with ``allow_pickle=False``; returns ``load_state_dict``'s
-    ``(missing_keys, unexpected_keys)``.
+    Never unpickles; the file's keys and shapes are checked against the
+    model's from the zip directory and ``.npy`` headers before any array is
+    inflated. With ``strict``, missing or unexpected keys raise ``KeyError``
+    listing them; a shape mismatch is a ``ValueError``. Returns
+    ``(missing_keys, unexpected_keys)`` as ``load_state_dict``.
     """
+    if not isinstance(model, Module):
+        raise TypeError(f"load_weights: expected an nn.Module, got {type(model).__name__}")
     p = os.fspath(path)
-    with _open_npz(p) as z:
-        arrays = _read_arrays(z, p)
-    return model.load_state_dict(arrays, strict=strict)
+    with _open(p) as archive:
+        weights = archive.weights
+        expected = _state_shapes(model)
+        missing, unexpected = _check_fit(expected, weights, f"{p}: the weights do not fit the model")
+        if strict and (missing or unexpected):
+            parts = ([f"missing keys: {missing}"] if missing else []) \
+                + ([f"unexpected keys: {unexpected}"] if unexpected else [])
+            raise KeyError(f"Error(s) in loading state_dict for {type(model).__name__} from {p}: "
+                           + "; ".join(parts))
+        arrays = OrderedDict((key, archive.read(key)) for key in weights if key in expected)
+    model.load_state_dict(arrays, strict=False)
+    return IncompatibleKeys(missing, unexpected)

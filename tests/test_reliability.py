@@ -31,6 +31,287 @@ def f32(*shape, seed=0):
 
 
 # ---------------------------------------------------------------------------
+# Model files written by hand: members as raw (name, method, crc, size, bytes)
+# ---------------------------------------------------------------------------
+
+def npy_bytes(a: np.ndarray) -> bytes:
+    b = _io.BytesIO()
+    np.lib.format.write_array(b, a, allow_pickle=False)
+    return b.getvalue()
+
+
+def meta_bytes(architecture, **fields) -> bytes:
+    meta = {"format": pio.FORMAT, "format_version": pio.FORMAT_VERSION, "architecture": architecture,
+            "training": False, "frozen": [], "metadata": {}}
+    meta.update(fields)
+    return npy_bytes(np.frombuffer(json.dumps(meta).encode(), np.uint8))
+
+
+def stored(name: str, data: bytes):
+    return (name, 0, zlib.crc32(data), len(data), data)
+
+
+def write_raw_zip(path, members) -> None:
+    """A zip archive of ``(name, method, crc, uncompressed size, stored bytes)`` members, byte by byte."""
+    out = bytearray()
+    central = bytearray()
+    for name, method, crc, size, data in members:
+        n = name.encode()
+        offset = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, len(data), size, len(n), 0)
+        out += n + data
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc, len(data), size,
+                               len(n), 0, 0, 0, 0, 0, offset)
+        central += n
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(out), 0)
+    with open(path, "wb") as f:
+        f.write(bytes(out) + bytes(central) + end)
+
+
+def deflated_zeros_member(name: str, header: bytes, zero_bytes: int):
+    """A DEFLATE member: ``header`` then ``zero_bytes`` zeros, compressed about 1000:1 without compressing
+    them all: after a full flush the compressor starts afresh, so every 16 MiB block compresses the same."""
+    block = 1 << 24
+    assert zero_bytes % block == 0
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = c.compress(header) + c.flush(zlib.Z_FULL_FLUSH)
+    zeros = bytes(block)
+    again = c.compress(zeros) + c.flush(zlib.Z_FULL_FLUSH)
+    data = first + again * (zero_bytes // block) + c.flush()
+    crc = zlib.crc32(header)
+    for _ in range(zero_bytes // block):
+        crc = zlib.crc32(zeros, crc)
+    return (name, 8, crc, len(header) + zero_bytes, data)
+
+
+def linear_arch(i, o, bias=True):
+    return {"type": "Linear", "config": {"in_features": i, "out_features": o, "bias": bias}, "children": []}
+
+
+# ---------------------------------------------------------------------------
+# Item 2: hostile model files are refused before they cost anything
+# ---------------------------------------------------------------------------
+
+GIB = 1 << 30
+
+
+@pytest.fixture(scope="module")
+def hostile_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile")
+    files = {}
+    # 1. A few hundred bytes declaring Linear(16384, 16384), with a weight of 1 element.
+    p = d / "linear16384.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes(linear_arch(16384, 16384))),
+                      stored("weight.npy", npy_bytes(np.zeros((1, 1), np.float32))),
+                      stored("bias.npy", npy_bytes(np.zeros(1, np.float32)))])
+    files["Linear(16384, 16384), 2 elements held"] = p
+    # 2. ResNet of depth 18002 whose file lists no children (it used to load as an empty ResNet).
+    p = d / "resnet18002.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes({"type": "ResNet", "config": {"depth": 18002},
+                                                          "children": []}))])
+    files["ResNet(depth=18002), no children, no weights"] = p
+    # 3. ResNet of width 2048 (a MemoryError before), one small weight.
+    p = d / "resnet_wide.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes({"type": "ResNet", "config": {"width": 2048},
+                                                          "children": []})),
+                      stored("conv1.weight.npy", npy_bytes(np.zeros((1, 1, 1, 1), np.float32)))])
+    files["ResNet(width=2048)"] = p
+    # 4. A 1 GiB DEFLATE member (a ~1 MB file) where the architecture wants (2, 2).
+    big = deflated_zeros_member("weight.npy", _npy_header((16384, 16384)), GIB)
+    p = d / "deflate_1gib.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes(linear_arch(2, 2, bias=False))), big])
+    files["1 GiB DEFLATE member, architecture wants (2, 2)"] = p
+    # 5. The same member under an architecture that fits it, but a key is missing (the bias):
+    #    refused after building (which costs no memory) and before inflating.
+    p = d / "deflate_1gib_missing_bias.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes(linear_arch(16384, 16384))), big])
+    files["1 GiB DEFLATE member, the bias missing"] = p
+    # 6. A member whose zip entry claims 1 GiB from a few compressed bytes (more than DEFLATE can expand).
+    lie = ("weight.npy", 8, 0, GIB, zlib.compress(_npy_header((2, 2)) + bytes(16))[2:-4])
+    p = d / "lying_size.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes(linear_arch(2, 2, bias=False))), lie])
+    files["zip entry claiming 1 GiB from 30 bytes"] = p
+    assert all(os.path.getsize(f) < 2 << 20 for f in files.values())
+    return files
+
+
+def _npy_header(shape) -> bytes:
+    """The .npy header of a float32 C array of ``shape`` (without its data)."""
+    b = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(b, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return b.getvalue()
+
+
+_PROBE = textwrap.dedent("""
+    import json, resource, sys, time
+    import pycnn
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/status") as f:
+        vm = [int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize")][0]
+    # A regression must fail this test, not the machine: 4 GiB of address space more than now.
+    resource.setrlimit(resource.RLIMIT_AS, (vm + (4 << 30), hard))
+    pycnn.load  # (imports pycnn.io and the layers before the baseline)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {}
+    for name, path in json.loads(sys.argv[1]).items():
+        t0 = time.perf_counter()
+        try:
+            pycnn.load(path)
+            err = None
+        except Exception as e:
+            err = f"{type(e).__name__}: {e}"
+        dt = time.perf_counter() - t0
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024  # MiB
+        out[name] = {"error": err, "seconds": dt, "peak_rss_growth_mib": grown}
+    print(json.dumps(out))
+""")
+
+
+def test_hostile_model_files_cost_under_100mb_and_1s(hostile_files):
+    """Each crafted file is refused with a ValueError naming it, growing the peak RSS by < 100 MiB
+    in < 1 s (measured in a fresh process: before the fix, 4.1 GiB / 14 s, 2.4 GiB / 10 s and a
+    successful load, a MemoryError, and 1 GiB inflated before refusal)."""
+    arg = json.dumps({k: str(v) for k, v in hostile_files.items()})
+    r = subprocess.run([sys.executable, "-c", _PROBE, arg], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    results = json.loads(r.stdout.strip().splitlines()[-1])
+    bad = []
+    for name, res in results.items():
+        path = str(hostile_files[name])
+        if res["error"] is None or not res["error"].startswith("ValueError") or path not in res["error"]:
+            bad.append(f"{name}: not a ValueError naming the file: {res['error']}")
+        if res["seconds"] >= 1.0:
+            bad.append(f"{name}: took {res['seconds']:.2f} s")
+        if res["peak_rss_growth_mib"] >= 100:
+            bad.append(f"{name}: peak RSS grew {res['peak_rss_growth_mib']:.0f} MiB")
+    assert not bad, "\n".join(bad)
+
+
+def test_refusals_say_why(hostile_files):
+    expect = {
+        "Linear(16384, 16384), 2 elements held": "more than the weight arrays of the file hold",
+        "ResNet(depth=18002), no children, no weights": "more than the weight arrays of the file hold",
+        "ResNet(width=2048)": "more than the weight arrays of the file hold",
+        "1 GiB DEFLATE member, architecture wants (2, 2)": "weight: the file holds shape (16384, 16384), the model "
+                                                           "has (2, 2)",
+        "1 GiB DEFLATE member, the bias missing": "missing keys: ['bias']",
+        "zip entry claiming 1 GiB from 30 bytes": "more than they can hold",
+    }
+    for name, path in hostile_files.items():
+        with pytest.raises(ValueError, match=expect[name].replace("(", r"\(").replace(")", r"\)")
+                           .replace("[", r"\[").replace("]", r"\]")):
+            pycnn.load(path)
+
+
+def test_children_must_be_what_the_config_builds(tmp_path):
+    pycnn.manual_seed(0)
+    model = pycnn.models.resnet.resnet8(width=2)
+    arch = json.loads(pio.to_json(model))
+    weights = [stored(f"{k}.npy", npy_bytes(v)) for k, v in model.state_dict().items()]
+    # dropping a child the config builds (and its weights) is refused ...
+    dropped = dict(arch, children=[c for c in arch["children"] if c[0] != "fc"])
+    p = tmp_path / "dropped.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes(dropped))]
+                  + [w for w in weights if not w[0].startswith("fc.")])
+    with pytest.raises(ValueError, match=f"{p}.*ResNet built with this config has children"):
+        pycnn.load(p)
+    # ... and so is adding one
+    added = dict(arch, children=arch["children"] + [["extra", {"type": "ReLU", "children": []}]])
+    p = tmp_path / "added.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes(added))] + weights)
+    with pytest.raises(ValueError, match="children"):
+        pycnn.load(p)
+    # while a swapped head (same name, another layer) still loads
+    model.fc = nn.Linear(model.fc.in_features, 3)
+    pycnn.save(model, tmp_path / "head.npz")
+    x = f32(2, 1, 8, 8)
+    np.testing.assert_array_equal(pycnn.load(tmp_path / "head.npz").eval()(x), model.eval()(x))
+
+
+def test_a_member_lying_about_its_size_is_refused_before_reading(tmp_path):
+    body = npy_bytes(np.zeros((2, 2), np.float32))
+    p = tmp_path / "short.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes(linear_arch(2, 2, bias=False))),
+                      stored("weight.npy", body[:-4])])
+    with pytest.raises(ValueError, match="declares an array of shape \\(2, 2\\)"):
+        pycnn.load(p)
+    # two members with one name (zipfile allows it; which one wins is up to the reader)
+    p = tmp_path / "twice.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes(linear_arch(2, 2, bias=False))),
+                      stored("weight.npy", body), stored("weight.npy", body)])
+    with pytest.raises(ValueError, match="two members"):
+        pycnn.load(p)
+
+
+def test_load_weights_checks_shapes_before_reading(tmp_path, hostile_files):
+    # The 1 GiB member against a Linear(2, 2): refused from the headers alone.
+    with pytest.raises(ValueError, match="the file holds shape \\(16384, 16384\\)"):
+        pio.load_weights(nn.Linear(2, 2, bias=False), hostile_files["1 GiB DEFLATE member, architecture wants (2, 2)"])
+    m = nn.Linear(2, 2)
+    pio.save_weights({"weight": np.ones((2, 2)), "other": np.ones(1)}, tmp_path / "w.npz")
+    with pytest.raises(KeyError, match="missing keys: \\['bias'\\]; unexpected keys: \\['other'\\]"):
+        pio.load_weights(m, tmp_path / "w.npz")
+    missing, unexpected = pio.load_weights(m, tmp_path / "w.npz", strict=False)
+    assert (missing, unexpected) == (["bias"], ["other"])
+    np.testing.assert_array_equal(m.weight.data, np.ones((2, 2)))
+
+
+def test_layers_are_bounded_by_the_weight_arrays(tmp_path):
+    # Layers without weights cost construction time but no elements: at most 64 + 4 per weight array.
+    relus = {"type": "Sequential", "children": [[str(i), {"type": "ReLU", "children": []}] for i in range(100)]}
+    p = tmp_path / "relus.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes(relus))])
+    with pytest.raises(ValueError, match="101 layers for 0 weight arrays"):
+        pycnn.load(p)
+    small = nn.Sequential(*[nn.ReLU() for _ in range(20)], nn.Linear(2, 2))
+    pycnn.save(small, tmp_path / "small.npz")
+    assert len(pycnn.load(tmp_path / "small.npz")) == 21
+
+
+# ---------------------------------------------------------------------------
+# Item 3: crafted child names cannot make two state-dict keys coincide
+# ---------------------------------------------------------------------------
+
+def _one_linear():
+    return {"type": "Linear", "config": {"in_features": 1, "out_features": 1, "bias": True}, "children": []}
+
+
+def test_dotted_and_empty_child_names_are_refused(tmp_path):
+    # "a.b" (a Linear) and "a" -> "b" (another Linear) both give the keys "a.b.weight"/"a.b.bias":
+    # one layer's weights were never loaded (output [0.311, 0.0] instead of [1, 1]).
+    arch = {"type": "Sequential", "children": [
+        ["a.b", _one_linear()],
+        ["a", {"type": "Sequential", "children": [["b", _one_linear()]]}]]}
+    ones = npy_bytes(np.ones((1, 1), np.float32))
+    p = tmp_path / "dup.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes(arch)), stored("a.b.weight.npy", ones),
+                      stored("a.b.bias.npy", npy_bytes(np.zeros(1, np.float32)))])
+    with pytest.raises(ValueError, match=f"{p}.*child name 'a.b' is not allowed"):
+        pycnn.load(p)
+    arch = {"type": "Sequential", "children": [["", _one_linear()]]}
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes(arch)), stored(".weight.npy", ones),
+                      stored(".bias.npy", npy_bytes(np.zeros(1, np.float32)))])
+    with pytest.raises(ValueError, match="child name '' is not allowed"):
+        pycnn.load(p)
+    with pytest.raises(ValueError, match="child name 'a.b'"):
+        pio.from_json(json.dumps({"type": "Sequential", "children": [["a.b", _one_linear()]]}))
+
+
+def test_state_dict_keys_are_unique_or_it_fails():
+    m = nn.Sequential()
+    m._modules["a.b"] = nn.Linear(1, 1)  # (bypassing add_module, which refuses the name)
+    m._modules["a"] = nn.Sequential()
+    m._modules["a"].add_module("b", nn.Linear(1, 1))
+    with pytest.raises(ValueError, match="two entries have the key 'a.b.weight'"):
+        m.state_dict()
+    with pytest.raises(ValueError):
+        pycnn.save(m, "/nonexistent/never-written.npz")
+    with pytest.raises(KeyError):
+        nn.Sequential().add_module("a.b", nn.ReLU())
+
+
+# ---------------------------------------------------------------------------
 # Item 4: products of user sizes are checked int64 arithmetic
 # ---------------------------------------------------------------------------
 
@@ -164,6 +445,30 @@ def test_unaligned_grad_says_what_is_wrong():
         F.sgd_step(unaligned, np.zeros(4, np.float32), None, 0.1)
 
 
+@pytest.mark.parametrize("edit,match", [
+    ({"frozen": 5}, '"frozen" must be a list'),
+    ({"frozen": ["nope"]}, '"frozen" names'),
+    ({"training": "false"}, '"training" must be true or false'),
+    ({"metadata": [1, 2]}, '"metadata" must be an object'),
+])
+def test_model_file_fields_are_checked(tmp_path, edit, match):
+    p = tmp_path / "m.npz"
+    model = nn.Linear(2, 2)
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes(linear_arch(2, 2), **edit))]
+                  + [stored(f"{k}.npy", npy_bytes(v)) for k, v in model.state_dict().items()])
+    with pytest.raises(ValueError, match=match) as info:
+        pycnn.load(p) if "metadata" not in edit else pio.read_metadata(p)
+    assert str(p) in str(info.value)
+
+
+def test_a_non_utf8_header_is_a_value_error_naming_the_file(tmp_path):
+    p = tmp_path / "latin1.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", npy_bytes(np.frombuffer(b'{"format": "\xff"}', np.uint8)))])
+    for call in (pycnn.load, pio.read_metadata):
+        with pytest.raises(ValueError, match=f"{p}: its __pycnn__ header is not UTF-8"):
+            call(p)
+
+
 def test_idx_header_with_huge_dims_names_the_file(tmp_path):
     from pycnn.data import read_idx
 
@@ -171,6 +476,34 @@ def test_idx_header_with_huge_dims_names_the_file(tmp_path):
     p.write_bytes(bytes([0, 0, 0x08, 16]) + struct.pack(">16I", 0, *[2 ** 32 - 1] * 15))
     with pytest.raises(ValueError, match=f"{p}: IDX header claims shape"):
         read_idx(p)
+
+
+# ---------------------------------------------------------------------------
+# Item 9: what was silently accepted
+# ---------------------------------------------------------------------------
+
+def test_save_refuses_a_layer_its_constructor_would_not_build(tmp_path):
+    m = nn.Sequential(nn.Linear(3, 2))
+    m[0].weight.data = np.zeros((3, 2), np.float32)  # (2, 3) built
+    with pytest.raises(ValueError, match=r"save: Linear 0 no longer has .*0.weight: \(3, 2\) \(built as \(2, 3\)\)"):
+        pycnn.save(m, tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+    m[0].weight.data = np.zeros((2, 3), np.float32)  # back to what the constructor builds
+    pycnn.save(m, tmp_path / "m.npz")
+    pycnn.load(tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("layer,config,match", [
+    ("Dropout", {"p": 0.5, "inplace": "yes"}, "inplace must be a bool"),
+    ("Flatten", {"start_dim": 2 ** 70, "end_dim": -1}, "start_dim must be in"),
+    ("Flatten", {"start_dim": 65, "end_dim": -1}, "start_dim must be in"),
+    ("ELU", {"alpha": 1.0, "inplace": 1}, "inplace must be a bool"),
+])
+def test_model_files_with_bad_flags_are_refused(tmp_path, layer, config, match):
+    p = tmp_path / "m.npz"
+    write_raw_zip(p, [stored("__pycnn__.npy", meta_bytes({"type": layer, "config": config, "children": []}))])
+    with pytest.raises(ValueError, match=match):
+        pycnn.load(p)
 
 
 def test_optimizer_load_state_dict_checks_what_it_loads():

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 import numpy as np
 
-from . import init
+from . import _budget, init
 from .parameter import Parameter
 
 if TYPE_CHECKING:
@@ -24,6 +24,9 @@ __all__ = ["init_weight_and_bias", "reset_weight_and_bias", "weighted_backward"]
 def init_weight_and_bias(module: Module, weight_shape: Tuple[int, ...], bias: bool) -> None:
     """Give ``module`` a ``weight`` of ``weight_shape`` and a ``bias`` of ``weight_shape[0]`` (or None),
     then initialise them with its ``reset_parameters()``."""
+    # Before anything is allocated: pycnn.load bounds what an architecture may build.
+    _budget.check(math.prod(weight_shape) + (weight_shape[0] if bias else 0),
+                  f"{type(module).__name__} with weight {tuple(weight_shape)}")
     module.weight = Parameter(np.empty(weight_shape, dtype=np.float32))
     if bias:
         module.bias = Parameter(np.empty(weight_shape[:1], dtype=np.float32))

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import _random
+from . import _budget
 
 __all__ = ["calculate_fan_in", "calculate_fan_out", "uniform_", "normal_", "kaiming_uniform_", "kaiming_normal_"]
 
@@ -32,13 +33,15 @@ def calculate_fan_out(shape: Sequence[int]) -> int:
 
 def uniform_(a: np.ndarray, low: float, high: float) -> np.ndarray:
     """Fill ``a`` in place with U(low, high) draws; returns ``a``."""
-    a[...] = _random.generator().uniform(low, high, size=a.shape)
+    if _budget.initialising():  # (pycnn.load overwrites every value: see pycnn.nn._budget)
+        a[...] = _random.generator().uniform(low, high, size=a.shape)
     return a
 
 
 def normal_(a: np.ndarray, mean: float = 0.0, std: float = 1.0) -> np.ndarray:
     """Fill ``a`` in place with N(mean, std^2) draws; returns ``a``."""
-    a[...] = _random.generator().normal(mean, std, size=a.shape)
+    if _budget.initialising():
+        a[...] = _random.generator().normal(mean, std, size=a.shape)
     return a
 
 

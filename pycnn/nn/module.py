@@ -40,6 +40,7 @@ from typing import (
 
 import numpy as np
 
+from . import _budget
 from .fused import discard_prepared
 from .parameter import Parameter
 from .registry import (
@@ -221,6 +222,8 @@ class Module:
                             f"(numpy.ndarray or None expected)")
         if hasattr(type(self), name) or (name in self.__dict__):
             raise KeyError(f"attribute {name!r} already exists")
+        if tensor is not None:
+            _budget.reserve(tensor.size, f"buffer {name!r} of shape {tensor.shape}")  # (pycnn.load's bound)
         self._discard(name)
         self._buffers[name] = tensor
         self._buffers_changed()
@@ -390,9 +393,17 @@ class Module:
                 yield from m._state_entries(prefix + name + ".")
 
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """Copies of all parameters and persistent buffers, keyed by PyTorch's names ("0.weight")."""
+        """Copies of all parameters and persistent buffers, keyed by PyTorch's names ("0.weight").
+
+        Raises ``ValueError`` if two entries would get the same key (children
+        whose names contain '.', placed in ``_modules`` without ``add_module``):
+        one of them would silently never be saved or loaded.
+        """
         out: OrderedDict[str, np.ndarray] = OrderedDict()
         for key, owner, store, name in self._state_entries():
+            if key in out:
+                raise ValueError(f"state_dict: two entries have the key {key!r}; child, parameter and buffer "
+                                 f"names must be non-empty and contain no '.'")
             v = getattr(owner, store)[name]
             out[key] = (v.data if store == "_parameters" else v).copy()
         return out

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import functional as F
 from .._checks import check_int, check_real
+from . import _budget
 from .module import Module
 from .parameter import Parameter
 
@@ -54,6 +55,8 @@ class _BatchNorm(Module):
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
         C = self.num_features
+        # Before anything is allocated: pycnn.load bounds what an architecture may build.
+        _budget.check(2 * C * self.affine + (2 * C + 1) * self.track_running_stats, f"{op}({C})")
         if self.affine:
             self.weight = Parameter(np.ones(C, np.float32))
             self.bias = Parameter(np.zeros(C, np.float32))

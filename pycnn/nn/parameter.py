@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 
+from . import _budget
+
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike
 
@@ -44,7 +46,9 @@ class Parameter:
         if not isinstance(requires_grad, (bool, np.bool_)):
             raise TypeError(f"Parameter: requires_grad must be a bool, got {requires_grad!r}")
         self._data = _as_param_array(data, "Parameter")
-        self._grad = np.zeros_like(self._data)
+        _budget.reserve(self._data.size, f"a Parameter of shape {self._data.shape}")  # (pycnn.load's bound)
+        # np.zeros, not zeros_like: calloc'd pages cost no memory until a backward writes them.
+        self._grad = np.zeros(self._data.shape, np.float32)
         self.requires_grad = bool(requires_grad)
         # Counts changes made through pycnn (assigning .data, optimiser steps,
         # load_state_dict): eval-mode inference rebuilds what it prepared from
@@ -60,7 +64,7 @@ class Parameter:
     def data(self, value: ArrayLike) -> None:
         a = _as_param_array(value, "Parameter.data")
         if a.shape != self._data.shape:
-            self._grad = np.zeros_like(a)
+            self._grad = np.zeros(a.shape, np.float32)
         self._data = a
         self._version += 1
 

@@ -6,6 +6,11 @@
 * Every ``Module`` subclass's ``__init__`` is wrapped by :func:`records_config`,
   so the outermost constructor call records its arguments;
   :func:`recorded_config` returns them by parameter name (``Module.get_config``).
+* The same call records the names and shapes of the parameters and
+  persistent buffers the constructor gave the module (:func:`built_state`):
+  ``pycnn.save`` refuses a model whose arrays no longer have them (a
+  reshaped ``weight.data``), since loading its file would rebuild the
+  constructor's shapes and fail.
 * :func:`config_is_children` marks a constructor whose arguments are exactly
   the module's children (``Sequential(*modules)``): :mod:`pycnn.io` then
   saves the children as they are now instead of the arguments.
@@ -31,7 +36,8 @@ if TYPE_CHECKING:
     from .module import Module
 
 __all__ = ["register_module", "registered_modules", "registered_name", "records_config", "is_recording",
-           "record_no_arguments", "recorded_config", "config_is_children", "children_are_config"]
+           "record_no_arguments", "recorded_config", "built_state", "own_state_shapes", "config_is_children",
+           "children_are_config"]
 
 _T = TypeVar("_T", bound=type)
 _Init = TypeVar("_Init", bound=Callable[..., None])
@@ -102,11 +108,28 @@ def registered_name(cls: type) -> Optional[str]:
 # A module's recorded constructor call: (signature without self, args, kwargs),
 # kept in this instance attribute.
 _CALL = "_init_call"
+# The shapes of the module's own parameters and persistent buffers when its constructor returned.
+_BUILT = "_init_state"
 _NO_ARGS = inspect.Signature()
+
+
+def own_state_shapes(module: Any) -> Dict[str, Tuple[int, ...]]:
+    """{name: shape} of ``module``'s own (not its children's) parameters and persistent buffers."""
+    d = module.__dict__
+    out = {n: tuple(p.shape) for n, p in d.get("_parameters", {}).items() if p is not None}
+    skip = d.get("_non_persistent", ())
+    out.update((n, tuple(b.shape)) for n, b in d.get("_buffers", {}).items() if b is not None and n not in skip)
+    return out
 
 
 def _record(module: object, call: Tuple[inspect.Signature, tuple, dict]) -> None:
     object.__setattr__(module, _CALL, call)
+    object.__setattr__(module, _BUILT, own_state_shapes(module))
+
+
+def built_state(module: Module) -> Optional[Dict[str, Tuple[int, ...]]]:
+    """{name: shape} of the parameters and persistent buffers ``module``'s constructor gave it (None if unrecorded)."""
+    return module.__dict__.get(_BUILT)
 
 
 def records_config(init: _Init) -> _Init:
