@@ -551,6 +551,10 @@ FLAG_CALLS = [
     ("Parameter requires_grad", lambda v: nn.Parameter(np.zeros(1), requires_grad=v)),
     ("requires_grad_", lambda v: nn.Linear(1, 1).requires_grad_(v)),
     ("ResNet zero_init_residual", lambda v: pycnn.models.resnet.resnet8(width=1, zero_init_residual=v)),
+    ("fit terminate_on_nan", lambda v: pycnn.train.fit(nn.Linear(1, 1), np.zeros((2, 1)), np.zeros((2, 1)),
+                                                       loss_fn=nn.MSELoss(), epochs=0, verbose=0,
+                                                       optimizer=optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1),
+                                                       terminate_on_nan=v)),
 ]
 
 
@@ -569,3 +573,32 @@ def test_a_float_dropout_mask_is_refused():
         F.dropout_backward(f32(2, 2), np.array([[0.2, 0.0], [1.0, 0.5]], np.float32), 0.5)
     y, mask = F.dropout(f32(2, 2), 0.5, return_mask=True)
     F.dropout_backward(f32(2, 2), mask, 0.5)
+
+
+def _nan_data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4)).astype(np.float32)
+    x[37, 2] = np.nan
+    return x, rng.integers(0, 3, 64)
+
+
+def test_fit_stops_on_a_nan_loss_naming_the_epoch_and_batch():
+    pycnn.manual_seed(0)
+    x, y = _nan_data()
+    model = nn.Sequential(nn.Linear(4, 3))
+    with pytest.warns(RuntimeWarning, match=r"fit: the loss is nan at epoch 1/3, batch 5/8; training stopped"):
+        h = pycnn.train.fit(model, x, y, loss_fn=nn.CrossEntropyLoss(), epochs=3, batch_size=8, shuffle=False,
+                            optimizer=optim.SGD(model.parameters(), lr=0.1), verbose=0)
+    assert len(h.history["loss"]) == 1 and np.isnan(h.history["loss"][0])
+    assert all(np.isfinite(p.data).all() for p in model.parameters())  # stopped before the update
+
+
+def test_fit_terminate_on_nan_false_trains_on():
+    pycnn.manual_seed(0)
+    x, y = _nan_data()
+    model = nn.Sequential(nn.Linear(4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = pycnn.train.fit(model, x, y, loss_fn=nn.CrossEntropyLoss(), epochs=2, batch_size=8, shuffle=False,
+                            optimizer=optim.SGD(model.parameters(), lr=0.1), verbose=0, terminate_on_nan=False)
+    assert len(h.history["loss"]) == 2

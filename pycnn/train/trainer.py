@@ -4,11 +4,12 @@ from __future__ import annotations
 import inspect
 import math
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._checks import check_int, check_samples
+from .._checks import check_bool, check_int, check_samples
 from .callbacks import Callback, History, _CallbackList
 from .inference import (
     DEFAULT_EVAL_BATCH_SIZE,
@@ -28,6 +29,14 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 ArrayPair = Tuple[np.ndarray, np.ndarray]
+
+
+class _NonFiniteLoss(Exception):
+    """Raised by train_step (when fit asks) for a NaN or infinite loss, before the backward pass."""
+
+    def __init__(self, loss: float) -> None:
+        super().__init__(loss)
+        self.loss = loss
 
 
 def _accepts_input_grad(model: Any) -> bool:
@@ -84,11 +93,14 @@ class Trainer:
         self.stop_training = False
         self.history: Optional[History] = None
         self._input_grad_kw = _accepts_input_grad(model)
+        self._stop_on_nan = False  # set by fit(terminate_on_nan=...)
 
     def train_step(self, xb: np.ndarray, yb: np.ndarray) -> Tuple[float, Optional[int]]:
         """One optimisation step on a batch; returns (batch-mean loss, correct predictions or None)."""
         out = self.model(xb)
         loss = float(self.loss_fn(out, yb))
+        if self._stop_on_nan and not math.isfinite(loss):
+            raise _NonFiniteLoss(loss)  # before backward: the weights keep their finite values
         dout = self.loss_fn.backward()
         # Parameter gradients accumulate, so clear them before this batch's backward.
         self.optimizer.zero_grad()
@@ -115,6 +127,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
         transform: Optional[TransformLike] = None,
+        terminate_on_nan: bool = True,
     ) -> History:
         """Train for ``epochs`` passes over ``(x, y)``; see :func:`fit`."""
         from .._random import generator
@@ -125,6 +138,7 @@ class Trainer:
         eval_batch_size = check_int(eval_batch_size, "eval_batch_size", "fit", 1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        terminate_on_nan = check_bool(terminate_on_nan, "terminate_on_nan", "fit")
         tf = _transform_fn(transform)
         x, y = check_samples(x, y, allow_empty=False)
         if validation_data is not None and validation_split:
@@ -156,6 +170,7 @@ class Trainer:
 
         was_training = getattr(self.model, "training", True)
         self.stop_training = False
+        self._stop_on_nan = terminate_on_nan
         hooks.on_train_begin({})
         try:
             for epoch in range(epochs):
@@ -171,7 +186,19 @@ class Trainer:
                     hooks.on_batch_begin(batch, {"size": len(xb)})
                     if tf is not None:
                         xb = tf(xb, aug_rng, True)
-                    loss, n_ok = self.train_step(xb, yb)
+                    try:
+                        loss, n_ok = self.train_step(xb, yb)
+                    except _NonFiniteLoss as e:
+                        # Keras's TerminateOnNaN, but before this batch's update.
+                        warnings.warn(f"fit: the loss is {e.loss} at epoch {epoch + 1}/{epochs}, batch "
+                                      f"{batch + 1}/{len(loader)}; training stopped before this batch's update "
+                                      f"(the batch's inputs or targets may hold NaN or Inf, or the learning rate "
+                                      f"is too high); fit(..., terminate_on_nan=False) trains on regardless",
+                                      RuntimeWarning, stacklevel=3)
+                        total_loss += e.loss * len(xb)
+                        seen += len(xb)
+                        self.stop_training = True
+                        break
                     total_loss += loss * len(xb)
                     seen += len(xb)
                     if n_ok is None:
@@ -199,6 +226,7 @@ class Trainer:
                 if self.stop_training:
                     break
         finally:
+            self._stop_on_nan = False
             _set_mode(self.model, was_training)
         hooks.on_train_end({})
         return history
@@ -241,6 +269,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
     transform: Optional[TransformLike] = None,
+    terminate_on_nan: bool = True,
 ) -> History:
     """Train ``model`` on ``(x, y)`` with mini-batch gradient descent.
 
@@ -286,6 +315,10 @@ def fit(
             batches in evaluation mode (only deterministic steps such as
             ``data.Normalize``). A plain function ``f(x)`` is applied to
             training batches only.
+        terminate_on_nan: stop training, with a ``RuntimeWarning`` naming the
+            epoch and batch, when a batch's loss is NaN or infinite (checked
+            before its backward pass, so the weights keep their last finite
+            values; Keras's ``TerminateOnNaN``). False trains on regardless.
 
     Returns:
         A :class:`History`; ``history.history`` maps ``loss``, ``accuracy``,
@@ -306,4 +339,5 @@ def fit(
         callbacks=callbacks,
         eval_batch_size=eval_batch_size,
         transform=transform,
+        terminate_on_nan=terminate_on_nan,
     )
