@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import ref
+from pycnn import _core, nn
 from pycnn import functional as F
 
 pytestmark = pytest.mark.usefixtures("isa")
@@ -174,3 +175,72 @@ def test_one_d_pool_without_indices(rng):
     np.testing.assert_array_equal(bits(F.max_pool1d(x, 3, 2, 1)), bits(y))
     ey, eidx = oracle(x[:, :, None, :], (1, 3), (1, 2), (0, 1))
     np.testing.assert_array_equal(idx, eidx[:, :, 0, :])
+
+
+# ---------------------------------------------------------------------------
+# nn.MaxPool2d: eval mode computes no indices, with the same values
+# ---------------------------------------------------------------------------
+
+def _forbid_indexed_forward(monkeypatch):
+    def boom(*args):
+        raise AssertionError("eval-mode forward computed indices")
+    monkeypatch.setattr(_core, "max_pool2d_fwd", boom)
+
+
+def test_eval_forward_computes_no_indices_and_matches_training(rng, monkeypatch):
+    x = awkward(rng, (2, 3, 13, 19))
+    for layer, shape in [(nn.MaxPool2d(3, 2, 1), x.shape), (nn.MaxPool2d(2), x.shape),
+                         (nn.MaxPool1d(3, 2, 1), (2, 3, 19))]:
+        xi = x if len(shape) == 4 else x[:, :, 0, :].copy()
+        y_train = layer(xi)
+        assert layer.backward(np.ones_like(y_train)).shape == xi.shape
+        layer.eval()
+        with monkeypatch.context() as m:
+            _forbid_indexed_forward(m)
+            y_eval = layer(xi)
+        np.testing.assert_array_equal(bits(y_eval), bits(y_train), err_msg=repr(layer))
+        with pytest.raises(RuntimeError, match="eval mode"):
+            layer.backward(np.ones_like(y_eval))
+        layer.train()
+        np.testing.assert_array_equal(bits(layer(xi)), bits(y_train))
+        layer.backward(np.ones_like(y_train))
+
+
+STEMS = {
+    # a convolution with its ReLU fused, then the pool (after_relu=True in training)
+    "conv-relu-pool": lambda: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+                                            nn.Flatten(), nn.Linear(4 * 8 * 8, 5)),
+    # ResNet's stem: conv - BatchNorm - ReLU - pool (eval mode folds the BatchNorm into the conv)
+    "conv-bn-relu-pool": lambda: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4),
+                                               nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Flatten(),
+                                               nn.Linear(4 * 8 * 8, 5)),
+    # a ReLU on its own before the pool
+    "relu-pool": lambda: nn.Sequential(nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Flatten(), nn.Linear(3 * 8 * 8, 5)),
+}
+
+
+@pytest.mark.parametrize("stem", list(STEMS))
+def test_relu_then_max_pool_in_a_sequential(stem, rng, monkeypatch):
+    x = rng.standard_normal((2, 3, 15, 15)).astype(np.float32)
+    model = STEMS[stem]()
+    pool_at = [type(m) for m in model.children()].index(nn.MaxPool2d)
+    y_train = model(x)
+    model.backward(np.ones_like(y_train))
+    model.eval()
+    with monkeypatch.context() as m:
+        _forbid_indexed_forward(m)
+        y_eval = model(x)
+        # the fused path's entry, called directly in eval mode, takes the same route
+        pool = model[pool_at]
+        a = np.maximum(x[:, :1], 0)
+        np.testing.assert_array_equal(bits(pool._forward(a, after_relu=True)), bits(F.max_pool2d(a, 3, 2, 1)))
+    # eval mode folds BatchNorm with its running statistics: compare against the
+    # same model run unfused, module by module, also in eval mode
+    expected = x
+    for m in model.children():
+        expected = m(expected)
+    np.testing.assert_allclose(y_eval, expected, rtol=1e-4, atol=1e-5)
+    model.train()
+    y_again = model(x)
+    assert y_again.shape == y_train.shape
+    model.backward(np.ones_like(y_again))
