@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "pool/max_pool_2x2.h"
+#include "pool/max_pool_row.h"
 #include "runtime/dispatch.h"
 #include "runtime/parallel.h"
 #include "runtime/window.h"
@@ -34,11 +35,24 @@ const MaxPool2x2Kernels& max_pool_2x2_kernels() {
   return for_active_isa(tables);
 }
 
-// Vectorised along the output row: for each kernel tap, one branch-free pass
-// over the whole row of outputs (a running max and its index, updated with
-// selects). Taps run in row-major window order with a strict `>`, so the first
-// maximum wins; `v != v` also takes every NaN, so the last NaN of a window is
-// the one reported, exactly PyTorch's rule (val > max || isnan(val)).
+namespace {
+MaxPoolRowKernels make_max_pool_row_kernels(Isa isa) {
+  MaxPoolRowKernels k{};
+#if PYCNN_X86
+  if (isa >= Isa::Avx2) k.fwd_row = avx2::max_pool_row;
+  if (isa >= Isa::Avx512) k.fwd_row = avx512::max_pool_row;
+#else
+  (void)isa;
+#endif
+  return k;
+}
+}  // namespace
+
+const MaxPoolRowKernels& max_pool_row_kernels() {
+  static const auto tables = per_isa<MaxPoolRowKernels>(make_max_pool_row_kernels);
+  return for_active_isa(tables);
+}
+
 namespace {
 // The common 2x2, stride-2, unpadded case: one pass over each pair of input
 // rows, same tie and NaN rule as the general loop below.
@@ -80,9 +94,70 @@ void max_pool2d_fwd_2x2(float* y, int32_t* argmax, const float* x, const Pool2dS
 }
 }  // namespace
 
+// Max pooling's rule, which every path below follows bit for bit: each
+// window is scanned in row-major order, an element taken when it is > the
+// running maximum (strict: the first maximum wins) or when it is a NaN
+// (`v != v`: the last NaN of a window is the one reported), exactly
+// PyTorch's rule (val > max || isnan(val)); the output is the taken element.
+namespace {
+// Any window with the ISA's row kernel (max_pool_row.h): one call per output row.
+void max_pool2d_fwd_rows(MaxPoolRow row_kernel, float* y, int32_t* argmax, const float* x, const Pool2dShape& s,
+                         int nt) {
+  const i64 planes = s.N * s.C;
+#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
+  for (i64 p = 0; p < planes; ++p) {
+    MaxPoolRowArgs a{x + p * s.H * s.W, s.W, s.Wo, s.kw, s.stride_w, s.pad_w, 0, 0};
+    for (i64 oh = 0; oh < s.Ho; ++oh) {
+      const i64 h0 = oh * s.stride_h - s.pad_h;
+      a.hb = std::max<i64>(h0, 0), a.he = std::min<i64>(h0 + s.kh, s.H);
+      const i64 o = (p * s.Ho + oh) * s.Wo;
+      row_kernel(y + o, argmax ? argmax + o : nullptr, a);
+    }
+  }
+}
+
+// The portable loop, values only: the indexed loop below without its index
+// (a running maximum from -inf, which only a greater element or a NaN replaces).
+void max_pool2d_fwd_values(float* y, const float* x, const Pool2dShape& s, int nt) {
+  const i64 planes = s.N * s.C;
+#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
+  for (i64 p = 0; p < planes; ++p) {
+    const float* xp = x + p * s.H * s.W;
+    for (i64 oh = 0; oh < s.Ho; ++oh) {
+      float* PYCNN_RESTRICT yr = y + (p * s.Ho + oh) * s.Wo;
+      const i64 h0 = oh * s.stride_h - s.pad_h;
+      const i64 hb = std::max<i64>(h0, 0), he = std::min<i64>(h0 + s.kh, s.H);
+      std::fill(yr, yr + s.Wo, -std::numeric_limits<float>::infinity());
+      for (i64 h = hb; h < he; ++h) {
+        const float* xr = xp + h * s.W;
+        for (i64 j = 0; j < s.kw; ++j) {
+          const i64 off = j - s.pad_w;
+          i64 lo, hi;
+          valid_cols(off, s.stride_w, s.W, s.Wo, lo, hi);
+          for (i64 ow = lo; ow < hi; ++ow) {
+            const float v = xr[ow * s.stride_w + off];
+            yr[ow] = (v > yr[ow]) | (v != v) ? v : yr[ow];
+          }
+        }
+      }
+    }
+  }
+}
+}  // namespace
+
 void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape& s, int nt) {
-  if (s.kh == 2 && s.kw == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0)
+  if (argmax && s.kh == 2 && s.kw == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0)
     return max_pool2d_fwd_2x2(y, argmax, x, s, nt);
+  // The row kernels compute lane columns in int32 (max_pool_row.h).
+  const MaxPoolRow row_kernel = max_pool_row_kernels().fwd_row;
+  const i64 int32_room = i64{1} << 30;
+  if (row_kernel && s.stride_w < int32_room && s.kw < int32_room && s.Wo < int32_room &&
+      (s.Wo + 16) * s.stride_w + s.kw + s.W < int32_room)
+    return max_pool2d_fwd_rows(row_kernel, y, argmax, x, s, nt);
+  if (!argmax) return max_pool2d_fwd_values(y, x, s, nt);
+  // The portable loop, vectorised along the output row: for each kernel tap,
+  // one branch-free pass over the whole row of outputs (a running max and its
+  // index, updated with selects).
   const i64 planes = s.N * s.C;
 #pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
