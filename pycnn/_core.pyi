@@ -100,6 +100,13 @@ def dropout_apply(x: _F32, mask: npt.NDArray[np.uint8], scale: float, channelwis
 # optimisers, in place. SGD: momentum_buffer may be None when momentum == 0.
 def sgd_step(param: _F32, grad: _F32, momentum_buffer: Optional[_F32], lr: float, momentum: float,
              dampening: float, weight_decay: float, nesterov: bool, first_step: bool, /) -> None: ...
+# The same step over many parameters in one call and one parallel pass (lists of one length;
+# momentum_buffers entries None when momentum == 0; first_steps: initialise that buffer from the gradient).
+def sgd_step_many(params: List[_F32], grads: List[_F32], momentum_buffers: List[Optional[_F32]],
+                  first_steps: List[bool], lr: float, momentum: float, dampening: float, weight_decay: float,
+                  nesterov: bool, /) -> None: ...
+# Zero-fills every array of the list in place, in one parallel pass (Optimizer.zero_grad).
+def zero_many(arrays: List[_F32], /) -> None: ...
 # Adam/AdamW: bias corrections and 1 - beta computed by the caller in double.
 def adam_step(param: _F32, grad: _F32, exp_avg: _F32, exp_avg_sq: _F32, max_exp_avg_sq: Optional[_F32],
               one_minus_beta1: float, beta2: float, one_minus_beta2: float, eps: float, l2: float, decay: float,

@@ -46,7 +46,7 @@ from .dropout import dropout, dropout_backward
 from .linear import linear, linear_backward
 from .loss import cross_entropy, cross_entropy_backward, cross_entropy_forward, mse_loss, mse_loss_backward
 from .normalization import batch_norm, batch_norm_backward, batch_norm_forward
-from .optim import adam_step, sgd_step
+from .optim import adam_step, sgd_step, sgd_step_many, zero_many
 from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_avg_pool2d,
                       adaptive_avg_pool2d_backward, avg_pool1d, avg_pool1d_backward, avg_pool2d, avg_pool2d_backward,
                       max_pool1d, max_pool1d_backward, max_pool2d, max_pool2d_backward)
@@ -65,7 +65,7 @@ __all__ = [
     "cross_entropy", "cross_entropy_forward", "cross_entropy_backward", "mse_loss", "mse_loss_backward",
     "batch_norm", "batch_norm_forward", "batch_norm_backward",
     "dropout", "dropout_backward",
-    "sgd_step", "adam_step",
+    "sgd_step", "sgd_step_many", "zero_many", "adam_step",
 ]
 
 # Deprecated: softmax_c was the C++ softmax while softmax was a NumPy one;
