@@ -60,6 +60,7 @@ import json
 import os
 import pstats
 import re
+import resource
 import statistics
 import sys
 import time
@@ -453,6 +454,10 @@ def bench_convs(torch: Any, cases: List[Dict[str, Any]], reps: int) -> List[Dict
         gb = np.random.default_rng(2).standard_normal((NP, R)).astype(np.float32)
         gc_ = np.zeros((K, R), np.float32)
         fns["p_gemm_bwd_weight"] = lambda: _core.sgemm(ga, gb, False, False, 1.0, 1.0, gc_)
+        # One image of the batch: what a call costs whatever the batch size (per-call packing, scratch, reductions).
+        x1, dy1 = x[:1].copy(), dy[:1].copy()
+        fns["p_bwd_weight_n1"] = lambda: _core.conv2d_bwd_weight(dy1, x1, gw, None, stride, pads, dil, groups, algo)
+        fns["p_bwd_data_n1"] = lambda: _core.conv2d_bwd_data(dy1, w, x1.shape, stride, pads, dil, groups, algo)
         if torch is not None:
             xt, wt, dyt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(dy)
             pad = (pads[0], pads[2])
@@ -497,6 +502,7 @@ def report(cfg: str, res: Dict[str, Any], layers: bool, top: int) -> None:
     if "torch" in st:
         line += f", torch {st['torch'] * 1e3:.1f} ms, pycnn/torch = {st['pycnn'] / st['torch']:.2f}x time"
     print(line)
+    print("minor page faults per step: " + ", ".join(f"{k} {v:.0f}" for k, v in res["faults"].items()))
     print(f"instrumented step totals (median): pycnn {res['pycnn_total'] * 1e3:.1f} ms"
           + (f", torch {res['torch_total'] * 1e3:.1f} ms" if t else "")
           + f"; other processes used {res['busy']:.2f} cores on average; medians over {res['kept']} of "
@@ -554,10 +560,11 @@ def report(cfg: str, res: Dict[str, Any], layers: bool, top: int) -> None:
     if res.get("convs"):
         print("\nConvolutions in isolation (same arguments as in the step), medians in ms. n: layers with this "
               "shape; 'gemm W' is pycnn's sgemm of the whole batch's weight gradient, dW(K x R) = dY(K x NP) . "
-              "col(NP x R), column matrix given (a floor for a batched bwd_weight); '(im2col)': auto's other choice")
+              "col(NP x R), column matrix given (a floor for a batched bwd_weight); 'N=1': the same call on the "
+              "batch's first image only (a cost that does not scale with the batch); '(im2col)': auto's other choice")
         hdr = (f"{'x':>14s} {'w':>14s} {'s':>1s} {'algo':>8s} {'n':>1s} | {'p fwd':>6s} {'t fwd':>6s} |"
                f" {'p bwdD':>6s} {'t bwdD':>6s} | {'p bwdW':>6s} {'t bwdW':>6s} {'gemm W':>6s} | {'t both':>6s} |"
-               f" {'p/t':>5s} | {'fwd(im2col)':>11s} {'bwdD(im2col)':>12s}")
+               f" {'p/t':>5s} | {'bwdD N=1':>8s} {'bwdW N=1':>8s} | {'fwd(im2col)':>11s} {'bwdD(im2col)':>12s}")
         print(hdr)
         tot_p = tot_t = 0.0
         nan = float("nan")
@@ -572,7 +579,8 @@ def report(cfg: str, res: Dict[str, Any], layers: bool, top: int) -> None:
                   f"{r['algo']:>8s} {n:1d} | {r['p_fwd']:6.2f} {r.get('t_fwd', nan):6.2f} |"
                   f" {r['p_bwd_data']:6.2f} {r.get('t_bwd_data', nan):6.2f} |"
                   f" {r['p_bwd_weight']:6.2f} {r.get('t_bwd_weight', nan):6.2f} {r['p_gemm_bwd_weight']:6.2f} |"
-                  f" {r.get('t_bwd_both', nan):6.2f} | {pa / ta if ta else nan:4.2f}x | {alt}")
+                  f" {r.get('t_bwd_both', nan):6.2f} | {pa / ta if ta else nan:4.2f}x |"
+                  f" {r['p_bwd_data_n1']:8.2f} {r['p_bwd_weight_n1']:8.2f} | {alt}")
         print(f"all convolutions of one step (sum of n x (fwd + bwd_data + bwd_weight)): pycnn {tot_p:.1f} ms, "
               f"torch {tot_t:.1f} ms (p/t: pycnn time / torch time)")
 
@@ -599,6 +607,13 @@ def run_config(cfg: str, args: argparse.Namespace, torch: Any) -> Dict[str, Any]
     ROUNDS.noisy = False
     # 1. un-instrumented steps
     med = time_interleaved(fns, args.steps, settle_s=0.02)
+    # Minor page faults per step: fresh memory the kernel must zero and map (see pycnn's buffer cache).
+    faults = {}
+    for name, fn in fns.items():
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(3):
+            fn()
+        faults[name] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / 3
     # 2. instrumented steps, interleaved
     prof = PycnnProfiler(model, trainer)
     prof.install()
@@ -633,7 +648,7 @@ def run_config(cfg: str, args: argparse.Namespace, torch: Any) -> Dict[str, Any]
     if tprof is not None:
         tprof.remove()
     res: Dict[str, Any] = dict(
-        step=med, steps=args.steps, threads=args.threads, pycnn=median_table(p_samples),
+        step=med, faults=faults, steps=args.steps, threads=args.threads, pycnn=median_table(p_samples),
         pycnn_total=statistics.median(p_tot), pmods=dict(model.named_modules()))
     if tprof is not None:
         res.update(torch=median_table(t_samples), torch_total=statistics.median(t_tot),
