@@ -39,7 +39,7 @@ or into fresh zero arrays when none are given.
 from __future__ import annotations
 
 from ._convert import as_float32, as_labels
-from .activation import (elu, elu_backward, gelu, gelu_backward, leaky_relu, leaky_relu_backward, relu,
+from .activation import (add, elu, elu_backward, gelu, gelu_backward, leaky_relu, leaky_relu_backward, relu,
                          relu_backward, sigmoid, sigmoid_backward, softmax, softmax_backward, tanh, tanh_backward)
 from .conv import conv1d, conv1d_backward, conv2d, conv2d_backward, conv_padding
 from .dropout import dropout, dropout_backward
@@ -58,7 +58,7 @@ __all__ = [
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
     "max_pool1d", "max_pool1d_backward", "avg_pool1d", "avg_pool1d_backward",
     "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward",
-    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
+    "add", "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
     "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
     "elu", "elu_backward", "gelu", "gelu_backward", "softmax", "softmax_backward",
     "linear", "linear_backward",
