@@ -1,9 +1,10 @@
 """BatchNorm: functional kernels vs the NumPy reference, finite differences on the reference,
 module semantics (train/eval, momentum, buffers, state dicts) and PyTorch as a second oracle.
 
-The kernels have no ISA-specific variants, so these tests do not use the ``isa`` fixture.
-They have two loop orders (csrc/norm/batch_norm.cpp): per channel for L = H*W >= 16, per row of
-channels below; SHAPES and PATH_SHAPES cover both and the sizes around the switch.
+The kernels have two loop orders (csrc/norm/batch_norm.cpp): per channel for L = H*W >= 16, per
+row of channels below; SHAPES and PATH_SHAPES cover both and the sizes around the switch. The
+per-channel loops have per-ISA versions (batch_norm_runs__<isa>.cpp), so the kernel tests run on
+every ISA this CPU supports (the ``isa`` fixture).
 Tolerances: statistics are accumulated in float64, so outputs differ from the float64
 reference by float32 rounding of a few operations: rtol 1e-4, atol 1e-5 (dx sums
 M = N*L terms: atol scaled by sqrt(M) through conftest.tol).
@@ -40,7 +41,7 @@ def numgrad(f, x, eps=1e-6):
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("affine", [True, False], ids=["affine", "no_affine"])
-def test_batch_norm_train_matches_reference(shape, affine, rng):
+def test_batch_norm_train_matches_reference(shape, affine, rng, isa):
     C = shape[1]
     x = f32(rng, *shape, scale=3.0) + 5.0  # an offset mean: the variance must not cancel
     w = f32(rng, C) if affine else None
@@ -71,7 +72,7 @@ def test_batch_norm_train_matches_reference(shape, affine, rng):
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_batch_norm_eval_matches_reference(shape, rng):
+def test_batch_norm_eval_matches_reference(shape, rng, isa):
     C = shape[1]
     x, w, b = f32(rng, *shape), f32(rng, C), f32(rng, C)
     rm, rv = f32(rng, C), np.abs(f32(rng, C)) + 0.1
@@ -83,12 +84,12 @@ def test_batch_norm_eval_matches_reference(shape, rng):
 
 # Values per channel and image (L) on both sides of the switch between the row path (L < 16) and the
 # channel path, with channel counts that split unevenly over threads.
-PATH_SHAPES = [(9, 37, 1), (6, 37, 2, 2), (5, 19, 15), (5, 19, 4, 4), (5, 19, 17), (33, 6)]
+PATH_SHAPES = [(9, 37, 1), (6, 37, 2, 2), (5, 19, 15), (5, 19, 4, 4), (5, 19, 17), (33, 6), (3, 5, 33), (4, 6, 10, 10)]
 
 
 @pytest.mark.parametrize("shape", PATH_SHAPES, ids=str)
 @pytest.mark.parametrize("relu", [False, True], ids=["", "relu"])
-def test_batch_norm_both_loop_orders_match_reference(shape, relu, rng):
+def test_batch_norm_both_loop_orders_match_reference(shape, relu, rng, isa):
     C = shape[1]
     x = f32(rng, *shape, scale=2.0) - 3.0
     w, b = f32(rng, C), f32(rng, C)
@@ -124,7 +125,7 @@ def test_batch_norm_both_loop_orders_match_reference(shape, relu, rng):
 
 # Large enough that both loop orders use several threads (a thread needs 32k operations).
 @pytest.mark.parametrize("shape", [(256, 301), (64, 301, 2, 2), (16, 301, 5, 5)], ids=str)
-def test_batch_norm_bitwise_equal_for_any_thread_count(shape, rng):
+def test_batch_norm_bitwise_equal_for_any_thread_count(shape, rng, isa):
     C = shape[1]
     x, dy = f32(rng, *shape) + 1.0, f32(rng, *shape)
     w, b = f32(rng, C), f32(rng, C)
@@ -165,7 +166,7 @@ def test_batch_norm_reference_gradient_by_finite_differences(rng):
     assert_close(db, numgrad(loss_b, b.copy()), rtol=1e-5, atol=1e-7)
 
 
-def test_fused_relu_is_bitwise_relu_of_output(rng):
+def test_fused_relu_is_bitwise_relu_of_output(rng, isa):
     x, w, b = f32(rng, 4, 3, 5, 5), f32(rng, 3), f32(rng, 3)
     y = F.batch_norm(x, None, None, w, b, training=True)
     yr = F.batch_norm(x, None, None, w, b, training=True, relu=True)
