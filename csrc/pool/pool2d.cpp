@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "pool/max_pool_2x2.h"
 #include "pool/max_pool_row.h"
@@ -307,20 +308,49 @@ inline i64 adaptive_begin(i64 i, i64 in, i64 out) { return (i * in) / out; }
 inline i64 adaptive_end(i64 i, i64 in, i64 out) { return ((i + 1) * in + out - 1) / out; }
 }  // namespace
 
+namespace {
+
+// The adaptive windows along one axis, computed once per call instead of once
+// per plane (their integer divisions cost more than a small plane's sums:
+// 32x512 planes of 1x1 took 0.35 ms).
+struct AdaptiveWindows {
+  std::vector<i64> begin, end;
+  AdaptiveWindows(i64 in, i64 out) : begin(static_cast<std::size_t>(out)), end(static_cast<std::size_t>(out)) {
+    for (i64 i = 0; i < out; ++i) begin[i] = adaptive_begin(i, in, out), end[i] = adaptive_end(i, in, out);
+  }
+};
+
+}  // namespace
+
 void adaptive_avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
+  if (s.Ho == 1 && s.Wo == 1) {  // global average pooling: the same sums, without the window loops
+    const i64 hw = s.H * s.W;
+    const float count = static_cast<float>(hw);
+#pragma omp parallel for num_threads(threads_for_work(planes, hw + 1, nt)) schedule(static)
+    for (i64 p = 0; p < planes; ++p) {
+      const float* xp = x + p * hw;
+      float sum = 0.0f;
+      for (i64 i = 0; i < hw; ++i) sum += xp[i];
+      y[p] = sum / count;
+    }
+    return;
+  }
+  const AdaptiveWindows rows(s.H, s.Ho), cols(s.W, s.Wo);
+  const i64* hb = rows.begin.data();
+  const i64* he = rows.end.data();
+  const i64* wb = cols.begin.data();
+  const i64* we = cols.end.data();
 #pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
     const float* xp = x + p * s.H * s.W;
     float* yp = y + p * s.Ho * s.Wo;
     for (i64 oh = 0; oh < s.Ho; ++oh) {
-      const i64 hb = adaptive_begin(oh, s.H, s.Ho), he = adaptive_end(oh, s.H, s.Ho);
       for (i64 ow = 0; ow < s.Wo; ++ow) {
-        const i64 wb = adaptive_begin(ow, s.W, s.Wo), we = adaptive_end(ow, s.W, s.Wo);
         float sum = 0.0f;
-        for (i64 h = hb; h < he; ++h)
-          for (i64 w = wb; w < we; ++w) sum += xp[h * s.W + w];
-        yp[oh * s.Wo + ow] = sum / static_cast<float>((he - hb) * (we - wb));
+        for (i64 h = hb[oh]; h < he[oh]; ++h)
+          for (i64 w = wb[ow]; w < we[ow]; ++w) sum += xp[h * s.W + w];
+        yp[oh * s.Wo + ow] = sum / static_cast<float>((he[oh] - hb[oh]) * (we[ow] - wb[ow]));
       }
     }
   }
@@ -328,18 +358,28 @@ void adaptive_avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, int
 
 void adaptive_avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
+  if (s.Ho == 1 && s.Wo == 1) {  // global average pooling: every input gets dy / (H*W)
+    const i64 hw = s.H * s.W;
+    const float count = static_cast<float>(hw);
+#pragma omp parallel for num_threads(threads_for_work(planes, hw + 1, nt)) schedule(static)
+    for (i64 p = 0; p < planes; ++p) std::fill(dx + p * hw, dx + (p + 1) * hw, dy[p] / count);
+    return;
+  }
+  const AdaptiveWindows rows(s.H, s.Ho), cols(s.W, s.Wo);
+  const i64* hb = rows.begin.data();
+  const i64* he = rows.end.data();
+  const i64* wb = cols.begin.data();
+  const i64* we = cols.end.data();
 #pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
     float* dxp = dx + p * s.H * s.W;
     const float* dyp = dy + p * s.Ho * s.Wo;
     std::fill(dxp, dxp + s.H * s.W, 0.0f);
     for (i64 oh = 0; oh < s.Ho; ++oh) {
-      const i64 hb = adaptive_begin(oh, s.H, s.Ho), he = adaptive_end(oh, s.H, s.Ho);
       for (i64 ow = 0; ow < s.Wo; ++ow) {
-        const i64 wb = adaptive_begin(ow, s.W, s.Wo), we = adaptive_end(ow, s.W, s.Wo);
-        const float g = dyp[oh * s.Wo + ow] / static_cast<float>((he - hb) * (we - wb));
-        for (i64 h = hb; h < he; ++h)
-          for (i64 w = wb; w < we; ++w) dxp[h * s.W + w] += g;
+        const float g = dyp[oh * s.Wo + ow] / static_cast<float>((he[oh] - hb[oh]) * (we[ow] - wb[ow]));
+        for (i64 h = hb[oh]; h < he[oh]; ++h)
+          for (i64 w = wb[ow]; w < we[ow]; ++w) dxp[h * s.W + w] += g;
       }
     }
   }
