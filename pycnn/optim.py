@@ -9,7 +9,7 @@ There is one parameter group; ``param_groups`` exists so code that adjusts
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -65,9 +65,8 @@ class Optimizer:
         return self.param_groups[0]["params"]
 
     def zero_grad(self) -> None:
-        """Fill every parameter's ``.grad`` with zeros in place."""
-        for p in self.params:
-            p.zero_grad()
+        """Fill every parameter's ``.grad`` with zeros in place (one parallel pass over all of them)."""
+        F.zero_many([p.grad for p in self.params])
 
     def step(self) -> None:
         """Update the parameters from their ``.grad`` (implemented by subclasses)."""
@@ -179,6 +178,11 @@ class SGD(Optimizer):
         """Update every parameter with ``requires_grad`` from its ``.grad``."""
         g = self.param_groups[0]
         momentum = g["momentum"]
+        stepped: List[Parameter] = []
+        datas: List[np.ndarray] = []
+        grads: List[np.ndarray] = []
+        bufs: List[Optional[np.ndarray]] = []
+        firsts: List[bool] = []
         for p in g["params"]:
             if not p.requires_grad:
                 continue
@@ -190,8 +194,16 @@ class SGD(Optimizer):
                     # The kernel initialises the buffer from the gradient on the first step.
                     buf = st["momentum_buffer"] = np.empty_like(p.data)
                     first = True
-            F.sgd_step(p.data, p.grad, buf, g["lr"], momentum, g["dampening"], g["weight_decay"],
-                       g["nesterov"], first)
+            stepped.append(p)
+            datas.append(p.data)
+            grads.append(p.grad)
+            bufs.append(buf)
+            firsts.append(first)
+        if stepped:
+            # One call and one pass of the threads over every parameter (F.sgd_step_many).
+            F.sgd_step_many(datas, grads, bufs, g["lr"], momentum, g["dampening"], g["weight_decay"], g["nesterov"],
+                            firsts)
+        for p in stepped:
             p._version += 1
 
 

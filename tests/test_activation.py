@@ -114,3 +114,48 @@ def test_softmax_kernel_nan_and_errors():
     assert np.isnan(y[0]).all() and np.isfinite(y[1]).all()
     with pytest.raises(ValueError, match="axis 2 is out of range"):
         F.softmax_c(x, 2)
+
+
+# ---------------------------------------------------------------------------
+# add (a residual connection's sum)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("relu", [False, True], ids=["", "relu"])
+@pytest.mark.parametrize("shape", [(1,), (17,), (2, 3, 11, 13), (8, 64, 56, 56)], ids=str)
+def test_add(shape, relu, rng):
+    import pycnn
+
+    a, b = f32(rng, *shape), f32(rng, *shape)
+    a.flat[:3] = [np.nan, 1.0, -2.0][: min(3, a.size)]
+    expected = ref.relu(f64(a) + f64(b)) if relu else f64(a) + f64(b)
+    exact = np.maximum(np.add(a, b), 0) if relu else np.add(a, b)
+    old = pycnn.get_num_threads()
+    try:
+        for nt in (1, 2, 3):
+            pycnn.set_num_threads(nt)
+            y = F.add(a, b, relu=relu)
+            assert_close(y, expected, rtol=1e-6, atol=1e-7, shape=shape)
+            np.testing.assert_array_equal(y, exact)  # NaN in the same places (NaN propagates through the ReLU)
+            for i, target in enumerate((a.copy(), b.copy())):  # in place, into either operand
+                args = (target, b) if i == 0 else (a, target)
+                assert F.add(*args, relu=relu, out=target) is target
+                np.testing.assert_array_equal(target, exact)
+            out = np.empty_like(a)
+            assert F.add(a, b, relu=relu, out=out) is out
+            np.testing.assert_array_equal(out, exact)
+    finally:
+        pycnn.set_num_threads(old)
+
+
+def test_add_conversion_and_errors(rng):
+    a, b = f32(rng, 3, 4), f32(rng, 3, 4)
+    np.testing.assert_array_equal(F.add(a.astype(np.float64), b.T.copy().T), a + b)  # inputs are converted
+    with pytest.raises(ValueError, match=r"add operand b of shape \(3, 4\), got \(4, 3\)"):
+        F.add(a, b.T)
+    with pytest.raises(ValueError, match=r"add out of shape \(3, 4\)"):
+        F.add(a, b, out=np.empty(12, np.float32))
+    with pytest.raises(TypeError, match="out"):  # written in place: never converted
+        F.add(a, b, out=np.empty((3, 4)))
+    big = f32(rng, 20)
+    with pytest.raises(ValueError, match="must not share memory"):
+        F.add(big[:10], big[10:], out=big[5:15])

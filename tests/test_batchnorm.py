@@ -1,7 +1,10 @@
 """BatchNorm: functional kernels vs the NumPy reference, finite differences on the reference,
 module semantics (train/eval, momentum, buffers, state dicts) and PyTorch as a second oracle.
 
-The kernels have no ISA-specific variants, so these tests do not use the ``isa`` fixture.
+The kernels have two loop orders (csrc/norm/batch_norm.cpp): per channel for L = H*W >= 16, per
+row of channels below; SHAPES and PATH_SHAPES cover both and the sizes around the switch. The
+per-channel loops have per-ISA versions (batch_norm_runs__<isa>.cpp), so the kernel tests run on
+every ISA this CPU supports (the ``isa`` fixture).
 Tolerances: statistics are accumulated in float64, so outputs differ from the float64
 reference by float32 rounding of a few operations: rtol 1e-4, atol 1e-5 (dx sums
 M = N*L terms: atol scaled by sqrt(M) through conftest.tol).
@@ -11,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import pycnn
 from conftest import assert_close, f32, f64, needs_torch, ref, tol, torch
 from pycnn import functional as F
 from pycnn import nn
@@ -37,7 +41,7 @@ def numgrad(f, x, eps=1e-6):
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("affine", [True, False], ids=["affine", "no_affine"])
-def test_batch_norm_train_matches_reference(shape, affine, rng):
+def test_batch_norm_train_matches_reference(shape, affine, rng, isa):
     C = shape[1]
     x = f32(rng, *shape, scale=3.0) + 5.0  # an offset mean: the variance must not cancel
     w = f32(rng, C) if affine else None
@@ -68,7 +72,7 @@ def test_batch_norm_train_matches_reference(shape, affine, rng):
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_batch_norm_eval_matches_reference(shape, rng):
+def test_batch_norm_eval_matches_reference(shape, rng, isa):
     C = shape[1]
     x, w, b = f32(rng, *shape), f32(rng, C), f32(rng, C)
     rm, rv = f32(rng, C), np.abs(f32(rng, C)) + 0.1
@@ -76,6 +80,70 @@ def test_batch_norm_eval_matches_reference(shape, rng):
     assert_close(y, ref.batch_norm_eval(f64(x), f64(rm), f64(rv), f64(w), f64(b)), **tol(1))
     assert_close(F.batch_norm(x, rm, rv, w, b, relu=True),
                  np.maximum(ref.batch_norm_eval(f64(x), f64(rm), f64(rv), f64(w), f64(b)), 0), **tol(1))
+
+
+# Values per channel and image (L) on both sides of the switch between the row path (L < 16) and the
+# channel path, with channel counts that split unevenly over threads.
+PATH_SHAPES = [(9, 37, 1), (6, 37, 2, 2), (5, 19, 15), (5, 19, 4, 4), (5, 19, 17), (33, 6), (3, 5, 33), (4, 6, 10, 10)]
+
+
+@pytest.mark.parametrize("shape", PATH_SHAPES, ids=str)
+@pytest.mark.parametrize("relu", [False, True], ids=["", "relu"])
+def test_batch_norm_both_loop_orders_match_reference(shape, relu, rng, isa):
+    C = shape[1]
+    x = f32(rng, *shape, scale=2.0) - 3.0
+    w, b = f32(rng, C), f32(rng, C)
+    rm, rv = f32(rng, C), np.abs(f32(rng, C)) + 0.5
+    rm0, rv0 = rm.copy(), rv.copy()
+    y, mean, rstd = F.batch_norm_forward(x, rm, rv, w, b, training=True, momentum=0.2, relu=relu)
+    ey, emean, evar, erm, erv = ref.batch_norm_train(f64(x), f64(w), f64(b), f64(rm0), f64(rv0), 0.2)
+    assert_close(y, np.maximum(ey, 0) if relu else ey, **tol(1), shape=shape)
+    assert_close(mean, emean, rtol=1e-6, atol=1e-6, shape=shape)
+    assert_close(rstd, 1 / np.sqrt(evar + 1e-5), rtol=1e-6, atol=0, shape=shape)
+    assert_close(rm, erm, rtol=1e-6, atol=1e-6, shape=shape)
+    assert_close(rv, erv, rtol=1e-6, atol=1e-6, shape=shape)
+    plain = F.batch_norm(x, None, None, w, b, training=True)
+    if relu:
+        np.testing.assert_array_equal(y, np.maximum(plain, 0))
+    else:
+        np.testing.assert_array_equal(y, plain)
+    dy = f32(rng, *shape)
+    gw, gb = np.full(C, 0.5, np.float32), np.full(C, -0.25, np.float32)
+    dx, _, _ = F.batch_norm_backward(dy, x, mean, rstd, w, grad_weight=gw, grad_bias=gb)
+    edx, edw, edb = ref.batch_norm_backward(f64(dy), f64(x), f64(w))
+    M = x.size // C
+    assert_close(dx, edx, **tol(M), shape=shape)
+    assert_close(gw, edw + 0.5, **tol(M), shape=shape)
+    assert_close(gb, edb - 0.25, **tol(M), shape=shape)
+    dx2, _, _ = F.batch_norm_backward(dy, x, mean, rstd, w, grad_weight=np.zeros(C, np.float32),
+                                      grad_bias=np.zeros(C, np.float32), input_grad=False)
+    assert dx2 is None
+    ye = F.batch_norm(x, rm, rv, w, b, training=False, relu=relu)
+    ee = ref.batch_norm_eval(f64(x), f64(rm), f64(rv), f64(w), f64(b))
+    assert_close(ye, np.maximum(ee, 0) if relu else ee, **tol(1), shape=shape)
+
+
+# Large enough that both loop orders use several threads (a thread needs 32k operations).
+@pytest.mark.parametrize("shape", [(256, 301), (64, 301, 2, 2), (16, 301, 5, 5)], ids=str)
+def test_batch_norm_bitwise_equal_for_any_thread_count(shape, rng, isa):
+    C = shape[1]
+    x, dy = f32(rng, *shape) + 1.0, f32(rng, *shape)
+    w, b = f32(rng, C), f32(rng, C)
+    old = pycnn.get_num_threads()
+    results = []
+    try:
+        for nt in (1, 2, 3):
+            pycnn.set_num_threads(nt)
+            rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
+            y, mean, rstd = F.batch_norm_forward(x, rm, rv, w, b, training=True, relu=True)
+            dx, gw, gb = F.batch_norm_backward(dy, x, mean, rstd, w)
+            ye = F.batch_norm(x, rm, rv, w, b, training=False)
+            results.append((y, mean, rstd, rm, rv, dx, gw, gb, ye))
+    finally:
+        pycnn.set_num_threads(old)
+    for other in results[1:]:
+        for a, e in zip(other, results[0]):
+            np.testing.assert_array_equal(a, e)
 
 
 def test_batch_norm_reference_gradient_by_finite_differences(rng):
@@ -98,7 +166,7 @@ def test_batch_norm_reference_gradient_by_finite_differences(rng):
     assert_close(db, numgrad(loss_b, b.copy()), rtol=1e-5, atol=1e-7)
 
 
-def test_fused_relu_is_bitwise_relu_of_output(rng):
+def test_fused_relu_is_bitwise_relu_of_output(rng, isa):
     x, w, b = f32(rng, 4, 3, 5, 5), f32(rng, 3), f32(rng, 3)
     y = F.batch_norm(x, None, None, w, b, training=True)
     yr = F.batch_norm(x, None, None, w, b, training=True, relu=True)

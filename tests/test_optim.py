@@ -135,3 +135,117 @@ def test_lr_can_be_changed_and_state_dict_round_trips(rng):
         np.testing.assert_array_equal(p.data, q.data)
     with pytest.raises(ValueError):
         optim.SGD(twin[:1], lr=0.1).load_state_dict(sd)
+
+
+# ---------------------------------------------------------------- multi-tensor kernels
+
+# Sizes: tiny arrays (BatchNorm's vectors), an empty one, and arrays large enough that the
+# threads' shares of the concatenated elements start and end inside them.
+MANY_SIZES = [(7,), (0,), (3, 5), (70001,), (1,), (64, 3, 3, 3), (40000,), (2,)]
+
+
+def _many_arrays(rng, sizes=MANY_SIZES):
+    params = [f32(rng, *s) for s in sizes]
+    grads = [f32(rng, *s) for s in sizes]
+    bufs = [f32(rng, *s) for s in sizes]
+    return params, grads, bufs
+
+
+@pytest.mark.parametrize("hp", HPS, ids=case_id)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_sgd_step_many_is_bitwise_a_loop_of_sgd_step(hp, threads, rng):
+    import pycnn
+    from pycnn import functional as F
+
+    params, grads, bufs = _many_arrays(rng)
+    firsts = [i % 3 == 0 for i in range(len(params))]
+    momentum = hp.get("momentum", 0.0)
+    if momentum == 0.0:
+        bufs = [None if i % 2 else b for i, b in enumerate(bufs)]  # buffers are optional then
+    eparams, ebufs = [p.copy() for p in params], [None if b is None else b.copy() for b in bufs]
+    args = (hp["lr"], momentum, hp.get("dampening", 0.0), hp.get("weight_decay", 0.0), hp.get("nesterov", False))
+    for p, g, b, first in zip(eparams, grads, ebufs, firsts):
+        F.sgd_step(p, g, b, *args, first_step=first)
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        F.sgd_step_many(params, grads, bufs, *args, first_steps=firsts)
+    finally:
+        pycnn.set_num_threads(old)
+    for i in range(len(params)):
+        np.testing.assert_array_equal(params[i], eparams[i], err_msg=f"param {i}")
+        if bufs[i] is not None:
+            np.testing.assert_array_equal(bufs[i], ebufs[i], err_msg=f"buffer {i}")
+
+
+def test_sgd_step_many_shared_memory_runs_in_order(rng):
+    """Two parameters over one array are stepped twice, one after the other, as the loop would."""
+    from pycnn import functional as F
+
+    shared = f32(rng, 50000)
+    g1, g2 = f32(rng, 50000), f32(rng, 50000)
+    b1, b2 = np.zeros(50000, np.float32), np.zeros(50000, np.float32)
+    expected = shared.copy()
+    e1, e2 = b1.copy(), b2.copy()
+    F.sgd_step(expected, g1, e1, 0.1, 0.9, first_step=True)
+    F.sgd_step(expected, g2, e2, 0.1, 0.9, first_step=True)
+    F.sgd_step_many([shared, shared], [g1, g2], [b1, b2], 0.1, 0.9, first_steps=[True, True])
+    np.testing.assert_array_equal(shared, expected)
+    np.testing.assert_array_equal(b2, e2)
+
+
+def test_sgd_step_many_errors(rng):
+    from pycnn import functional as F
+
+    p, g, b = f32(rng, 4), f32(rng, 4), f32(rng, 4)
+    with pytest.raises(ValueError, match="of one length"):
+        F.sgd_step_many([p], [g, g], [b], 0.1, 0.9)
+    with pytest.raises(TypeError, match=r"params\[0\]: expected a float32 ndarray, got list"):
+        F.sgd_step_many([[1.0, 2.0]], [g], [b], 0.1, 0.9)
+    with pytest.raises(TypeError, match="param"):
+        F.sgd_step_many([p.astype(np.float64)], [g], [b], 0.1, 0.9)
+    with pytest.raises(ValueError, match="sgd gradient"):
+        F.sgd_step_many([p], [f32(rng, 5)], [b], 0.1, 0.9)
+    with pytest.raises(ValueError, match="momentum buffer"):
+        F.sgd_step_many([p], [g], [None], 0.1, 0.9)
+    with pytest.raises(ValueError, match="must not share memory"):
+        F.sgd_step_many([p], [p], [b], 0.1, 0.9)
+    ro = p.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        F.sgd_step_many([ro], [g], [b], 0.1, 0.9)
+    F.sgd_step_many([], [], [], 0.1, 0.9)  # nothing to do
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_zero_many(threads, rng):
+    import pycnn
+    from pycnn import functional as F
+
+    arrays = [f32(rng, *s) for s in MANY_SIZES]
+    shared = f32(rng, 30000)
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        F.zero_many(arrays + [shared, shared[10:]])  # overlapping arrays too
+    finally:
+        pycnn.set_num_threads(old)
+    for a in arrays + [shared]:
+        assert not a.any()
+    with pytest.raises(TypeError, match="float32"):
+        F.zero_many([np.ones(3)])
+    with pytest.raises(TypeError, match="C-contiguous"):
+        F.zero_many([np.ones((4, 4), np.float32)[:, 1]])
+    F.zero_many([])
+
+
+def test_zero_grad_of_optimizer_and_module_clears_every_gradient(rng):
+    model = nn.Sequential(nn.Linear(300, 200), nn.BatchNorm1d(200), nn.Linear(200, 3))
+    for p in model.parameters():
+        p.grad[...] = 1.0
+    optim.SGD(model.parameters(), lr=0.1).zero_grad()
+    assert all(not p.grad.any() for p in model.parameters())
+    for p in model.parameters():
+        p.grad[...] = 1.0
+    model.zero_grad()
+    assert all(not p.grad.any() for p in model.parameters())

@@ -48,6 +48,23 @@ def run_ops(rng):
     ww = rng.standard_normal((10, 9, 3, 3)).astype(np.float32)
     yw = F.conv2d(xw, ww, np.ones(10, np.float32), padding=1, algo="winograd", relu=True)
     F.conv2d_backward(yw, xw, ww, padding=1, algo="winograd")
+    # One image of a larger plane (the per-image GEMM split by rows or columns), and
+    # prepared weights with the residual epilogue of every algorithm
+    x1 = rng.standard_normal((1, 6, 17, 15)).astype(np.float32)
+    for k_out, stride in ((40, 1), (7, 2)):
+        w1 = rng.standard_normal((k_out, 6, 3, 3)).astype(np.float32)
+        y1 = F.conv2d(x1, w1, None, stride=stride, padding=1, relu=True)
+        F.conv2d_backward(y1, x1, w1, stride=stride, padding=1)
+    w6 = rng.standard_normal((6, 6, 3, 3)).astype(np.float32)
+    for algo in ("im2col", "winograd", "direct"):
+        p = _core.PreparedConv2d(w6, np.ones(6, np.float32), (1, 1), (1, 1, 1, 1), (1, 1), 1, algo)
+        p.forward(x1, x1, True)
+        p.forward(np.concatenate([x1, x1]), None, False)
+
+
+def run_fused_block(rng):
+    block = nn.BasicBlock(4, 8, stride=2).eval()  # BN folded, shortcut add + ReLU in the conv's write
+    block(rng.standard_normal((2, 4, 9, 11)).astype(np.float32))
 
 
 def run_model(rng):
@@ -76,6 +93,7 @@ def main():
             pycnn.set_num_threads(nt)
             run_ops(rng)
             run_model(rng)
+            run_fused_block(rng)
     print("memcheck workload done: ISAs", ", ".join(isas))
 
 

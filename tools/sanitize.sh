@@ -61,7 +61,8 @@ if [ "$#" -eq 0 ]; then
   # The kernel tests (every op, pass and ISA), bad inputs, files and threads.
   set -- "$root/tests/test_conv.py" "$root/tests/test_functional.py" "$root/tests/test_gemm.py" \
          "$root/tests/test_errors.py" "$root/tests/test_nn.py" "$root/tests/test_properties.py" \
-         "$root/tests/test_files.py" "$root/tests/test_threads.py" "$root/tests/test_winograd.py"
+         "$root/tests/test_files.py" "$root/tests/test_threads.py" "$root/tests/test_winograd.py" \
+         "$root/tests/test_fused.py"
 fi
 
 cd "$stage"  # python -m pytest puts the working directory, i.e. the staged pycnn, first

@@ -144,4 +144,18 @@ std::string activation_names() {
   return s;
 }
 
+// A residual connection's sum (and the sum of its branches' gradients).
+void add_fwd(float* out, const float* a, const float* b, i64 n, bool relu, int nt) {
+  if (relu) {
+#pragma omp parallel for simd num_threads(cheap_threads(n, nt)) schedule(static)
+    for (i64 i = 0; i < n; ++i) {
+      const float v = a[i] + b[i];
+      out[i] = v > 0.0f ? v : (v != v ? v : 0.0f);
+    }
+  } else {
+#pragma omp parallel for simd num_threads(cheap_threads(n, nt)) schedule(static)
+    for (i64 i = 0; i < n; ++i) out[i] = a[i] + b[i];
+  }
+}
+
 }  // namespace pycnn

@@ -35,6 +35,10 @@ std::string activation_names();
 
 namespace pycnn {
 
+// out = a + b, then max(., 0) when relu (NaN propagates), over n floats; out
+// may be a or b (in place). A residual connection's sum and its gradients' sum.
+void add_fwd(float* out, const float* a, const float* b, i64 n, bool relu, int nt);
+
 // Softmax along the middle axis of x viewed as (outer, D, inner) (softmax.cpp).
 // fwd overwrites y; bwd overwrites dx = y * (dy - sum(dy * y)).
 void softmax_fwd(float* y, const float* x, i64 outer, i64 D, i64 inner, int nt);

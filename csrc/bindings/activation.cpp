@@ -29,6 +29,20 @@ void bind_activation(py::module_& m) {
     return dx;
   });
 
+  // relu?(a + b) into `out` (a new array when None; may be a or b itself).
+  m.def("add_fwd", [](const py::array& a, const py::array& b, OptArray out, bool relu) {
+    const i64 n = ops::add_numel(shape_of(a), shape_of(b));
+    const float *pa = in(a, "a"), *pb = in(b, "b");
+    py::array result = out ? *out : py::array(new_array(shape_of(a)));
+    if (out) ops::check_shape(shape_of(result), shape_of(a), "add out");
+    float* po = inout(result, "out");
+    {
+      py::gil_scoped_release release;
+      ops::add_fwd(po, pa, pb, n, relu);
+    }
+    return result;
+  });
+
   m.def("softmax_fwd", [](const py::array& x, i64 axis) {
     const auto s = ops::softmax_shape(shape_of(x), axis);
     const float* px = in(x, "input");

@@ -21,6 +21,17 @@ void bind_pool(py::module_& m) {
     return py::make_tuple(y, argmax);
   });
 
+  // The forward without argmax (inference: backward never runs), bitwise the same values.
+  m.def("max_pool2d_fwd_values", [](const py::array& x, Pair k, Pair stride, Pair pad) {
+    const auto s = ops::pool2d_shape(shape_of(x), k[0], k[1], stride[0], stride[1], pad[0], pad[1], "max_pool2d");
+    const float* px = in(x, "input");
+    auto y = new_array({s.N, s.C, s.Ho, s.Wo});
+    float* py_ = data(y);
+    py::gil_scoped_release release;
+    ops::max_pool2d_fwd(py_, nullptr, px, s);
+    return y;
+  });
+
   m.def("max_pool2d_bwd", [](const py::array& dy, const py::array& argmax, std::vector<i64> x_shape, Pair k,
                              Pair stride, Pair pad, OptArray relu_output) {
     const auto rs = shape_of(relu_output);

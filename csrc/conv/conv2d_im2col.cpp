@@ -488,15 +488,6 @@ i64 images_per_block(const Conv2dShape& s, i64 floats_per_image) {
   return std::clamp<i64>(kBatchedBlockFloats / std::max<i64>(1, floats_per_image), 1, s.N);
 }
 
-// Scratch from the buffer cache (MBs, reused call after call without page faults).
-struct CachedBuffer {
-  explicit CachedBuffer(i64 floats) : p(static_cast<float*>(buffer_acquire(static_cast<std::size_t>(floats) * sizeof(float)))) {}
-  ~CachedBuffer() { buffer_release(p); }
-  CachedBuffer(const CachedBuffer&) = delete;
-  CachedBuffer& operator=(const CachedBuffer&) = delete;
-  float* p;
-};
-
 // col(R x m*P, row length ld): column n*P + p is image n0 + n's column p (group g).
 void build_columns(float* col, i64 ld, const float* x, i64 n0, i64 m, i64 g, const Conv2dShape& s, int nt) {
   const i64 R = s.col_rows(), P = s.out_plane(), Cg = s.c_per_group();
@@ -529,20 +520,20 @@ void fwd_spanning_images(float* y, const float* x, const Conv2dShape& s, const C
                          const Im2colPackedWeights& packed) {
   const i64 Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const i64 nb = images_per_block(s, (R + Kg) * P);
-  CachedBuffer col(R * nb * P), out(Kg * nb * P);
+  CachedFloats col(static_cast<std::size_t>(R * nb * P)), out(static_cast<std::size_t>(Kg * nb * P));
   for (i64 n0 = 0; n0 < s.N; n0 += nb) {
     const i64 m = std::min(nb, s.N - n0), cols = m * P;
     for (i64 g = 0; g < s.groups; ++g) {
-      build_columns(col.p, cols, x, n0, m, g, s, nt);
+      build_columns(col.get(), cols, x, n0, m, g, s, nt);
       ConvEpilogue epg{ep.bias ? ep.bias + g * Kg : nullptr, nullptr, ep.relu};
       if (ep.residual) {
-        gather_planes(out.p, ep.residual, n0, m, s.K, g * Kg, Kg, P, nt);
-        epg.residual = out.p;  // accumulated in place
+        gather_planes(out.get(), ep.residual, n0, m, s.K, g * Kg, Kg, P, nt);
+        epg.residual = out.get();  // accumulated in place
       }
-      const MatrixView colview{col.p, cols, false};
-      gemm_parallel(packed.plan, Kg, cols, R, packed.groups[static_cast<std::size_t>(g)], operand_b(&colview), out.p,
+      const MatrixView colview{col.get(), cols, false};
+      gemm_parallel(packed.plan, Kg, cols, R, packed.groups[static_cast<std::size_t>(g)], operand_b(&colview), out.get(),
                     cols, epg, nt);
-      scatter_planes(y, out.p, n0, m, s.K, g * Kg, Kg, P, nt);
+      scatter_planes(y, out.get(), n0, m, s.K, g * Kg, Kg, P, nt);
     }
   }
 }
@@ -552,22 +543,22 @@ void bwd_data_spanning_images(float* dx, const float* dy, const Conv2dShape& s, 
                               const std::vector<PackedA>& wpacked, bool pointwise, int nt) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const i64 nb = images_per_block(s, (R + Kg) * P);
-  CachedBuffer dyb(Kg * nb * P), dcol(R * nb * P);
+  CachedFloats dyb(static_cast<std::size_t>(Kg * nb * P)), dcol(static_cast<std::size_t>(R * nb * P));
   for (i64 n0 = 0; n0 < s.N; n0 += nb) {
     const i64 m = std::min(nb, s.N - n0), cols = m * P;
     for (i64 g = 0; g < s.groups; ++g) {
-      gather_planes(dyb.p, dy, n0, m, s.K, g * Kg, Kg, P, nt);
-      const MatrixView dyview{dyb.p, cols, false};
-      gemm_parallel(plan, R, cols, Kg, wpacked[static_cast<std::size_t>(g)], operand_b(&dyview), dcol.p, cols,
+      gather_planes(dyb.get(), dy, n0, m, s.K, g * Kg, Kg, P, nt);
+      const MatrixView dyview{dyb.get(), cols, false};
+      gemm_parallel(plan, R, cols, Kg, wpacked[static_cast<std::size_t>(g)], operand_b(&dyview), dcol.get(), cols,
                     ConvEpilogue{}, nt);
       if (pointwise) {  // dcol is dx's planes (R = Cg, P = H * W)
-        scatter_planes(dx, dcol.p, n0, m, s.C, g * Cg, Cg, P, nt);
+        scatter_planes(dx, dcol.get(), n0, m, s.C, g * Cg, Cg, P, nt);
         continue;
       }
       parallel_items(m, threads_for_work(m, R * P, nt), Schedule::kStatic, [&](i64 n, int) {
         float* dxg = dx + ((n0 + n) * s.C + g * Cg) * s.in_plane();
         std::fill(dxg, dxg + Cg * s.in_plane(), 0.0f);
-        col2im_add(dxg, dcol.p + n * P, s, cols);
+        col2im_add(dxg, dcol.get() + n * P, s, cols);
       });
     }
   }
@@ -578,14 +569,14 @@ void bwd_data_spanning_images(float* dx, const float* dy, const Conv2dShape& s, 
 void bwd_weight_spanning_images(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s, int nt) {
   const i64 Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const i64 nb = images_per_block(s, (R + Kg) * P);
-  CachedBuffer col(R * nb * P), dyb(Kg * nb * P);
+  CachedFloats col(static_cast<std::size_t>(R * nb * P)), dyb(static_cast<std::size_t>(Kg * nb * P));
   for (i64 n0 = 0; n0 < s.N; n0 += nb) {
     const i64 m = std::min(nb, s.N - n0), cols = m * P;
     for (i64 g = 0; g < s.groups; ++g) {
-      build_columns(col.p, cols, x, n0, m, g, s, nt);
-      gather_planes(dyb.p, dy, n0, m, s.K, g * Kg, Kg, P, nt);
+      build_columns(col.get(), cols, x, n0, m, g, s, nt);
+      gather_planes(dyb.get(), dy, n0, m, s.K, g * Kg, Kg, P, nt);
       // dW_g (Kg x R) += dyb (Kg x cols) . col^T (cols x R)
-      sgemm(false, true, Kg, R, cols, 1.0f, dyb.p, cols, col.p, cols, 1.0f, dw + g * Kg * R, R, nt);
+      sgemm(false, true, Kg, R, cols, 1.0f, dyb.get(), cols, col.get(), cols, 1.0f, dw + g * Kg * R, R, nt);
     }
   }
   if (db)

@@ -29,7 +29,7 @@
 // recomputing its block's V. An output element does not depend on the item
 // split, so results are identical for every thread count.
 #include <algorithm>
-#include <memory>
+#include <optional>
 
 #include "conv/conv2d.h"
 #include "conv/winograd.h"
@@ -285,16 +285,15 @@ void winograd_run(float* y, const float* x, const WeightSource& ws, const Conv2d
 
   // U: prepacked, or transformed now into a block from the buffer cache
   // (tens of MB for deep layers, which would page-fault afresh on every call).
-  const auto release = [](float* p) { buffer_release(p); };
-  std::unique_ptr<float, decltype(release)> own(nullptr, release);
+  std::optional<CachedFloats> own;
   const float* U = nullptr;
   if (packed) {
     assert(conv2d_winograd_packed_current(*packed, s));
     U = packed->u.data();
   } else {
-    own.reset(static_cast<float*>(buffer_acquire(static_cast<std::size_t>(kPos * Kpad * C) * sizeof(float))));
-    transform_weights(own.get(), ws, K, C, plan, wk, nt);
-    U = own.get();
+    own.emplace(static_cast<std::size_t>(kPos * Kpad * C));
+    transform_weights(own->get(), ws, K, C, plan, wk, nt);
+    U = own->get();
   }
 
   // Tile blocks: V and M of a block about a quarter of L2, at least one

@@ -25,6 +25,18 @@ void activation_bwd(const Activation& a, float* dx, const float* dy, const float
   a.bwd(dx, dy, saved, n, param, get_num_threads());
 }
 
+i64 add_numel(const Shape& a, const Shape& b) {
+  check_shape(b, a, "add operand b");
+  return checked_numel(a, "add operand");
+}
+
+void add_fwd(float* out, const float* a, const float* b, i64 n, bool relu) {
+  // Elementwise, so writing into an operand is fine; a partial overlap is not.
+  if (out != a) check_disjoint(floats(out, n, "out"), floats(a, n, "a"));
+  if (out != b) check_disjoint(floats(out, n, "out"), floats(b, n, "b"));
+  pycnn::add_fwd(out, a, b, n, relu, get_num_threads());
+}
+
 SoftmaxShape softmax_shape(const Shape& x, i64 axis) {
   const i64 nd = static_cast<i64>(x.size());
   if (nd == 0) fail("softmax: expected an input with at least one dimension, got a 0-d array");

@@ -18,6 +18,11 @@ i64 activation_bwd_numel(const Shape& dy, const Shape& saved, const std::string&
 void activation_fwd(const Activation& a, float* y, const float* x, i64 n, float param);
 void activation_bwd(const Activation& a, float* dx, const float* dy, const float* saved, i64 n, float param);
 
+// a and b of one shape; returns the element count.
+i64 add_numel(const Shape& a, const Shape& b);
+// out = relu?(a + b); out is a, b, or disjoint from both.
+void add_fwd(float* out, const float* a, const float* b, i64 n, bool relu);
+
 // x of any shape, softmax along `axis` (negative counts from the end).
 struct SoftmaxShape {
   i64 outer, D, inner;

@@ -136,6 +136,19 @@ Conv2dShape PreparedConv2d::shape(const Shape& x) const {
   return conv2d_shape(x, w_shape_, has_bias() ? &bias_shape : nullptr, p_);
 }
 
+namespace {
+// The packed weights held in `slot`, first (re)built under the lock when
+// missing or no longer current; the caller keeps its copy of the pointer, so
+// a later rebuild by another thread cannot free weights still being read.
+template <class Packed, class IsCurrent, class Build>
+std::shared_ptr<const Packed> current_packed(std::mutex& mu, std::shared_ptr<const Packed>& slot,
+                                             IsCurrent is_current, Build build) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (!slot || !is_current(*slot)) slot = std::make_shared<const Packed>(build());
+  return slot;
+}
+}  // namespace
+
 void PreparedConv2d::forward(float* y, const float* x, const Conv2dShape& s, const float* residual, bool relu) const {
   if (s.N == 0) return;
   const int nt = get_num_threads();
@@ -143,23 +156,15 @@ void PreparedConv2d::forward(float* y, const float* x, const Conv2dShape& s, con
   switch (resolve(s)) {
     case ConvAlgo::Direct: return conv2d_fwd_direct(y, x, w_.data(), s, ep, nt);
     case ConvAlgo::Winograd: {
-      std::shared_ptr<const WinogradPackedWeights> packed;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (!winograd_ || !conv2d_winograd_packed_current(*winograd_, s))
-          winograd_ = std::make_shared<const WinogradPackedWeights>(conv2d_winograd_pack_weights(w_.data(), s, nt));
-        packed = winograd_;
-      }
+      const auto packed = current_packed(mu_, winograd_, [&](const WinogradPackedWeights& p) {
+        return conv2d_winograd_packed_current(p, s);
+      }, [&] { return conv2d_winograd_pack_weights(w_.data(), s, nt); });
       return conv2d_fwd_winograd(y, x, w_.data(), s, ep, nt, packed.get());
     }
     default: {
-      std::shared_ptr<const Im2colPackedWeights> packed;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (!im2col_ || !same_gemm_layout(im2col_->plan, conv2d_im2col_plan(s)))
-          im2col_ = std::make_shared<const Im2colPackedWeights>(conv2d_im2col_pack_weights(w_.data(), s, nt));
-        packed = im2col_;
-      }
+      const auto packed = current_packed(mu_, im2col_, [&](const Im2colPackedWeights& p) {
+        return same_gemm_layout(p.plan, conv2d_im2col_plan(s));
+      }, [&] { return conv2d_im2col_pack_weights(w_.data(), s, nt); });
       return conv2d_fwd_im2col(y, x, w_.data(), s, ep, nt, packed.get());
     }
   }

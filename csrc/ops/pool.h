@@ -29,6 +29,7 @@ Pool2dShape adaptive_pool2d_bwd_shape(const Shape& dy, const Shape& x);
 
 // argmax holds, per output element, the flat index h*W + w of the chosen input
 // element within its (n, c) plane (int32: pool2d_shape checks H*W fits).
+// argmax null: values only (the inference forward; the same y).
 void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape& s);
 // argmax (N, C, Ho, Wo) comes from Python and may have been altered: every
 // index is checked to lie in its plane before the scatter. relu_output: when

@@ -1,11 +1,51 @@
 // Optimiser updates applied in place, one fused pass over each parameter.
 #include "optim/optim.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "runtime/parallel.h"
 
 namespace pycnn {
+namespace {
+
+// PyTorch's SGD update of elements [lo, hi) of one parameter.
+inline void sgd_range(float* param, float* buf, const float* grad, i64 lo, i64 hi, const SgdParams& p,
+                      bool first_step) {
+  const float lr = p.lr, momentum = p.momentum, weight_decay = p.weight_decay;
+  if (momentum == 0.0f) {
+#pragma omp simd
+    for (i64 i = lo; i < hi; ++i) param[i] -= lr * (grad[i] + weight_decay * param[i]);
+    return;
+  }
+  const float keep = 1.0f - p.dampening;
+  const bool nesterov = p.nesterov;
+#pragma omp simd
+  for (i64 i = lo; i < hi; ++i) {
+    const float g = grad[i] + weight_decay * param[i];
+    const float b = first_step ? g : momentum * buf[i] + keep * g;
+    buf[i] = b;
+    param[i] -= lr * (nesterov ? g + momentum * b : b);
+  }
+}
+
+// body(i, lo, hi) for the part [lo, hi) of array i that falls in thread t's
+// share of the concatenated elements of `count` arrays (offsets: prefix sums).
+template <class Body>
+void for_share(const std::vector<i64>& offsets, int t, int threads, const Body& body) {
+  const i64 total = offsets.back();
+  const i64 begin = total * t / threads, end = total * (t + 1) / threads;
+  // the first array that ends after `begin`
+  auto it = std::upper_bound(offsets.begin(), offsets.end(), begin);
+  for (i64 i = (it - offsets.begin()) - 1; i + 1 < static_cast<i64>(offsets.size()) && offsets[i] < end; ++i) {
+    const i64 lo = std::max(begin, offsets[i]) - offsets[i], hi = std::min(end, offsets[i + 1]) - offsets[i];
+    if (hi > lo) body(i, lo, hi);
+  }
+}
+
+}  // namespace
 
 // PyTorch's SGD:
 //   g = grad + weight_decay * param
@@ -13,22 +53,31 @@ namespace pycnn {
 //   g = nesterov ? g + momentum * buf : buf
 //   param -= lr * g
 void sgd_step(float* param, float* buf, const float* grad, i64 n, const SgdParams& p, bool first_step, int nt) {
-  const float lr = p.lr, momentum = p.momentum, dampening = p.dampening, weight_decay = p.weight_decay;
-  const bool nesterov = p.nesterov;
-  const int threads = threads_for_work(n, 4, nt);
-  if (momentum == 0.0f) {
-#pragma omp parallel for simd num_threads(threads) schedule(static)
-    for (i64 i = 0; i < n; ++i) param[i] -= lr * (grad[i] + weight_decay * param[i]);
-    return;
-  }
-  const float keep = 1.0f - dampening;
-#pragma omp parallel for simd num_threads(threads) schedule(static)
-  for (i64 i = 0; i < n; ++i) {
-    const float g = grad[i] + weight_decay * param[i];
-    const float b = first_step ? g : momentum * buf[i] + keep * g;
-    buf[i] = b;
-    param[i] -= lr * (nesterov ? g + momentum * b : b);
-  }
+  const SgdTensor t{param, buf, grad, n, first_step};
+  sgd_step_many(&t, 1, p, nt);
+}
+
+void sgd_step_many(const SgdTensor* tensors, i64 count, const SgdParams& p, int nt) {
+  std::vector<i64> offsets(static_cast<std::size_t>(count) + 1, 0);
+  for (i64 i = 0; i < count; ++i) offsets[i + 1] = offsets[i] + tensors[i].n;
+  const int threads = threads_for_work(offsets.back(), 4, nt);
+  parallel_items(threads, threads, Schedule::kStatic, [&](i64 t, int) {
+    for_share(offsets, static_cast<int>(t), threads, [&](i64 i, i64 lo, i64 hi) {
+      const SgdTensor& x = tensors[i];
+      sgd_range(x.param, x.momentum_buffer, x.grad, lo, hi, p, x.first_step);
+    });
+  });
+}
+
+void zero_many(float* const* arrays, const i64* sizes, i64 count, int nt) {
+  std::vector<i64> offsets(static_cast<std::size_t>(count) + 1, 0);
+  for (i64 i = 0; i < count; ++i) offsets[i + 1] = offsets[i] + sizes[i];
+  const int threads = threads_for_work(offsets.back(), 1, nt);
+  parallel_items(threads, threads, Schedule::kStatic, [&](i64 t, int) {
+    for_share(offsets, static_cast<int>(t), threads, [&](i64 i, i64 lo, i64 hi) {
+      std::memset(arrays[i] + lo, 0, static_cast<std::size_t>(hi - lo) * sizeof(float));
+    });
+  });
 }
 
 // Adam and AdamW, PyTorch's single-tensor rule (torch.optim.Adam/AdamW), float32:

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "pool/max_pool_2x2.h"
+#include "pool/max_pool_row.h"
 #include "runtime/dispatch.h"
 #include "runtime/parallel.h"
 #include "runtime/window.h"
@@ -34,11 +36,24 @@ const MaxPool2x2Kernels& max_pool_2x2_kernels() {
   return for_active_isa(tables);
 }
 
-// Vectorised along the output row: for each kernel tap, one branch-free pass
-// over the whole row of outputs (a running max and its index, updated with
-// selects). Taps run in row-major window order with a strict `>`, so the first
-// maximum wins; `v != v` also takes every NaN, so the last NaN of a window is
-// the one reported, exactly PyTorch's rule (val > max || isnan(val)).
+namespace {
+MaxPoolRowKernels make_max_pool_row_kernels(Isa isa) {
+  MaxPoolRowKernels k{};
+#if PYCNN_X86
+  if (isa >= Isa::Avx2) k.fwd_row = avx2::max_pool_row;
+  if (isa >= Isa::Avx512) k.fwd_row = avx512::max_pool_row;
+#else
+  (void)isa;
+#endif
+  return k;
+}
+}  // namespace
+
+const MaxPoolRowKernels& max_pool_row_kernels() {
+  static const auto tables = per_isa<MaxPoolRowKernels>(make_max_pool_row_kernels);
+  return for_active_isa(tables);
+}
+
 namespace {
 // The common 2x2, stride-2, unpadded case: one pass over each pair of input
 // rows, same tie and NaN rule as the general loop below.
@@ -80,9 +95,70 @@ void max_pool2d_fwd_2x2(float* y, int32_t* argmax, const float* x, const Pool2dS
 }
 }  // namespace
 
+// Max pooling's rule, which every path below follows bit for bit: each
+// window is scanned in row-major order, an element taken when it is > the
+// running maximum (strict: the first maximum wins) or when it is a NaN
+// (`v != v`: the last NaN of a window is the one reported), exactly
+// PyTorch's rule (val > max || isnan(val)); the output is the taken element.
+namespace {
+// Any window with the ISA's row kernel (max_pool_row.h): one call per output row.
+void max_pool2d_fwd_rows(MaxPoolRow row_kernel, float* y, int32_t* argmax, const float* x, const Pool2dShape& s,
+                         int nt) {
+  const i64 planes = s.N * s.C;
+#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
+  for (i64 p = 0; p < planes; ++p) {
+    MaxPoolRowArgs a{x + p * s.H * s.W, s.W, s.Wo, s.kw, s.stride_w, s.pad_w, 0, 0};
+    for (i64 oh = 0; oh < s.Ho; ++oh) {
+      const i64 h0 = oh * s.stride_h - s.pad_h;
+      a.hb = std::max<i64>(h0, 0), a.he = std::min<i64>(h0 + s.kh, s.H);
+      const i64 o = (p * s.Ho + oh) * s.Wo;
+      row_kernel(y + o, argmax ? argmax + o : nullptr, a);
+    }
+  }
+}
+
+// The portable loop, values only: the indexed loop below without its index
+// (a running maximum from -inf, which only a greater element or a NaN replaces).
+void max_pool2d_fwd_values(float* y, const float* x, const Pool2dShape& s, int nt) {
+  const i64 planes = s.N * s.C;
+#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
+  for (i64 p = 0; p < planes; ++p) {
+    const float* xp = x + p * s.H * s.W;
+    for (i64 oh = 0; oh < s.Ho; ++oh) {
+      float* PYCNN_RESTRICT yr = y + (p * s.Ho + oh) * s.Wo;
+      const i64 h0 = oh * s.stride_h - s.pad_h;
+      const i64 hb = std::max<i64>(h0, 0), he = std::min<i64>(h0 + s.kh, s.H);
+      std::fill(yr, yr + s.Wo, -std::numeric_limits<float>::infinity());
+      for (i64 h = hb; h < he; ++h) {
+        const float* xr = xp + h * s.W;
+        for (i64 j = 0; j < s.kw; ++j) {
+          const i64 off = j - s.pad_w;
+          i64 lo, hi;
+          valid_cols(off, s.stride_w, s.W, s.Wo, lo, hi);
+          for (i64 ow = lo; ow < hi; ++ow) {
+            const float v = xr[ow * s.stride_w + off];
+            yr[ow] = (v > yr[ow]) | (v != v) ? v : yr[ow];
+          }
+        }
+      }
+    }
+  }
+}
+}  // namespace
+
 void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape& s, int nt) {
-  if (s.kh == 2 && s.kw == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0)
+  if (argmax && s.kh == 2 && s.kw == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0)
     return max_pool2d_fwd_2x2(y, argmax, x, s, nt);
+  // The row kernels compute lane columns in int32 (max_pool_row.h).
+  const MaxPoolRow row_kernel = max_pool_row_kernels().fwd_row;
+  const i64 int32_room = i64{1} << 30;
+  if (row_kernel && s.stride_w < int32_room && s.kw < int32_room && s.Wo < int32_room &&
+      (s.Wo + 16) * s.stride_w + s.kw + s.W < int32_room)
+    return max_pool2d_fwd_rows(row_kernel, y, argmax, x, s, nt);
+  if (!argmax) return max_pool2d_fwd_values(y, x, s, nt);
+  // The portable loop, vectorised along the output row: for each kernel tap,
+  // one branch-free pass over the whole row of outputs (a running max and its
+  // index, updated with selects).
   const i64 planes = s.N * s.C;
 #pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
@@ -232,20 +308,49 @@ inline i64 adaptive_begin(i64 i, i64 in, i64 out) { return (i * in) / out; }
 inline i64 adaptive_end(i64 i, i64 in, i64 out) { return ((i + 1) * in + out - 1) / out; }
 }  // namespace
 
+namespace {
+
+// The adaptive windows along one axis, computed once per call instead of once
+// per plane (their integer divisions cost more than a small plane's sums:
+// 32x512 planes of 1x1 took 0.35 ms).
+struct AdaptiveWindows {
+  std::vector<i64> begin, end;
+  AdaptiveWindows(i64 in, i64 out) : begin(static_cast<std::size_t>(out)), end(static_cast<std::size_t>(out)) {
+    for (i64 i = 0; i < out; ++i) begin[i] = adaptive_begin(i, in, out), end[i] = adaptive_end(i, in, out);
+  }
+};
+
+}  // namespace
+
 void adaptive_avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
+  if (s.Ho == 1 && s.Wo == 1) {  // global average pooling: the same sums, without the window loops
+    const i64 hw = s.H * s.W;
+    const float count = static_cast<float>(hw);
+#pragma omp parallel for num_threads(threads_for_work(planes, hw + 1, nt)) schedule(static)
+    for (i64 p = 0; p < planes; ++p) {
+      const float* xp = x + p * hw;
+      float sum = 0.0f;
+      for (i64 i = 0; i < hw; ++i) sum += xp[i];
+      y[p] = sum / count;
+    }
+    return;
+  }
+  const AdaptiveWindows rows(s.H, s.Ho), cols(s.W, s.Wo);
+  const i64* hb = rows.begin.data();
+  const i64* he = rows.end.data();
+  const i64* wb = cols.begin.data();
+  const i64* we = cols.end.data();
 #pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
     const float* xp = x + p * s.H * s.W;
     float* yp = y + p * s.Ho * s.Wo;
     for (i64 oh = 0; oh < s.Ho; ++oh) {
-      const i64 hb = adaptive_begin(oh, s.H, s.Ho), he = adaptive_end(oh, s.H, s.Ho);
       for (i64 ow = 0; ow < s.Wo; ++ow) {
-        const i64 wb = adaptive_begin(ow, s.W, s.Wo), we = adaptive_end(ow, s.W, s.Wo);
         float sum = 0.0f;
-        for (i64 h = hb; h < he; ++h)
-          for (i64 w = wb; w < we; ++w) sum += xp[h * s.W + w];
-        yp[oh * s.Wo + ow] = sum / static_cast<float>((he - hb) * (we - wb));
+        for (i64 h = hb[oh]; h < he[oh]; ++h)
+          for (i64 w = wb[ow]; w < we[ow]; ++w) sum += xp[h * s.W + w];
+        yp[oh * s.Wo + ow] = sum / static_cast<float>((he[oh] - hb[oh]) * (we[ow] - wb[ow]));
       }
     }
   }
@@ -253,18 +358,28 @@ void adaptive_avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, int
 
 void adaptive_avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
+  if (s.Ho == 1 && s.Wo == 1) {  // global average pooling: every input gets dy / (H*W)
+    const i64 hw = s.H * s.W;
+    const float count = static_cast<float>(hw);
+#pragma omp parallel for num_threads(threads_for_work(planes, hw + 1, nt)) schedule(static)
+    for (i64 p = 0; p < planes; ++p) std::fill(dx + p * hw, dx + (p + 1) * hw, dy[p] / count);
+    return;
+  }
+  const AdaptiveWindows rows(s.H, s.Ho), cols(s.W, s.Wo);
+  const i64* hb = rows.begin.data();
+  const i64* he = rows.end.data();
+  const i64* wb = cols.begin.data();
+  const i64* we = cols.end.data();
 #pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
   for (i64 p = 0; p < planes; ++p) {
     float* dxp = dx + p * s.H * s.W;
     const float* dyp = dy + p * s.Ho * s.Wo;
     std::fill(dxp, dxp + s.H * s.W, 0.0f);
     for (i64 oh = 0; oh < s.Ho; ++oh) {
-      const i64 hb = adaptive_begin(oh, s.H, s.Ho), he = adaptive_end(oh, s.H, s.Ho);
       for (i64 ow = 0; ow < s.Wo; ++ow) {
-        const i64 wb = adaptive_begin(ow, s.W, s.Wo), we = adaptive_end(ow, s.W, s.Wo);
-        const float g = dyp[oh * s.Wo + ow] / static_cast<float>((he - hb) * (we - wb));
-        for (i64 h = hb; h < he; ++h)
-          for (i64 w = wb; w < we; ++w) dxp[h * s.W + w] += g;
+        const float g = dyp[oh * s.Wo + ow] / static_cast<float>((he[oh] - hb[oh]) * (we[ow] - wb[ow]));
+        for (i64 h = hb[oh]; h < he[oh]; ++h)
+          for (i64 w = wb[ow]; w < we[ow]; ++w) dxp[h * s.W + w] += g;
       }
     }
   }

@@ -19,7 +19,8 @@ struct Pool2dShape {
 };
 
 // argmax[i] = flat index h*W+w in the (n,c) plane of the maximum (first
-// maximum in row-major window order; NaN wins, as in PyTorch).
+// maximum in row-major window order; NaN wins, as in PyTorch). argmax null:
+// the values only (inference), bitwise the same y.
 void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape& s, int nt);
 // dx = scatter of dy to the argmax positions. With relu_output (the pooled
 // output of a ReLU'd input) non-null, only outputs y > 0 pass their

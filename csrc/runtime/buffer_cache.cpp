@@ -61,6 +61,9 @@ void* buffer_acquire(std::size_t bytes) {
   return block;
 }
 
+CachedFloats::CachedFloats(std::size_t floats) : p_(static_cast<float*>(buffer_acquire(floats * sizeof(float)))) {}
+CachedFloats::~CachedFloats() { buffer_release(p_); }
+
 void buffer_release(void* block) noexcept {
   if (!block) return;
   const std::size_t size = size_of_block(block);

@@ -19,6 +19,20 @@ void* buffer_acquire(std::size_t bytes);
 // Gives a block from buffer_acquire back (kept, or freed past the limit).
 void buffer_release(void* block) noexcept;
 
+// Kernel scratch from the cache (MBs reused call after call without fresh
+// page faults), given back when it goes out of scope. Throws std::bad_alloc.
+class CachedFloats {
+ public:
+  explicit CachedFloats(std::size_t floats);
+  ~CachedFloats();
+  CachedFloats(const CachedFloats&) = delete;
+  CachedFloats& operator=(const CachedFloats&) = delete;
+  float* get() const { return p_; }
+
+ private:
+  float* p_;
+};
+
 struct BufferCacheStats {
   std::size_t held_bytes, limit_bytes, hits, misses;
 };

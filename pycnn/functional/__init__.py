@@ -39,14 +39,14 @@ or into fresh zero arrays when none are given.
 from __future__ import annotations
 
 from ._convert import as_float32, as_labels
-from .activation import (elu, elu_backward, gelu, gelu_backward, leaky_relu, leaky_relu_backward, relu,
+from .activation import (add, elu, elu_backward, gelu, gelu_backward, leaky_relu, leaky_relu_backward, relu,
                          relu_backward, sigmoid, sigmoid_backward, softmax, softmax_backward, tanh, tanh_backward)
 from .conv import conv1d, conv1d_backward, conv2d, conv2d_backward, conv_padding
 from .dropout import dropout, dropout_backward
 from .linear import linear, linear_backward
 from .loss import cross_entropy, cross_entropy_backward, cross_entropy_forward, mse_loss, mse_loss_backward
 from .normalization import batch_norm, batch_norm_backward, batch_norm_forward
-from .optim import adam_step, sgd_step
+from .optim import adam_step, sgd_step, sgd_step_many, zero_many
 from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_avg_pool2d,
                       adaptive_avg_pool2d_backward, avg_pool1d, avg_pool1d_backward, avg_pool2d, avg_pool2d_backward,
                       max_pool1d, max_pool1d_backward, max_pool2d, max_pool2d_backward)
@@ -58,14 +58,14 @@ __all__ = [
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
     "max_pool1d", "max_pool1d_backward", "avg_pool1d", "avg_pool1d_backward",
     "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward",
-    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
+    "add", "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
     "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
     "elu", "elu_backward", "gelu", "gelu_backward", "softmax", "softmax_backward",
     "linear", "linear_backward",
     "cross_entropy", "cross_entropy_forward", "cross_entropy_backward", "mse_loss", "mse_loss_backward",
     "batch_norm", "batch_norm_forward", "batch_norm_backward",
     "dropout", "dropout_backward",
-    "sgd_step", "adam_step",
+    "sgd_step", "sgd_step_many", "zero_many", "adam_step",
 ]
 
 # Deprecated: softmax_c was the C++ softmax while softmax was a NumPy one;

@@ -4,19 +4,37 @@ Every elementwise activation is one entry of the C++ table
 (``csrc/activation/activation.cpp``), reached by name through
 ``_core.activation_fwd`` / ``_core.activation_bwd``. Each backward takes the
 array its formula needs: the forward's *output* for relu, sigmoid and tanh,
-its *input* for leaky_relu, elu and gelu.
+its *input* for leaky_relu, elu and gelu. :func:`add` (with an optional
+ReLU) is the elementwise sum of a residual connection.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _core
 from .._checks import I64_MAX, check_choice, check_real, is_int
-from ._convert import as_float32
+from ._convert import as_float32, inplace
 
-__all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward", "tanh",
+__all__ = ["add", "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward", "tanh",
            "tanh_backward", "elu", "elu_backward", "gelu", "gelu_backward", "softmax", "softmax_backward"]
+
+
+def add(a: ArrayLike, b: ArrayLike, *, relu: bool = False, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``a + b`` of one shape (``relu=True``: ``max(a + b, 0)``, NaN propagates), on pycnn's threads.
+
+    A residual connection's sum and ReLU in one pass, and the sum of its two
+    branches' input gradients. ``out`` (float32, C-contiguous, written in
+    place; ``TypeError`` otherwise) receives the result and may be ``a`` or
+    ``b`` itself (``add(dx, ds, out=dx)`` is ``dx += ds``); by default the
+    result is a new array. Returns the result. Bitwise equal to
+    ``np.add(a, b)`` (and ``np.maximum(., 0)``) on float32 input.
+    """
+    if out is not None:
+        inplace(out, "out")
+    return _core.add_fwd(as_float32(a, "a"), as_float32(b, "b"), out, bool(relu))
 
 
 def _forward(name: str, x: ArrayLike, param: float = 0.0) -> np.ndarray:

@@ -36,12 +36,15 @@ def max_pool2d(x: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair] = N
     NaN always wins (as PyTorch). With ``return_indices`` also returns the
     int32 indices ``h * W + w`` of the chosen elements within their (n, c)
     plane (PyTorch's convention), which :func:`max_pool2d_backward` takes.
+    Without ``return_indices`` no indices are computed (the inference
+    forward); the values are bitwise the same either way.
     """
     return_indices = check_bool(return_indices, "return_indices", "max_pool2d")
     x = as_float32(x, "input")
     k, s, p = pool_args(kernel_size, stride, padding, "max_pool2d")
-    y, indices = _core.max_pool2d_fwd(x, k, s, p)
-    return (y, indices) if return_indices else y
+    if not return_indices:
+        return _core.max_pool2d_fwd_values(x, k, s, p)
+    return _core.max_pool2d_fwd(x, k, s, p)
 
 
 def max_pool2d_backward(grad_output: ArrayLike, indices: ArrayLike, input_shape: Sequence[int], kernel_size: IntPair,
@@ -142,9 +145,10 @@ def max_pool1d(x: ArrayLike, kernel_size: IntSingle, stride: Optional[IntSingle]
     return_indices = check_bool(return_indices, "return_indices", "max_pool1d")
     x = as_ncl(x, "max_pool1d")
     k, s, p = pool1d_args(kernel_size, stride, padding, "max_pool1d")
+    if not return_indices:
+        return _core.max_pool2d_fwd_values(x[:, :, None, :], k, s, p)[:, :, 0, :]
     y, idx = _core.max_pool2d_fwd(x[:, :, None, :], k, s, p)
-    y, idx = y[:, :, 0, :], idx[:, :, 0, :]
-    return (y, idx) if return_indices else y
+    return y[:, :, 0, :], idx[:, :, 0, :]
 
 
 def max_pool1d_backward(grad_output: ArrayLike, indices: ArrayLike, input_shape: Sequence[int], kernel_size: IntSingle,

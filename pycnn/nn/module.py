@@ -40,6 +40,7 @@ from typing import (
 
 import numpy as np
 
+from .. import functional as F
 from . import _budget
 from .fused import discard_prepared
 from .parameter import Parameter
@@ -317,9 +318,8 @@ class Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
-        """Fill every parameter's ``.grad`` with zeros, in place (buffers are reused)."""
-        for p in self.parameters():
-            p.zero_grad()
+        """Fill every parameter's ``.grad`` with zeros, in place (buffers are reused; one parallel pass)."""
+        F.zero_many([p.grad for p in self.parameters()])
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freeze (False) or unfreeze every parameter. Returns self."""

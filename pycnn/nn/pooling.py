@@ -65,6 +65,10 @@ class _MaxPool(_Pool):
         # after_relu=True is used by Sequential when a ReLU precedes: backward
         # then also applies the ReLU's gradient mask (see container.py).
         x = F.as_float32(x, "input")
+        if not self.training:  # inference: no backward, so no indices (the same values)
+            y: np.ndarray = self._pool(x, *self._window())
+            self.save_for_backward()
+            return y
         y, indices = self._pool(x, *self._window(), return_indices=True)
         self.save_for_backward(indices, x.shape, y if after_relu else None)
         return y
@@ -79,15 +83,16 @@ class _MaxPool(_Pool):
 class MaxPool2d(_MaxPool):
     """Max pooling, PyTorch's ``nn.MaxPool2d(kernel_size, stride=None, padding=0)``.
 
-    ``stride`` defaults to ``kernel_size``. The forward saves the argmax
-    indices (int32), so backward does not need the input.
+    ``stride`` defaults to ``kernel_size``. In training mode the forward
+    saves the argmax indices (int32), so backward does not need the input;
+    in eval mode it computes no indices (the same values, faster).
     """
 
     _op = "MaxPool2d"
 
 
 class MaxPool1d(_MaxPool):
-    """1-D max pooling, PyTorch's ``nn.MaxPool1d(kernel_size, stride=None, padding=0)``; saves the argmax."""
+    """1-D max pooling, PyTorch's ``nn.MaxPool1d(kernel_size, stride=None, padding=0)``; argmax as MaxPool2d."""
 
     _op = "MaxPool1d"
     _parse = staticmethod(pool1d_args)

@@ -97,9 +97,7 @@ class Residual(Module):
         if y.shape != s.shape:
             raise ValueError(f"{type(self).__name__}: the body's output {y.shape} and the shortcut's output "
                              f"{s.shape} differ (input {x.shape}); use a projection shortcut")
-        out = np.add(y, s, dtype=np.float32)  # a new array: the branches may have saved theirs
-        if self._relu_after():
-            np.maximum(out, 0, out=out)  # NaN propagates
+        out = F.add(y, s, relu=self._relu_after())  # a new array: the branches may have saved theirs
         self.save_for_backward(out if self._relu_after() else None)
         return out
 
@@ -118,9 +116,8 @@ class Residual(Module):
         if not input_grad:
             return None
         if dx is g or np.may_share_memory(dx, g) or np.may_share_memory(dx, ds):
-            return np.add(dx, ds, dtype=np.float32)
-        dx += ds  # dx is the body's fresh input gradient: reuse it
-        return dx
+            return F.add(dx, ds)
+        return F.add(dx, ds, out=dx)  # dx is the body's fresh input gradient: reuse it
 
     def extra_repr(self) -> str:
         return "" if self.relu else "relu=False"
