@@ -12,8 +12,10 @@ the build has the index-free path). PyTorch runs ``nn.MaxPool2d`` under
 (no spinning of idle threads, as in :mod:`pycnn.bench.resnet`). All at the
 same thread count, timed in interleaved rounds by
 :func:`pycnn.bench.timing.measure`; the table shows medians in ms with half
-the interquartile range, and each peer's median divided by pycnn eval's.
-The input is ReLU'd normal data (what the layer sees in ResNet-18).
+the interquartile range, each peer's median divided by pycnn eval's, and
+how many cores other processes kept busy meanwhile (a shared machine
+shows there). The input is ReLU'd normal data (what the layer sees in
+ResNet-18).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import numpy as np  # noqa: E402
 import pycnn  # noqa: E402
 from pycnn import functional as F  # noqa: E402
 from pycnn import nn  # noqa: E402
-from pycnn.bench.timing import measure, spread  # noqa: E402
+from pycnn.bench.timing import OtherLoad, measure, spread  # noqa: E402
 
 
 def _ort_maxpool(shape, threads):
@@ -88,9 +90,12 @@ def main() -> None:
             fns["onnxruntime"] = lambda: ort(x)
             assert np.array_equal(ort(x), ref)
         assert np.array_equal(pool(x), ref)
+        load = OtherLoad()
+        load.start()
         times = measure(fns, args.rounds)
+        busy = load.stop()
         base = statistics.median(times["pycnn eval"])
-        print(f"\n{shape}:")
+        print(f"\n{shape}: (other processes used {busy if busy is not None else float('nan'):.2f} cores meanwhile)")
         for name, t in times.items():
             med = statistics.median(t)
             print(f"  {name:12s} {med * 1e3:8.3f} ms  +-{spread(t) * 100:4.1f}%   x{med / base:5.2f} of pycnn eval")

@@ -110,6 +110,14 @@ def test_resnet_stem_pool(rng):
         check(awkward(rng, (1, 4, H, W)), (3, 3), (2, 2), (1, 1))
 
 
+def test_large_strides(rng):
+    # a gather per tap (stride 1000 on a 2500-wide row), and strides so large that
+    # the row kernels' int32 lane columns could overflow: the portable loop runs
+    check(awkward(rng, (1, 2, 2, 2500)), (1, 7), (1, 1000), (0, 3))
+    check(awkward(rng, (1, 2, 3, 5)), (2, 3), (2 ** 30, 2 ** 30), (1, 1))
+    check(awkward(rng, (2, 1, 4, 40)), (3, 3), (3, 2 ** 31 - 1), (1, 1))
+
+
 def test_oracle_agrees_with_the_reference(rng):
     for k, s, p in [(2, 2, 0), (3, 2, 1), (3, 1, 1), (5, 3, 2)]:
         x = rng.integers(-2, 3, size=(2, 2, 9, 11)).astype(np.float32)
