@@ -87,6 +87,14 @@ CASES = [
     (3, 6, 9, 9, 12, (3, 3), 2, 1, 1, 3, True),
     (5, 16, 1, 1, 24, (3, 3), 1, 1, 1, 1, True),
     (60, 512, 2, 2, 4, (3, 3), 1, 1, 1, 1, True),
+    # Dead taps (taps that read only padding; ops/conv.cpp crops them away): a strided
+    # 2x2 -> 1x1, a 5x5 on a 2x2 plane (3x3 live), one axis only, depthwise on 1x1 planes,
+    # and dilation where cropping the front would need negative padding (only the back goes)
+    (3, 8, 2, 2, 6, (3, 3), 2, 1, 1, 1, True),
+    (3, 4, 2, 2, 5, (5, 5), 1, 2, 1, 1, True),
+    (2, 3, 4, 1, 5, (3, 3), 1, 1, 1, 1, True),
+    (4, 6, 1, 1, 6, (3, 3), 1, 1, 1, 6, True),
+    (2, 3, 3, 3, 4, (3, 3), 1, 1, 2, 1, True),
 ]
 
 
@@ -228,6 +236,33 @@ def test_conv2d_non_contiguous_input_same_as_copy():
     for algo in ALGOS:
         np.testing.assert_array_equal(F.conv2d(x, w, padding=1, algo=algo),
                                       F.conv2d(np.ascontiguousarray(x), w, padding=1, algo=algo))
+
+
+@pytest.mark.parametrize("algo", ALGOS + ["winograd"])
+def test_conv2d_dead_taps_cropped(algo):
+    # A 3x3 convolution padded by 1 on a 1x1 plane reads the input only through its
+    # centre tap: each pass runs as the 1x1 convolution (bitwise), and the other taps'
+    # gradients are left as they were (they multiply padding only).
+    from pycnn import _core
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((6, 20, 1, 1)).astype(np.float32)
+    w = rng.standard_normal((12, 20, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(12).astype(np.float32)
+    centre = np.ascontiguousarray(w[:, :, 1:2, 1:2])
+    np.testing.assert_array_equal(F.conv2d(x, w, b, padding=1, algo=algo), F.conv2d(x, centre, b, algo=algo))
+    dy = rng.standard_normal((6, 12, 1, 1)).astype(np.float32)
+    dw0 = rng.standard_normal(w.shape).astype(np.float32)
+    dx, dw, _ = F.conv2d_backward(dy, x, w, padding=1, algo=algo, grad_weight=dw0.copy())
+    dx_c, dw_c, _ = F.conv2d_backward(dy, x, centre, algo=algo, grad_weight=np.ascontiguousarray(dw0[:, :, 1:2, 1:2]))
+    np.testing.assert_array_equal(dx, dx_c)
+    np.testing.assert_array_equal(dw[:, :, 1:2, 1:2], dw_c)
+    outside = np.ones(w.shape, bool)
+    outside[:, :, 1, 1] = False
+    np.testing.assert_array_equal(dw[outside], dw0[outside])
+    # What runs is the algorithm for the cropped 1x1 kernel (Winograd cannot do 1x1)
+    assert _core.conv2d_resolve_algo(x.shape, w.shape, (1, 1), (1, 1, 1, 1), (1, 1), 1, algo) == \
+        ("im2col" if algo == "winograd" else algo)
 
 
 def test_auto_algorithm_rule():

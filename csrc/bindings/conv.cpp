@@ -89,7 +89,7 @@ void bind_conv(py::module_& m) {
                                   Pair dilation, i64 groups, const std::string& algo) {
     const auto s = ops::conv2d_shape(to_shape(x_shape), to_shape(w_shape), nullptr,
                                      conv_params(stride, padding, dilation, groups));
-    return std::string(ops::conv_algo_name(ops::conv2d_resolve_algo(s, ops::parse_conv_algo(algo))));
+    return std::string(ops::conv_algo_name(ops::conv2d_algo_for(s, ops::parse_conv_algo(algo))));
   });
 }
 

@@ -35,6 +35,10 @@ Conv2dShape conv2d_bwd_shape(const Shape& dy, const Shape& x, const Shape& w, co
 // (docs/architecture.md), or the requested one, except that Winograd on a
 // shape it cannot do resolves to im2col.
 ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested);
+// The algorithm a pass on shape s runs: every pass first crops the kernel
+// window to the taps that read the input for some output (the others
+// multiply padding only; conv.cpp), then resolves the algorithm on that.
+ConvAlgo conv2d_algo_for(const Conv2dShape& s, ConvAlgo requested);
 
 // y (N, K, Ho, Wo) overwritten; relu: y = max(conv + b, 0) fused into the output write.
 void conv2d_fwd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s, ConvAlgo algo,
@@ -53,7 +57,7 @@ class PreparedConv2d {
                  ConvAlgo algo);
   // The shape of a forward on input x (checked as conv2d_shape).
   Conv2dShape shape(const Shape& x) const;
-  ConvAlgo resolve(const Conv2dShape& s) const { return conv2d_resolve_algo(s, algo_); }
+  ConvAlgo resolve(const Conv2dShape& s) const { return conv2d_algo_for(s, algo_); }
   // y (N, K, Ho, Wo) overwritten with conv(x) + bias (+ residual, of y's
   // shape, may be x) (then ReLU when relu).
   void forward(float* y, const float* x, const Conv2dShape& s, const float* residual, bool relu) const;

@@ -27,6 +27,7 @@ class CachedFloats {
   ~CachedFloats();
   CachedFloats(const CachedFloats&) = delete;
   CachedFloats& operator=(const CachedFloats&) = delete;
+  CachedFloats(CachedFloats&& other) noexcept : p_(other.p_) { other.p_ = nullptr; }
   float* get() const { return p_; }
 
  private:
