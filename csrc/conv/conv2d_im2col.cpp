@@ -445,11 +445,21 @@ void pack_flipped_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width,
   for (i64 q = 0; q < lines; q += width) {
     float* PYCNN_RESTRICT d = dst + q * kc;
     const i64 n = std::min(width, lines - q);
-    for (i64 k = 0; k < kc; ++k) {
-      const i64 depth = k0 + k, filter = depth / f.taps, tap = f.taps - 1 - depth % f.taps;
-      const float* src = f.w + (filter * f.Cg + l0 + q) * f.taps + tap;
-      for (i64 l = 0; l < n; ++l) d[k * width + l] = src[l * f.taps];
-      for (i64 l = n; l < width; ++l) d[k * width + l] = 0.0f;
+    // A panel's lines are n channels of each filter: one run of n * taps
+    // floats per filter, the filters Cg * taps floats apart (9 KB for 256
+    // channels of 3x3: a new page each, which the hardware prefetchers do
+    // not cross), so the loads waited on L3 at every filter. The next
+    // filter's run is fetched while this one is copied.
+    const i64 run_bytes = n * f.taps * static_cast<i64>(sizeof(float));
+    for (i64 filter = k0 / f.taps, k = 0; k < kc; ++filter) {
+      const float* run = f.w + (filter * f.Cg + l0 + q) * f.taps;
+      const char* next = reinterpret_cast<const char*>(run + f.Cg * f.taps);
+      for (i64 b = 0; b < run_bytes; b += 64) __builtin_prefetch(next + b);
+      for (i64 t = (k0 + k) % f.taps; t < f.taps && k < kc; ++t, ++k) {
+        const float* src = run + (f.taps - 1 - t);
+        for (i64 l = 0; l < n; ++l) d[k * width + l] = src[l * f.taps];
+        for (i64 l = n; l < width; ++l) d[k * width + l] = 0.0f;
+      }
     }
   }
 }
@@ -488,12 +498,61 @@ i64 images_per_block(const Conv2dShape& s, i64 floats_per_image) {
   return std::clamp<i64>(kBatchedBlockFloats / std::max<i64>(1, floats_per_image), 1, s.N);
 }
 
-// col(R x m*P, row length ld): column n*P + p is image n0 + n's column p (group g).
+// Where each tap of a small plane reads: for tap t = i * kw + j and output
+// pixel p, the offset of its input pixel within the plane, or -1 for
+// padding. Built once per call (taps * P entries, P < kBatchedPlane), it
+// replaces the per-row index arithmetic of col_row_segment, which on a
+// 2x2 plane cost more than the four floats each row segment copies.
+std::vector<i64> small_plane_taps(const Conv2dShape& s) {
+  const i64 P = s.out_plane();
+  std::vector<i64> src(static_cast<std::size_t>(s.kh * s.kw * P));
+  for (i64 i = 0; i < s.kh; ++i)
+    for (i64 j = 0; j < s.kw; ++j)
+      for (i64 p = 0; p < P; ++p) {
+        const i64 ih = p / s.Wo * s.stride_h - s.pad_top + i * s.dilation_h;
+        const i64 iw = p % s.Wo * s.stride_w - s.pad_left + j * s.dilation_w;
+        src[static_cast<std::size_t>((i * s.kw + j) * P + p)] =
+            ih >= 0 && ih < s.H && iw >= 0 && iw < s.W ? ih * s.W + iw : -1;
+      }
+  return src;
+}
+
+// col(R x m*P, row length ld): column n*P + p is image n0 + n's column p
+// (group g). Threads take channels: each writes whole rows of col.
 void build_columns(float* col, i64 ld, const float* x, i64 n0, i64 m, i64 g, const Conv2dShape& s, int nt) {
-  const i64 R = s.col_rows(), P = s.out_plane(), Cg = s.c_per_group();
-  parallel_items(m, threads_for_work(m, R * P, nt), Schedule::kStatic, [&](i64 n, int) {
-    const ColSource src{x + ((n0 + n) * s.C + g * Cg) * s.in_plane(), &s, nullptr, nullptr, nullptr};
-    for (i64 r = 0; r < R; ++r) col_row_segment(col + r * ld + n * P, 1, src, r, 0, P);
+  const i64 P = s.out_plane(), Cg = s.c_per_group(), taps = s.kh * s.kw, HW = s.in_plane();
+  const std::vector<i64> src = small_plane_taps(s);
+  parallel_items(Cg, threads_for_work(Cg, taps * m * P, nt), Schedule::kStatic, [&](i64 c, int) {
+    const float* planes = x + (n0 * s.C + g * Cg + c) * HW;  // image n0's plane c; images s.C * HW apart
+    for (i64 t = 0; t < taps; ++t) {
+      float* PYCNN_RESTRICT row = col + (c * taps + t) * ld;
+      const i64* tap = src.data() + t * P;
+      for (i64 n = 0; n < m; ++n) {
+        const float* plane = planes + n * s.C * HW;
+        for (i64 p = 0; p < P; ++p) row[n * P + p] = tap[p] >= 0 ? plane[tap[p]] : 0.0f;
+      }
+    }
+  });
+}
+
+// The inverse for backward-data: the Cg planes of images n0.. (group g) of
+// dx are overwritten with the scatter-add of dcol (R x m*P, row length ld).
+// Threads take channels, so no two write the same plane.
+void col2im_columns(float* dx, const float* dcol, i64 ld, i64 n0, i64 m, i64 g, const Conv2dShape& s, int nt) {
+  const i64 P = s.out_plane(), Cg = s.c_per_group(), taps = s.kh * s.kw, HW = s.in_plane();
+  const std::vector<i64> src = small_plane_taps(s);
+  parallel_items(Cg, threads_for_work(Cg, taps * m * P + m * HW, nt), Schedule::kStatic, [&](i64 c, int) {
+    float* planes = dx + (n0 * s.C + g * Cg + c) * HW;
+    for (i64 n = 0; n < m; ++n) std::fill(planes + n * s.C * HW, planes + n * s.C * HW + HW, 0.0f);
+    for (i64 t = 0; t < taps; ++t) {
+      const float* PYCNN_RESTRICT row = dcol + (c * taps + t) * ld;
+      const i64* tap = src.data() + t * P;
+      for (i64 n = 0; n < m; ++n) {
+        float* plane = planes + n * s.C * HW;
+        for (i64 p = 0; p < P; ++p)
+          if (tap[p] >= 0) plane[tap[p]] += row[n * P + p];
+      }
+    }
   });
 }
 
@@ -555,11 +614,7 @@ void bwd_data_spanning_images(float* dx, const float* dy, const Conv2dShape& s, 
         scatter_planes(dx, dcol.get(), n0, m, s.C, g * Cg, Cg, P, nt);
         continue;
       }
-      parallel_items(m, threads_for_work(m, R * P, nt), Schedule::kStatic, [&](i64 n, int) {
-        float* dxg = dx + ((n0 + n) * s.C + g * Cg) * s.in_plane();
-        std::fill(dxg, dxg + Cg * s.in_plane(), 0.0f);
-        col2im_add(dxg, dcol.get() + n * P, s, cols);
-      });
+      col2im_columns(dx, dcol.get(), cols, n0, m, g, s, nt);
     }
   }
 }
@@ -652,7 +707,7 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
   Conv2dShape t;
-  if (conv2d_bwd_data_as_forward(s, t)) {
+  if (!columns_span_images(s) && conv2d_bwd_data_as_forward(s, t)) {
     Im2colPackedWeights flipped{conv2d_im2col_plan(t), {}};
     std::vector<FlippedWeights> sources;
     for (i64 g = 0; g < s.groups; ++g) sources.push_back({w + g * Kg * Cg * s.kh * s.kw, Cg, s.kh * s.kw});
