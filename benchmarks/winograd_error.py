@@ -6,7 +6,7 @@
 
 For each 3x3 stride-1 layer (padding 1, unit-variance input and He-scaled
 weights, as in a trained network's forward pass) it prints the largest
-absolute error of forward and backward-data divided by the output's RMS
+absolute error of forward, backward-data and backward-weight divided by the result's RMS
 (a relative error), for im2col and Winograd, and their ratio. The reference
 is ``pycnn.reference`` in float64 on the same float32 data.
 """
@@ -37,20 +37,21 @@ def measure(seeds: int) -> None:
     print("| layer (N, C, K, HxW) | pass | im2col max err / RMS | Winograd max err / RMS | ratio |")
     print("| --- | --- | --- | --- | --- |")
     for N, C, K, H in LAYERS:
-        rows = {"forward": ([], []), "backward-data": ([], [])}
+        rows: dict = {"forward": ([], []), "backward-data": ([], []), "backward-weight": ([], [])}
         for seed in range(seeds):
             rng = np.random.default_rng(seed)
             x = rng.standard_normal((N, C, H, H)).astype(np.float32)
             w = (rng.standard_normal((K, C, 3, 3)) * np.sqrt(2.0 / (9 * C))).astype(np.float32)
             dy = rng.standard_normal((N, K, H, H)).astype(np.float32)
             y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, padding=1)
-            dx_ref = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
-                                         padding=1)[0]
+            dx_ref, dw_ref, _ = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64),
+                                                    w.astype(np.float64), padding=1)
             for i, algo in enumerate(("im2col", "winograd")):
                 y = F.conv2d(x, w, None, padding=1, algo=algo)
-                dx = F.conv2d_backward(dy, x, w, padding=1, algo=algo, weight_grad=False)[0]
+                dx, dw, _ = F.conv2d_backward(dy, x, w, padding=1, algo=algo, bias=False)
                 rows["forward"][i].append(_rel_err(y, y_ref))
                 rows["backward-data"][i].append(_rel_err(dx, dx_ref))
+                rows["backward-weight"][i].append(_rel_err(dw, dw_ref))
         for name, (im2col, wino) in rows.items():
             a, b = max(im2col), max(wino)
             print(f"| {N}, {C}, {K}, {H}x{H} | {name} | {a:.1e} | {b:.1e} | {b / a:.1f}x |")

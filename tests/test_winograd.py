@@ -1,5 +1,6 @@
-"""conv2d with algo='winograd' (F(4x4, 3x3)): forward and backward-data against
-the float64 reference, on every ISA and at 1 and 2 threads.
+"""conv2d with algo='winograd' (F(4x4, 3x3)): forward, backward-data and
+backward-weight against the float64 reference, on every ISA and at 1 and 2
+threads.
 
 Tolerance: Winograd computes each output through transforms whose
 coefficients reach 8 (A^T) and 5 (B^T) in magnitude and cancel, so its
@@ -9,7 +10,9 @@ reference, unit-variance data, N=4, 16x16, K=32, every ISA): max abs error
 0.8-1.3e-5 for C = 64 and 1.6-2.3e-5 for C = 256 (im2col: 0.16-0.26e-5).
 We allow 1e-4 * sqrt(R) * scale, about 4x the worst measured value (5x
 im2col's tolerance in test_conv.py); an indexing or transform bug gives
-errors of order 1 and always fails.
+errors of order 1 and always fails. The weight gradient's error is 4-5x
+im2col's (benchmarks/winograd_error.py) and gets the same rule with R the
+number of output pixels it sums over.
 """
 from __future__ import annotations
 
@@ -61,9 +64,17 @@ def _run_case(N, C, H, W, K, padding, bias, relu, seed):
         y_ref = np.maximum(y_ref, 0.0)
     _check("forward", y, y_ref, 9 * C, params)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, _, _ = F.conv2d_backward(dy, x, w, padding=padding, algo="winograd", weight_grad=False)
-    dx_ref, _, _ = ref.conv2d_backward(_f64(dy), _f64(x), _f64(w), padding=padding)
+    # parameter gradients accumulate: start from non-zero buffers
+    dw0 = rng.standard_normal(w.shape).astype(np.float32)
+    db0 = rng.standard_normal(K).astype(np.float32)
+    dx, dw, db = F.conv2d_backward(dy, x, w, padding=padding, algo="winograd", grad_weight=dw0.copy(),
+                                   grad_bias=db0.copy() if bias else None, bias=bias)
+    dx_ref, dw_ref, db_ref = ref.conv2d_backward(_f64(dy), _f64(x), _f64(w), padding=padding)
     _check("grad_input", dx, dx_ref, 9 * K, params)
+    pixels = N * y.shape[2] * y.shape[3]
+    _check("grad_weight", dw, dw0 + dw_ref, pixels, params)
+    if bias:
+        _check("grad_bias", db, db0 + db_ref, pixels, params)
 
 
 # (N, C, H, W, K, padding, bias, relu): every size of the brief's list appears
@@ -116,8 +127,11 @@ def test_winograd_asymmetric_padding():
         _check("forward", y, ref.conv2d(xp, _f64(w), _f64(b)), 45, dict(pads=pads))
         dy = rng.standard_normal(y.shape).astype(np.float32)
         dx = _core.conv2d_bwd_data(dy, w, x.shape, (1, 1), pads, (1, 1), 1, "winograd")
-        dxp, _, _ = ref.conv2d_backward(_f64(dy), xp, _f64(w))
+        dxp, dwp, _ = ref.conv2d_backward(_f64(dy), xp, _f64(w))
         _check("grad_input", dx, dxp[:, :, pads[0]:pads[0] + 9, pads[2]:pads[2] + 11], 63, dict(pads=pads))
+        dw = np.zeros_like(w)
+        _core.conv2d_bwd_weight(dy, x, dw, None, (1, 1), pads, (1, 1), 1, "winograd")
+        _check("grad_weight", dw, dwp, dy.shape[0] * dy.shape[2] * dy.shape[3], dict(pads=pads))
 
 
 def test_winograd_repeatable_bitwise_and_thread_independent():
@@ -133,8 +147,8 @@ def test_winograd_repeatable_bitwise_and_thread_independent():
         for nt in (1, 1, 2, 2, 3):
             pycnn.set_num_threads(nt)
             y = F.conv2d(x, w, b, padding=1, algo="winograd")
-            dx, _, _ = F.conv2d_backward(dy, x, w, padding=1, algo="winograd", weight_grad=False)
-            runs.append((y, dx))
+            dx, dw, db = F.conv2d_backward(dy, x, w, padding=1, algo="winograd")
+            runs.append((y, dx, dw, db))
     finally:
         pycnn.set_num_threads(old)
     for later in runs[1:]:

@@ -76,6 +76,9 @@ void conv2d_bwd_data_im2col(float* dx, const float* dy, const float* w, const Co
 void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float* x,
                               const Conv2dShape& s, int num_threads);
 
+// db += the sums of dy's planes, image by image (conv2d_im2col.cpp).
+void conv2d_bias_grad(float* db, const float* dy, const Conv2dShape& s);
+
 // For stride 1 (not pointwise), backward-data is the forward convolution t
 // of dy with the weights flipped in both spatial axes and their two channel
 // axes swapped (weights (C, K/groups, kh, kw) for groups == 1), padded by
@@ -87,7 +90,8 @@ bool conv2d_bwd_data_as_forward(const Conv2dShape& s, Conv2dShape& t);
 // dilation 1, groups 1, any size and padding. conv2d_winograd_eligible says
 // whether a forward shape is one of those (the kernels assert it).
 // bwd_data runs the forward on the flipped-weights shape above when that
-// shape is eligible, else im2col. Weight gradients use im2col.
+// shape is eligible, else im2col; bwd_weight computes dU = sum dM V^T per
+// position and dw += G^T dU G (im2col when not eligible).
 bool conv2d_winograd_eligible(const Conv2dShape& s);
 void conv2d_fwd_winograd(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep,
                          int num_threads, const WinogradPackedWeights* packed = nullptr);
@@ -96,6 +100,8 @@ WinogradPackedWeights conv2d_winograd_pack_weights(const float* w, const Conv2dS
 bool conv2d_winograd_packed_current(const WinogradPackedWeights& packed, const Conv2dShape& s);
 void conv2d_bwd_data_winograd(float* dx, const float* dy, const float* w, const Conv2dShape& s,
                               int num_threads);
+void conv2d_bwd_weight_winograd(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
+                                int num_threads);
 
 // Direct convolution: no column buffer, loops vectorised along the output row.
 void conv2d_fwd_direct(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep,

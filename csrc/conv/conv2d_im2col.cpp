@@ -634,12 +634,16 @@ void bwd_weight_spanning_images(float* dw, float* db, const float* dy, const flo
       sgemm(false, true, Kg, R, cols, 1.0f, dyb.get(), cols, col.get(), cols, 1.0f, dw + g * Kg * R, R, nt);
     }
   }
-  if (db)
-    for (i64 n = 0; n < s.N; ++n)  // image order: the same sums for every thread count
-      for (i64 k = 0; k < s.K; ++k) db[k] += sum_floats(dy + (n * s.K + k) * P, P);
+  if (db) conv2d_bias_grad(db, dy, s);
 }
 
 }  // namespace
+
+void conv2d_bias_grad(float* db, const float* dy, const Conv2dShape& s) {
+  const i64 P = s.out_plane();
+  for (i64 n = 0; n < s.N; ++n)  // image order: the same sums for every thread count
+    for (i64 k = 0; k < s.K; ++k) db[k] += sum_floats(dy + (n * s.K + k) * P, P);
+}
 
 const Im2colPanelKernels& im2col_panel_kernels() {
   static const auto tables = per_isa<Im2colPanelKernels>(make_im2col_panel_kernels);

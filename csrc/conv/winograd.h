@@ -64,22 +64,47 @@ using WinogradOutput = void (*)(float* y, i64 plane, i64 Wo, const float* m, i64
 // degrees), and its 36 values U = G g G^T go to u[p * u_p + l]. Overwrites u.
 using WinogradWeights = void (*)(float* u, i64 u_p, const float* w, const std::int32_t* off, int n, bool flip);
 
+// The weight gradient's transforms, the adjoints of the output and weight
+// transforms (winograd_f4x3_grad.inc):
+// Output gradient of one lane group (`lanes` tiles, as the input transform)
+// for output channels [0, nk): lane l's
+// 4x4 tile of dy (zeros outside out_rows[l] x out_cols[l]; a lane without a
+// tile gives zeros) read from dy + k * plane at out_off[l] (row length Wo),
+// and dM = A dY A^T written to m[p * m_p + k * m_k + l]. Overwrites m.
+using WinogradOutputGrad = void (*)(float* m, i64 m_p, i64 m_k, const float* dy, i64 plane, i64 Wo, i64 nk,
+                                    const WinogradLanes& g);
+// Weight gradient of n <= 64 filters: filter l's 36 values dU are
+// du[p * du_p + l]; dg = G^T dU G is added to dw[off[l] + q], q = 3 * i + j.
+using WinogradWeightsGrad = void (*)(float* dw, const std::int32_t* off, const float* du, i64 du_p, int n);
+
 struct WinogradKernels {
   int lanes;  // tiles per group (a divisor of the GEMM's NR)
   WinogradInput input;
   WinogradOutput output;
   WinogradWeights weights;
+  WinogradOutputGrad output_grad;
+  WinogradWeightsGrad weights_grad;
 };
 // The table for the active ISA (conv2d_winograd.cpp).
 const WinogradKernels& winograd_kernels();
 
+#define PYCNN_WINOGRAD_GRAD_PROTOTYPES                                                                     \
+  void winograd_f4x3_output_grad(float* m, i64 m_p, i64 m_k, const float* dy, i64 plane, i64 Wo, i64 nk, \
+                                 const WinogradLanes& g);                                                 \
+  void winograd_f4x3_weights_grad(float* dw, const std::int32_t* off, const float* du, i64 du_p, int n);
+
+namespace scalar {
+PYCNN_WINOGRAD_GRAD_PROTOTYPES
+}  // namespace scalar
 namespace avx2 {
+PYCNN_WINOGRAD_GRAD_PROTOTYPES
 void winograd_f4x3_input(float* v, i64 v_p, i64 v_c, const float* x, i64 plane, i64 W, i64 nc,
                          const WinogradLanes& g);
 void winograd_f4x3_output(float* y, i64 plane, i64 Wo, const float* m, i64 m_p, i64 m_k, i64 nk,
                           const float* bias, const float* addend, bool relu, const WinogradLanes& g);
 }  // namespace avx2
 namespace avx512 {
+PYCNN_WINOGRAD_GRAD_PROTOTYPES
 void winograd_f4x3_weights(float* u, i64 u_p, const float* w, const std::int32_t* off, int n, bool flip);
 void winograd_f4x3_input(float* v, i64 v_p, i64 v_c, const float* x, i64 plane, i64 W, i64 nc,
                          const WinogradLanes& g);

@@ -303,10 +303,11 @@ void conv2d_bwd_weight(float* dw, float* db, const float* dy, const float* x, co
     return;
   }
   const int nt = get_num_threads();
-  if (conv2d_resolve_algo(s, algo) == ConvAlgo::Direct)
-    conv2d_bwd_weight_direct(dw, db, dy, x, s, nt);
-  else
-    conv2d_bwd_weight_im2col(dw, db, dy, x, s, nt);
+  switch (conv2d_resolve_algo(s, algo)) {
+    case ConvAlgo::Direct: return conv2d_bwd_weight_direct(dw, db, dy, x, s, nt);
+    case ConvAlgo::Winograd: return conv2d_bwd_weight_winograd(dw, db, dy, x, s, nt);
+    default: return conv2d_bwd_weight_im2col(dw, db, dy, x, s, nt);
+  }
 }
 
 }  // namespace pycnn::ops

@@ -10,12 +10,11 @@
 
 namespace pycnn::ops {
 
-// Winograd: F(4x4, 3x3) (conv2d_winograd.cpp) for the forward and
-// backward-data of 3x3, stride-1, dilation-1, ungrouped convolutions; any
-// other shape runs im2col even when Winograd is asked for
-// (conv2d_resolve_algo says so), and so do weight gradients and a
-// backward-data whose flipped-weights forward needs negative padding
-// (padding > 2 on some side). Auto never picks it yet.
+// Winograd: F(4x4, 3x3) (conv2d_winograd.cpp), all three passes of 3x3,
+// stride-1, dilation-1, ungrouped convolutions; any other shape runs im2col
+// even when Winograd is asked for (conv2d_resolve_algo says so), and so does
+// a backward-data whose flipped-weights forward needs negative padding
+// (padding > 2 on some side). Auto's rule: conv2d_resolve_algo.
 enum class ConvAlgo { Auto, Im2col, Direct, Winograd };
 ConvAlgo parse_conv_algo(const std::string& name);  // "auto" | "im2col" | "direct" | "winograd"
 const char* conv_algo_name(ConvAlgo a);
