@@ -12,6 +12,7 @@ import os
 import struct
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 import zipfile
@@ -173,6 +174,7 @@ def test_hostile_model_files_cost_under_100mb_and_1s(hostile_files):
     successful load, a MemoryError, and 1 GiB inflated before refusal)."""
     arg = json.dumps({k: str(v) for k, v in hostile_files.items()})
     r = subprocess.run([sys.executable, "-c", _PROBE, arg], capture_output=True, text=True, timeout=300,
+                       cwd=tempfile.gettempdir(),  # not the checkout: its pycnn/ would shadow the installed one
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     results = json.loads(r.stdout.strip().splitlines()[-1])
