@@ -732,3 +732,29 @@ def test_fit_terminate_on_nan_false_trains_on():
         h = pycnn.train.fit(model, x, y, loss_fn=nn.CrossEntropyLoss(), epochs=2, batch_size=8, shuffle=False,
                             optimizer=optim.SGD(model.parameters(), lr=0.1), verbose=0, terminate_on_nan=False)
     assert len(h.history["loss"]) == 2
+
+
+# ---------------------------------------------------------------------------
+# Item 10: what the fuzzers (tests/fuzzing.py, tests/test_fuzz.py) found
+# ---------------------------------------------------------------------------
+
+def test_dropout_of_a_0d_array():
+    """It raised pybind11's "incompatible function arguments": the mask of a 0-d input was a NumPy bool."""
+    x = np.array(1.5, np.float32)
+    y, mask = F.dropout(x, 0.5, return_mask=True)
+    assert y.shape == () and mask.shape == ()
+    assert float(y) == (3.0 if mask else 0.0)
+    np.testing.assert_array_equal(F.dropout_backward(np.array(1.0, np.float32), mask, 0.5), 2.0 if mask else 0.0)
+    assert F.dropout(x, 1.0) == 0.0
+
+
+def test_a_finite_real_beyond_float32_is_refused():
+    """A LeakyReLU slope of 3.4e186 became inf in the float32 kernel: every 0 came out NaN."""
+    x = np.zeros(3, np.float32)
+    for bad in (3.4e186, -1e39, 10 ** 400):
+        with pytest.raises(OverflowError, match="negative_slope=.* does not fit in float32"):
+            F.leaky_relu(x, bad)
+    with pytest.raises(OverflowError, match="lr"):
+        optim.SGD([nn.Parameter(np.zeros(2, np.float32))], lr=1e39).step()
+    assert np.isnan(F.leaky_relu(np.array([-1.0], np.float32), float("nan"))).all()  # asked for: IEEE rules
+    np.testing.assert_array_equal(F.leaky_relu(np.array([-1.0, 2.0], np.float32), 3e38), np.float32([-3e38, 2.0]))
