@@ -70,6 +70,7 @@ _EVAL_FORWARD = _State("backward called after a forward in eval mode, which save
 _CONSUMED = _State("backward called twice for one forward: the first backward freed the saved "
                    "state; run a new forward pass first")
 
+
 def _immune(a: np.ndarray) -> np.ndarray:
     """``a`` as backward must see it, whatever the caller does to its arrays after the forward.
 
