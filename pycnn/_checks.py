@@ -6,7 +6,8 @@ Each check returns the value converted to a plain Python type, or raises
   or a pair of ints, got 1.5 (float)"``;
 * ``ValueError`` for a value out of range: ``"Conv2d: groups must be >= 1,
   got 0"``;
-* ``OverflowError`` for an int that does not fit the C++ layer's int64 sizes.
+* ``OverflowError`` for an int that does not fit the C++ layer's int64 sizes,
+  or a finite real beyond float32's range (it would become an infinity).
 
 ``op`` names the function or class the user called; messages start with it.
 ``bool`` is never accepted where a number is expected (``True`` as a kernel
@@ -90,13 +91,31 @@ def check_single(v: Any, name: str, op: str, minimum: int) -> int:
     return check_int(v, name, op, minimum)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_real(v: Any, name: str, op: str, minimum: Optional[float] = None, *, finite: bool = False) -> float:
-    """A real number (>= ``minimum`` and finite when asked) as a float."""
+    """A real number (>= ``minimum`` and finite when asked) as a float.
+
+    The kernels compute in float32, so a finite number beyond float32's range
+    is an ``OverflowError``: it would silently become an infinity (a
+    LeakyReLU slope of 1e186 turned every 0 into NaN). NaN and infinities
+    asked for explicitly pass (unless ``finite``): they propagate as IEEE says.
+    """
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.integer, np.floating)):
         raise TypeError(f"{op}: {name} must be a real number, got {v!r} ({type(v).__name__})")
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an int beyond even a double's range: refused below as beyond float32's
+        f = 2 * FLOAT32_MAX
     if finite and not math.isfinite(f):
         raise ValueError(f"{op}: {name} must be a finite number, got {v}")
+    if math.isfinite(f) and abs(f) > FLOAT32_MAX:
+        digits = str(v)
+        shown = f"{v:g}" if not isinstance(v, numbers.Integral) else digits if len(digits) < 24 else \
+            f"{digits[:8]}... ({len(digits)} digits)"
+        raise OverflowError(f"{op}: {name}={shown} does not fit in float32 (at most {FLOAT32_MAX:.4g}), "
+                            f"which the kernels compute in")
     if minimum is not None and not f >= minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum:g}, got {v}")
     return f

@@ -26,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzzing import mutate, mutation, valid_idx  # the strategies tests/fuzzing.py runs for longer
 from pycnn import nn
 from pycnn.data import read_idx, write_idx
 
@@ -69,54 +70,12 @@ def test_idx_random_bytes(scratch, blob, compress):
     _try_read_idx(path)
 
 
-@st.composite
-def valid_idx(draw):
-    code = draw(st.sampled_from(["u1", "i1", ">i2", ">i4", ">f4", ">f8"]))
-    shape = tuple(draw(st.lists(st.integers(0, 5), min_size=1, max_size=3)))
-    arr = np.arange(int(np.prod(shape)), dtype=np.dtype(code).newbyteorder("=")).reshape(shape)
-    buf = _io.BytesIO()
-    type_byte = {"u1": 8, "i1": 9, ">i2": 11, ">i4": 12, ">f4": 13, ">f8": 14}[code]
-    buf.write(bytes([0, 0, type_byte, len(shape)]) + struct.pack(f">{len(shape)}I", *shape))
-    buf.write(arr.astype(code).tobytes())
-    return arr, buf.getvalue()
-
-
-@st.composite
-def mutation(draw, size):
-    kind = draw(st.sampled_from(["truncate", "flip", "insert", "append", "lie_dim", "lie_ndim", "lie_type"]))
-    pos = draw(st.integers(0, max(0, size - 1)))
-    return kind, pos, draw(st.integers(1, 255)), draw(st.integers(0, 2 ** 32 - 1))
-
-
-def _mutate(data: bytes, m) -> bytes:
-    kind, pos, byte, big = m
-    b = bytearray(data)
-    if kind == "truncate":
-        return bytes(b[:pos])
-    if kind == "flip" and b:
-        b[pos] ^= byte
-    elif kind == "insert":
-        b[pos:pos] = bytes([byte])
-    elif kind == "append":
-        b += bytes([byte]) * (byte % 7 + 1)
-    elif kind == "lie_dim" and len(b) >= 8:
-        ndim = b[3]
-        i = pos % max(1, ndim)
-        if 4 + 4 * i + 4 <= len(b):  # a dimension claims anything from 0 to 2^32 - 1
-            b[4 + 4 * i:8 + 4 * i] = struct.pack(">I", big)
-    elif kind == "lie_ndim" and len(b) >= 4:
-        b[3] = byte
-    elif kind == "lie_type" and len(b) >= 3:
-        b[2] = byte
-    return bytes(b)
-
-
 @FUZZ
 @given(case=valid_idx(), data=st.data(), compress=st.booleans())
 def test_idx_mutated_valid_files(scratch, case, data, compress):
     arr, raw = case
     m = data.draw(mutation(len(raw)))
-    bad = _mutate(raw, m)
+    bad = mutate(raw, m)
     path = scratch / "mutated.idx"
     path.write_bytes(gzip.compress(bad, mtime=0) if compress else bad)
     got = _try_read_idx(path)

@@ -46,7 +46,7 @@ def binding_functions():
     out = {}
     for name in dir(_core):
         obj = getattr(_core, name)
-        if name.startswith("_") or not callable(obj) or isinstance(obj, type):
+        if name.startswith("__") or not callable(obj) or isinstance(obj, type):
             continue
         first = (obj.__doc__ or "").splitlines()[0]
         m = re.match(rf"{name}\((.*)\) ->", first)

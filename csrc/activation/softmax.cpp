@@ -12,8 +12,7 @@ namespace pycnn {
 
 void softmax_fwd(float* y, const float* x, i64 outer, i64 D, i64 inner, int nt) {
   const i64 slices = outer * inner;
-#pragma omp parallel for num_threads(threads_for_work(slices, 4 * D, nt)) schedule(static)
-  for (i64 s = 0; s < slices; ++s) {
+  parallel_items(slices, threads_for_work(slices, 4 * D, nt), Schedule::kStatic, [&](i64 s, int) {
     const i64 o = s / inner, i = s % inner;
     const float* xs = x + o * D * inner + i;
     float* ys = y + o * D * inner + i;
@@ -30,20 +29,19 @@ void softmax_fwd(float* y, const float* x, i64 outer, i64 D, i64 inner, int nt) 
     }
     const float inv = static_cast<float>(1.0 / sum);
     for (i64 d = 0; d < D; ++d) ys[d * inner] *= inv;
-  }
+  });
 }
 
 void softmax_bwd(float* dx, const float* dy, const float* y, i64 outer, i64 D, i64 inner, int nt) {
   const i64 slices = outer * inner;
-#pragma omp parallel for num_threads(threads_for_work(slices, 3 * D, nt)) schedule(static)
-  for (i64 s = 0; s < slices; ++s) {
+  parallel_items(slices, threads_for_work(slices, 3 * D, nt), Schedule::kStatic, [&](i64 s, int) {
     const i64 o = s / inner, i = s % inner;
     const i64 base = o * D * inner + i;
     double dot = 0.0;
     for (i64 d = 0; d < D; ++d) dot += static_cast<double>(dy[base + d * inner]) * y[base + d * inner];
     const float fdot = static_cast<float>(dot);
     for (i64 d = 0; d < D; ++d) dx[base + d * inner] = y[base + d * inner] * (dy[base + d * inner] - fdot);
-  }
+  });
 }
 
 }  // namespace pycnn

@@ -72,6 +72,9 @@ T* inout(OptArray& a, const char* name) {
   return a ? inout<T>(*a, name) : nullptr;
 }
 
+// The name of the capsules that own pycnn's output arrays (see is_output_buffer).
+constexpr const char* kBufferCapsule = "pycnn.buffer";
+
 // A new output array whose memory comes from the buffer cache: the capsule
 // that owns the block gives it back when NumPy frees the array. `shape` has
 // been checked against overflow by the op layer.
@@ -82,12 +85,19 @@ py::array_t<T> new_array(const Shape& shape) {
   void* block = buffer_acquire(count * sizeof(T));
   py::capsule owner;
   try {
-    owner = py::capsule(block, [](void* p) { buffer_release(p); });
+    owner = py::capsule(block, kBufferCapsule,
+                        [](PyObject* c) { buffer_release(PyCapsule_GetPointer(c, kBufferCapsule)); });
   } catch (...) {
     buffer_release(block);
     throw;
   }
   return py::array_t<T>(shape, static_cast<T*>(block), owner);
+}
+
+// True for the owner (the ndarray base) of an array new_array made: memory no
+// one outside pycnn can have written through another object.
+inline bool is_output_buffer(const py::handle& owner) {
+  return PyCapsule_IsValid(owner.ptr(), kBufferCapsule) != 0;
 }
 template <class T = float>
 T* data(py::array_t<T>& a) {

@@ -22,6 +22,11 @@ void bind_runtime(py::module_& m) {
   }, "Bytes the cache of output-array memory holds, its limit, and how often it was reused (hits) or not.");
   m.def("set_buffer_cache_limit", &ops::set_buffer_cache_limit,
         "Keep at most this many bytes of released output-array memory for reuse (0 keeps none).");
+  m.def("is_output_buffer", [](const py::handle& owner) { return is_output_buffer(owner); },
+        "True if `owner` (the last base of an ndarray) owns memory a pycnn op allocated for its output.");
+  m.def("_fail_scratch_request", &fail_scratch_request,
+        "For tests: the n-th request for a thread's kernel scratch from now on raises MemoryError (0: never); "
+        "returns how many requests the previous setting still had to go.");
   m.def("build_info", []() {
     py::dict d;
     d["version"] = PYCNN_VERSION;

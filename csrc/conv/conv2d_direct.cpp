@@ -89,8 +89,8 @@ void conv2d_fwd_direct(float* y, const float* x, const float* w, const Conv2dSha
   const float* b = ep.bias;
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane();
   const i64 planes = s.N * s.K;
-#pragma omp parallel for num_threads(threads_for_work(planes, Cg * s.kh * s.kw * P, num_threads)) schedule(static)
-  for (i64 nk = 0; nk < planes; ++nk) {
+  const int threads = threads_for_work(planes, Cg * s.kh * s.kw * P, num_threads);
+  parallel_items(planes, threads, Schedule::kStatic, [&](i64 nk, int) {
     const i64 n = nk / s.K, k = nk % s.K, g = k / Kg;
     float* yp = y + nk * P;
     const float bk = b ? b[k] : 0.0f;
@@ -108,15 +108,15 @@ void conv2d_fwd_direct(float* y, const float* x, const float* w, const Conv2dSha
     }
     if (ep.relu)  // NaN stays NaN, as in PyTorch
       for (i64 p = 0; p < P; ++p) yp[p] = yp[p] > 0.0f ? yp[p] : (yp[p] != yp[p] ? yp[p] : 0.0f);
-  }
+  });
 }
 
 void conv2d_bwd_data_direct(float* dx, const float* dy, const float* w, const Conv2dShape& s,
                             int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane();
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for_work(planes, Kg * s.kh * s.kw * P, num_threads)) schedule(static)
-  for (i64 nc = 0; nc < planes; ++nc) {
+  const int threads = threads_for_work(planes, Kg * s.kh * s.kw * P, num_threads);
+  parallel_items(planes, threads, Schedule::kStatic, [&](i64 nc, int) {
     const i64 n = nc / s.C, c_abs = nc % s.C, g = c_abs / Cg, c = c_abs % Cg;
     float* dxp = dx + nc * s.in_plane();
     std::fill(dxp, dxp + s.in_plane(), 0.0f);
@@ -127,15 +127,15 @@ void conv2d_bwd_data_direct(float* dx, const float* dy, const float* w, const Co
       for (i64 i = 0; i < s.kh; ++i)
         for (i64 j = 0; j < s.kw; ++j) tap_scatter(dxp, dyp, wk[i * s.kw + j], i, j, s);
     }
-  }
+  });
 }
 
 void conv2d_bwd_weight_direct(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
                               int num_threads) {
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane();
   const i64 taps = s.kh * s.kw;
-#pragma omp parallel for num_threads(threads_for_work(s.K, s.N * Cg * s.kh * s.kw * P, num_threads)) schedule(static)
-  for (i64 k = 0; k < s.K; ++k) {
+  const int threads = threads_for_work(s.K, s.N * Cg * s.kh * s.kw * P, num_threads);
+  parallel_items(s.K, threads, Schedule::kStatic, [&](i64 k, int) {
     const i64 g = k / Kg;
     float* dwk = dw + k * Cg * taps;
     float bias_acc = 0.0f;
@@ -149,7 +149,7 @@ void conv2d_bwd_weight_direct(float* dw, float* db, const float* dy, const float
       }
     }
     if (db) db[k] += bias_acc;
-  }
+  });
 }
 
 }  // namespace pycnn

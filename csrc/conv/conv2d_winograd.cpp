@@ -323,51 +323,47 @@ void winograd_run(float* y, const float* x, const WeightSource& ws, const Conv2d
   const i64 scratch = kPos * ((C + kchunk) * tb + 2 * kSkew);
   const i64 plane_in = s.in_plane(), plane_out = s.out_plane();
 
-  ExceptionTrap trap;  // keeps exceptions (thread_scratch's bad_alloc) inside each item
   parallel_items(items, threads_for(items, nt), Schedule::kDynamic, [&](i64 item, int) {
-    trap.run([&] {
-      const i64 t0 = item / chunks * tb, tiles = std::min(tb, tg.total - t0);
-      const i64 panels = ceil_div(tiles, NR), tpad = panels * NR;
-      const i64 k0 = item % chunks * kchunk, kn = std::min(kchunk, K - k0);
-      float* V = thread_scratch<WinogradScratch>(scratch);
-      const i64 v_p = C * tpad + kSkew, m_p = kn * tpad + kSkew;
-      float* M = V + kPos * v_p;
-      WinogradLanes g;
-      // V: lane group at block offset o lives in panel o / NR, lanes o % NR..
-      for (i64 o = 0; o < tpad; o += L) {
-        const i64 n = std::clamp<i64>(tiles - o, 0, L);
-        const i64 image0 = std::min(t0 + o, tg.total - 1) / tg.per_image;
-        fill_lanes(g, s, tg, t0 + o, n, L, image0);
-        wk.input(V + o / NR * C * NR + o % NR, v_p, NR, x + image0 * C * plane_in, plane_in, s.W, C, g);
-      }
-      // M[p] = U[p] V[p], rows k0..k0+kn
-      for (int p = 0; p < kPos; ++p) {
-        const float* Up = U + p * Kpad * C;
-        const float* Vp = V + p * v_p;
-        float* Mp = M + p * m_p;
-        for (i64 pc = 0; pc < C; pc += plan.kc) {
-          const i64 kc = std::min(plan.kc, C - pc);
-          const float beta = pc == 0 ? 0.0f : 1.0f;
-          for (i64 ir = k0; ir < k0 + kn; ir += MR) {
-            const float* a = Up + pc * Kpad + ir * kc;
-            const i64 mr = std::min(MR, k0 + kn - ir);
-            for (i64 q = 0; q < panels; ++q)  // a last panel of <= 16 tiles runs half the FMAs (AVX-512)
-              plan.ukernel(kc, a, Vp + q * C * NR + pc * NR, Mp + (ir - k0) * tpad + q * NR, tpad, mr,
-                           std::min(NR, tiles - q * NR), 1.0f, beta, nullptr, false);
-          }
+    const i64 t0 = item / chunks * tb, tiles = std::min(tb, tg.total - t0);
+    const i64 panels = ceil_div(tiles, NR), tpad = panels * NR;
+    const i64 k0 = item % chunks * kchunk, kn = std::min(kchunk, K - k0);
+    float* V = thread_scratch<WinogradScratch>(scratch);
+    const i64 v_p = C * tpad + kSkew, m_p = kn * tpad + kSkew;
+    float* M = V + kPos * v_p;
+    WinogradLanes g;
+    // V: lane group at block offset o lives in panel o / NR, lanes o % NR..
+    for (i64 o = 0; o < tpad; o += L) {
+      const i64 n = std::clamp<i64>(tiles - o, 0, L);
+      const i64 image0 = std::min(t0 + o, tg.total - 1) / tg.per_image;
+      fill_lanes(g, s, tg, t0 + o, n, L, image0);
+      wk.input(V + o / NR * C * NR + o % NR, v_p, NR, x + image0 * C * plane_in, plane_in, s.W, C, g);
+    }
+    // M[p] = U[p] V[p], rows k0..k0+kn
+    for (int p = 0; p < kPos; ++p) {
+      const float* Up = U + p * Kpad * C;
+      const float* Vp = V + p * v_p;
+      float* Mp = M + p * m_p;
+      for (i64 pc = 0; pc < C; pc += plan.kc) {
+        const i64 kc = std::min(plan.kc, C - pc);
+        const float beta = pc == 0 ? 0.0f : 1.0f;
+        for (i64 ir = k0; ir < k0 + kn; ir += MR) {
+          const float* a = Up + pc * Kpad + ir * kc;
+          const i64 mr = std::min(MR, k0 + kn - ir);
+          for (i64 q = 0; q < panels; ++q)  // a last panel of <= 16 tiles runs half the FMAs (AVX-512)
+            plan.ukernel(kc, a, Vp + q * C * NR + pc * NR, Mp + (ir - k0) * tpad + q * NR, tpad, mr,
+                         std::min(NR, tiles - q * NR), 1.0f, beta, nullptr, false);
         }
       }
-      // y = A^T M A (+ bias, ReLU)
-      for (i64 o = 0; o < tiles; o += L) {
-        const i64 n = std::min(L, tiles - o), image0 = (t0 + o) / tg.per_image;
-        fill_lanes(g, s, tg, t0 + o, n, L, image0);
-        const i64 y_off = (image0 * K + k0) * plane_out;
-        wk.output(y + y_off, plane_out, s.Wo, M + o, m_p, tpad, kn, ep.bias ? ep.bias + k0 : nullptr,
-                  ep.residual ? ep.residual + y_off : nullptr, ep.relu, g);
-      }
-    });
+    }
+    // y = A^T M A (+ bias, ReLU)
+    for (i64 o = 0; o < tiles; o += L) {
+      const i64 n = std::min(L, tiles - o), image0 = (t0 + o) / tg.per_image;
+      fill_lanes(g, s, tg, t0 + o, n, L, image0);
+      const i64 y_off = (image0 * K + k0) * plane_out;
+      wk.output(y + y_off, plane_out, s.Wo, M + o, m_p, tpad, kn, ep.bias ? ep.bias + k0 : nullptr,
+                ep.residual ? ep.residual + y_off : nullptr, ep.relu, g);
+    }
   });
-  trap.rethrow();
 }
 
 // ---- weight gradient

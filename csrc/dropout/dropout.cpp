@@ -13,18 +13,19 @@ namespace pycnn {
 void dropout_apply(float* out, const float* in, const uint8_t* mask, i64 units, i64 plane, float scale,
                    int nt) {
   if (plane == 1) {
-#pragma omp parallel for simd num_threads(threads_for_work(units, 1, nt)) schedule(static)
-    for (i64 i = 0; i < units; ++i) out[i] = in[i] * (mask[i] ? scale : 0.0f);
+    parallel_ranges(units, threads_for_work(units, 1, nt), [&](i64 lo, i64 hi) {
+#pragma omp simd
+      for (i64 i = lo; i < hi; ++i) out[i] = in[i] * (mask[i] ? scale : 0.0f);
+    });
     return;
   }
-#pragma omp parallel for num_threads(threads_for_work(units, plane, nt)) schedule(static)
-  for (i64 u = 0; u < units; ++u) {
+  parallel_items(units, threads_for_work(units, plane, nt), Schedule::kStatic, [&](i64 u, int) {
     const float s = mask[u] ? scale : 0.0f;
     const float* src = in + u * plane;
     float* dst = out + u * plane;
 #pragma omp simd
     for (i64 l = 0; l < plane; ++l) dst[l] = src[l] * s;
-  }
+  });
 }
 
 }  // namespace pycnn

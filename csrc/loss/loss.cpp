@@ -12,8 +12,7 @@ namespace pycnn {
 
 double cross_entropy_fwd(float* probs, const float* logits, const int64_t* labels, i64 N, i64 classes, int nt) {
   std::vector<double> row_loss(static_cast<std::size_t>(N));
-#pragma omp parallel for num_threads(threads_for_work(N, classes, nt)) schedule(static)
-  for (i64 n = 0; n < N; ++n) {
+  parallel_items(N, threads_for_work(N, classes, nt), Schedule::kStatic, [&](i64 n, int) {
     const float* z = logits + n * classes;
     float* p = probs + n * classes;
     // log-sum-exp around the row maximum: every exp argument is <= 0, so
@@ -28,7 +27,7 @@ double cross_entropy_fwd(float* probs, const float* logits, const int64_t* label
     const float inv = static_cast<float>(1.0 / sum);
     for (i64 c = 0; c < classes; ++c) p[c] *= inv;
     row_loss[n] = (std::log(sum) + m) - static_cast<double>(z[labels[n]]);
-  }
+  });
   double total = 0.0;
   for (i64 n = 0; n < N; ++n) total += row_loss[n];
   return total / static_cast<double>(N);
@@ -37,13 +36,12 @@ double cross_entropy_fwd(float* probs, const float* logits, const int64_t* label
 void cross_entropy_bwd(float* dlogits, const float* probs, const int64_t* labels, i64 N, i64 classes, float scale,
                        int nt) {
   const float f = scale / static_cast<float>(N);
-#pragma omp parallel for num_threads(threads_for_work(N, classes, nt)) schedule(static)
-  for (i64 n = 0; n < N; ++n) {
+  parallel_items(N, threads_for_work(N, classes, nt), Schedule::kStatic, [&](i64 n, int) {
     const float* p = probs + n * classes;
     float* d = dlogits + n * classes;
     for (i64 c = 0; c < classes; ++c) d[c] = p[c] * f;
     d[labels[n]] -= f;
-  }
+  });
 }
 
 double mse_fwd(const float* pred, const float* target, i64 n) {
@@ -65,8 +63,10 @@ double mse_fwd(const float* pred, const float* target, i64 n) {
 
 void mse_bwd(float* dpred, const float* pred, const float* target, i64 n, float scale, int nt) {
   const float f = 2.0f * scale / static_cast<float>(n);
-#pragma omp parallel for simd num_threads(threads_for_work(n, 1, nt)) schedule(static)
-  for (i64 i = 0; i < n; ++i) dpred[i] = f * (pred[i] - target[i]);
+  parallel_ranges(n, threads_for_work(n, 1, nt), [&](i64 lo, i64 hi) {
+#pragma omp simd
+    for (i64 i = lo; i < hi; ++i) dpred[i] = f * (pred[i] - target[i]);
+  });
 }
 
 }  // namespace pycnn

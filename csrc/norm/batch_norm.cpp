@@ -140,8 +140,7 @@ void fwd_train_channels(float* y, float* save_mean, float* save_rstd, float* run
                         double momentum, bool relu, int threads) {
   const i64 M = N * L;
   const BatchNormRunKernels& k = batch_norm_run_kernels();
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (i64 c = 0; c < C; ++c) {
+  parallel_items(C, threads, Schedule::kStatic, [&](i64 c, int) {
     double sum = 0.0;
     for (i64 n = 0; n < N; ++n) sum += k.sum(x + (n * C + c) * L, L);
     const double mean = sum / static_cast<double>(M);
@@ -151,36 +150,25 @@ void fwd_train_channels(float* y, float* save_mean, float* save_rstd, float* run
     float scale, shift;
     channel_affine(mean, rstd, weight, bias, c, scale, shift);
     normalize_channel(k, y, x, N, C, L, c, scale, shift, relu);
-  }
+  });
 }
 
 void bwd_channels(float* dx, float* dweight, float* dbias, const float* dy, const float* x, const float* save_mean,
                   const float* save_rstd, const float* weight, i64 N, i64 C, i64 L, int threads) {
   const i64 M = N * L;
   const BatchNormRunKernels& k = batch_norm_run_kernels();
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (i64 c = 0; c < C; ++c) {
+  parallel_items(C, threads, Schedule::kStatic, [&](i64 c, int) {
     const float mean = save_mean[c];
     double sdy = 0.0, sdyx = 0.0;
     for (i64 n = 0; n < N; ++n) k.sums_bwd(dy + (n * C + c) * L, x + (n * C + c) * L, L, mean, &sdy, &sdyx);
     const BwdCoefs co = finish_bwd(c, sdy, sdyx, save_rstd[c], M, weight, dweight, dbias);
-    if (!dx) continue;
+    if (!dx) return;
     for (i64 n = 0; n < N; ++n)
       k.dx(dx + (n * C + c) * L, dy + (n * C + c) * L, x + (n * C + c) * L, L, co.a, co.b, mean, co.d0);
-  }
+  });
 }
 
 // ---------------------------------------------------------------- row path (L < kRowPathMinL)
-
-// body(c0, c1) on `threads` disjoint blocks of channels covering [0, C).
-template <class Body>
-void for_channel_blocks(i64 C, int threads, const Body& body) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int t = 0; t < threads; ++t) {
-    const i64 c0 = C * t / threads, c1 = C * (t + 1) / threads;
-    if (c1 > c0) body(c0, c1);
-  }
-}
 
 // The sum over channel c's L accumulators, in order of l.
 inline double fold(const double* acc, i64 c, i64 L) {
@@ -220,7 +208,7 @@ void fwd_train_rows(float* y, float* save_mean, float* save_rstd, float* running
   std::vector<float> scale_v(static_cast<std::size_t>(CL)), shift_v(static_cast<std::size_t>(CL));
   double *acc = acc_v.data(), *mrow = mean_v.data();
   float *scale = scale_v.data(), *shift = shift_v.data();
-  for_channel_blocks(C, threads, [&](i64 c0, i64 c1) {
+  parallel_ranges(C, threads, [&](i64 c0, i64 c1) {  // disjoint blocks of channels
     const i64 j0 = c0 * L, j1 = c1 * L;
     for (i64 j = j0; j < j1; ++j) acc[j] = 0.0;
     for (i64 n = 0; n < N; ++n) {
@@ -258,7 +246,7 @@ void bwd_rows(float* dx, float* dweight, float* dbias, const float* dy, const fl
   std::vector<float> rows_v(static_cast<std::size_t>(4 * CL));
   double *sdy = sdy_v.data(), *sdyx = sdyx_v.data();
   float *mrow = rows_v.data(), *arow = mrow + CL, *brow = arow + CL, *drow = brow + CL;
-  for_channel_blocks(C, threads, [&](i64 c0, i64 c1) {
+  parallel_ranges(C, threads, [&](i64 c0, i64 c1) {  // disjoint blocks of channels
     const i64 j0 = c0 * L, j1 = c1 * L;
     for (i64 c = c0; c < c1; ++c) expand(mrow, c, L, save_mean[c]);
     for (i64 j = j0; j < j1; ++j) sdy[j] = 0.0, sdyx[j] = 0.0;
@@ -315,18 +303,17 @@ void batch_norm_fwd_eval(float* y, const float* x, const float* weight, const fl
   };
   if (L >= kRowPathMinL) {
     const BatchNormRunKernels& k = batch_norm_run_kernels();
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (i64 c = 0; c < C; ++c) {
+    parallel_items(C, threads, Schedule::kStatic, [&](i64 c, int) {
       float scale, shift;
       coefs(c, scale, shift);
       normalize_channel(k, y, x, N, C, L, c, scale, shift, relu);
-    }
+    });
     return;
   }
   const i64 CL = C * L;
   std::vector<float> rows_v(static_cast<std::size_t>(2 * CL));
   float *scale = rows_v.data(), *shift = scale + CL;
-  for_channel_blocks(C, threads, [&](i64 c0, i64 c1) {
+  parallel_ranges(C, threads, [&](i64 c0, i64 c1) {  // disjoint blocks of channels
     for (i64 c = c0; c < c1; ++c) {
       float s, h;
       coefs(c, s, h);

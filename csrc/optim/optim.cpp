@@ -31,12 +31,10 @@ inline void sgd_range(float* param, float* buf, const float* grad, i64 lo, i64 h
   }
 }
 
-// body(i, lo, hi) for the part [lo, hi) of array i that falls in thread t's
-// share of the concatenated elements of `count` arrays (offsets: prefix sums).
+// body(i, lo, hi) for the part [lo, hi) of array i that falls in [begin, end)
+// of the concatenated elements of `count` arrays (offsets: prefix sums).
 template <class Body>
-void for_share(const std::vector<i64>& offsets, int t, int threads, const Body& body) {
-  const i64 total = offsets.back();
-  const i64 begin = total * t / threads, end = total * (t + 1) / threads;
+void for_arrays_in(const std::vector<i64>& offsets, i64 begin, i64 end, const Body& body) {
   // the first array that ends after `begin`
   auto it = std::upper_bound(offsets.begin(), offsets.end(), begin);
   for (i64 i = (it - offsets.begin()) - 1; i + 1 < static_cast<i64>(offsets.size()) && offsets[i] < end; ++i) {
@@ -61,8 +59,8 @@ void sgd_step_many(const SgdTensor* tensors, i64 count, const SgdParams& p, int 
   std::vector<i64> offsets(static_cast<std::size_t>(count) + 1, 0);
   for (i64 i = 0; i < count; ++i) offsets[i + 1] = offsets[i] + tensors[i].n;
   const int threads = threads_for_work(offsets.back(), 4, nt);
-  parallel_items(threads, threads, Schedule::kStatic, [&](i64 t, int) {
-    for_share(offsets, static_cast<int>(t), threads, [&](i64 i, i64 lo, i64 hi) {
+  parallel_ranges(offsets.back(), threads, [&](i64 begin, i64 end) {
+    for_arrays_in(offsets, begin, end, [&](i64 i, i64 lo, i64 hi) {
       const SgdTensor& x = tensors[i];
       sgd_range(x.param, x.momentum_buffer, x.grad, lo, hi, p, x.first_step);
     });
@@ -73,8 +71,8 @@ void zero_many(float* const* arrays, const i64* sizes, i64 count, int nt) {
   std::vector<i64> offsets(static_cast<std::size_t>(count) + 1, 0);
   for (i64 i = 0; i < count; ++i) offsets[i + 1] = offsets[i] + sizes[i];
   const int threads = threads_for_work(offsets.back(), 1, nt);
-  parallel_items(threads, threads, Schedule::kStatic, [&](i64 t, int) {
-    for_share(offsets, static_cast<int>(t), threads, [&](i64 i, i64 lo, i64 hi) {
+  parallel_ranges(offsets.back(), threads, [&](i64 begin, i64 end) {
+    for_arrays_in(offsets, begin, end, [&](i64 i, i64 lo, i64 hi) {
       std::memset(arrays[i] + lo, 0, static_cast<std::size_t>(hi - lo) * sizeof(float));
     });
   });
@@ -97,24 +95,26 @@ void adam_step(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_a
   // torch.lerp switches formula at weight 0.5 for accuracy; do the same so the
   // first moments agree bit for bit.
   const bool lerp_low = w1 < 0.5f;
-#pragma omp parallel for simd num_threads(threads) schedule(static)
-  for (i64 i = 0; i < n; ++i) {
-    float p = param[i];
-    float g = grad[i];
-    if (l2 != 0.0f) g = g + l2 * p;
-    if (decay != 1.0f) p = p * decay;
-    const float m0 = exp_avg[i];
-    const float m = lerp_low ? m0 + w1 * (g - m0) : g - (g - m0) * (1.0f - w1);
-    exp_avg[i] = m;
-    float v = exp_avg_sq[i] * beta2 + w2 * (g * g);
-    exp_avg_sq[i] = v;
-    if (max_exp_avg_sq) {
-      v = max_exp_avg_sq[i] > v ? max_exp_avg_sq[i] : v;
-      max_exp_avg_sq[i] = v;
+  parallel_ranges(n, threads, [&](i64 lo, i64 hi) {
+#pragma omp simd
+    for (i64 i = lo; i < hi; ++i) {
+      float p = param[i];
+      float g = grad[i];
+      if (l2 != 0.0f) g = g + l2 * p;
+      if (decay != 1.0f) p = p * decay;
+      const float m0 = exp_avg[i];
+      const float m = lerp_low ? m0 + w1 * (g - m0) : g - (g - m0) * (1.0f - w1);
+      exp_avg[i] = m;
+      float v = exp_avg_sq[i] * beta2 + w2 * (g * g);
+      exp_avg_sq[i] = v;
+      if (max_exp_avg_sq) {
+        v = max_exp_avg_sq[i] > v ? max_exp_avg_sq[i] : v;
+        max_exp_avg_sq[i] = v;
+      }
+      const float denom = std::sqrt(v) / bc2_sqrt + eps;
+      param[i] = p + neg_step_size * (m / denom);
     }
-    const float denom = std::sqrt(v) / bc2_sqrt + eps;
-    param[i] = p + neg_step_size * (m / denom);
-  }
+  });
 }
 
 }  // namespace pycnn

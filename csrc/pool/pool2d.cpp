@@ -60,8 +60,7 @@ namespace {
 void max_pool2d_fwd_2x2(float* y, int32_t* argmax, const float* x, const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
   const MaxPool2x2Row row_kernel = max_pool_2x2_kernels().fwd_row;  // vectorised rows, if the ISA has them
-#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
-  for (i64 p = 0; p < planes; ++p) {
+  parallel_items(planes, threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt), Schedule::kStatic, [&](i64 p, int) {
     const float* xp = x + p * s.H * s.W;
     for (i64 oh = 0; oh < s.Ho; ++oh) {
       const float* PYCNN_RESTRICT r0 = xp + 2 * oh * s.W;
@@ -91,7 +90,7 @@ void max_pool2d_fwd_2x2(float* y, int32_t* argmax, const float* x, const Pool2dS
         ar[ow] = idx;
       }
     }
-  }
+  });
 }
 }  // namespace
 
@@ -105,8 +104,7 @@ namespace {
 void max_pool2d_fwd_rows(MaxPoolRow row_kernel, float* y, int32_t* argmax, const float* x, const Pool2dShape& s,
                          int nt) {
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
-  for (i64 p = 0; p < planes; ++p) {
+  parallel_items(planes, threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt), Schedule::kStatic, [&](i64 p, int) {
     MaxPoolRowArgs a{x + p * s.H * s.W, s.W, s.Wo, s.kw, s.stride_w, s.pad_w, 0, 0};
     for (i64 oh = 0; oh < s.Ho; ++oh) {
       const i64 h0 = oh * s.stride_h - s.pad_h;
@@ -114,15 +112,14 @@ void max_pool2d_fwd_rows(MaxPoolRow row_kernel, float* y, int32_t* argmax, const
       const i64 o = (p * s.Ho + oh) * s.Wo;
       row_kernel(y + o, argmax ? argmax + o : nullptr, a);
     }
-  }
+  });
 }
 
 // The portable loop, values only: the indexed loop below without its index
 // (a running maximum from -inf, which only a greater element or a NaN replaces).
 void max_pool2d_fwd_values(float* y, const float* x, const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
-  for (i64 p = 0; p < planes; ++p) {
+  parallel_items(planes, threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt), Schedule::kStatic, [&](i64 p, int) {
     const float* xp = x + p * s.H * s.W;
     for (i64 oh = 0; oh < s.Ho; ++oh) {
       float* PYCNN_RESTRICT yr = y + (p * s.Ho + oh) * s.Wo;
@@ -142,7 +139,7 @@ void max_pool2d_fwd_values(float* y, const float* x, const Pool2dShape& s, int n
         }
       }
     }
-  }
+  });
 }
 }  // namespace
 
@@ -160,8 +157,7 @@ void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape
   // one branch-free pass over the whole row of outputs (a running max and its
   // index, updated with selects).
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
-  for (i64 p = 0; p < planes; ++p) {
+  parallel_items(planes, threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt), Schedule::kStatic, [&](i64 p, int) {
     const float* xp = x + p * s.H * s.W;
     for (i64 oh = 0; oh < s.Ho; ++oh) {
       float* PYCNN_RESTRICT yr = y + (p * s.Ho + oh) * s.Wo;
@@ -191,7 +187,7 @@ void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape
         }
       }
     }
-  }
+  });
 }
 
 namespace {
@@ -202,8 +198,7 @@ namespace {
 void max_pool2d_bwd_2x2(const MaxPool2x2BwdRow row_kernel, float* dx, const float* dy, const int32_t* argmax,
                         const float* relu_output, const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
-  for (i64 p = 0; p < planes; ++p) {
+  parallel_items(planes, threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt), Schedule::kStatic, [&](i64 p, int) {
     float* dxp = dx + p * s.H * s.W;
     for (i64 oh = 0; oh < s.Ho; ++oh) {
       const i64 o = (p * s.Ho + oh) * s.Wo;
@@ -216,7 +211,7 @@ void max_pool2d_bwd_2x2(const MaxPool2x2BwdRow row_kernel, float* dx, const floa
       for (i64 w = 2 * s.Wo; w < s.W; ++w) d0[w] = d1[w] = 0.0f;  // odd W: a column no window covers
     }
     std::fill(dxp + 2 * s.Ho * s.W, dxp + s.H * s.W, 0.0f);  // odd H: a row no window covers
-  }
+  });
 }
 }  // namespace
 
@@ -226,8 +221,7 @@ void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const flo
   if (row_kernel && s.kh == 2 && s.kw == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0)
     return max_pool2d_bwd_2x2(row_kernel, dx, dy, argmax, relu_output, s, nt);
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
-  for (i64 p = 0; p < planes; ++p) {
+  parallel_items(planes, threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt), Schedule::kStatic, [&](i64 p, int) {
     float* dxp = dx + p * s.H * s.W;
     const float* dyp = dy + p * s.Ho * s.Wo;
     const int32_t* ap = argmax + p * s.Ho * s.Wo;
@@ -241,7 +235,7 @@ void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const flo
     } else {
       for (i64 i = 0; i < s.Ho * s.Wo; ++i) dxp[ap[i]] += dyp[i];
     }
-  }
+  });
 }
 
 namespace {
@@ -261,8 +255,7 @@ inline i64 avg_divisor(const Pool2dShape& s, i64 h0, i64 w0, bool count_include_
 
 void avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, bool count_include_pad, int nt) {
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
-  for (i64 p = 0; p < planes; ++p) {
+  parallel_items(planes, threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt), Schedule::kStatic, [&](i64 p, int) {
     const float* xp = x + p * s.H * s.W;
     float* yp = y + p * s.Ho * s.Wo;
     for (i64 oh = 0; oh < s.Ho; ++oh) {
@@ -277,13 +270,12 @@ void avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, bool count_i
         yp[oh * s.Wo + ow] = sum / static_cast<float>(avg_divisor(s, h0, w0, count_include_pad));
       }
     }
-  }
+  });
 }
 
 void avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, bool count_include_pad, int nt) {
   const i64 planes = s.N * s.C;
-#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
-  for (i64 p = 0; p < planes; ++p) {
+  parallel_items(planes, threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt), Schedule::kStatic, [&](i64 p, int) {
     float* dxp = dx + p * s.H * s.W;
     const float* dyp = dy + p * s.Ho * s.Wo;
     std::fill(dxp, dxp + s.H * s.W, 0.0f);
@@ -299,7 +291,7 @@ void avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, bool count
           for (i64 w = wb; w < we; ++w) dxp[h * s.W + w] += g;
       }
     }
-  }
+  });
 }
 
 namespace {
@@ -327,13 +319,12 @@ void adaptive_avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, int
   if (s.Ho == 1 && s.Wo == 1) {  // global average pooling: the same sums, without the window loops
     const i64 hw = s.H * s.W;
     const float count = static_cast<float>(hw);
-#pragma omp parallel for num_threads(threads_for_work(planes, hw + 1, nt)) schedule(static)
-    for (i64 p = 0; p < planes; ++p) {
+    parallel_items(planes, threads_for_work(planes, hw + 1, nt), Schedule::kStatic, [&](i64 p, int) {
       const float* xp = x + p * hw;
       float sum = 0.0f;
       for (i64 i = 0; i < hw; ++i) sum += xp[i];
       y[p] = sum / count;
-    }
+    });
     return;
   }
   const AdaptiveWindows rows(s.H, s.Ho), cols(s.W, s.Wo);
@@ -341,8 +332,7 @@ void adaptive_avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, int
   const i64* he = rows.end.data();
   const i64* wb = cols.begin.data();
   const i64* we = cols.end.data();
-#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
-  for (i64 p = 0; p < planes; ++p) {
+  parallel_items(planes, threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt), Schedule::kStatic, [&](i64 p, int) {
     const float* xp = x + p * s.H * s.W;
     float* yp = y + p * s.Ho * s.Wo;
     for (i64 oh = 0; oh < s.Ho; ++oh) {
@@ -353,7 +343,7 @@ void adaptive_avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, int
         yp[oh * s.Wo + ow] = sum / static_cast<float>((he[oh] - hb[oh]) * (we[ow] - wb[ow]));
       }
     }
-  }
+  });
 }
 
 void adaptive_avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, int nt) {
@@ -361,8 +351,9 @@ void adaptive_avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, i
   if (s.Ho == 1 && s.Wo == 1) {  // global average pooling: every input gets dy / (H*W)
     const i64 hw = s.H * s.W;
     const float count = static_cast<float>(hw);
-#pragma omp parallel for num_threads(threads_for_work(planes, hw + 1, nt)) schedule(static)
-    for (i64 p = 0; p < planes; ++p) std::fill(dx + p * hw, dx + (p + 1) * hw, dy[p] / count);
+    parallel_items(planes, threads_for_work(planes, hw + 1, nt), Schedule::kStatic, [&](i64 p, int) {
+      std::fill(dx + p * hw, dx + (p + 1) * hw, dy[p] / count);
+    });
     return;
   }
   const AdaptiveWindows rows(s.H, s.Ho), cols(s.W, s.Wo);
@@ -370,8 +361,7 @@ void adaptive_avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, i
   const i64* he = rows.end.data();
   const i64* wb = cols.begin.data();
   const i64* we = cols.end.data();
-#pragma omp parallel for num_threads(threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt)) schedule(static)
-  for (i64 p = 0; p < planes; ++p) {
+  parallel_items(planes, threads_for_work(planes, s.H * s.W + s.Ho * s.Wo, nt), Schedule::kStatic, [&](i64 p, int) {
     float* dxp = dx + p * s.H * s.W;
     const float* dyp = dy + p * s.Ho * s.Wo;
     std::fill(dxp, dxp + s.H * s.W, 0.0f);
@@ -382,7 +372,7 @@ void adaptive_avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, i
           for (i64 w = wb[ow]; w < we[ow]; ++w) dxp[h * s.W + w] += g;
       }
     }
-  }
+  });
 }
 
 }  // namespace pycnn

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -109,9 +110,21 @@ int peek_num_threads() {
 
 bool forked_single_threaded() { return pool_lost.load(std::memory_order_relaxed); }
 
+namespace {
+std::atomic<i64> scratch_requests_to_failure{0};  // fail_scratch_request's countdown, 0: off
+}  // namespace
+
+i64 fail_scratch_request(i64 n) {
+  return std::max<i64>(0, scratch_requests_to_failure.exchange(n > 0 ? n : 0, std::memory_order_relaxed));
+}
+
 float* ScratchBuffer::reserve(i64 floats) {
+  if (scratch_requests_to_failure.load(std::memory_order_relaxed) > 0 &&
+      scratch_requests_to_failure.fetch_sub(1, std::memory_order_relaxed) == 1)
+    throw std::bad_alloc();
   if (size_ < floats) {
     data_.reset();  // free the old one first: peak memory stays one buffer
+    size_ = 0;      // and if the allocation below throws, the buffer is empty, not a dangling size
     data_.reset(new float[static_cast<std::size_t>(floats)]);  // uninitialised: no zeroing pass
     size_ = floats;
   }

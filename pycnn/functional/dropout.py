@@ -44,7 +44,8 @@ def dropout(x: ArrayLike, p: float = 0.5, training: bool = True, *, channelwise:
     if channelwise and x.ndim < 2:
         raise ValueError(f"dropout: channel-wise dropout expects input of shape (N, C, ...), got {x.shape}")
     shape = x.shape[:2] if channelwise else x.shape
-    mask = _random.generator().random(shape, dtype=np.float32) >= np.float32(p)
+    # asarray: for a 0-d input the comparison gives a NumPy bool scalar, which the kernel cannot take
+    mask = np.asarray(_random.generator().random(shape, dtype=np.float32) >= np.float32(p))
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
     y = _core.dropout_apply(x, mask.view(np.uint8), scale, channelwise)
     return (y, mask) if return_mask else y
@@ -68,6 +69,7 @@ def dropout_backward(grad_output: ArrayLike, mask: Optional[ArrayLike], p: float
     if m.dtype != np.bool_:
         raise TypeError(f"{op}: mask must be the bool array dropout(..., return_mask=True) returned, "
                         f"got dtype {m.dtype}")
-    m = np.ascontiguousarray(m)
+    if not m.flags.c_contiguous:  # (not np.ascontiguousarray: it turns a 0-d mask into shape (1,))
+        m = m.copy(order="C")
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
     return _core.dropout_bwd(dy, m.view(np.uint8), scale, channelwise)

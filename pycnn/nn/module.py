@@ -40,6 +40,7 @@ from typing import (
 
 import numpy as np
 
+from .. import _core
 from .. import functional as F
 from . import _budget
 from .fused import discard_prepared
@@ -68,6 +69,37 @@ _EVAL_FORWARD = _State("backward called after a forward in eval mode, which save
                        "backward: call .train() before the forward pass")
 _CONSUMED = _State("backward called twice for one forward: the first backward freed the saved "
                    "state; run a new forward pass first")
+
+
+def _immune(a: np.ndarray) -> np.ndarray:
+    """``a`` as backward must see it, whatever the caller does to its arrays after the forward.
+
+    NumPy arrays carry no version counter, so a change made in place between
+    forward and backward (``x[:] = 0``, ``y *= 2``) cannot be detected when
+    backward runs, as PyTorch does; it can only be prevented:
+
+    * an array whose memory a pycnn op allocated (a layer's output, or a view
+      of one) is made read-only, with every array it is a view of: nothing
+      is copied, and a later write into it raises ``ValueError`` ("assignment
+      destination is read-only") at the write itself;
+    * any other array (the caller's input batch, labels, targets) is copied:
+      the caller's own array is never changed, not even its flags.
+
+    In a network only the input batch and the labels are copied (every other
+    saved array is some layer's output). Views of a pycnn output taken
+    before it was saved stay writeable: NumPy cannot reach them.
+    """
+    chain = [a]
+    owner = a.base
+    while isinstance(owner, np.ndarray):
+        chain.append(owner)
+        owner = owner.base
+    if _core.is_output_buffer(owner):
+        for view in chain:
+            view.flags.writeable = False
+        return a
+    return a.copy()
+
 
 class IncompatibleKeys(NamedTuple):
     """What :meth:`Module.load_state_dict` returns, as PyTorch's."""
@@ -364,8 +396,16 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
     def save_for_backward(self, *state: Any) -> None:
-        """Called by ``forward``: keep ``state`` for backward in training mode, nothing in eval mode."""
-        object.__setattr__(self, "_saved", state if self.training else _EVAL_FORWARD)
+        """Called by ``forward``: keep ``state`` for backward in training mode, nothing in eval mode.
+
+        Arrays in ``state`` are kept immune to what the caller does afterwards
+        (:func:`_immune`: pycnn's own outputs become read-only, other arrays
+        are copied), so backward always sees what forward saw.
+        """
+        if not self.training:
+            object.__setattr__(self, "_saved", _EVAL_FORWARD)
+            return
+        object.__setattr__(self, "_saved", tuple(_immune(a) if isinstance(a, np.ndarray) else a for a in state))
 
     def saved(self) -> Tuple[Any, ...]:
         """Called by ``backward``: the state saved by the last forward, freed as it is returned.
