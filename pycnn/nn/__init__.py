@@ -16,6 +16,7 @@ from .activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout, Dropout1d, Dropout2d
+from .grad_mode import enable_grad
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module
@@ -41,6 +42,8 @@ __all__ = [
     "Module", "Parameter", "register_module", "registered_modules",
     # containers
     "Sequential", "Residual", "BasicBlock",
+    # gradients of eval-mode models
+    "enable_grad",
     # convolution, fully connected and shape layers
     "Conv1d", "Conv2d", "Linear", "Flatten",
     # pooling
