@@ -177,41 +177,14 @@ def test_fused_network_in_eval_mode_gives_the_unfused_gradients(rng):
         np.testing.assert_array_equal(p.grad, grads[n], err_msg=n)
 
 
-@needs_torch
-def test_eval_mode_gradients_match_torch(rng):
-    net = _stem(rng).eval()
-    tnet = _torch_stem(net)
-    tnet.eval()
+def _forward_backward_like_torch(net, tnet, rng, recording):
+    """net's forward (inside enable_grad when `recording`) and backward against tnet's autograd."""
     x = f32(rng, 3, 3, 8, 8)
-    with nn.enable_grad():
+    if recording:
+        with nn.enable_grad():
+            y = net(x)
+    else:
         y = net(x)
-    dy = f32(rng, *y.shape)
-    dx = net.backward(dy)
-    tx = torch.from_numpy(x.copy()).requires_grad_(True)
-    ty = tnet(tx)
-    ty.backward(torch.from_numpy(dy))
-    assert_close(y, ty.detach().numpy(), rtol=1e-4, atol=1e-5)
-    assert_close(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
-    for (name, p), (tname, tp) in zip(net.named_parameters(), tnet.named_parameters()):
-        assert_close(p.grad, tp.grad.numpy(), rtol=1e-4, atol=1e-4, param=name)
-
-
-@needs_torch
-def test_frozen_batchnorm_in_a_training_network_matches_torch(rng):
-    # Fine-tuning with frozen statistics: the network trains, its BatchNorms are in eval mode. No
-    # enable_grad needed: a training-mode container records for its eval-mode children.
-    net = _stem(rng).train()
-    tnet = _torch_stem(net)
-    tnet.train()
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.eval()
-    for tm in tnet.modules():
-        if isinstance(tm, torch.nn.BatchNorm2d):
-            tm.eval()
-    stats = [b.copy() for b in net.buffers()]
-    x = f32(rng, 3, 3, 8, 8)
-    y = net(x)
     dy = f32(rng, *y.shape)
     dx = net.backward(dy)
     tx = torch.from_numpy(x.copy()).requires_grad_(True)
@@ -221,6 +194,28 @@ def test_frozen_batchnorm_in_a_training_network_matches_torch(rng):
     assert_close(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
     for (name, p), (_, tp) in zip(net.named_parameters(), tnet.named_parameters()):
         assert_close(p.grad, tp.grad.numpy(), rtol=1e-4, atol=1e-4, param=name)
+
+
+@needs_torch
+def test_eval_mode_gradients_match_torch(rng):
+    net = _stem(rng).eval()
+    _forward_backward_like_torch(net, _torch_stem(net).eval(), rng, recording=True)
+
+
+@needs_torch
+def test_frozen_batchnorm_in_a_training_network_matches_torch(rng):
+    # Fine-tuning with frozen statistics: the network trains, its BatchNorms are in eval mode. No
+    # enable_grad needed: a training-mode container records for its eval-mode children.
+    net = _stem(rng).train()
+    tnet = _torch_stem(net).train()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+    for tm in tnet.modules():
+        if isinstance(tm, torch.nn.BatchNorm2d):
+            tm.eval()
+    stats = [b.copy() for b in net.buffers()]
+    _forward_backward_like_torch(net, tnet, rng, recording=False)
     for b, b0 in zip(net.buffers(), stats):
         np.testing.assert_array_equal(b, b0)  # frozen: the statistics did not move
 

@@ -198,6 +198,23 @@ def test_a_model_used_as_a_layer_twice(rng):
                                         "model_0.linear_1.weight", "model_0.linear_1.bias"]
 
 
+def test_a_layer_with_two_outputs_one_of_them_unused(rng):
+    i = nn.Input((3,))
+    fc1, fc2 = nn.Linear(3, 2), nn.Linear(3, 2)
+    split = nn.Model(i, [fc1(i), fc2(i)])  # a layer returning a tuple
+    x = nn.Input((3,))
+    p, q = split(x)
+    assert (p.shape, q.shape, q.index) == ((None, 2), (None, 2), 1)
+    model = nn.Model(x, nn.Multiply()([p, nn.Tanh()(p)]))  # q gets no gradient: zeros for it
+
+    def forward(R, xs):
+        ep = R.linear(fc1, xs[0])
+        return [ep * np.tanh(ep)]
+
+    check_graph(model, [f32(rng, 4, 3)], forward, rng)
+    assert not fc2.weight.grad.any()
+
+
 def test_multi_output_forward_and_backward(rng):
     x = nn.Input((2, 5, 5))
     conv, conv2, fc = nn.Conv2d(2, 3, 3), nn.Conv2d(3, 1, 1), nn.Linear(27, 4)
@@ -510,6 +527,25 @@ def test_save_and_load_round_trip(rng, tmp_path):
     loaded.train()
     ys = loaded(*xs)
     assert [d.shape for d in loaded.backward([np.ones_like(y) for y in ys])] == [x.shape for x in xs]
+
+
+@nn.register_module(name="test_graph.Tower")
+class Tower(nn.Model):
+    """A graph built by its constructor from hyper-parameters."""
+
+    def __init__(self, width: int = 3) -> None:
+        x = nn.Input((2,))
+        super().__init__(x, nn.ReLU()(nn.Linear(2, width)(x)))
+
+
+def test_a_model_subclass_is_saved_as_its_constructor_arguments(rng, tmp_path):
+    tower = Tower(5)
+    assert json.loads(pycnn.io.to_json(tower))["config"] == {"width": 5}
+    pycnn.save(tower, tmp_path / "t.npz")
+    loaded = pycnn.load(tmp_path / "t.npz")
+    x = f32(rng, 3, 2)
+    assert type(loaded) is Tower
+    np.testing.assert_array_equal(loaded(x), tower(x))
 
 
 def _graph_file(**changes):

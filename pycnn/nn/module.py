@@ -80,6 +80,10 @@ _EVAL_FORWARD = _State("backward called after a forward in eval mode, which save
 _CONSUMED = _State("backward called twice for one forward: the first backward freed the saved "
                    "state; run a new forward pass first")
 
+# The types of a first argument that may start a graph call: a symbolic value, or a list of them (merge layers).
+_GRAPH_ARGUMENT_TYPES = frozenset((SymbolicValue, list, tuple))
+
+
 class IncompatibleKeys(NamedTuple):
     """What :meth:`Module.load_state_dict` returns, as PyTorch's."""
 
@@ -364,10 +368,10 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if args:
-            # Symbolic values build a graph instead (nn.Input); the eager path pays two type checks.
+        # Symbolic values build a graph instead (nn.Input); an array pays one set lookup of its type.
+        if args and type(args[0]) in _GRAPH_ARGUMENT_TYPES:
             a = args[0]
-            if type(a) is SymbolicValue or (type(a) in (list, tuple) and a and type(a[0]) is SymbolicValue):
+            if type(a) is SymbolicValue or (a and type(a[0]) is SymbolicValue):
                 from .graph import call_symbolic
 
                 return call_symbolic(self, args, kwargs)
