@@ -361,6 +361,7 @@ def test_fit_trains_a_small_model(rng):
     losses = history.history["loss"]
     assert losses[-1] < 0.5 * losses[0], losses
     assert pycnn.train.evaluate(model, images, labels)["accuracy"] > 0.9
+    assert (pycnn.train.predict(model, images, batch_size=40) == labels).mean() > 0.9
 
 
 def test_summary_of_a_two_input_model():

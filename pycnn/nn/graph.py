@@ -330,12 +330,17 @@ class Model(Module):
             self.add_module(name, m)
 
         # Calls whose modules share a module with another call: their saved state is kept per call.
+        # (Per distinct layer, not per call: a file may call one large layer many times.)
+        calls = Counter(id(step.module) for step in steps)
+        layers = {id(step.module): step.module for step in steps}
+        subtrees = {layer: [id(d) for d in m.modules()] for layer, m in layers.items()}
         uses: Counter[int] = Counter()
-        subtrees = [{id(m) for m in step.module.modules()} for step in steps]
-        for ids in subtrees:
-            uses.update(ids)
-        for step, ids in zip(steps, subtrees):
-            step.shared = any(uses[i] > 1 for i in ids)
+        for layer, ids in subtrees.items():
+            for i in ids:
+                uses[i] += calls[layer]
+        shared = {layer for layer, ids in subtrees.items() if any(uses[i] > 1 for i in ids)}
+        for step in steps:
+            step.shared = id(step.module) in shared
 
         # Drop each value after the last step that reads it (never an output).
         last: Dict[int, int] = {}
