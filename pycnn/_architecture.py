@@ -7,6 +7,13 @@ modules passed as arguments as ``{"$child": name}``, other modules inline as
 its children alone, so a head swapped with ``model[-1] = ...`` or layers
 appended later are saved as they are now.
 
+A graph (``nn.Model``) is its children and, instead of a config, its
+``graph``: the inputs' shapes, each node as the child it calls, the values
+it takes (by number: the inputs, then each node's outputs in order, so a
+node can only take values defined before it and no file describes a cycle)
+and its outputs' shapes, and the outputs (``Model.graph_spec``). Loading
+checks every field and runs no layer (``Model.from_graph_spec``).
+
 Building calls only the constructors of registered layer classes
 (:mod:`pycnn.nn.registry`) with decoded JSON values; no name in the text is
 ever imported or evaluated. Child names follow ``Module.add_module``'s rules
@@ -29,6 +36,7 @@ import numpy as np
 
 from . import _random
 from .nn._budget import element_budget
+from .nn.graph import Model
 from .nn.module import Module
 from .nn.registry import children_are_config, recorded_config, registered_modules, registered_name
 
@@ -85,7 +93,9 @@ def _spec(module: Module, where: str = "model", depth: int = 0) -> Dict[str, Any
                         f"could not rebuild it; register it with pycnn.nn.register_module (in the program "
                         f"that loads, too)")
     spec: Dict[str, Any] = {"type": name}
-    if not children_are_config(cls):  # (Sequential is saved as its children as they are now)
+    if cls is Model:  # a graph: its children and how they are called (a subclass has a constructor of its own)
+        spec["graph"] = module.graph_spec()
+    elif not children_are_config(cls):  # (Sequential is saved as its children as they are now)
         if recorded_config(module) is None:
             raise TypeError(f"{where}: {cls.__qualname__} object has no recorded constructor arguments "
                             f"(was it created without calling __init__?)")
@@ -151,11 +161,11 @@ def _build(spec: Any, where: str = "architecture", depth: int = 0) -> Module:
         raise ValueError(f"{where}: layers nested too deeply")
     if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
         raise ValueError(f"{where}: expected a layer {{\"type\": ..., ...}}, got {str(spec)[:80]!r}")
-    unknown = set(spec) - {"type", "config", "children"}
-    if unknown:
-        raise ValueError(f"{where}: unexpected keys {sorted(unknown)}")
     registry = registered_modules()
     cls = registry.get(spec["type"])
+    unknown = set(spec) - {"type", "children"} - ({"graph"} if cls is Model else {"config"})
+    if unknown:
+        raise ValueError(f"{where}: unexpected keys {sorted(unknown)}")
     if cls is None:
         raise ValueError(f"{where}: unknown layer type {spec['type']!r}; pycnn.load builds only registered "
                          f"layers ({', '.join(sorted(registry))}); register custom layers with "
@@ -172,6 +182,13 @@ def _build(spec: Any, where: str = "architecture", depth: int = 0) -> Module:
     by_name = dict(child_specs)
     if len(by_name) != len(child_specs):
         raise ValueError(f"{where}: duplicate child names")
+    if cls is Model:
+        layers: Dict[str, Module] = OrderedDict()
+        for name, child in child_specs:
+            if child is None:
+                raise ValueError(f"{where}: a graph's child {name!r} is null")
+            layers[name] = _build(child, f"{where}.{name}", depth + 1)
+        return Model.from_graph_spec(layers, spec.get("graph"), f"{where}.graph")
     config = spec.get("config", {})
     if not isinstance(config, dict):
         raise ValueError(f"{where}: config must be an object, got {type(config).__name__}")

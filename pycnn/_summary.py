@@ -78,7 +78,7 @@ class ModelSummary:
     """What :func:`summary` measured; ``str()`` gives the table."""
 
     model_name: str
-    input_shape: Tuple[int, ...]
+    input_shape: Tuple[int, ...]  #: the (first) input's, without the batch dimension
     rows: List[LayerRow] = field(default_factory=list)
     total_params: int = 0
     trainable_params: int = 0
@@ -86,6 +86,7 @@ class ModelSummary:
     param_bytes: int = 0
     buffer_bytes: int = 0
     activation_bytes: int = 0  #: per sample: the outputs of every leaf layer in one forward pass
+    input_shapes: List[Tuple[int, ...]] = field(default_factory=list)  #: every input's (several for a graph)
 
     def __str__(self) -> str:
         def shape(s: Optional[Tuple[Optional[int], ...]]) -> str:
@@ -108,7 +109,9 @@ class ModelSummary:
         w1 = max([len("Output shape")] + [len(s) for s in shapes])
         w2 = max([len("Param #")] + [len(p) for p in params])
         width = w0 + w1 + w2 + 4
-        lines = [f"Model: {self.model_name}, input {shape((None,) + tuple(self.input_shape))}", "=" * width,
+        ins = self.input_shapes or [self.input_shape]
+        given = ", ".join(shape((None,) + tuple(s)) for s in ins)
+        lines = [f"Model: {self.model_name}, input{'s' if len(ins) > 1 else ''} {given}", "=" * width,
                  f"{'Layer (type)':<{w0}}  {'Output shape':<{w1}}  {'Param #':>{w2}}", "-" * width]
         for n, s, p in zip(names, shapes, params):
             lines.append(f"{n:<{w0}}  {s:<{w1}}  {p:>{w2}}")
@@ -142,7 +145,7 @@ def _is_leaf(module: Module) -> bool:
     return next(module.children(), None) is None
 
 
-def summary(model: Module, input_shape: Sequence[int], *, dtype: DTypeLike = np.float32,
+def summary(model: Module, input_shape: Optional[Sequence[int]] = None, *, dtype: DTypeLike = np.float32,
             print_fn: Optional[Callable[[str], None]] = print) -> ModelSummary:
     """Print every layer of ``model`` with its output shape and parameter count; return the numbers.
 
@@ -156,7 +159,8 @@ def summary(model: Module, input_shape: Sequence[int], *, dtype: DTypeLike = np.
     Args:
         model: the network.
         input_shape: one sample's shape, without the batch dimension (as
-            Keras): ``(1, 28, 28)`` for Fashion-MNIST.
+            Keras): ``(1, 28, 28)`` for Fashion-MNIST. For an ``nn.Model``,
+            None takes the shapes of its ``nn.Input`` s (several inputs need it).
         dtype: of the zeros fed through (float32).
         print_fn: called with the table; None prints nothing.
 
@@ -170,13 +174,23 @@ def summary(model: Module, input_shape: Sequence[int], *, dtype: DTypeLike = np.
         ValueError: a layer cannot take its input; the message names the
         layer and the shape it got.
     """
-    try:
-        shape = tuple(int(d) for d in input_shape)
-    except TypeError:
-        raise TypeError(f"summary: input_shape must be a sequence of ints, got {input_shape!r}") from None
+    from .nn.graph import Model
+
+    if input_shape is None:
+        if not isinstance(model, Model):
+            raise TypeError(f"summary: input_shape is required for a {type(model).__name__} (only an nn.Model "
+                            f"knows its inputs' shapes)")
+        shapes = [tuple(int(d) for d in s[1:] if d is not None) for s in model.input_shapes]
+    else:
+        try:
+            shapes = [tuple(int(d) for d in input_shape)]
+        except TypeError:
+            raise TypeError(f"summary: input_shape must be a sequence of ints, got {input_shape!r}") from None
+    shape = shapes[0]
     if not shape or min(shape) < 1:
         raise ValueError(f"summary: input_shape must be positive sizes without the batch dimension, got {shape}")
-    x = np.zeros((1,) + shape, dtype=dtype)
+    xs = [np.zeros((1,) + s, dtype=dtype) for s in shapes]
+    x = xs[0]
 
     out_shapes: Dict[int, Tuple] = {}
     out_bytes: Dict[int, int] = {}
@@ -186,7 +200,7 @@ def summary(model: Module, input_shape: Sequence[int], *, dtype: DTypeLike = np.
     try:
         with record_outputs(model) as records:
             try:
-                model(x)
+                model(*xs)
             except Exception as e:  # name the layer that failed
                 done = {id(m) for _, m, _ in records}
                 for name, m in model.named_modules():
@@ -205,7 +219,7 @@ def summary(model: Module, input_shape: Sequence[int], *, dtype: DTypeLike = np.
         if was_training:
             model.train()
 
-    result = ModelSummary(type(model).__name__, shape)
+    result = ModelSummary(type(model).__name__, shape, input_shapes=shapes)
     for name, m in model.named_modules():
         if m is model:
             continue

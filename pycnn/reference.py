@@ -38,7 +38,7 @@ __all__ = [
     "tanh", "tanh_backward", "elu", "elu_backward", "gelu", "gelu_backward", "softmax", "softmax_backward",
     "linear", "linear_backward",
     "cross_entropy", "cross_entropy_backward", "mse_loss", "mse_loss_backward",
-    "batch_norm_train", "batch_norm_eval", "batch_norm_backward",
+    "batch_norm_train", "batch_norm_eval", "batch_norm_backward", "batch_norm_eval_backward",
     "dropout_apply",
     "sgd_step", "adam_step",
 ]
@@ -640,6 +640,23 @@ def batch_norm_backward(dy: ArrayLike, x: ArrayLike, weight: Optional[ArrayLike]
     dx = _per_channel(w * rstd, x) * (dy - _per_channel(dy.mean(axis=axes), x)
                                       - xhat * _per_channel((dy * xhat).mean(axis=axes), x))
     return dx, dweight, dbias
+
+
+def batch_norm_eval_backward(dy: ArrayLike, x: ArrayLike, running_mean: ArrayLike, running_var: ArrayLike,
+                             weight: Optional[ArrayLike] = None, eps: float = 1e-5) -> Grads:
+    """Gradients of batch_norm_eval w.r.t. (x, weight, bias): the running statistics are constants.
+
+    With xhat = (x - running_mean) / sqrt(running_var + eps), y = w * xhat + b
+    is affine per channel: dx = dy * w / sqrt(running_var + eps),
+    dweight = sum(dy * xhat), dbias = sum(dy).
+    """
+    x = _float(x)
+    dy = _float(dy, x.dtype)
+    axes = _bn_axes(x)
+    rstd = 1 / np.sqrt(_float(running_var, x.dtype) + eps)
+    xhat = (x - _per_channel(_float(running_mean, x.dtype), x)) * _per_channel(rstd, x)
+    w = np.ones_like(rstd) if weight is None else _float(weight, x.dtype)
+    return dy * _per_channel(w * rstd, x), (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
 
 
 # ---------------------------------------------------------------------------

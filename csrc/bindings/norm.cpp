@@ -38,9 +38,10 @@ void bind_norm(py::module_& m) {
   });
 
   // Returns dx (None when input_grad is false); accumulates into grad_weight / grad_bias when given.
+  // batch_stats: the forward used the batch's statistics (training) rather than fixed running ones.
   m.def("batch_norm_bwd", [](const py::array& dy, const py::array& x, const py::array& save_mean,
                              const py::array& save_rstd, OptArray weight, OptArray grad_weight, OptArray grad_bias,
-                             bool input_grad) {
+                             bool input_grad, bool batch_stats) {
     const auto ws = shape_of(weight), gws = shape_of(grad_weight), gbs = shape_of(grad_bias);
     const auto s = ops::batch_norm_bwd_shape(shape_of(dy), shape_of(x), shape_of(save_mean), shape_of(save_rstd),
                                              ptr(ws), ptr(gws), ptr(gbs));
@@ -56,7 +57,7 @@ void bind_norm(py::module_& m) {
     }
     {
       py::gil_scoped_release release;
-      ops::batch_norm_bwd(pdx, pgw, pgb, pdy, px, pm, pr, pw, s);
+      ops::batch_norm_bwd(pdx, pgw, pgb, pdy, px, pm, pr, pw, s, batch_stats);
     }
     return result;
   });

@@ -8,7 +8,10 @@
 // place with PyTorch's rule r = (1 - momentum) r + momentum * stat, the
 // running variance unbiased (M / (M - 1)).
 // Eval forward: the running statistics, no saved state.
-// Backward: dx overwritten, dweight/dbias accumulated (+=).
+// Backward: dx overwritten, dweight/dbias accumulated (+=). After an eval
+// forward (fixed statistics) the same sums give dweight/dbias and dx is
+// dy * weight * rstd: the batch-statistics terms are dropped (PyTorch's
+// eval-mode gradient).
 //
 // Threads split channels: every channel's sums run on one thread in a fixed
 // order, so results are bitwise identical for any thread count.
@@ -111,16 +114,18 @@ inline double finish_stats(i64 c, double mean, double sq, i64 M, double eps, dou
 // xhat = (x - mean) * rstd, M = N * L:
 //   dbias += sum(dy), dweight += sum(dy * xhat)
 //   dx = k * dy - k * sdy / M - k * rstd * sdy_xhat / M * (x - mean), k = w * rstd
+// With fixed statistics (batch_stats false) only a = k is used: dx = k * dy.
 struct BwdCoefs {
   float a, b, d0;
 };
 inline BwdCoefs finish_bwd(i64 c, double sdy, double sdyx, double rstd, i64 M, const float* weight, float* dweight,
-                           float* dbias) {
+                           float* dbias, bool batch_stats) {
   const double sdy_xhat = sdyx * rstd;
   if (dbias) dbias[c] += static_cast<float>(sdy);
   if (dweight) dweight[c] += static_cast<float>(sdy_xhat);
   const double w = weight ? weight[c] : 1.0;
   const double k = w * rstd;
+  if (!batch_stats) return BwdCoefs{static_cast<float>(k), 0.0f, 0.0f};
   return BwdCoefs{static_cast<float>(k), static_cast<float>(k * rstd * sdy_xhat / static_cast<double>(M)),
                   static_cast<float>(-k * sdy / static_cast<double>(M))};
 }
@@ -154,17 +159,21 @@ void fwd_train_channels(float* y, float* save_mean, float* save_rstd, float* run
 }
 
 void bwd_channels(float* dx, float* dweight, float* dbias, const float* dy, const float* x, const float* save_mean,
-                  const float* save_rstd, const float* weight, i64 N, i64 C, i64 L, int threads) {
+                  const float* save_rstd, const float* weight, i64 N, i64 C, i64 L, bool batch_stats, int threads) {
   const i64 M = N * L;
   const BatchNormRunKernels& k = batch_norm_run_kernels();
   parallel_items(C, threads, Schedule::kStatic, [&](i64 c, int) {
     const float mean = save_mean[c];
     double sdy = 0.0, sdyx = 0.0;
     for (i64 n = 0; n < N; ++n) k.sums_bwd(dy + (n * C + c) * L, x + (n * C + c) * L, L, mean, &sdy, &sdyx);
-    const BwdCoefs co = finish_bwd(c, sdy, sdyx, save_rstd[c], M, weight, dweight, dbias);
+    const BwdCoefs co = finish_bwd(c, sdy, sdyx, save_rstd[c], M, weight, dweight, dbias, batch_stats);
     if (!dx) return;
-    for (i64 n = 0; n < N; ++n)
-      k.dx(dx + (n * C + c) * L, dy + (n * C + c) * L, x + (n * C + c) * L, L, co.a, co.b, mean, co.d0);
+    for (i64 n = 0; n < N; ++n) {
+      if (batch_stats)
+        k.dx(dx + (n * C + c) * L, dy + (n * C + c) * L, x + (n * C + c) * L, L, co.a, co.b, mean, co.d0);
+      else  // dx = dy * a: the forward's normalisation loop, on dy (+ 0 changes no value)
+        k.normalize(dx + (n * C + c) * L, dy + (n * C + c) * L, L, co.a, 0.0f, false);
+    }
   });
 }
 
@@ -240,7 +249,7 @@ void fwd_train_rows(float* y, float* save_mean, float* save_rstd, float* running
 }
 
 void bwd_rows(float* dx, float* dweight, float* dbias, const float* dy, const float* x, const float* save_mean,
-              const float* save_rstd, const float* weight, i64 N, i64 C, i64 L, int threads) {
+              const float* save_rstd, const float* weight, i64 N, i64 C, i64 L, bool batch_stats, int threads) {
   const i64 M = N * L, CL = C * L;
   std::vector<double> sdy_v(static_cast<std::size_t>(CL)), sdyx_v(static_cast<std::size_t>(CL));
   std::vector<float> rows_v(static_cast<std::size_t>(4 * CL));
@@ -260,7 +269,8 @@ void bwd_rows(float* dx, float* dweight, float* dbias, const float* dy, const fl
       }
     }
     for (i64 c = c0; c < c1; ++c) {
-      const BwdCoefs k = finish_bwd(c, fold(sdy, c, L), fold(sdyx, c, L), save_rstd[c], M, weight, dweight, dbias);
+      const BwdCoefs k =
+          finish_bwd(c, fold(sdy, c, L), fold(sdyx, c, L), save_rstd[c], M, weight, dweight, dbias, batch_stats);
       expand(arow, c, L, k.a);
       expand(brow, c, L, k.b);
       expand(drow, c, L, k.d0);
@@ -270,8 +280,13 @@ void bwd_rows(float* dx, float* dweight, float* dbias, const float* dy, const fl
       const float* xr = x + n * CL;
       const float* dyr = dy + n * CL;
       float* dxr = dx + n * CL;
+      if (batch_stats) {
 #pragma omp simd
-      for (i64 j = j0; j < j1; ++j) dxr[j] = arow[j] * dyr[j] - brow[j] * (xr[j] - mrow[j]) + drow[j];
+        for (i64 j = j0; j < j1; ++j) dxr[j] = arow[j] * dyr[j] - brow[j] * (xr[j] - mrow[j]) + drow[j];
+      } else {
+#pragma omp simd
+        for (i64 j = j0; j < j1; ++j) dxr[j] = arow[j] * dyr[j];
+      }
     }
   });
 }
@@ -326,14 +341,14 @@ void batch_norm_fwd_eval(float* y, const float* x, const float* weight, const fl
 
 void batch_norm_bwd(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
                     const float* save_mean, const float* save_rstd, const float* weight, const BatchNormShape& shape,
-                    int nt) {
+                    bool batch_stats, int nt) {
   const i64 N = shape.N, C = shape.C, L = shape.L;
   if (N * L == 0) return;
   const int threads = channel_threads(C, 3 * N * L, nt);
   if (L < kRowPathMinL)
-    bwd_rows(dx, dweight, dbias, dy, x, save_mean, save_rstd, weight, N, C, L, threads);
+    bwd_rows(dx, dweight, dbias, dy, x, save_mean, save_rstd, weight, N, C, L, batch_stats, threads);
   else
-    bwd_channels(dx, dweight, dbias, dy, x, save_mean, save_rstd, weight, N, C, L, threads);
+    bwd_channels(dx, dweight, dbias, dy, x, save_mean, save_rstd, weight, N, C, L, batch_stats, threads);
 }
 
 }  // namespace pycnn

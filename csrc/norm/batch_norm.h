@@ -20,8 +20,12 @@ void batch_norm_fwd_eval(float* y, const float* x, const float* weight, const fl
                          const float* running_mean, const float* running_var, const BatchNormShape& s, double eps,
                          bool relu, int nt);
 // dx (null: skipped) overwritten; dweight, dbias (null: skipped) accumulated.
+// batch_stats: the forward normalised with the batch's own statistics
+// (training), so dx has their terms; false: with fixed statistics (eval mode,
+// save_mean/save_rstd the running mean and 1/sqrt(running_var + eps)), an
+// affine map whose dx is dy * weight * rstd.
 void batch_norm_bwd(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
                     const float* save_mean, const float* save_rstd, const float* weight, const BatchNormShape& s,
-                    int nt);
+                    bool batch_stats, int nt);
 
 }  // namespace pycnn

@@ -59,13 +59,14 @@ void batch_norm_fwd_eval(float* y, const float* x, const float* weight, const fl
 }
 
 void batch_norm_bwd(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
-                    const float* save_mean, const float* save_rstd, const float* weight, const BatchNormShape& s) {
+                    const float* save_mean, const float* save_rstd, const float* weight, const BatchNormShape& s,
+                    bool batch_stats) {
   const i64 n = s.N * s.C * s.L;
   const Span g = floats(dy, n, "grad_output"), in = floats(x, n, "input");
   const Span gw = floats(dweight, s.C, "grad_weight/grad_bias"), gb = floats(dbias, s.C, "grad_weight/grad_bias");
   check_disjoint(gw, g), check_disjoint(gw, in), check_disjoint(gb, g), check_disjoint(gb, in);
   check_disjoint({dweight, s.C * 4, "grad_weight"}, {dbias, s.C * 4, "grad_bias"});
-  pycnn::batch_norm_bwd(dx, dweight, dbias, dy, x, save_mean, save_rstd, weight, s, get_num_threads());
+  pycnn::batch_norm_bwd(dx, dweight, dbias, dy, x, save_mean, save_rstd, weight, s, batch_stats, get_num_threads());
 }
 
 }  // namespace pycnn::ops

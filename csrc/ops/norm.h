@@ -21,7 +21,9 @@ void batch_norm_fwd_eval(float* y, const float* x, const float* weight, const fl
                          const float* running_mean, const float* running_var, const BatchNormShape& s, double eps,
                          bool relu);
 // dx (null: skipped) overwritten; dweight, dbias (null: skipped) accumulated.
+// batch_stats false: after an eval forward (fixed statistics; see norm/batch_norm.h).
 void batch_norm_bwd(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
-                    const float* save_mean, const float* save_rstd, const float* weight, const BatchNormShape& s);
+                    const float* save_mean, const float* save_rstd, const float* weight, const BatchNormShape& s,
+                    bool batch_stats);
 
 }  // namespace pycnn::ops

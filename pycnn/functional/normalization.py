@@ -68,16 +68,23 @@ def batch_norm(x: ArrayLike, running_mean: Optional[np.ndarray], running_var: Op
 def batch_norm_backward(grad_output: ArrayLike, x: ArrayLike, save_mean: ArrayLike, save_rstd: ArrayLike,
                         weight: Optional[ArrayLike] = None, *, grad_weight: Optional[np.ndarray] = None,
                         grad_bias: Optional[np.ndarray] = None, affine: Optional[bool] = None,
-                        input_grad: bool = True) -> Grads:
-    """Gradients of training-mode :func:`batch_norm_forward` -> ``(grad_input, grad_weight, grad_bias)``.
+                        input_grad: bool = True, training: bool = True) -> Grads:
+    """Gradients of :func:`batch_norm_forward` -> ``(grad_input, grad_weight, grad_bias)``.
 
-    ``grad_input`` is new (None when ``input_grad`` is False). ``grad_weight``
-    and ``grad_bias`` accumulate into the given float32 (C,) arrays, or into
-    fresh zeros when ``affine`` (default: ``weight is not None``) and none are
-    given; without affine they are None.
+    ``training`` is the forward's: True when it normalised with the batch's
+    statistics (``save_mean``, ``save_rstd`` are what it returned), False
+    when it normalised with fixed running statistics (eval mode; pass
+    ``running_mean`` and ``1 / sqrt(running_var + eps)``), which makes it an
+    affine map per channel: ``grad_input = grad_output * weight * rstd``
+    (PyTorch's eval-mode gradient). ``grad_input`` is new (None when
+    ``input_grad`` is False). ``grad_weight`` (``sum(dy * xhat)``) and
+    ``grad_bias`` (``sum(dy)``) accumulate into the given float32 (C,)
+    arrays, or into fresh zeros when ``affine`` (default: ``weight is not
+    None``) and none are given; without affine they are None.
     """
     op = "batch_norm_backward"
     input_grad = check_bool(input_grad, "input_grad", op)
+    training = check_bool(training, "training", op)
     dy = as_float32(grad_output, "grad_output")
     x = as_float32(x, "input")
     w = optional_float32(weight, "weight")
@@ -96,5 +103,5 @@ def batch_norm_backward(grad_output: ArrayLike, x: ArrayLike, save_mean: ArrayLi
         if w is not None:  # dx is computed from the weight: an accumulator over it would change dx
             check_disjoint(grad_weight, w, "grad_weight", "weight", op)
             check_disjoint(grad_bias, w, "grad_bias", "weight", op)
-    dx = _core.batch_norm_bwd(dy, x, m, r, w, grad_weight, grad_bias, input_grad)
+    dx = _core.batch_norm_bwd(dy, x, m, r, w, grad_weight, grad_bias, input_grad, training)
     return dx, grad_weight, grad_bias

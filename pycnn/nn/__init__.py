@@ -16,8 +16,11 @@ from .activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout, Dropout1d, Dropout2d
+from .grad_mode import enable_grad
+from .graph import Input, Model, SymbolicValue
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
+from .merge import Add, Concat, Multiply
 from .module import Module
 from .normalization import BatchNorm1d, BatchNorm2d
 from .parameter import Parameter
@@ -41,6 +44,10 @@ __all__ = [
     "Module", "Parameter", "register_module", "registered_modules",
     # containers
     "Sequential", "Residual", "BasicBlock",
+    # graphs (Keras' functional API) and their merge layers
+    "Input", "Model", "SymbolicValue", "Add", "Concat", "Multiply",
+    # gradients of eval-mode models
+    "enable_grad",
     # convolution, fully connected and shape layers
     "Conv1d", "Conv2d", "Linear", "Flatten",
     # pooling

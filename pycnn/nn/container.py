@@ -5,7 +5,7 @@ import inspect
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union, overload
 
-from . import fused
+from . import fused, grad_mode
 from .activation import ReLU
 from .conv import Conv1d, Conv2d
 from .linear import Linear
@@ -123,7 +123,13 @@ class Sequential(Module):
           * in eval mode, Conv2d followed by BatchNorm2d (and ReLU): the
             BatchNorm is folded into the convolution's prepared weights
             (pycnn.nn.fused; equal to float32 rounding).
+
+        In training mode the children run inside ``nn.enable_grad()``, so an
+        eval-mode child (a frozen BatchNorm) saves for the backward that follows.
         """
+        if self.training:
+            with grad_mode.enable_grad():
+                return self._chain(x, fuse=True)
         return self._chain(x, fuse=True)
 
     def _chain(self, x: Any, fuse: bool, residual: Optional[np.ndarray] = None, relu_after: bool = False) -> Any:

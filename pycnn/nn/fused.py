@@ -19,6 +19,11 @@ Which sequences fuse (exact types, both modules in eval mode):
 * either followed by ``ReLU``                  ReLU in the output write;
 * the last of these in a ``Residual`` body     shortcut add (+ ReLU) in the output write.
 
+Nothing fuses inside ``nn.enable_grad()`` (gradients of an eval-mode model,
+:mod:`pycnn.nn.grad_mode`): a folded BatchNorm or a ReLU applied in the
+convolution's output write leaves nothing for their backward, so there each
+layer runs on its own and saves what its backward needs.
+
 The model itself is not touched: parameters, buffers and ``state_dict`` stay
 as they are, and training mode runs the unfused layers. Results match the
 unfused eval forward to float32 rounding (folding the BN changes the order
@@ -48,6 +53,7 @@ import numpy as np
 
 from .. import _core
 from .. import functional as F
+from . import grad_mode
 
 if TYPE_CHECKING:
     from .conv import Conv2d
@@ -77,8 +83,9 @@ def disabled() -> Iterator[None]:
 
 
 def enabled() -> bool:
-    """Whether eval-mode forwards fuse here (False inside :func:`disabled`)."""
-    return not getattr(_local, "depth", 0)
+    """Whether eval-mode forwards fuse here (False inside :func:`disabled`, and inside ``nn.enable_grad()``,
+    where eval-mode layers save what backward needs and a folded layer would have nothing to save)."""
+    return not getattr(_local, "depth", 0) and not grad_mode.enabled()
 
 
 def can_fold(conv: Conv2d, bn: Any) -> bool:

@@ -9,12 +9,21 @@ Saved state has a life cycle, enforced here once for all modules
 (:meth:`Module.save_for_backward` / :meth:`Module.saved`):
 
 * a forward in training mode saves; the following backward consumes and frees it;
-* a forward in eval mode saves nothing (inference keeps no activations alive);
+* a forward in eval mode saves nothing (inference keeps no activations alive),
+  except inside :class:`pycnn.nn.enable_grad` (and inside a container in
+  training mode), where it saves what the eval-mode backward needs
+  (:mod:`pycnn.nn.grad_mode`);
 * a backward without a saved forward raises ``RuntimeError`` saying why.
 
-A module instance therefore holds one forward at a time: to use the same
-layer twice in one network, share its Parameters between two instances
-rather than placing one instance twice in a chain.
+A module instance therefore holds one forward at a time. A graph
+(:class:`pycnn.nn.Model`) that calls one layer several times keeps each
+call's saved state itself and gives it back to the layer before that call's
+backward (:meth:`Module._detach_saved`); a ``Sequential`` does not, so
+there share Parameters between two instances instead.
+
+Calling a module on symbolic values (:func:`pycnn.nn.Input` and what layers
+called on it return) does not compute anything: it adds the call to a graph
+(:mod:`pycnn.nn.graph`).
 
 Every subclass records the arguments its constructor was called with
 (:meth:`Module.get_config`), and the public classes of pycnn register
@@ -42,7 +51,8 @@ import numpy as np
 
 from .. import _core
 from .. import functional as F
-from . import _budget
+from . import _budget, grad_mode
+from ._symbolic import SymbolicValue
 from .fused import discard_prepared
 from .parameter import Parameter
 from .registry import (
@@ -66,9 +76,13 @@ class _State:
 
 _NO_FORWARD = _State("backward called before forward: run a forward pass in training mode first")
 _EVAL_FORWARD = _State("backward called after a forward in eval mode, which saves nothing for "
-                       "backward: call .train() before the forward pass")
+                       "backward: call .train() before the forward pass, or run it inside "
+                       "`with pycnn.nn.enable_grad():` for the gradients of the eval-mode model")
 _CONSUMED = _State("backward called twice for one forward: the first backward freed the saved "
                    "state; run a new forward pass first")
+
+# The types of a first argument that may start a graph call: a symbolic value, or a list of them (merge layers).
+_GRAPH_ARGUMENT_TYPES = frozenset((SymbolicValue, list, tuple))
 
 
 def _immune(a: np.ndarray) -> np.ndarray:
@@ -346,7 +360,7 @@ class Module:
         return self
 
     def eval(self) -> Module:
-        """Inference mode: forward saves nothing, so backward is unavailable. Returns self."""
+        """Inference mode: forward saves nothing (backward needs :class:`pycnn.nn.enable_grad`). Returns self."""
         return self.train(False)
 
     def zero_grad(self) -> None:
@@ -385,6 +399,13 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Symbolic values build a graph instead (nn.Input); an array pays one set lookup of its type.
+        if args and type(args[0]) in _GRAPH_ARGUMENT_TYPES:
+            a = args[0]
+            if type(a) is SymbolicValue or (a and type(a[0]) is SymbolicValue):
+                from .graph import call_symbolic
+
+                return call_symbolic(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
     def backward(self, grad_output: Any, input_grad: bool = True) -> Any:
@@ -395,14 +416,22 @@ class Module:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
+    def records_for_backward(self) -> bool:
+        """Whether a forward now saves what backward needs: in training mode, or inside ``nn.enable_grad()``.
+
+        A layer with a cheaper inference path (MaxPool2d computes no argmax)
+        takes it only when this is False.
+        """
+        return self.training or grad_mode.enabled()
+
     def save_for_backward(self, *state: Any) -> None:
-        """Called by ``forward``: keep ``state`` for backward in training mode, nothing in eval mode.
+        """Called by ``forward``: keep ``state`` for backward when :meth:`records_for_backward`, else nothing.
 
         Arrays in ``state`` are kept immune to what the caller does afterwards
         (:func:`_immune`: pycnn's own outputs become read-only, other arrays
         are copied), so backward always sees what forward saw.
         """
-        if not self.training:
+        if not self.records_for_backward():
             object.__setattr__(self, "_saved", _EVAL_FORWARD)
             return
         object.__setattr__(self, "_saved", tuple(_immune(a) if isinstance(a, np.ndarray) else a for a in state))
@@ -418,6 +447,24 @@ class Module:
             raise RuntimeError(f"{type(self).__name__}: {state.why}")
         object.__setattr__(self, "_saved", _CONSUMED)
         return state
+
+    def _detach_saved(self) -> List[Tuple[Module, Any]]:
+        """The saved state of this module and of every descendant, taken out of them.
+
+        Each is left as before any forward. :mod:`pycnn.nn.graph` keeps one
+        such list per call of a layer that a graph calls more than once, and
+        hands it back with :meth:`_restore_saved` before that call's backward.
+        """
+        states = [(m, m.__dict__.get("_saved", _NO_FORWARD)) for m in self.modules()]
+        for m, _ in states:
+            object.__setattr__(m, "_saved", _NO_FORWARD)
+        return states
+
+    @staticmethod
+    def _restore_saved(states: List[Tuple[Module, Any]]) -> None:
+        """Put back what :meth:`_detach_saved` took."""
+        for m, state in states:
+            object.__setattr__(m, "_saved", state)
 
     # ------------------------------------------------------------------ state dict
     def _state_entries(self, prefix: str = "") -> Iterator[Tuple[str, Any, str, str]]:

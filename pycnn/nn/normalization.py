@@ -9,7 +9,10 @@ state dicts move between the two libraries unchanged.
   with the *unbiased* batch variance; ``momentum=None`` uses the cumulative
   average ``1 / num_batches_tracked``.
 * ``eval()``: normalise with the running statistics (batch statistics when
-  ``track_running_stats=False``, as PyTorch).
+  ``track_running_stats=False``, as PyTorch). Nothing is saved for backward,
+  except inside ``nn.enable_grad()`` (or a container in training mode: frozen
+  statistics while fine-tuning), where backward is the gradient of that affine
+  map per channel, as PyTorch's.
 
 Inside a ``Sequential``, a BatchNorm directly followed by a ``ReLU`` applies
 the ReLU in its own output write (one pass fewer; bitwise the same output).
@@ -109,14 +112,29 @@ class _BatchNorm(Module):
         elif self.training or not self.track_running_stats:
             y, mean, rstd = F.batch_norm_forward(x, None, None, w, b, True, 0.0, self.eps, relu=relu)
         else:
-            y, mean, rstd = F.batch_norm_forward(x, self.running_mean, self.running_var, w, b, False,
-                                                 eps=self.eps, relu=relu)
-        self.save_for_backward(x, mean, rstd)
+            y, _, _ = F.batch_norm_forward(x, self.running_mean, self.running_var, w, b, False, eps=self.eps,
+                                           relu=relu)
+            if not self.records_for_backward():
+                self.save_for_backward()  # inference: nothing
+                return y
+            # The fixed statistics the output was normalised with (copies: a later load_state_dict
+            # or training step must not change this forward's gradient).
+            mean = self.running_mean.copy()
+            rstd = (1.0 / np.sqrt(self.running_var.astype(np.float64) + self.eps)).astype(np.float32)
+            self.save_for_backward(x, mean, rstd, False)
+            return y
+        self.save_for_backward(x, mean, rstd, True)
         return y
 
     def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
-        """dL/dx (None when ``input_grad`` is False); accumulates into weight.grad and bias.grad."""
-        x, mean, rstd = self.saved()
+        """dL/dx (None when ``input_grad`` is False); accumulates into weight.grad and bias.grad.
+
+        After an eval-mode forward (inside ``nn.enable_grad()``) this is the
+        gradient of the affine map the running statistics make: ``dx = dy *
+        weight / sqrt(running_var + eps)``, ``dweight += sum(dy * xhat)``,
+        ``dbias += sum(dy)``, as PyTorch's.
+        """
+        x, mean, rstd, batch_stats = self.saved()
         w, b = self.weight, self.bias
         gw = gb = None
         if w is not None:
@@ -124,7 +142,7 @@ class _BatchNorm(Module):
             gb = b.grad if b.requires_grad else np.zeros_like(b.data)
         dx, _, _ = F.batch_norm_backward(grad_output, x, mean, rstd, None if w is None else w.data,
                                          grad_weight=gw, grad_bias=gb, affine=w is not None,
-                                         input_grad=input_grad)
+                                         input_grad=input_grad, training=batch_stats)
         return dx
 
     def extra_repr(self) -> str:

@@ -65,7 +65,7 @@ class _MaxPool(_Pool):
         # after_relu=True is used by Sequential when a ReLU precedes: backward
         # then also applies the ReLU's gradient mask (see container.py).
         x = F.as_float32(x, "input")
-        if not self.training:  # inference: no backward, so no indices (the same values)
+        if not self.records_for_backward():  # inference: no backward, so no indices (the same values)
             y: np.ndarray = self._pool(x, *self._window())
             self.save_for_backward()
             return y
@@ -85,7 +85,8 @@ class MaxPool2d(_MaxPool):
 
     ``stride`` defaults to ``kernel_size``. In training mode the forward
     saves the argmax indices (int32), so backward does not need the input;
-    in eval mode it computes no indices (the same values, faster).
+    in eval mode it computes no indices (the same values, faster), unless
+    inside ``nn.enable_grad()``.
     """
 
     _op = "MaxPool2d"

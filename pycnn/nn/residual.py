@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional, Tuple
 import numpy as np
 
 from .. import functional as F
-from . import fused
+from . import fused, grad_mode
 from .activation import ReLU
 from .container import Sequential, call_backward
 from .conv import Conv2d
@@ -62,6 +62,12 @@ class Residual(Module):
         return self.shortcut
 
     def forward(self, x: ArrayLike) -> np.ndarray:
+        if self.training:  # eval-mode branches (frozen BatchNorm) save for the backward that follows
+            with grad_mode.enable_grad():
+                return self._forward(x)
+        return self._forward(x)
+
+    def _forward(self, x: ArrayLike) -> np.ndarray:
         x = F.as_float32(x, "input")
         body, sc = self._body(), self._shortcut()
         if not self.training and type(body) is Sequential and fused.enabled():
@@ -152,6 +158,8 @@ class BasicBlock(Residual):
         object.__setattr__(self, "_chain", Sequential(self.conv1, self.bn1, self.relu, self.conv2, self.bn2))
 
     def _body(self) -> Module:
+        # The chain is not a registered child, so train()/eval() do not reach it: keep its mode ours.
+        object.__setattr__(self._chain, "training", self.training)
         return self._chain
 
     def _shortcut(self) -> Optional[Module]:

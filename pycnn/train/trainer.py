@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from .._checks import check_bool, check_int, check_samples
+from ..nn.grad_mode import enable_grad
 from .callbacks import Callback, History, _CallbackList
 from .inference import (
     DEFAULT_EVAL_BATCH_SIZE,
@@ -97,7 +98,8 @@ class Trainer:
 
     def train_step(self, xb: np.ndarray, yb: np.ndarray) -> Tuple[float, Optional[int]]:
         """One optimisation step on a batch; returns (batch-mean loss, correct predictions or None)."""
-        out = self.model(xb)
+        with enable_grad():  # a backward follows: eval-mode layers (frozen BatchNorm) save what it needs
+            out = self.model(xb)
         loss = float(self.loss_fn(out, yb))
         if self._stop_on_nan and not math.isfinite(loss):
             raise _NonFiniteLoss(loss)  # before backward: the weights keep their finite values
