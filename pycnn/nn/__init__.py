@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, List
 from . import init
 from .activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
-from .conv import Conv1d, Conv2d
+from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .dropout import Dropout, Dropout1d, Dropout2d
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
@@ -31,6 +31,7 @@ from .pooling import (
 )
 from .registry import register_module, registered_modules
 from .residual import BasicBlock, Residual
+from .resize import Upsample
 from .shape import Flatten
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ __all__ = [
     "Sequential", "Residual", "BasicBlock",
     # convolution, fully connected and shape layers
     "Conv1d", "Conv2d", "Linear", "Flatten",
+    # transposed convolution and resizing
+    "ConvTranspose1d", "ConvTranspose2d", "Upsample",
     # pooling
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
     # activations
