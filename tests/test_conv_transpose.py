@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_close, case_id, f32, f64, needs_torch, ref, tol, torch
 
 import pycnn
-from conftest import assert_close, case_id, f32, f64, needs_torch, ref, tol, torch
 from pycnn import functional as F
 from pycnn import nn
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_close, f32, f64, needs_torch, ref, tol, torch
 
 import pycnn
-from conftest import assert_close, f32, f64, needs_torch, ref, tol, torch
 from pycnn import functional as F
 from pycnn import nn
 
@@ -206,7 +206,8 @@ ERRORS = [
     (X4, dict(size=8, mode="bicubic"), ValueError, "mode must be one of"),
     (np.zeros((1, 1, 2, 2, 2), np.float32), dict(size=3), ValueError, r"expected input of shape \(N, C, L\) or"),
     (X4, dict(size=0), ValueError, "size must be >= 1"),
-    (X4, dict(size=(2, 3, 4)), ValueError, "sequence of 2 numbers"),
+    (X4, dict(size=(8,)), ValueError, "sequence of 2 numbers"),
+    (X4, dict(size=(2, 3, 4)), ValueError, "one per spatial axis"),
     (X4, dict(scale_factor=0.0), ValueError, "scale_factor must be positive"),
     (X4, dict(scale_factor=float("nan")), ValueError, "finite"),
     (X4, dict(scale_factor="2"), TypeError, "scale_factor must be a real number"),
@@ -234,6 +235,8 @@ def test_backward_and_module_errors():
         nn.Upsample(scale_factor=2, align_corners=False)
     with pytest.raises(ValueError, match="mode must be one of"):
         nn.Upsample(scale_factor=2, mode="trilinear")
+    with pytest.raises(ValueError, match="one per spatial axis"):
+        nn.Upsample(size=(2, 3, 4))
 
 
 # ---------------------------------------------------------------------------

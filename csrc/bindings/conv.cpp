@@ -102,8 +102,8 @@ void bind_conv(py::module_& m) {
   m.def("conv_transpose2d_fwd", [](const py::array& x, const py::array& w, OptArray b, Pair stride, Pair padding,
                                    Pair output_padding, Pair dilation, i64 groups, const std::string& algo) {
     const auto bs = shape_of(b);
-    const auto s = ops::conv_transpose2d_shape(shape_of(x), shape_of(w), ptr(bs),
-                                               conv_transpose_params(stride, padding, output_padding, dilation, groups));
+    const auto s = ops::conv_transpose2d_shape(
+        shape_of(x), shape_of(w), ptr(bs), conv_transpose_params(stride, padding, output_padding, dilation, groups));
     const auto a = ops::parse_conv_algo(algo);
     const float *px = in(x, "input"), *pw = in(w, "weight"), *pb = in(b, "bias");
     auto y = new_array({s.N, s.C, s.H, s.W});

@@ -326,7 +326,8 @@ Conv2dShape conv_transpose2d_shape(const Shape& x, const Shape& w, const Shape* 
   const char* op = "conv_transpose2d";
   if (x.size() != 4) fail(op, ": expected input of shape (N, C_in, H, W), got ", shape_str(x));
   if (w.size() != 4) fail(op, ": expected weight of shape (C_in, C_out/groups, kh, kw), got ", shape_str(w));
-  if (p.stride_h <= 0 || p.stride_w <= 0) fail(op, ": stride must be positive, got (", p.stride_h, ", ", p.stride_w, ")");
+  if (p.stride_h <= 0 || p.stride_w <= 0)
+    fail(op, ": stride must be positive, got (", p.stride_h, ", ", p.stride_w, ")");
   if (p.dilation_h <= 0 || p.dilation_w <= 0)
     fail(op, ": dilation must be positive, got (", p.dilation_h, ", ", p.dilation_w, ")");
   if (p.pad_h < 0 || p.pad_w < 0) fail(op, ": padding must be non-negative, got (", p.pad_h, ", ", p.pad_w, ")");
@@ -342,7 +343,8 @@ Conv2dShape conv_transpose2d_shape(const Shape& x, const Shape& w, const Shape* 
          p.dilation_h, ", ", p.dilation_w, ")");
   checked_numel(x, "conv_transpose2d input");
   checked_numel(w, "conv_transpose2d weight");
-  if (w[0] <= 0 || w[1] <= 0 || w[2] <= 0 || w[3] <= 0) fail(op, ": weight must have positive sizes, got ", shape_str(w));
+  if (w[0] <= 0 || w[1] <= 0 || w[2] <= 0 || w[3] <= 0)
+    fail(op, ": weight must have positive sizes, got ", shape_str(w));
   if (w[0] % p.groups != 0) fail(op, ": groups=", p.groups, " must divide the input channels; weight ", shape_str(w));
   if (x[1] != w[0])
     fail(op, ": expected input of shape (N, ", w[0], ", H, W) for weight ", shape_str(w), ", got ", shape_str(x));

@@ -77,6 +77,38 @@ LinearTaps linear_taps(i64 in, i64 out, double scale, bool align_corners) {
   return t;
 }
 
+struct ResizeScratch;
+
+// Two rows of `width` floats, by input row index: the bilinear passes keep the (at most two) input
+// rows the current output row reads, interpolated along W.
+class TwoRows {
+ public:
+  TwoRows(float* scratch, i64 width) : buf_{scratch, scratch + width} {}
+  // Row h's slot. If h is absent, a slot is taken (never the one holding row `keep`, the other tap of
+  // the same output row) after take(h, previous row there or -1, slot) has run. Vertical taps only move
+  // down as the output row does, so when h is absent both rows held lie above every row still to
+  // be read: what a slot held is never needed again.
+  template <class Take>
+  float* get(i64 h, i64 keep, Take&& take) {
+    for (int i = 0; i < 2; ++i)
+      if (row_[i] == h) return buf_[i];
+    const int slot = row_[0] < 0 ? 0 : row_[1] < 0 ? 1 : row_[0] == keep ? 1 : 0;
+    take(h, row_[slot], buf_[slot]);
+    row_[slot] = h;
+    return buf_[slot];
+  }
+  // f(row, slot) for each row held.
+  template <class F>
+  void for_each(F&& f) {
+    for (int i = 0; i < 2; ++i)
+      if (row_[i] >= 0) f(row_[i], buf_[i]);
+  }
+
+ private:
+  float* buf_[2];
+  i64 row_[2] = {-1, -1};
+};
+
 template <class Body>
 void for_each_plane(const Upsample2dShape& s, int num_threads, Body&& body) {
   const i64 planes = s.N * s.C, cost = s.Ho * s.Wo + s.H * s.W;
@@ -92,19 +124,23 @@ void upsample2d_fwd(float* y, const float* x, const Upsample2dShape& s, int num_
     const LinearTaps th = linear_taps(s.H, s.Ho, s.scale_h, s.align_corners);
     const LinearTaps tw = linear_taps(s.W, s.Wo, s.scale_w, s.align_corners);
     for_each_plane(s, num_threads, [&](i64 p) {
+      // Separable: each input row a vertical tap reads is interpolated along W once (rows that
+      // serve consecutive output rows are kept), then output rows blend two of them. The same
+      // expression as PyTorch's, (r0[w0] b0 + r0[w1] b1) a0 + (r1[w0] b0 + r1[w1] b1) a1, with the
+      // gathers done once per input row instead of once per output row, and a contiguous blend.
+      TwoRows rows(thread_scratch<ResizeScratch>(2 * s.Wo), s.Wo);
       const float* xp = x + p * in_plane;
       float* yp = y + p * out_plane;
+      const auto along_w = [&](i64 h, i64, float* out) {
+        const float* src = xp + h * s.W;
+        for (i64 ow = 0; ow < s.Wo; ++ow) out[ow] = src[tw.i0[ow]] * tw.l0[ow] + src[tw.i1[ow]] * tw.l1[ow];
+      };
       for (i64 oh = 0; oh < s.Ho; ++oh) {
-        const float* r0 = xp + th.i0[oh] * s.W;
-        const float* r1 = xp + th.i1[oh] * s.W;
+        const float* t0 = rows.get(th.i0[oh], -1, along_w);
+        const float* t1 = rows.get(th.i1[oh], th.i0[oh], along_w);
         const float a0 = th.l0[oh], a1 = th.l1[oh];
-        float* row = yp + oh * s.Wo;
-        for (i64 ow = 0; ow < s.Wo; ++ow) {
-          const i64 w0 = tw.i0[ow], w1 = tw.i1[ow];
-          const float b0 = tw.l0[ow], b1 = tw.l1[ow];
-          // PyTorch's order: each row interpolated along W, then the two rows along H.
-          row[ow] = (r0[w0] * b0 + r0[w1] * b1) * a0 + (r1[w0] * b0 + r1[w1] * b1) * a1;
-        }
+        float* PYCNN_RESTRICT row = yp + oh * s.Wo;
+        for (i64 ow = 0; ow < s.Wo; ++ow) row[ow] = t0[ow] * a0 + t1[ow] * a1;
       }
     });
     return;
@@ -133,22 +169,37 @@ void upsample2d_bwd(float* dx, const float* dy, const Upsample2dShape& s, int nu
     const LinearTaps th = linear_taps(s.H, s.Ho, s.scale_h, s.align_corners);
     const LinearTaps tw = linear_taps(s.W, s.Wo, s.scale_w, s.align_corners);
     for_each_plane(s, num_threads, [&](i64 p) {
+      // The forward's adjoint, separable the same way: output rows are blended into per-input-row
+      // sums along W (contiguous), and a row's sum is scattered to its input row (two taps per
+      // column) once no later output row reads that input row.
       float* dxp = dx + p * in_plane;
       const float* dyp = dy + p * out_plane;
       std::fill(dxp, dxp + in_plane, 0.0f);
-      for (i64 oh = 0; oh < s.Ho; ++oh) {
-        float* r0 = dxp + th.i0[oh] * s.W;
-        float* r1 = dxp + th.i1[oh] * s.W;
-        const float a0 = th.l0[oh], a1 = th.l1[oh];
+      const auto scatter = [&](i64 h, const float* t) {
+        float* dst = dxp + h * s.W;
         for (i64 ow = 0; ow < s.Wo; ++ow) {
-          const i64 w0 = tw.i0[ow], w1 = tw.i1[ow];
-          const float b0 = tw.l0[ow], b1 = tw.l1[ow], g = dyp[oh * s.Wo + ow];
-          r0[w0] += a0 * b0 * g;
-          r0[w1] += a0 * b1 * g;
-          r1[w0] += a1 * b0 * g;
-          r1[w1] += a1 * b1 * g;
+          dst[tw.i0[ow]] += tw.l0[ow] * t[ow];
+          dst[tw.i1[ow]] += tw.l1[ow] * t[ow];
+        }
+      };
+      // A slot taken for a new row first scatters the sums of the row it held, then starts at zero.
+      const auto flush_and_zero = [&](i64, i64 previous, float* t) {
+        if (previous >= 0) scatter(previous, t);
+        std::fill(t, t + s.Wo, 0.0f);
+      };
+      TwoRows sums(thread_scratch<ResizeScratch>(2 * s.Wo), s.Wo);
+      for (i64 oh = 0; oh < s.Ho; ++oh) {
+        float* t0 = sums.get(th.i0[oh], -1, flush_and_zero);
+        float* t1 = sums.get(th.i1[oh], th.i0[oh], flush_and_zero);
+        const float a0 = th.l0[oh], a1 = th.l1[oh];
+        const float* g = dyp + oh * s.Wo;
+        if (t0 == t1) {  // both taps on one row (the last row, or out == in along H)
+          for (i64 ow = 0; ow < s.Wo; ++ow) t0[ow] += (a0 + a1) * g[ow];
+        } else {
+          for (i64 ow = 0; ow < s.Wo; ++ow) t0[ow] += a0 * g[ow], t1[ow] += a1 * g[ow];
         }
       }
+      sums.for_each(scatter);
     });
     return;
   }

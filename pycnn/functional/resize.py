@@ -48,6 +48,10 @@ def check_resize_options(size: Optional[Size], scale_factor: Optional[ScaleFacto
         if mode.startswith("nearest"):
             raise ValueError(f"{op}: align_corners can only be set with the interpolating modes 'linear' and "
                              f"'bilinear', got mode={mode!r}")
+    for name, given in (("size", size), ("scale_factor", scale_factor)):
+        if isinstance(given, (tuple, list)) and len(given) not in (1, 2):
+            raise ValueError(f"{op}: {name} must be a number or one per spatial axis (1 or 2 of them: "
+                             f"'linear' takes (N, C, L), the others (N, C, H, W) too), got {given!r}")
     if size is not None:
         for v in size if isinstance(size, (tuple, list)) else [size]:
             check_int(v, "size", op, 1)
