@@ -312,6 +312,7 @@ def test_conv_transpose_modules_match_torch(rng):
         (nn.ConvTranspose1d(3, 4, 5, stride=2, padding=2, output_padding=1, bias=False),
          torch.nn.ConvTranspose1d(3, 4, 5, stride=2, padding=2, output_padding=1, bias=False), f32(rng, 2, 3, 9)),
     ):
+        assert repr(pm) == repr(tm)
         assert {k: tuple(v.shape) for k, v in tm.state_dict().items()} == \
             {k: v.shape for k, v in pm.state_dict().items()}
         pm.load_state_dict(tm.state_dict())  # torch tensors under PyTorch's key names

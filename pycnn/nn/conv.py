@@ -73,6 +73,22 @@ class _ConvNd(Module):
         (x,) = self.saved()
         return weighted_backward(self._conv_backward, self, grad_output, x, input_grad, **self._args())
 
+    def extra_repr(self) -> str:
+        """PyTorch's: the hyper-parameters that differ from their defaults (and ``algo`` unless 'auto')."""
+        zeros, ones = (0,) * len(self.kernel_size), (1,) * len(self.kernel_size)
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        for name, default in (("padding", zeros), ("dilation", ones), ("output_padding", zeros)):
+            value = getattr(self, name, default)  # (output_padding: transposed convolutions only)
+            if value != default:
+                s += f", {name}={value}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.algo != "auto":
+            s += f", algo={self.algo!r}"
+        return s
+
 
 class Conv2d(_ConvNd):
     """2-D convolution over NCHW input, PyTorch's ``nn.Conv2d`` (zero padding only).
@@ -107,21 +123,6 @@ class Conv2d(_ConvNd):
         self.save_for_backward()
         return y
 
-    def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.algo != "auto":
-            s += f", algo={self.algo!r}"
-        return s
-
-
 class Conv1d(_ConvNd):
     """1-D convolution over (N, C, L) input, PyTorch's ``nn.Conv1d`` (zero padding only).
 
@@ -150,18 +151,6 @@ class Conv1d(_ConvNd):
         else:
             self.padding = (check_single(padding, "padding", op, 0),)
         self._init_parameters(bias)
-
-    def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0,):
-            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
-        if self.dilation != (1,):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
 
 
 class _ConvTransposeNd(_ConvNd):
@@ -199,23 +188,6 @@ class _ConvTransposeNd(_ConvNd):
         y = self._conv(x, self.weight.data, b, **self._args())
         self.save_for_backward(x)
         return y
-
-    def extra_repr(self) -> str:
-        ones, zeros = (1,) * len(self.kernel_size), (0,) * len(self.kernel_size)
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != zeros:
-            s += f", padding={self.padding}"
-        if self.output_padding != zeros:
-            s += f", output_padding={self.output_padding}"
-        if self.dilation != ones:
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.algo != "auto":
-            s += f", algo={self.algo!r}"
-        return s
 
 
 class ConvTranspose2d(_ConvTransposeNd):
