@@ -5,7 +5,7 @@
 # errors raise ValueError quoting the shapes. Arguments are positional-only
 # (the bindings declare no names, except sgemm). Padding for conv is
 # (top, bottom, left, right); pairs are (height, width). dX outputs are new
-# arrays; dW/db (conv2d_bwd_weight, linear_bwd_weight) accumulate in place.
+# arrays; dW/db (conv2d_bwd_weight, conv_transpose2d_bwd_weight, linear_bwd_weight) accumulate in place.
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -45,6 +45,15 @@ def conv2d_bwd_weight(dy: _F32, x: _F32, dw: _F32, db: Optional[_F32], stride: _
 def conv2d_resolve_algo(x_shape: Sequence[int], w_shape: Sequence[int], stride: _Pair, padding: _Pad4,
                         dilation: _Pair, groups: int, algo: str, /) -> str: ...
 
+# conv_transpose2d: x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,); padding and
+# output_padding are symmetric pairs; runs conv2d's passes (forward = its backward-data).
+def conv_transpose2d_fwd(x: _F32, w: _F32, b: Optional[_F32], stride: _Pair, padding: _Pair, output_padding: _Pair,
+                         dilation: _Pair, groups: int, algo: str, /) -> _F32: ...
+def conv_transpose2d_bwd_data(dy: _F32, w: _F32, x_shape: Sequence[int], stride: _Pair, padding: _Pair,
+                              output_padding: _Pair, dilation: _Pair, groups: int, algo: str, /) -> _F32: ...
+def conv_transpose2d_bwd_weight(dy: _F32, x: _F32, dw: _F32, db: Optional[_F32], stride: _Pair, padding: _Pair,
+                                output_padding: _Pair, dilation: _Pair, groups: int, algo: str, /) -> None: ...
+
 # Inference (pycnn.nn.fused): weights and bias copied once, packed on first use for the
 # resolved algorithm (rebuilt when the ISA changes); bias, residual and ReLU fused.
 class PreparedConv2d:
@@ -66,6 +75,13 @@ def avg_pool2d_bwd(dy: _F32, x_shape: Sequence[int], kernel: _Pair, stride: _Pai
                    count_include_pad: bool, /) -> _F32: ...
 def adaptive_avg_pool2d_fwd(x: _F32, output_size: _Pair, /) -> _F32: ...
 def adaptive_avg_pool2d_bwd(dy: _F32, x_shape: Sequence[int], /) -> _F32: ...
+
+# resizing (F.interpolate): mode "nearest" | "nearest-exact" | "bilinear"; scales are the caller's scale
+# factors per axis (0.0: the output size was given, the coordinate map uses in/out).
+def upsample2d_fwd(x: _F32, output_size: _Pair, scales: Tuple[float, float], mode: str, align_corners: bool,
+                   /) -> _F32: ...
+def upsample2d_bwd(dy: _F32, x_shape: Sequence[int], output_size: _Pair, scales: Tuple[float, float], mode: str,
+                   align_corners: bool, /) -> _F32: ...
 
 # elementwise activations, by name (the table in csrc/activation/activation.cpp):
 # "relu" | "leaky_relu" (param: slope) | "sigmoid" | "tanh" | "elu" (param: alpha) |

@@ -23,7 +23,7 @@ into caller-owned memory) and no function modifies its inputs.
 from __future__ import annotations
 
 import numbers
-from typing import List, Optional, Sequence, Tuple, Union, cast
+from typing import Any, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -31,6 +31,8 @@ from numpy.typing import ArrayLike, DTypeLike
 __all__ = [
     "pair", "conv_padding", "conv_output_size",
     "conv2d", "conv2d_backward", "conv1d", "conv1d_backward",
+    "conv_transpose2d", "conv_transpose2d_backward", "conv_transpose1d", "conv_transpose1d_backward",
+    "interpolate", "interpolate_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "max_pool1d", "max_pool1d_backward",
     "avg_pool1d", "avg_pool1d_backward", "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward",
@@ -220,6 +222,215 @@ def conv1d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntSingle
     dx, dw, db = conv2d_backward(_float(dy)[:, :, None, :], _float(x)[:, :, None, :], _float(w)[:, :, None, :],
                                  (1, _one(stride)), pad, (1, _one(dilation)), groups)
     return dx[:, :, 0, :], dw[:, :, 0, :], db
+
+
+# ---------------------------------------------------------------------------
+# transposed convolution
+# ---------------------------------------------------------------------------
+# Written from the definition, not as conv2d's gradient (which is how pycnn computes it), so the two
+# check each other: input pixel (h, w) adds x[n, c, h, w] * w[c, :, i, j] to output
+# (h * stride - padding + i * dilation, w * stride - padding + j * dilation) for each tap (i, j).
+def _conv_transpose_geometry(x_shape: Sequence[int], w_shape: Sequence[int], stride: IntPair, padding: IntPair,
+                             output_padding: IntPair, dilation: IntPair) -> Tuple[Pair, Pair, Pair, Pair, Pair]:
+    """(stride, padding, dilation, (Ho, Wo), (Hf, Wf)): Hf is the size of the full scatter before the padding
+    rows are cropped from both ends (and the output_padding rows added at the bottom)."""
+    stride, padding, output_padding, dilation = pair(stride), pair(padding), pair(output_padding), pair(dilation)
+    out, full = [], []
+    for size, k, s, p, o, d in zip(x_shape[2:], w_shape[2:], stride, padding, output_padding, dilation):
+        if o >= s and o >= d:
+            raise ValueError(f"output_padding {o} must be smaller than either stride {s} or dilation {d}")
+        out.append((size - 1) * s - 2 * p + d * (k - 1) + o + 1)
+        full.append(max((size - 1) * s + d * (k - 1) + 1, p + out[-1]))
+    if min(out) <= 0:
+        raise ValueError(f"impossible geometry: input {tuple(x_shape)}, weight {tuple(w_shape)} gives output {out}")
+    return stride, padding, dilation, (out[0], out[1]), (full[0], full[1])
+
+
+def conv_transpose2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, stride: IntPair = 1,
+                     padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+                     dilation: IntPair = 1) -> np.ndarray:
+    """Transposed convolution: x (N, C_in, H, W), w (C_in, C_out//groups, kh, kw), b (C_out,) -> (N, C_out, Ho, Wo)."""
+    x = _float(x)
+    w = _float(w, x.dtype)
+    (N, C, H, W), (kh, kw), G = x.shape, w.shape[2:], groups
+    Cg, Kg = C // G, w.shape[1]
+    stride, (ph, pw), dilation, (Ho, Wo), (Hf, Wf) = _conv_transpose_geometry(
+        x.shape, w.shape, stride, padding, output_padding, dilation)
+    full = np.zeros((N, G * Kg, Hf, Wf), dtype=x.dtype)
+    xg = x.reshape(N, G, Cg, H * W)
+    for i in range(kh):
+        for j in range(kw):
+            wt = w[:, :, i, j].reshape(G, Cg, Kg)
+            # _tap with the input's (H, W): where tap (i, j) of every input pixel lands in the full output
+            full[_tap(i, j, (H, W), stride, dilation)] += \
+                (wt.transpose(0, 2, 1) @ xg).reshape(N, G * Kg, H, W)  # (G, Kg, Cg) @ (N, G, Cg, P)
+    y = np.ascontiguousarray(full[:, :, ph:ph + Ho, pw:pw + Wo])
+    if b is not None:
+        y += _float(b, x.dtype).reshape(1, -1, 1, 1)
+    return y
+
+
+def conv_transpose2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntPair = 1, padding: IntPair = 0,
+                              output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1) -> Grads:
+    """Gradients of conv_transpose2d: dy (N, C_out, Ho, Wo) -> (dx (N, C_in, H, W), dw (C_in, C_out//groups, kh, kw),
+    db (C_out,)): each tap reads back, from the full output's gradient, what it scattered."""
+    x = _float(x)
+    w = _float(w, x.dtype)
+    dy = _float(dy, x.dtype)
+    (N, C, H, W), (kh, kw), G = x.shape, w.shape[2:], groups
+    Cg, Kg = C // G, w.shape[1]
+    stride, (ph, pw), dilation, (Ho, Wo), (Hf, Wf) = _conv_transpose_geometry(
+        x.shape, w.shape, stride, padding, output_padding, dilation)
+    dfull = np.zeros((N, G * Kg, Hf, Wf), dtype=x.dtype)
+    dfull[:, :, ph:ph + Ho, pw:pw + Wo] = dy
+    xg = x.reshape(N, G, Cg, H * W)
+    x_gpc = xg.transpose(1, 0, 3, 2).reshape(G, N * H * W, Cg)
+    dx = np.zeros((N, G, Cg, H * W), dtype=x.dtype)
+    dw = np.empty(w.shape, dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dyt = dfull[_tap(i, j, (H, W), stride, dilation)].reshape(N, G, Kg, H * W)
+            wt = w[:, :, i, j].reshape(G, Cg, Kg)
+            dx += wt @ dyt  # (G, Cg, Kg) @ (N, G, Kg, P)
+            dy_gkp = dyt.transpose(1, 2, 0, 3).reshape(G, Kg, N * H * W)
+            dw[:, :, i, j] = (dy_gkp @ x_gpc).transpose(0, 2, 1).reshape(C, Kg)  # (G, Cg, Kg)
+    return dx.reshape(x.shape), dw, dy.sum(axis=(0, 2, 3))
+
+
+def conv_transpose1d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, stride: IntSingle = 1,
+                     padding: IntSingle = 0, output_padding: IntSingle = 0, groups: int = 1,
+                     dilation: IntSingle = 1) -> np.ndarray:
+    """1-D transposed convolution: x (N, C_in, L), w (C_in, C_out//groups, k) -> (N, C_out, Lo)."""
+    y = conv_transpose2d(_float(x)[:, :, None, :], _float(w)[:, :, None, :], b, (1, _one(stride)),
+                         (0, _one(padding)), (0, _one(output_padding)), groups, (1, _one(dilation)))
+    return y[:, :, 0, :]
+
+
+def conv_transpose1d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntSingle = 1,
+                              padding: IntSingle = 0, output_padding: IntSingle = 0, groups: int = 1,
+                              dilation: IntSingle = 1) -> Grads:
+    """Gradients of conv_transpose1d -> (dx (N, C_in, L), dw (C_in, C_out//groups, k), db (C_out,))."""
+    dx, dw, db = conv_transpose2d_backward(_float(dy)[:, :, None, :], _float(x)[:, :, None, :],
+                                           _float(w)[:, :, None, :], (1, _one(stride)), (0, _one(padding)),
+                                           (0, _one(output_padding)), groups, (1, _one(dilation)))
+    return dx[:, :, 0, :], dw[:, :, 0, :], db
+
+
+# ---------------------------------------------------------------------------
+# resizing (F.interpolate)
+# ---------------------------------------------------------------------------
+# Source coordinates are computed as PyTorch computes them, in float32 (its index arithmetic for float
+# input), so that nearest indices agree exactly even where o * in / out is an integer that float32
+# rounds below; the interpolation itself runs in the input's dtype.
+def _interp_geometry(shape: Sequence[int], size: Union[None, int, Sequence[int]],
+                     scale_factor: Union[None, float, Sequence[float]],
+                     recompute_scale_factor: Optional[bool]) -> Tuple[List[int], List[Optional[float]]]:
+    """(output sizes, scale factors the coordinate map uses: None where it uses in/out), PyTorch's rules."""
+    dims = len(shape) - 2
+    if size is not None and scale_factor is None:
+        out = [int(v) for v in (size if isinstance(size, Sequence) else [size] * dims)]
+        return out, [None] * dims
+    if scale_factor is None or size is not None:
+        raise ValueError("exactly one of size and scale_factor must be given")
+    factors = [float(v) for v in (scale_factor if isinstance(scale_factor, Sequence) else [scale_factor] * dims)]
+    out = [int(np.floor(float(n) * f)) for n, f in zip(shape[2:], factors)]
+    return out, [None] * dims if recompute_scale_factor else list(factors)
+
+
+def _coordinate_scale(n_in: int, n_out: int, scale: Optional[float]) -> np.float32:
+    return np.float32(1.0 / scale) if scale is not None else np.float32(n_in) / np.float32(n_out)
+
+
+def _nearest_index(n_in: int, n_out: int, scale: Optional[float], exact: bool) -> np.ndarray:
+    """Input index of each output index: floor(o * s) ('nearest', with PyTorch's exact cases out == in and
+    out == 2 in) or floor((o + 0.5) * s) ('nearest-exact'), at most n_in - 1."""
+    o = np.arange(n_out)
+    if not exact and n_out == n_in:
+        return o
+    if not exact and n_out == 2 * n_in:
+        return o // 2
+    sc = _coordinate_scale(n_in, n_out, scale)
+    src = (o + 0.5) * np.float64(sc) if exact else o.astype(np.float32) * sc
+    return np.minimum(np.floor(src.astype(np.float32)).astype(np.int64), n_in - 1)
+
+
+def _linear_taps(n_in: int, n_out: int, scale: Optional[float],
+                 align_corners: bool) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i0, i1, lambda) per output index: it reads (1 - lambda) x[i0] + lambda x[i1] (float32 lambda)."""
+    o = np.arange(n_out)
+    if n_out == n_in:
+        return o, o, np.zeros(n_out, np.float32)
+    if align_corners:
+        ratio = np.float32(n_in - 1) / np.float32(n_out - 1) if n_out > 1 else np.float32(0)
+        real = ratio * o.astype(np.float32)
+    else:
+        ratio = _coordinate_scale(n_in, n_out, scale)
+        real = np.maximum(ratio * (o.astype(np.float32) + np.float32(0.5)) - np.float32(0.5), np.float32(0))
+    i0 = np.minimum(np.floor(real).astype(np.int64), n_in - 1)
+    lam = np.clip(real - i0.astype(np.float32), 0, 1).astype(np.float32)
+    return i0, np.minimum(i0 + 1, n_in - 1), lam
+
+
+def _interp_args(x_shape: Sequence[int], size: Union[None, int, Sequence[int]],
+                 scale_factor: Union[None, float, Sequence[float]], mode: str, align_corners: Optional[bool],
+                 recompute_scale_factor: Optional[bool]) -> Tuple[Sequence[int], List[int], List[Optional[float]]]:
+    """The (N, C, H, W) view (3-D input gets H = 1), output (Ho, Wo), scales (H's: None)."""
+    if mode not in ("nearest", "nearest-exact", "linear", "bilinear"):
+        raise ValueError(f"unsupported mode {mode!r}")
+    out, scales = _interp_geometry(x_shape, size, scale_factor, recompute_scale_factor)
+    if len(x_shape) == 3:
+        return (x_shape[0], x_shape[1], 1, x_shape[2]), [1] + out, [None] + scales
+    return x_shape, out, scales
+
+
+def interpolate(x: ArrayLike, size: Union[None, int, Sequence[int]] = None,
+                scale_factor: Union[None, float, Sequence[float]] = None, mode: str = "nearest",
+                align_corners: Optional[bool] = None, recompute_scale_factor: Optional[bool] = None) -> np.ndarray:
+    """Resize (N, C, H, W) (or (N, C, L)) as torch.nn.functional.interpolate: 'nearest', 'nearest-exact',
+    'bilinear' (4-D) and 'linear' (3-D)."""
+    x = _float(x)
+    shape, (Ho, Wo), (sh, sw) = _interp_args(x.shape, size, scale_factor, mode, align_corners, recompute_scale_factor)
+    x4 = x.reshape(shape)
+    H, W = shape[2], shape[3]
+    if mode.startswith("nearest"):
+        exact = mode == "nearest-exact"
+        y = x4[:, :, _nearest_index(H, Ho, sh, exact)[:, None], _nearest_index(W, Wo, sw, exact)[None, :]]
+    else:
+        h0, h1, a = _linear_taps(H, Ho, sh, bool(align_corners))
+        w0, w1, b = _linear_taps(W, Wo, sw, bool(align_corners))
+        a, b = a.astype(x.dtype)[:, None], b.astype(x.dtype)[None, :]
+        one = x.dtype.type(1)
+
+        def rows(h: np.ndarray) -> np.ndarray:  # each row interpolated along W
+            return x4[:, :, h[:, None], w0[None, :]] * (one - b) + x4[:, :, h[:, None], w1[None, :]] * b
+
+        y = rows(h0) * (one - a) + rows(h1) * a
+    return y.reshape(x.shape[:-1] + (Wo,)) if x.ndim == 3 else y
+
+
+def interpolate_backward(dy: ArrayLike, x_shape: Sequence[int], size: Union[None, int, Sequence[int]] = None,
+                         scale_factor: Union[None, float, Sequence[float]] = None, mode: str = "nearest",
+                         align_corners: Optional[bool] = None,
+                         recompute_scale_factor: Optional[bool] = None) -> np.ndarray:
+    """Gradient of interpolate: every output's gradient added to the inputs it read, times their weights."""
+    dy = _float(dy)
+    shape, (Ho, Wo), (sh, sw) = _interp_args(x_shape, size, scale_factor, mode, align_corners, recompute_scale_factor)
+    H, W = shape[2], shape[3]
+    dy4 = dy.reshape((shape[0], shape[1], Ho, Wo))
+    dx = np.zeros(tuple(shape), dtype=dy.dtype)
+    if mode.startswith("nearest"):
+        exact = mode == "nearest-exact"
+        hi, wi = _nearest_index(H, Ho, sh, exact), _nearest_index(W, Wo, sw, exact)
+        np.add.at(dx, cast(Any, (slice(None), slice(None), hi[:, None], wi[None, :])), dy4)
+    else:
+        h0, h1, a = _linear_taps(H, Ho, sh, bool(align_corners))
+        w0, w1, b = _linear_taps(W, Wo, sw, bool(align_corners))
+        a, b = a.astype(dy.dtype)[:, None], b.astype(dy.dtype)[None, :]
+        one = dy.dtype.type(1)
+        for h, wa in ((h0, one - a), (h1, a)):
+            for w, wb in ((w0, one - b), (w1, b)):
+                np.add.at(dx, cast(Any, (slice(None), slice(None), h[:, None], w[None, :])), dy4 * (wa * wb))
+    return dx.reshape(tuple(x_shape))
 
 
 # ---------------------------------------------------------------------------

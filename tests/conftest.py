@@ -93,6 +93,17 @@ def isa(request):
     _core.set_isa(previous)
 
 
+@pytest.fixture(params=[1, 2], ids=lambda n: f"threads={n}")
+def threads(request):
+    """Runs the test with pycnn set to 1 and to 2 threads (the setting is restored afterwards)."""
+    import pycnn
+
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(request.param)
+    yield request.param
+    pycnn.set_num_threads(old)
+
+
 def optimizer_params(rng):
     """Three pycnn Parameters of awkward shapes, for the optimiser tests."""
     from pycnn import nn

@@ -117,5 +117,6 @@ void bind_loss(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_dropout(py::module_& m);
 void bind_optim(py::module_& m);
+void bind_resize(py::module_& m);
 
 }  // namespace pycnn::bindings

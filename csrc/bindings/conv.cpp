@@ -11,6 +11,12 @@ ops::Conv2dParams conv_params(Pair stride, Pads padding, Pair dilation, i64 grou
   return {stride[0], stride[1], padding[0], padding[1], padding[2], padding[3], dilation[0], dilation[1], groups};
 }
 
+ops::ConvTranspose2dParams conv_transpose_params(Pair stride, Pair padding, Pair output_padding, Pair dilation,
+                                                 i64 groups) {
+  return {stride[0], stride[1], padding[0], padding[1], output_padding[0], output_padding[1],
+          dilation[0], dilation[1], groups};
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -90,6 +96,50 @@ void bind_conv(py::module_& m) {
     const auto s = ops::conv2d_shape(to_shape(x_shape), to_shape(w_shape), nullptr,
                                      conv_params(stride, padding, dilation, groups));
     return std::string(ops::conv_algo_name(ops::conv2d_algo_for(s, ops::parse_conv_algo(algo))));
+  });
+
+  // Transposed convolution: x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,).
+  m.def("conv_transpose2d_fwd", [](const py::array& x, const py::array& w, OptArray b, Pair stride, Pair padding,
+                                   Pair output_padding, Pair dilation, i64 groups, const std::string& algo) {
+    const auto bs = shape_of(b);
+    const auto s = ops::conv_transpose2d_shape(
+        shape_of(x), shape_of(w), ptr(bs), conv_transpose_params(stride, padding, output_padding, dilation, groups));
+    const auto a = ops::parse_conv_algo(algo);
+    const float *px = in(x, "input"), *pw = in(w, "weight"), *pb = in(b, "bias");
+    auto y = new_array({s.N, s.C, s.H, s.W});
+    float* py_ = data(y);
+    py::gil_scoped_release release;
+    ops::conv_transpose2d_fwd(py_, px, pw, pb, s, a);
+    return y;
+  });
+
+  m.def("conv_transpose2d_bwd_data", [](const py::array& dy, const py::array& w, std::vector<i64> x_shape,
+                                        Pair stride, Pair padding, Pair output_padding, Pair dilation, i64 groups,
+                                        const std::string& algo) {
+    const auto s = ops::conv_transpose2d_bwd_shape(
+        shape_of(dy), to_shape(x_shape), shape_of(w), nullptr,
+        conv_transpose_params(stride, padding, output_padding, dilation, groups));
+    const auto a = ops::parse_conv_algo(algo);
+    const float *pdy = in(dy, "grad_output"), *pw = in(w, "weight");
+    auto dx = new_array(to_shape(x_shape));
+    float* pdx = data(dx);
+    py::gil_scoped_release release;
+    ops::conv_transpose2d_bwd_data(pdx, pdy, pw, s, a);
+    return dx;
+  });
+
+  m.def("conv_transpose2d_bwd_weight", [](const py::array& dy, const py::array& x, py::array dw, OptArray db,
+                                          Pair stride, Pair padding, Pair output_padding, Pair dilation, i64 groups,
+                                          const std::string& algo) {
+    const auto dbs = shape_of(db);
+    const auto s = ops::conv_transpose2d_bwd_shape(
+        shape_of(dy), shape_of(x), shape_of(dw), ptr(dbs),
+        conv_transpose_params(stride, padding, output_padding, dilation, groups));
+    const auto a = ops::parse_conv_algo(algo);
+    const float *pdy = in(dy, "grad_output"), *px = in(x, "input");
+    float *pdw = inout(dw, "grad_weight"), *pdb = inout(db, "grad_bias");
+    py::gil_scoped_release release;
+    ops::conv_transpose2d_bwd_weight(pdw, pdb, pdy, px, s, a);
   });
 }
 

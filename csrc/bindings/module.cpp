@@ -17,4 +17,5 @@ PYBIND11_MODULE(_core, m) {
   b::bind_norm(m);
   b::bind_dropout(m);
   b::bind_optim(m);
+  b::bind_resize(m);
 }

@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "conv/channel_bias.h"
 #include "conv/conv2d.h"
 #include "conv/im2col_panel.h"
 #include "gemm/gemm.h"
@@ -640,9 +641,7 @@ void bwd_weight_spanning_images(float* dw, float* db, const float* dy, const flo
 }  // namespace
 
 void conv2d_bias_grad(float* db, const float* dy, const Conv2dShape& s) {
-  const i64 P = s.out_plane();
-  for (i64 n = 0; n < s.N; ++n)  // image order: the same sums for every thread count
-    for (i64 k = 0; k < s.K; ++k) db[k] += sum_floats(dy + (n * s.K + k) * P, P);
+  channel_bias_grad(db, dy, s.N, s.K, s.out_plane());
 }
 
 const Im2colPanelKernels& im2col_panel_kernels() {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "conv/channel_bias.h"
 #include "runtime/buffer_cache.h"
 #include "runtime/parallel.h"
 
@@ -308,6 +309,92 @@ void conv2d_bwd_weight(float* dw, float* db, const float* dy, const float* x, co
     case ConvAlgo::Winograd: return conv2d_bwd_weight_winograd(dw, db, dy, x, s, nt);
     default: return conv2d_bwd_weight_im2col(dw, db, dy, x, s, nt);
   }
+}
+
+namespace {
+// (size - 1) stride - 2 pad + dilation (k - 1) + output_padding + 1, overflow-checked; may be <= 0.
+i64 transposed_output_size(i64 size, i64 k, i64 stride, i64 pad, i64 dilation, i64 output_padding) {
+  const char* what = "conv_transpose2d output";
+  i64 r = checked_add(checked_mul(size - 1, stride, what), checked_mul(dilation, k - 1, what), what);
+  r = checked_add(r, checked_add(output_padding, 1, what), what);
+  return r - checked_mul(pad, 2, what);  // both non-negative: no overflow
+}
+}  // namespace
+
+Conv2dShape conv_transpose2d_shape(const Shape& x, const Shape& w, const Shape* bias,
+                                   const ConvTranspose2dParams& p) {
+  const char* op = "conv_transpose2d";
+  if (x.size() != 4) fail(op, ": expected input of shape (N, C_in, H, W), got ", shape_str(x));
+  if (w.size() != 4) fail(op, ": expected weight of shape (C_in, C_out/groups, kh, kw), got ", shape_str(w));
+  if (p.stride_h <= 0 || p.stride_w <= 0)
+    fail(op, ": stride must be positive, got (", p.stride_h, ", ", p.stride_w, ")");
+  if (p.dilation_h <= 0 || p.dilation_w <= 0)
+    fail(op, ": dilation must be positive, got (", p.dilation_h, ", ", p.dilation_w, ")");
+  if (p.pad_h < 0 || p.pad_w < 0) fail(op, ": padding must be non-negative, got (", p.pad_h, ", ", p.pad_w, ")");
+  if (p.output_padding_h < 0 || p.output_padding_w < 0)
+    fail(op, ": output_padding must be non-negative, got (", p.output_padding_h, ", ", p.output_padding_w, ")");
+  if (p.groups <= 0) fail(op, ": groups must be positive, got ", p.groups);
+  // PyTorch's rule: an output_padding row beyond the stride would be a row no input reaches
+  // through any tap (unless the dilation spreads the taps that far).
+  if ((p.output_padding_h >= p.stride_h && p.output_padding_h >= p.dilation_h) ||
+      (p.output_padding_w >= p.stride_w && p.output_padding_w >= p.dilation_w))
+    fail(op, ": output_padding must be smaller than either stride or dilation, got output_padding=(",
+         p.output_padding_h, ", ", p.output_padding_w, "), stride=(", p.stride_h, ", ", p.stride_w, "), dilation=(",
+         p.dilation_h, ", ", p.dilation_w, ")");
+  checked_numel(x, "conv_transpose2d input");
+  checked_numel(w, "conv_transpose2d weight");
+  if (w[0] <= 0 || w[1] <= 0 || w[2] <= 0 || w[3] <= 0)
+    fail(op, ": weight must have positive sizes, got ", shape_str(w));
+  if (w[0] % p.groups != 0) fail(op, ": groups=", p.groups, " must divide the input channels; weight ", shape_str(w));
+  if (x[1] != w[0])
+    fail(op, ": expected input of shape (N, ", w[0], ", H, W) for weight ", shape_str(w), ", got ", shape_str(x));
+  if (x[2] <= 0 || x[3] <= 0) fail(op, ": input planes must be non-empty, got ", shape_str(x));
+  const i64 c_out = checked_mul(w[1], p.groups, op);
+  if (bias && (*bias != Shape{c_out})) fail(op, ": expected bias of shape (", c_out, ",), got ", shape_str(*bias));
+  const i64 Ho = transposed_output_size(x[2], w[2], p.stride_h, p.pad_h, p.dilation_h, p.output_padding_h);
+  const i64 Wo = transposed_output_size(x[3], w[3], p.stride_w, p.pad_w, p.dilation_w, p.output_padding_w);
+  if (Ho <= 0 || Wo <= 0)
+    fail(op, ": output size (", Ho, ", ", Wo, ") is not positive: input ", shape_str(x), ", weight ", shape_str(w),
+         ", stride (", p.stride_h, ", ", p.stride_w, "), padding (", p.pad_h, ", ", p.pad_w, "), dilation (",
+         p.dilation_h, ", ", p.dilation_w, "), output_padding (", p.output_padding_h, ", ", p.output_padding_w, ")");
+  // The convolution this is the adjoint of. Its output has H + output_padding / stride rows: one more
+  // than x only when output_padding >= stride (allowed with a larger dilation), and the extra one is
+  // the output_padding slack, which no input reaches: x is its first H rows (kernels take Ho as given).
+  Conv2dShape s = conv2d_shape({x[0], c_out, Ho, Wo}, w, nullptr,
+                               Conv2dParams{p.stride_h, p.stride_w, p.pad_h, p.pad_h, p.pad_w, p.pad_w, p.dilation_h,
+                                            p.dilation_w, p.groups});
+  assert(s.Ho >= x[2] && s.Wo >= x[3]);
+  s.Ho = x[2], s.Wo = x[3];
+  return s;
+}
+
+Conv2dShape conv_transpose2d_bwd_shape(const Shape& dy, const Shape& x, const Shape& w, const Shape* bias,
+                                       const ConvTranspose2dParams& p) {
+  const Conv2dShape s = conv_transpose2d_shape(x, w, bias, p);
+  check_shape(dy, {s.N, s.C, s.H, s.W}, "conv_transpose2d grad_output");
+  return s;
+}
+
+void conv_transpose2d_fwd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
+                          ConvAlgo algo) {
+  conv2d_bwd_data(y, x, w, s, algo);
+  if (b) channel_bias_add(y, b, s.N, s.C, s.in_plane(), get_num_threads());
+}
+
+void conv_transpose2d_bwd_data(float* dx, const float* dy, const float* w, const Conv2dShape& s, ConvAlgo algo) {
+  conv2d_fwd(dx, dy, w, nullptr, s, algo, false);
+}
+
+void conv_transpose2d_bwd_weight(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
+                                 ConvAlgo algo) {
+  // Checked here with the transposed convolution's names (conv2d_bwd_weight would call x "grad_output").
+  const Span gw = floats(dw, s.K * s.c_per_group() * s.kh * s.kw, "grad_weight");
+  const Span gb = floats(db, s.C, "grad_bias");
+  const Span g = floats(dy, s.N * s.C * s.H * s.W, "grad_output"), in = floats(x, s.N * s.K * s.Ho * s.Wo, "input");
+  check_disjoint(gw, g), check_disjoint(gw, in);
+  check_disjoint(gb, g), check_disjoint(gb, in), check_disjoint(gb, gw);
+  conv2d_bwd_weight(dw, nullptr, x, dy, s, algo);
+  if (db) channel_bias_grad(db, dy, s.N, s.C, s.in_plane());
 }
 
 }  // namespace pycnn::ops

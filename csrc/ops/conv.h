@@ -80,4 +80,31 @@ void conv2d_bwd_data(float* dx, const float* dy, const float* w, const Conv2dSha
 void conv2d_bwd_weight(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
                        ConvAlgo algo);
 
+// Transposed convolution (PyTorch's conv_transpose2d): x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw),
+// bias (C_out,) -> y (N, C_out, Ho, Wo), Ho = (H - 1) stride - 2 pad + dilation (kh - 1) + output_padding + 1.
+// It is the adjoint of the convolution returned by conv_transpose2d_shape: input (N, C_out, Ho, Wo), weight w
+// read as (K = C_in, C/groups = C_out/groups, kh, kw) (the same array: groups need no reshuffle), output
+// (N, C_in, H, W) (the output_padding rows and columns are stride slack: that convolution does not reach
+// them). So the forward is that convolution's backward-data, the input gradient its forward, the weight
+// gradient its weight gradient with x and dy swapped; every algorithm of conv2d serves.
+struct ConvTranspose2dParams {
+  i64 stride_h, stride_w;
+  i64 pad_h, pad_w;  // symmetric, as PyTorch's
+  i64 output_padding_h, output_padding_w;
+  i64 dilation_h, dilation_w;
+  i64 groups;
+};
+Conv2dShape conv_transpose2d_shape(const Shape& x, const Shape& w, const Shape* bias, const ConvTranspose2dParams& p);
+// The same, and dy (N, C_out, Ho, Wo) checked against it.
+Conv2dShape conv_transpose2d_bwd_shape(const Shape& dy, const Shape& x, const Shape& w, const Shape* bias,
+                                       const ConvTranspose2dParams& p);
+// y (N, C_out, Ho, Wo) overwritten (+ b per channel when b is not null).
+void conv_transpose2d_fwd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
+                          ConvAlgo algo);
+// dx (N, C_in, H, W) overwritten.
+void conv_transpose2d_bwd_data(float* dx, const float* dy, const float* w, const Conv2dShape& s, ConvAlgo algo);
+// dw and db (null: skipped) accumulated; neither may share memory with dy, x or each other.
+void conv_transpose2d_bwd_weight(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
+                                 ConvAlgo algo);
+
 }  // namespace pycnn::ops

@@ -1,7 +1,7 @@
 """Stateless operations: ``pycnn.functional`` (imported as ``F`` by convention).
 
 One module per family, as in ``csrc/``: conv, pooling, activation, linear,
-loss, normalization, dropout, optim; all public names are importable from
+loss, normalization, dropout, optim, resize; all public names are importable from
 ``pycnn.functional`` itself.
 
 Every op takes NumPy arrays (NCHW for images, as PyTorch), checks its
@@ -41,7 +41,8 @@ from __future__ import annotations
 from ._convert import as_float32, as_labels
 from .activation import (add, elu, elu_backward, gelu, gelu_backward, leaky_relu, leaky_relu_backward, relu,
                          relu_backward, sigmoid, sigmoid_backward, softmax, softmax_backward, tanh, tanh_backward)
-from .conv import conv1d, conv1d_backward, conv2d, conv2d_backward, conv_padding
+from .conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv_padding, conv_transpose1d,
+                   conv_transpose1d_backward, conv_transpose2d, conv_transpose2d_backward, conv_transpose_output_size)
 from .dropout import dropout, dropout_backward
 from .linear import linear, linear_backward
 from .loss import cross_entropy, cross_entropy_backward, cross_entropy_forward, mse_loss, mse_loss_backward
@@ -50,10 +51,13 @@ from .optim import adam_step, sgd_step, sgd_step_many, zero_many
 from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_avg_pool2d,
                       adaptive_avg_pool2d_backward, avg_pool1d, avg_pool1d_backward, avg_pool2d, avg_pool2d_backward,
                       max_pool1d, max_pool1d_backward, max_pool2d, max_pool2d_backward)
+from .resize import interpolate, interpolate_backward
 
 __all__ = [
     "as_float32", "as_labels",
     "conv2d", "conv2d_backward", "conv1d", "conv1d_backward", "conv_padding",
+    "conv_transpose2d", "conv_transpose2d_backward", "conv_transpose1d", "conv_transpose1d_backward",
+    "conv_transpose_output_size",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
     "max_pool1d", "max_pool1d_backward", "avg_pool1d", "avg_pool1d_backward",
@@ -62,6 +66,7 @@ __all__ = [
     "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
     "elu", "elu_backward", "gelu", "gelu_backward", "softmax", "softmax_backward",
     "linear", "linear_backward",
+    "interpolate", "interpolate_backward",
     "cross_entropy", "cross_entropy_forward", "cross_entropy_backward", "mse_loss", "mse_loss_backward",
     "batch_norm", "batch_norm_forward", "batch_norm_backward",
     "dropout", "dropout_backward",

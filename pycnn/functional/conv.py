@@ -1,7 +1,9 @@
-"""Convolution: conv2d and conv1d (the (N, C, L) input seen as (N, C, 1, L), no copy), forward and backward."""
+"""Convolution: conv2d and conv1d (the (N, C, L) input seen as (N, C, 1, L), no copy), and their transposes
+conv_transpose2d and conv_transpose1d, forward and backward."""
 from __future__ import annotations
 
-from typing import List, Optional, Tuple, Union, cast
+import functools
+from typing import Callable, List, Optional, Tuple, Union, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -10,7 +12,9 @@ from .. import _core
 from .._checks import check_bool, check_choice, check_int, check_pair, check_single
 from ._convert import Grads, as_float32, as_ncl, inplace, param_grads
 
-__all__ = ["conv_padding", "conv2d", "conv2d_backward", "conv1d", "conv1d_backward"]
+__all__ = ["conv_padding", "conv2d", "conv2d_backward", "conv1d", "conv1d_backward", "conv_transpose2d",
+           "conv_transpose2d_backward", "conv_transpose1d", "conv_transpose1d_backward",
+           "conv_transpose_output_size"]
 
 IntPair = Union[int, Tuple[int, int]]
 IntSingle = Union[int, Tuple[int]]  # 1-D layers accept an int or a 1-tuple (PyTorch)
@@ -163,17 +167,151 @@ def conv1d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, str
     _check_conv1d_shapes(x, w, groups)
     dy = as_ncl(grad_output, op, "grad_output")
     stride2, pad2, dilation2, groups = _conv1d_args(w, stride, padding, dilation, groups)
+    return _backward_on_2d_view(functools.partial(conv2d_backward, stride=stride2, padding=pad2, dilation=dilation2,
+                                                  groups=groups, algo=algo),
+                                dy, x, w, grad_weight, grad_bias, bias, input_grad, weight_grad, op)
+
+
+def _backward_on_2d_view(backward2d: Callable[..., Grads], dy: np.ndarray, x: np.ndarray, w: np.ndarray,
+                         grad_weight: Optional[np.ndarray], grad_bias: Optional[np.ndarray], bias: bool,
+                         input_grad: bool, weight_grad: bool, op: str) -> Grads:
+    """A 1-D op's backward through its 2-D op on (N, C, 1, L) views, accumulating into the caller's arrays."""
     gw4 = None
     if grad_weight is not None:
         inplace(grad_weight, "grad_weight")
         if grad_weight.shape != w.shape:
             raise ValueError(f"{op}: expected grad_weight of the weight's shape {w.shape}, got {grad_weight.shape}")
         gw4 = grad_weight[:, :, None, :]  # a view: the 2-D kernel accumulates into the caller's array
-    dx, gw, gb = conv2d_backward(dy[:, :, None, :], x[:, :, None, :], w[:, :, None, :], stride2, pad2, dilation2,
-                                 groups, algo, grad_weight=gw4, grad_bias=grad_bias, bias=bias,
-                                 input_grad=input_grad, weight_grad=weight_grad)
+    dx, gw, gb = backward2d(dy[:, :, None, :], x[:, :, None, :], w[:, :, None, :], grad_weight=gw4,
+                            grad_bias=grad_bias, bias=bias, input_grad=input_grad, weight_grad=weight_grad)
     if dx is not None:
         dx = dx[:, :, 0, :]
     if gw is not None:
         gw = grad_weight if grad_weight is not None else gw[:, :, 0, :]
     return dx, gw, gb
+
+
+# ---------------------------------------------------------------------------
+# transposed convolution
+# ---------------------------------------------------------------------------
+
+def conv_transpose_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                               output_padding: int = 0, dilation: int = 1) -> int:
+    """The output length of a transposed convolution along one axis (PyTorch's formula):
+    ``(size - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1``."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
+
+
+def _conv_transpose_args(stride: IntPair, padding: IntPair, output_padding: IntPair, groups: int, dilation: IntPair,
+                         algo: str, op: str) -> Tuple[Pair, Pair, Pair, Pair, int, str]:
+    # Signs and types here; output_padding against stride and dilation, and every shape, in C++.
+    stride = check_pair(stride, "stride", op, 1)
+    padding = check_pair(padding, "padding", op, 0)
+    output_padding = check_pair(output_padding, "output_padding", op, 0)
+    dilation = check_pair(dilation, "dilation", op, 1)
+    groups = check_int(groups, "groups", op, 1)
+    algo = check_choice(algo, "algo", op, CONV_ALGOS)
+    return stride, padding, output_padding, dilation, groups, algo
+
+
+def conv_transpose2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: IntPair = 1,
+                     padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1,
+                     algo: str = "auto") -> np.ndarray:
+    """2-D transposed convolution (PyTorch's ``F.conv_transpose2d``, same argument order):
+    x (N, C_in, H, W), weight (C_in, C_out/groups, kh, kw), bias (C_out,) or None -> (N, C_out, Ho, Wo)
+    with ``Ho = (H - 1) * stride - 2 * padding + dilation * (kh - 1) + output_padding + 1``.
+
+    Each input pixel adds its weighted kernel to the output at ``stride`` spacing: the gradient of
+    :func:`conv2d` with respect to its input, which is how it runs (conv2d's backward-data kernels, the
+    bias added per channel). ``output_padding`` (smaller than stride or dilation) adds rows and columns
+    at the bottom and right, picking one of the output sizes a strided convolution maps to the same
+    input size. ``algo`` forces the underlying convolution's algorithm, as for :func:`conv2d`.
+    """
+    op = "conv_transpose2d"
+    x = as_float32(x, "input")
+    w = as_float32(weight, "weight")
+    b = None if bias is None else as_float32(bias, "bias")
+    stride, padding, output_padding, dilation, groups, algo = _conv_transpose_args(
+        stride, padding, output_padding, groups, dilation, algo, op)
+    return _core.conv_transpose2d_fwd(x, w, b, stride, padding, output_padding, dilation, groups, algo)
+
+
+def conv_transpose2d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, stride: IntPair = 1,
+                              padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+                              dilation: IntPair = 1, algo: str = "auto", *, grad_weight: Optional[np.ndarray] = None,
+                              grad_bias: Optional[np.ndarray] = None, bias: bool = True, input_grad: bool = True,
+                              weight_grad: bool = True) -> Grads:
+    """Gradients of :func:`conv_transpose2d` -> ``(grad_input or None, grad_weight or None, grad_bias or None)``.
+
+    The conventions of :func:`conv2d_backward`: ``grad_input`` (N, C_in, H, W) is a new array (None when
+    ``input_grad`` is False); ``grad_weight`` (C_in, C_out/groups, kh, kw) and ``grad_bias`` (C_out,)
+    accumulate into the arrays passed, or into fresh zeros. The input gradient is :func:`conv2d` of
+    ``grad_output`` with the same weight, and the weight gradient conv2d's with the roles of x and
+    ``grad_output`` swapped.
+    """
+    op = "conv_transpose2d_backward"
+    bias, input_grad = check_bool(bias, "bias", op), check_bool(input_grad, "input_grad", op)
+    weight_grad = check_bool(weight_grad, "weight_grad", op)
+    dy = as_float32(grad_output, "grad_output")
+    x = as_float32(x, "input")
+    w = as_float32(weight, "weight")
+    stride, padding, output_padding, dilation, groups, algo = _conv_transpose_args(
+        stride, padding, output_padding, groups, dilation, algo, op)
+    if weight_grad:
+        if grad_bias is None and bias and w.ndim == 4:
+            grad_bias = np.zeros(w.shape[1] * groups, dtype=np.float32)  # (C_out,), not the weight's first axis
+        grad_weight, grad_bias = param_grads(w, grad_weight, grad_bias, False, "conv_transpose2d")
+        _core.conv_transpose2d_bwd_weight(dy, x, grad_weight, grad_bias, stride, padding, output_padding, dilation,
+                                          groups, algo)
+    else:
+        grad_weight = grad_bias = None
+    grad_input = None
+    if input_grad:
+        grad_input = _core.conv_transpose2d_bwd_data(dy, w, x.shape, stride, padding, output_padding, dilation,
+                                                     groups, algo)
+    return grad_input, grad_weight, grad_bias
+
+
+def _check_conv_transpose1d_shapes(x: np.ndarray, w: np.ndarray, op: str) -> None:
+    """Shape checks with 1-D shapes in the message (the 2-D kernels would quote the (N, C, 1, L) view)."""
+    if w.ndim != 3:
+        raise ValueError(f"{op}: expected weight of shape (C_in, C_out/groups, k), got {w.shape}")
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"{op}: expected input of shape (N, {w.shape[0]}, L) for weight {w.shape}, got {x.shape}")
+
+
+def _conv_transpose1d_args(stride: IntSingle, padding: IntSingle, output_padding: IntSingle, dilation: IntSingle,
+                           op: str) -> Tuple[Pair, Pair, Pair, Pair]:
+    """The 2-D arguments of the (N, C, 1, L) view: the unit axis has stride, dilation 1 and no padding."""
+    return ((1, check_single(stride, "stride", op, 1)), (0, check_single(padding, "padding", op, 0)),
+            (0, check_single(output_padding, "output_padding", op, 0)), (1, check_single(dilation, "dilation", op, 1)))
+
+
+def conv_transpose1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: IntSingle = 1,
+                     padding: IntSingle = 0, output_padding: IntSingle = 0, groups: int = 1, dilation: IntSingle = 1,
+                     algo: str = "auto") -> np.ndarray:
+    """1-D transposed convolution (PyTorch's ``F.conv_transpose1d``): x (N, C_in, L), weight
+    (C_in, C_out/groups, k) -> (N, C_out, Lo); the 2-D op on the (N, C, 1, L) view (no copy)."""
+    op = "conv_transpose1d"
+    x = as_ncl(x, op)
+    w = as_float32(weight, "weight")
+    _check_conv_transpose1d_shapes(x, w, op)
+    s, p, o, d = _conv_transpose1d_args(stride, padding, output_padding, dilation, op)
+    return conv_transpose2d(x[:, :, None, :], w[:, :, None, :], bias, s, p, o, groups, d, algo)[:, :, 0, :]
+
+
+def conv_transpose1d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, stride: IntSingle = 1,
+                              padding: IntSingle = 0, output_padding: IntSingle = 0, groups: int = 1,
+                              dilation: IntSingle = 1, algo: str = "auto", *, grad_weight: Optional[np.ndarray] = None,
+                              grad_bias: Optional[np.ndarray] = None, bias: bool = True, input_grad: bool = True,
+                              weight_grad: bool = True) -> Grads:
+    """Gradients of :func:`conv_transpose1d`; the conventions of :func:`conv_transpose2d_backward`."""
+    op = "conv_transpose1d"
+    x = as_ncl(x, op)
+    w = as_float32(weight, "weight")
+    _check_conv_transpose1d_shapes(x, w, op)
+    dy = as_ncl(grad_output, op, "grad_output")
+    s, p, o, d = _conv_transpose1d_args(stride, padding, output_padding, dilation, op)
+    return _backward_on_2d_view(functools.partial(conv_transpose2d_backward, stride=s, padding=p, output_padding=o,
+                                                  groups=groups, dilation=d, algo=algo),
+                                dy, x, w, grad_weight, grad_bias, bias, input_grad, weight_grad, op)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, List
 from . import init
 from .activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
-from .conv import Conv1d, Conv2d
+from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .dropout import Dropout, Dropout1d, Dropout2d
 from .grad_mode import enable_grad
 from .graph import Input, Model, SymbolicValue
@@ -34,6 +34,7 @@ from .pooling import (
 )
 from .registry import register_module, registered_modules
 from .residual import BasicBlock, Residual
+from .resize import Upsample
 from .shape import Flatten
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ __all__ = [
     "enable_grad",
     # convolution, fully connected and shape layers
     "Conv1d", "Conv2d", "Linear", "Flatten",
+    # transposed convolution and resizing
+    "ConvTranspose1d", "ConvTranspose2d", "Upsample",
     # pooling
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
     # activations

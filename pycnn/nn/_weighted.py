@@ -1,4 +1,4 @@
-"""What layers with a ``weight`` and an optional ``bias`` share (Conv1d, Conv2d, Linear).
+"""What layers with a ``weight`` and an optional ``bias`` share (Conv1d, Conv2d, ConvTranspose1d/2d, Linear).
 
 Creating the two parameters, PyTorch's default initialisation of them, and
 the backward pass through a functional op that computes dW and db together.
@@ -21,15 +21,18 @@ if TYPE_CHECKING:
 __all__ = ["init_weight_and_bias", "reset_weight_and_bias", "weighted_backward"]
 
 
-def init_weight_and_bias(module: Module, weight_shape: Tuple[int, ...], bias: bool) -> None:
-    """Give ``module`` a ``weight`` of ``weight_shape`` and a ``bias`` of ``weight_shape[0]`` (or None),
+def init_weight_and_bias(module: Module, weight_shape: Tuple[int, ...], bias: bool,
+                         bias_size: Optional[int] = None) -> None:
+    """Give ``module`` a ``weight`` of ``weight_shape`` and a ``bias`` of ``bias_size`` elements (default
+    ``weight_shape[0]``; a transposed convolution's is the weight's second axis times groups) or None,
     then initialise them with its ``reset_parameters()``."""
+    n_bias = weight_shape[0] if bias_size is None else bias_size
     # Before anything is allocated: pycnn.load bounds what an architecture may build.
-    _budget.check(math.prod(weight_shape) + (weight_shape[0] if bias else 0),
+    _budget.check(math.prod(weight_shape) + (n_bias if bias else 0),
                   f"{type(module).__name__} with weight {tuple(weight_shape)}")
     module.weight = Parameter(np.empty(weight_shape, dtype=np.float32))
     if bias:
-        module.bias = Parameter(np.empty(weight_shape[:1], dtype=np.float32))
+        module.bias = Parameter(np.empty((n_bias,), dtype=np.float32))
     else:
         module.register_parameter("bias", None)
     module.reset_parameters()

@@ -1,4 +1,4 @@
-"""Convolution layers."""
+"""Convolution layers: Conv2d, Conv1d and the transposed convolutions ConvTranspose2d, ConvTranspose1d."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
@@ -15,7 +15,7 @@ from .module import Module
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["Conv2d", "Conv1d"]
+__all__ = ["Conv2d", "Conv1d", "ConvTranspose2d", "ConvTranspose1d"]
 
 
 class _ConvNd(Module):
@@ -32,6 +32,7 @@ class _ConvNd(Module):
     dilation: Tuple[int, ...]
 
     def _init_channels(self, op: str, in_channels: int, out_channels: int) -> None:
+        self._op = op
         self.in_channels = check_int(in_channels, "in_channels", op, 1)
         self.out_channels = check_int(out_channels, "out_channels", op, 1)
 
@@ -72,6 +73,22 @@ class _ConvNd(Module):
         (x,) = self.saved()
         return weighted_backward(self._conv_backward, self, grad_output, x, input_grad, **self._args())
 
+    def extra_repr(self) -> str:
+        """PyTorch's: the hyper-parameters that differ from their defaults (and ``algo`` unless 'auto')."""
+        zeros, ones = (0,) * len(self.kernel_size), (1,) * len(self.kernel_size)
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        for name, default in (("padding", zeros), ("dilation", ones), ("output_padding", zeros)):
+            value = getattr(self, name, default)  # (output_padding: transposed convolutions only)
+            if value != default:
+                s += f", {name}={value}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.algo != "auto":
+            s += f", algo={self.algo!r}"
+        return s
+
 
 class Conv2d(_ConvNd):
     """2-D convolution over NCHW input, PyTorch's ``nn.Conv2d`` (zero padding only).
@@ -106,21 +123,6 @@ class Conv2d(_ConvNd):
         self.save_for_backward()
         return y
 
-    def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.algo != "auto":
-            s += f", algo={self.algo!r}"
-        return s
-
-
 class Conv1d(_ConvNd):
     """1-D convolution over (N, C, L) input, PyTorch's ``nn.Conv1d`` (zero padding only).
 
@@ -150,14 +152,88 @@ class Conv1d(_ConvNd):
             self.padding = (check_single(padding, "padding", op, 0),)
         self._init_parameters(bias)
 
-    def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0,):
-            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
-        if self.dilation != (1,):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+
+class _ConvTransposeNd(_ConvNd):
+    """What ConvTranspose2d and ConvTranspose1d share: PyTorch's parameter shapes (weight (in_channels,
+    out_channels/groups, *kernel_size), bias (out_channels,)) and initialisation (fan_in =
+    out_channels/groups * kernel elements, from the weight's second axis), and forward / backward
+    through the functional transposed ops (conv2d's kernels underneath)."""
+
+    _conv: Callable[..., np.ndarray] = staticmethod(F.conv_transpose2d)
+    _conv_backward: Callable[..., Any] = staticmethod(F.conv_transpose2d_backward)
+    padding: Tuple[int, ...]
+    output_padding: Tuple[int, ...]
+
+    def _init_output_padding(self, output_padding: Tuple[int, ...]) -> None:
+        # PyTorch's rule (it checks at the first forward; here the constructor does).
+        for o, s, d in zip(output_padding, self.stride, self.dilation):
+            if o >= s and o >= d:
+                raise ValueError(f"{self._op}: output_padding must be smaller than either stride or dilation, got "
+                                 f"output_padding={output_padding}, stride={self.stride}, dilation={self.dilation}")
+        self.output_padding = output_padding
+
+    def _init_parameters(self, bias: bool) -> None:
+        init_weight_and_bias(self, (self.in_channels, self.out_channels // self.groups) + self.kernel_size, bias,
+                             bias_size=self.out_channels)
+
+    def _args(self) -> Dict[str, Any]:
+        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding,
+                    groups=self.groups, dilation=self.dilation, algo=self.algo)
+
+    def _forward(self, x: ArrayLike, relu: bool) -> np.ndarray:
+        # Sequential fuses a following ReLU only into the layers listed in container.py, not this one.
+        assert not relu
+        x = F.as_float32(x, "input")
+        b = None if self.bias is None else self.bias.data
+        y = self._conv(x, self.weight.data, b, **self._args())
+        self.save_for_backward(x)
+        return y
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """2-D transposed convolution over NCHW input, PyTorch's ``nn.ConvTranspose2d`` (zero padding only).
+
+    The gradient of a Conv2d with respect to its input, used as a layer: each input pixel adds its
+    weighted kernel to the output at ``stride`` spacing, so a stride-2 layer doubles the resolution.
+    Output size ``(H - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1``;
+    ``output_padding`` (smaller than stride or dilation) adds rows and columns at the bottom and right.
+    ``weight`` is (in_channels, out_channels/groups, kh, kw), ``bias`` (out_channels,) or None, initialised
+    as PyTorch, so state dicts load both ways. ``algo`` forces the kernel of the underlying convolution.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Union[int, Tuple[int, int]],
+                 stride: Union[int, Tuple[int, int]] = 1, padding: Union[int, Tuple[int, int]] = 0,
+                 output_padding: Union[int, Tuple[int, int]] = 0, groups: int = 1, bias: bool = True,
+                 dilation: Union[int, Tuple[int, int]] = 1, algo: str = "auto") -> None:
+        super().__init__()
+        op = "ConvTranspose2d"
+        self._init_channels(op, in_channels, out_channels)
+        self.kernel_size = check_pair(kernel_size, "kernel_size", op, 1)
+        self.stride = check_pair(stride, "stride", op, 1)
+        self.padding = check_pair(padding, "padding", op, 0)
+        self.dilation = check_pair(dilation, "dilation", op, 1)
+        self._init_output_padding(check_pair(output_padding, "output_padding", op, 0))
+        self._init_groups_bias_algo(op, groups, bias, algo)
+        self._init_parameters(bias)
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """1-D transposed convolution over (N, C, L) input, PyTorch's ``nn.ConvTranspose1d``: ConvTranspose2d's
+    rules with weight (in_channels, out_channels/groups, kernel_size), run on the 2-D kernels."""
+
+    _conv = staticmethod(F.conv_transpose1d)
+    _conv_backward = staticmethod(F.conv_transpose1d_backward)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 output_padding: int = 0, groups: int = 1, bias: bool = True, dilation: int = 1,
+                 algo: str = "auto") -> None:
+        super().__init__()
+        op = "ConvTranspose1d"
+        self._init_channels(op, in_channels, out_channels)
+        self.kernel_size = (check_single(kernel_size, "kernel_size", op, 1),)
+        self.stride = (check_single(stride, "stride", op, 1),)
+        self.padding = (check_single(padding, "padding", op, 0),)
+        self.dilation = (check_single(dilation, "dilation", op, 1),)
+        self._init_output_padding((check_single(output_padding, "output_padding", op, 0),))
+        self._init_groups_bias_algo(op, groups, bias, algo)
+        self._init_parameters(bias)
