@@ -168,10 +168,12 @@ _PROBE = textwrap.dedent("""
 """)
 
 
-def test_hostile_model_files_cost_under_100mb_and_1s(hostile_files):
+def test_hostile_model_files_cost_under_100mb(hostile_files):
     """Each crafted file is refused with a ValueError naming it, growing the peak RSS by < 100 MiB
-    in < 1 s (measured in a fresh process: before the fix, 4.1 GiB / 14 s, 2.4 GiB / 10 s and a
-    successful load, a MemoryError, and 1 GiB inflated before refusal)."""
+    (measured in a fresh process: before the fix, 4.1 GiB / 14 s, 2.4 GiB / 10 s and a
+    successful load, a MemoryError, and 1 GiB inflated before refusal). Time is not asserted
+    (no timed pass/fail tests: a loaded machine would fail it); the refusals cost
+    milliseconds, docs/reliability.md gives the measured times."""
     arg = json.dumps({k: str(v) for k, v in hostile_files.items()})
     r = subprocess.run([sys.executable, "-c", _PROBE, arg], capture_output=True, text=True, timeout=300,
                        cwd=tempfile.gettempdir(),  # not the checkout: its pycnn/ would shadow the installed one
@@ -183,8 +185,6 @@ def test_hostile_model_files_cost_under_100mb_and_1s(hostile_files):
         path = str(hostile_files[name])
         if res["error"] is None or not res["error"].startswith("ValueError") or path not in res["error"]:
             bad.append(f"{name}: not a ValueError naming the file: {res['error']}")
-        if res["seconds"] >= 1.0:
-            bad.append(f"{name}: took {res['seconds']:.2f} s")
         if res["peak_rss_growth_mib"] >= 100:
             bad.append(f"{name}: peak RSS grew {res['peak_rss_growth_mib']:.0f} MiB")
     assert not bad, "\n".join(bad)
