@@ -210,7 +210,8 @@ class Trainer:
             (x, y), (x_val, y_val) = _split_validation(x, y, validation_split)
             validation_data = (x_val, y_val)
 
-        world, dopt = None, None
+        world: Any = None  # the ranks (pycnn.distributed) in a distributed fit
+        dopt: Any = None  # its DistributedOptimizer when there are several ranks
         if distributed:
             from ..distributed.world import joined
 
