@@ -581,7 +581,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  data:        Fashion-MNIST {'in ' + str(where) if where else 'not found locally (downloaded on first use)'}")
     extras = ", ".join(f"{name} {'yes' if importlib.util.find_spec(mod) else 'no'}"
                        for name, mod in (("tqdm", "tqdm"), ("matplotlib", "matplotlib"), ("pillow", "PIL"),
-                                         ("torch", "torch")))
+                                         ("torch", "torch"), ("mpi4py", "mpi4py")))
     print(f"  optional:    {extras}")
     print(f"  presets:     {', '.join(sorted(available_presets()))}")
     print(f"  optimisers:  {', '.join(optimizers())}")

@@ -327,7 +327,6 @@ class Trainer:
             raise
         finally:
             self._stop_on_nan = False
-            self.rank = 0
             _set_mode(self.model, was_training)
         hooks.on_train_end({})
         return history
