@@ -39,11 +39,16 @@ def _mpiexec() -> list:
     return [exe, "--allow-run-as-root", "--oversubscribe"] if "Open MPI" in version else [exe]
 
 
-def launch(tmp_path, script: str, *args: str, n: int = 2) -> subprocess.CompletedProcess:
-    """Run ``script`` as an MPI job of ``n`` ranks in ``tmp_path``; the completed process (never a hang)."""
+def launch(tmp_path, script: str, *args: str, n: int = 2, threads: str = "1") -> subprocess.CompletedProcess:
+    """Run ``script`` as an MPI job of ``n`` ranks in ``tmp_path``; the completed process (never a hang).
+
+    ``threads``: OMP_NUM_THREADS of the ranks ("" leaves it unset).
+    """
     path = tmp_path / "job.py"
     path.write_text(textwrap.dedent(script))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS=threads)
+    if not threads:
+        del env["OMP_NUM_THREADS"]
     return subprocess.run(_mpiexec() + ["-n", str(n), sys.executable, str(path), *args], cwd=tmp_path,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env,
                           timeout=LAUNCH_TIMEOUT)
@@ -295,6 +300,28 @@ def test_cli_train_distributed(tmp_path):
     assert "2 ranks x 1 thread;" in r.stdout
     assert r.stdout.count("test accuracy") == 1  # rank 0 reports, the others are quiet
     assert (tmp_path / "model.npz").exists()
+
+
+THREADS_JOB = """
+import sys
+import pycnn
+import pycnn.distributed as dist
+if sys.argv[1] != "default":
+    pycnn.set_num_threads(int(sys.argv[1]))
+dist.init()
+print(f"rank {dist.rank()}: local_size {dist.local_size()}, threads {pycnn.get_num_threads()}", flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) != os.cpu_count(),
+                    reason="this process is bound to some cores: the launcher's binding decides")
+def test_each_rank_takes_its_share_of_the_cores(tmp_path):
+    share = max(1, (os.cpu_count() or 1) // 2)
+    r = launch(tmp_path, THREADS_JOB, "default", threads="")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines()) == [f"rank {k}: local_size 2, threads {share}" for k in (0, 1)]
+    r = launch(tmp_path, THREADS_JOB, str(share + 1), threads="")  # set_num_threads wins
+    assert sorted(r.stdout.splitlines()) == [f"rank {k}: local_size 2, threads {share + 1}" for k in (0, 1)]
 
 
 # ---------------------------------------------------------------------------------------------------
