@@ -21,6 +21,7 @@ import pytest
 
 import pycnn
 import pycnn.distributed as dist
+from _distributed_jobs import OPTIMIZERS, bn_model, plain_model, samples
 from conftest import assert_close
 from pycnn import data, nn, optim
 from pycnn.train import evaluate, fit, predict
@@ -58,34 +59,16 @@ def launch(tmp_path, script: str, *args: str, n: int = 2, threads: str = "1") ->
 # The models and data of the jobs: the same code builds them here and there.
 # ---------------------------------------------------------------------------------------------------
 
-COMMON = '''
+# The jobs import the models and data from tests/_distributed_jobs.py, as this file does.
+COMMON = f"""
 import sys
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
 import numpy as np
 import pycnn
 import pycnn.distributed as dist
 from pycnn import nn, optim
-
-def plain_model(seed):
-    pycnn.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(4 * 4 * 4, 3))
-
-def bn_model(seed):
-    pycnn.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
-
-def samples(n, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, 1, 8, 8)).astype(np.float32), rng.integers(0, 3, n)
-
-OPTIMIZERS = {
-    "sgd": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
-    "adam": lambda ps: optim.Adam(ps, lr=0.01),
-    "adamw": lambda ps: optim.AdamW(ps, lr=0.01),
-}
-'''
-exec(COMMON)  # plain_model, bn_model, samples, OPTIMIZERS here too
+from _distributed_jobs import OPTIMIZERS, bn_model, plain_model, samples
+"""
 
 TRAINING_JOB = COMMON + '''
 out = sys.argv[1]
