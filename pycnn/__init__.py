@@ -21,7 +21,7 @@ import pkgutil
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what __getattr__ below imports lazily, for type checkers and IDEs
-    from . import data, functional, io, metrics, models, nn, optim, reference, train, viz  # noqa: F401
+    from . import data, distributed, functional, io, metrics, models, nn, optim, reference, train, viz  # noqa: F401
     from ._summary import summary  # noqa: F401
     from .io import load, save  # noqa: F401
 
@@ -33,12 +33,15 @@ if importlib.util.find_spec(f"{__name__}._core") is None:  # pragma: no cover - 
     __path__ = pkgutil.extend_path(__path__, __name__)
 
 __all__ = [
-    "nn", "optim", "functional", "data", "train", "reference", "models", "metrics", "io", "viz",
+    "nn", "optim", "functional", "data", "train", "reference", "models", "metrics", "io", "viz", "distributed",
     "save", "load", "summary",
     "set_num_threads", "get_num_threads", "set_buffer_cache_limit", "manual_seed", "show_config", "__version__",
 ]
 
-_SUBMODULES = {"nn", "optim", "functional", "data", "train", "reference", "models", "metrics", "io", "viz"}
+_SUBMODULES = {"nn", "optim", "functional", "data", "train", "reference", "models", "metrics", "io", "viz",
+               "distributed"}
+# Whether set_num_threads was called: pycnn.distributed.init() then keeps the user's choice.
+_num_threads_chosen = False
 # Functions importable from the top level, and the submodule that defines each.
 _FUNCTIONS = {"save": "io", "load": "io", "summary": "_summary"}
 
@@ -70,6 +73,8 @@ def set_num_threads(n: int) -> None:
         raise ValueError(f"set_num_threads: expected n <= {_core.max_num_threads()} (4 per hardware thread, at "
                          f"least 16), got {n}: more threads only oversubscribe the cores")
     _core.set_num_threads(n)
+    global _num_threads_chosen
+    _num_threads_chosen = True
 
 
 def get_num_threads() -> int:

@@ -15,6 +15,7 @@ syntax); set ``PYCNN_DEBUG=1`` to see the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import os
 import sys
@@ -50,6 +51,7 @@ examples:
   python -m pycnn train --epochs 2 --plots out/ --save out/model.npz
   python -m pycnn train --epochs 10 --schedule cosine --augment --validation-split 0.1 --patience 3
   python -m pycnn train --limit 6000 --epochs 1 --threads 1
+  mpiexec -n 2 python -m pycnn train --distributed   # 2 processes, data parallel (pip install "pycnn[mpi]")
 """
 
 
@@ -172,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on the first N training images only (quick runs)")
     g.add_argument("--quiet", action="store_true",
                    help="no progress bar (it is shown only on a terminal, with tqdm installed)")
+    g.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over the processes of an MPI job: start it with "
+                   "'mpiexec -n N python -m pycnn train --distributed' (pip install \"pycnn[mpi]\"); --batch-size "
+                   "is the global batch, split over the N ranks; each rank uses cores / (ranks on its machine) "
+                   "threads unless --threads says otherwise; rank 0 prints and saves")
     g = train.add_argument_group("output")
     g.add_argument("--save", metavar="FILE", default=None,
                    help="write the trained model (architecture + weights) to FILE, e.g. model.npz")
@@ -321,22 +328,44 @@ def _make_optimizer(args: argparse.Namespace, params: Any) -> Tuple[Any, Dict[st
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if not args.distributed:
+        return _train(args, 0, 1)
+    from . import distributed
+
+    distributed.init()
+    if distributed.rank() == 0:
+        return _train(args, 0, distributed.size())
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # rank 0 reports
+        return _train(args, distributed.rank(), distributed.size())
+
+
+def _train(args: argparse.Namespace, rank: int, ranks: int) -> int:
     import numpy as np
 
     import pycnn
     from . import data, train as T
     from .models import get_preset
 
-    if args.plots is not None:
+    if rank == 0 and args.plots is not None:
         _need_matplotlib("--plots")
         _prepare_dir(args.plots, "--plots")
-    if args.save is not None and os.path.dirname(args.save):
+    if rank == 0 and args.save is not None and os.path.dirname(args.save):
         _prepare_dir(os.path.dirname(args.save), "--save")
     if args.threads is not None:
         pycnn.set_num_threads(args.threads)
 
     t_load = time.perf_counter()
-    (x_train, y_train), (x_test, y_test) = _load_data(args)
+    if ranks > 1:
+        # Rank 0 first: a download (when no copy is found) happens once, and the others then find it.
+        from . import distributed
+
+        if rank == 0:
+            (x_train, y_train), (x_test, y_test) = _load_data(args)
+        distributed.barrier()
+        if rank != 0:
+            (x_train, y_train), (x_test, y_test) = _load_data(args)
+    else:
+        (x_train, y_train), (x_test, y_test) = _load_data(args)
     t_load = time.perf_counter() - t_load
     if args.limit is not None:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
@@ -356,7 +385,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     n_params = sum(int(p.size) for p in model.parameters())
     opt_text = ", ".join(f"{k} {v:g}" for k, v in opt_kwargs.items())
     print(
-        f"pycnn {pycnn.__version__}, {pycnn.get_num_threads()} threads; {args.model} with {n_params:,} parameters; "
+        f"pycnn {pycnn.__version__}, "
+        + (f"{ranks} ranks x " if args.distributed else "")
+        + f"{pycnn.get_num_threads()} thread{'s' if pycnn.get_num_threads() != 1 else ''}"
+        + f"; {args.model} with {n_params:,} parameters; "
         f"{args.optimizer.upper() if args.optimizer == 'sgd' else args.optimizer.capitalize()} {opt_text}, "
         f"batch {args.batch_size}, {args.epochs} epoch{'s' if args.epochs != 1 else ''}, seed {args.seed}"
         + (f", {args.schedule} schedule" if args.schedule != "constant" else "")
@@ -406,6 +438,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         callbacks=callbacks + [T.ProgressLogger(2 if args.quiet else 1, formatter=line)],
         transform=transform,
         seed=None,  # drawn from pycnn's generator, seeded above
+        distributed=args.distributed,
         **fit_kw,
     )
     h = history.history
@@ -415,7 +448,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"early stopping: val_loss did not improve for {args.patience} epoch(s); "
               f"kept the weights of epoch {cast(int, early.best_epoch) + 1}", flush=True)
     if args.validation_split is not None:
-        test_acc = T.evaluate(model, x_test, y_test)["accuracy"]
+        test_acc = T.evaluate(model, x_test, y_test, distributed=args.distributed)["accuracy"]
     else:
         test_acc = h["val_accuracy"][(early.best_epoch if early is not None and early.best_epoch is not None
                                       else len(history) - 1)]
@@ -425,6 +458,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         flush=True,
     )
 
+    if rank != 0:
+        return 0
     if args.save is not None:
         pycnn.save(model, args.save, metadata={
             "preset": args.model, "dataset": "fashion-mnist", "input_shape": [1, 28, 28],
@@ -546,7 +581,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  data:        Fashion-MNIST {'in ' + str(where) if where else 'not found locally (downloaded on first use)'}")
     extras = ", ".join(f"{name} {'yes' if importlib.util.find_spec(mod) else 'no'}"
                        for name, mod in (("tqdm", "tqdm"), ("matplotlib", "matplotlib"), ("pillow", "PIL"),
-                                         ("torch", "torch")))
+                                         ("torch", "torch"), ("mpi4py", "mpi4py")))
     print(f"  optional:    {extras}")
     print(f"  presets:     {', '.join(sorted(available_presets()))}")
     print(f"  optimisers:  {', '.join(optimizers())}")
@@ -576,10 +611,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if debug:
             raise
         print("pycnn: interrupted", file=sys.stderr)
+        _end_distributed_job(exc)
         return 130
     except (UserError, ValueError, TypeError, OSError, ImportError) as exc:
         if debug:
@@ -588,7 +624,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not isinstance(exc, UserError):
             msg = f"{type(exc).__name__}: {msg}"
         print(f"pycnn: error: {msg}", file=sys.stderr)
+        _end_distributed_job(exc)
         return 1
+
+
+def _end_distributed_job(exc: BaseException) -> None:
+    """In an MPI job, an error that ends this rank must end every rank (returning would leave them waiting)."""
+    world = sys.modules.get("pycnn.distributed.world")
+    if world is not None:
+        world.end_job_after(exc)
 
 
 if __name__ == "__main__":

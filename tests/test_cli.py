@@ -58,7 +58,7 @@ def test_train_help_lists_every_option():
     assert r.returncode == 0, r.stderr
     for option in ("--epochs", "--batch-size", "--lr", "--momentum", "--threads", "--data", "--seed", "--limit",
                    "--model", "--optimizer", "--weight-decay", "--schedule", "--augment", "--validation-split",
-                   "--patience", "--save", "--plots", "fashion_mnist_cnn"):
+                   "--patience", "--save", "--plots", "--distributed", "fashion_mnist_cnn"):
         assert option in r.stdout, option
     assert "default: 2" in r.stdout  # epochs
 

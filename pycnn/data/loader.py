@@ -23,7 +23,7 @@ def _check_batch_args(x: ArrayLike, y: ArrayLike, batch_size: Any,
 
 def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, order: Optional[np.ndarray],
              drop_last: bool) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-    n = len(x)
+    n = len(x) if order is None else len(order)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         if order is None:
@@ -88,29 +88,51 @@ class DataLoader:
         seed: seed for ``np.random.default_rng`` (int, None, or a Generator).
         drop_last: drop each epoch's final batch if it is smaller than
             ``batch_size``.
+        num_replicas, rank: for data-parallel training (PyTorch's
+            ``DistributedSampler``): every process builds the loader with the
+            same ``seed`` and its own ``rank``; each epoch's order (the same
+            in every process) is padded to a multiple of ``num_replicas`` by
+            repeating its first samples, and ``rank`` takes every
+            ``num_replicas``-th sample from position ``rank`` on. So every
+            shard has the same length and number of batches, and batch ``k``
+            of all shards together is batch ``k`` of a single loader with
+            ``num_replicas * batch_size`` on the same order.
 
     Yields ``(xb, yb)`` as :func:`iterate_minibatches` does; ``len(loader)``
-    is the number of batches per epoch.
+    is the number of batches per epoch (of this shard).
     """
 
     def __init__(self, x: ArrayLike, y: ArrayLike, batch_size: int = 32, shuffle: bool = True, seed: Seed = None,
-                 drop_last: bool = False) -> None:
+                 drop_last: bool = False, num_replicas: int = 1, rank: int = 0) -> None:
         self.x, self.y, self.batch_size = _check_batch_args(x, y, batch_size, "DataLoader")
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
+        self.num_replicas = check_int(num_replicas, "num_replicas", "DataLoader", 1)
+        self.rank = check_int(rank, "rank", "DataLoader", 0)
+        if self.rank >= self.num_replicas:
+            raise ValueError(f"DataLoader: rank must be below num_replicas={self.num_replicas}, got {self.rank}")
         self._rng = np.random.default_rng(seed)
 
     def __iter__(self) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-        return iterate_minibatches(
-            self.x, self.y, self.batch_size, self.shuffle, seed=self._rng, drop_last=self.drop_last
-        )
+        if self.num_replicas == 1:
+            return iterate_minibatches(
+                self.x, self.y, self.batch_size, self.shuffle, seed=self._rng, drop_last=self.drop_last
+            )
+        n = len(self.x)
+        order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+        order = np.resize(order, self._shard_length() * self.num_replicas)  # (np.resize repeats from the start)
+        return _batches(self.x, self.y, self.batch_size, order[self.rank :: self.num_replicas], self.drop_last)
+
+    def _shard_length(self) -> int:
+        return -(-len(self.x) // self.num_replicas)
 
     def __len__(self) -> int:
-        n = len(self.x)
+        n = self._shard_length()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __repr__(self) -> str:
+        shard = f", num_replicas={self.num_replicas}, rank={self.rank}" if self.num_replicas > 1 else ""
         return (
             f"DataLoader(n={len(self.x)}, batch_size={self.batch_size}, "
-            f"shuffle={self.shuffle}, drop_last={self.drop_last})"
+            f"shuffle={self.shuffle}, drop_last={self.drop_last}{shard})"
         )

@@ -54,10 +54,18 @@ class Callback:
       before :class:`History` records the row.
 
     Epochs and batches are numbered from 0.
+
+    In a distributed fit (``fit(..., distributed=True)``) every rank runs
+    the callbacks with the same logs, so their decisions agree, except
+    those whose class sets ``rank_zero_only = True`` (side effects such as
+    files and progress output: :class:`ModelCheckpoint`,
+    :class:`ProgressLogger`), which run on rank 0 only.
     """
 
     trainer: Trainer = cast("Trainer", None)  # set by set_trainer() before training starts
     params: Dict[str, Any] = {}
+    #: Run only on rank 0 of a distributed fit.
+    rank_zero_only = False
 
     def set_trainer(self, trainer: Trainer, params: Dict[str, Any]) -> None:
         self.trainer = trainer
@@ -80,6 +88,11 @@ class Callback:
 
     def on_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
         pass
+
+    def _say(self, text: str) -> None:
+        """Print a line; in a distributed fit on rank 0 only (the other ranks run the same callbacks)."""
+        if getattr(self.trainer, "rank", 0) == 0:
+            print(text, flush=True)
 
 
 class _CallbackList:
@@ -299,16 +312,16 @@ class EarlyStopping(_MonitoringCallback):
             self.trainer.stop_training = True
             if self.verbose:
                 best_at = "-" if self.best_epoch is None else self.best_epoch + 1
-                print(f"EarlyStopping: {self.monitor} has not improved for {self.wait} epoch(s) "
-                      f"(best {self.best:.4f} at epoch {best_at}); stopping after epoch {epoch + 1}", flush=True)
+                self._say(f"EarlyStopping: {self.monitor} has not improved for {self.wait} epoch(s) "
+                          f"(best {self.best:.4f} at epoch {best_at}); stopping after epoch {epoch + 1}")
 
     def on_train_end(self, logs: Optional[Logs] = None) -> None:
         if (self.restore_best_weights and self.best_weights is not None
                 and self.best_epoch != self._last_epoch):
             self.trainer.model.load_state_dict(self.best_weights)
             if self.verbose:
-                print(f"EarlyStopping: restored the weights of epoch {cast(int, self.best_epoch) + 1} "
-                      f"({self.monitor} {self.best:.4f})", flush=True)
+                self._say(f"EarlyStopping: restored the weights of epoch {cast(int, self.best_epoch) + 1} "
+                          f"({self.monitor} {self.best:.4f})")
 
 
 class ModelCheckpoint(_MonitoringCallback):
@@ -331,7 +344,11 @@ class ModelCheckpoint(_MonitoringCallback):
         save_best_only: write only when ``monitor`` improves.
         save_weights_only: write the weights alone.
         verbose: 1 prints a line per file written.
+
+    In a distributed fit it runs on rank 0 only (``rank_zero_only``).
     """
+
+    rank_zero_only = True
 
     def __init__(self, filepath: PathLike, monitor: str = "val_loss", mode: str = "auto",
                  save_best_only: bool = False, save_weights_only: bool = False, verbose: int = 0) -> None:
@@ -420,7 +437,7 @@ class LearningRateScheduler(Callback):
                 g["lr"] = float(lr)
         self._epoch_lr = float(self._groups()[0]["lr"])
         if self.verbose:
-            print(f"Epoch {epoch + 1}: learning rate {self._epoch_lr:.6g}", flush=True)
+            self._say(f"Epoch {epoch + 1}: learning rate {self._epoch_lr:.6g}")
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         if logs is not None:

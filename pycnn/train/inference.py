@@ -6,7 +6,8 @@ afterwards, even on error.
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, cast
+import math
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, cast
 
 import numpy as np
 
@@ -71,8 +72,26 @@ def _transform_fn(transform: Optional[TransformLike]) -> Optional[_BatchFn]:
     return plain
 
 
+def _my_rows(n: int, batch_size: int, world: Any) -> slice:
+    """This rank's share of ``n`` samples for distributed inference: a contiguous run of whole batches.
+
+    Whole batches, so every batch is the one a single process would run and
+    the results do not depend on the number of ranks.
+    """
+    batches = -(-n // batch_size)
+    first, last = (batches * r // world.size for r in (world.rank, world.rank + 1))
+    return slice(min(first * batch_size, n), min(last * batch_size, n))
+
+
+def _check_same_samples(x: np.ndarray, op: str) -> None:
+    from ..distributed.world import check_alike
+
+    check_alike(f"{op}(distributed=True): every rank must pass the same samples",
+                [("x", tuple(x.shape), x.dtype.str)])
+
+
 def predict_outputs(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
-                    transform: Optional[TransformLike] = None) -> np.ndarray:
+                    transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
     """Run ``model`` on ``x`` in batches in ``eval()`` mode; return all its raw outputs (logits, values).
 
     The model's mode (train/eval) is restored afterwards, even on error.
@@ -85,6 +104,10 @@ def predict_outputs(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BAT
         transform: preprocessing applied to every batch in evaluation mode
             (e.g. the ``data.Normalize`` used in training; random
             augmentations do nothing here).
+        distributed: split the batches over the ranks of
+            :mod:`pycnn.distributed` (joined if needed) and gather the
+            outputs: every rank passes the same ``x`` and gets all ``N``
+            outputs, the same as one process computes.
 
     Returns:
         The outputs stacked along the first axis, e.g. logits ``(N, classes)``;
@@ -96,6 +119,14 @@ def predict_outputs(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BAT
     x = np.asarray(x)
     if x.ndim == 0:
         raise ValueError(f"predict: x must have a leading sample dimension, got shape {x.shape}")
+    if distributed:
+        from ..distributed.world import joined
+
+        world = joined()
+        if world.size > 1:
+            _check_same_samples(x, "predict")
+            mine = predict_outputs(model, x[_my_rows(len(x), batch_size, world)], batch_size, transform)
+            return world.allgatherv(mine)
     was_training = getattr(model, "training", True)
     model.eval()
     try:
@@ -116,8 +147,8 @@ def predict_outputs(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BAT
 
 
 def _class_scores(model: Any, x: ArrayLike, batch_size: int, transform: Optional[TransformLike],
-                  who: str) -> np.ndarray:
-    out = predict_outputs(model, x, batch_size, transform)
+                  who: str, distributed: bool) -> np.ndarray:
+    out = predict_outputs(model, x, batch_size, transform, distributed)
     if out.ndim != 2:
         raise ValueError(f"{who} is for classifiers, whose outputs are (N, classes) scores; this model gives "
                          f"outputs of shape {out.shape}: use predict_outputs() for raw outputs")
@@ -125,28 +156,30 @@ def _class_scores(model: Any, x: ArrayLike, batch_size: int, transform: Optional
 
 
 def predict(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
-            transform: Optional[TransformLike] = None) -> np.ndarray:
+            transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
     """Predicted class labels, ``(N,)`` int64: the argmax of the model's ``(N, classes)`` outputs.
 
     Runs in ``eval()`` mode in batches (see :func:`predict_outputs`, which
-    returns the raw outputs, and :func:`predict_proba`).
+    returns the raw outputs and explains ``distributed``, and :func:`predict_proba`).
     """
-    return np.argmax(_class_scores(model, x, batch_size, transform, "predict"), axis=1).astype(np.int64)
+    return np.argmax(_class_scores(model, x, batch_size, transform, "predict", distributed),
+                     axis=1).astype(np.int64)
 
 
 def predict_proba(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
-                  transform: Optional[TransformLike] = None) -> np.ndarray:
+                  transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
     """Class probabilities, ``(N, classes)`` float32: the softmax of the model's outputs (logits).
 
     Each row sums to 1; ``predict_proba(...).argmax(1) == predict(...)``.
     """
     from .. import functional as F
 
-    return F.softmax(_class_scores(model, x, batch_size, transform, "predict_proba"), axis=1)
+    return F.softmax(_class_scores(model, x, batch_size, transform, "predict_proba", distributed), axis=1)
 
 
 def evaluate(model: Any, x: ArrayLike, y: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
-             loss_fn: Any = None, transform: Optional[TransformLike] = None) -> Dict[str, float]:
+             loss_fn: Any = None, transform: Optional[TransformLike] = None,
+             distributed: bool = False) -> Dict[str, float]:
     """Loss and accuracy of ``model`` on ``(x, y)``, in ``eval()`` mode, in batches.
 
     The model's mode is restored afterwards, even on error.
@@ -159,6 +192,11 @@ def evaluate(model: Any, x: ArrayLike, y: ArrayLike, batch_size: int = DEFAULT_E
         loss_fn: a loss module called as ``loss_fn(outputs, y_batch)``
             returning the batch mean; ``nn.CrossEntropyLoss()`` if None.
         transform: preprocessing in evaluation mode (see :func:`predict_outputs`).
+        distributed: split the batches over the ranks of
+            :mod:`pycnn.distributed` (joined if needed) and combine their
+            results: every rank passes the same data and gets the same
+            result, equal to what one process computes (the per-batch sums
+            are added exactly, with ``math.fsum``, whatever their order).
 
     Returns:
         ``{"loss": mean loss over all samples, "accuracy": fraction of
@@ -171,26 +209,33 @@ def evaluate(model: Any, x: ArrayLike, y: ArrayLike, batch_size: int = DEFAULT_E
     x, y = check_samples(x, y, allow_empty=False)
     if loss_fn is None:
         loss_fn = _default_loss()
+    rows = slice(0, len(x))
+    world = None
+    if distributed:
+        from ..distributed.world import joined
+
+        world = joined()
+        if world.size > 1:
+            _check_same_samples(x, "evaluate")
+            rows = _my_rows(len(x), batch_size, world)
+    # Per batch: (loss x samples, correct predictions or None when not classification).
+    results: List[Tuple[float, Optional[int]]] = []
     was_training = getattr(model, "training", True)
     model.eval()
     try:
-        total_loss = 0.0
-        correct = 0
-        classification = True
-        for start in range(0, len(x), batch_size):
-            xb = x[start : start + batch_size]
-            yb = y[start : start + batch_size]
+        for start in range(rows.start, rows.stop, batch_size):
+            xb = x[start : min(start + batch_size, rows.stop)]
+            yb = y[start : min(start + batch_size, rows.stop)]
             if tf is not None:
                 xb = tf(xb, None, False)
             out = model(xb)
-            total_loss += float(loss_fn(out, yb)) * len(xb)
-            if classification and _is_classification(out, yb):
-                correct += _n_correct(out, yb)
-            else:
-                classification = False
+            results.append((float(loss_fn(out, yb)) * len(xb),
+                            _n_correct(out, yb) if _is_classification(out, yb) else None))
     finally:
         _set_mode(model, was_training)
-    result = {"loss": total_loss / len(x)}
-    if classification:
-        result["accuracy"] = correct / len(x)
+    if world is not None and world.size > 1:
+        results = [r for rank_results in world.allgather_object(results) for r in rank_results]
+    result = {"loss": math.fsum(loss for loss, _ in results) / len(x)}
+    if all(correct is not None for _, correct in results):
+        result["accuracy"] = sum(cast(int, correct) for _, correct in results) / len(x)
     return result

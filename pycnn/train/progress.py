@@ -31,7 +31,11 @@ class ProgressLogger(Callback):
             line; :func:`format_epoch` by default.
         bar: None (default) draws the bar where it can be seen, True always
             (when tqdm is installed), False never.
+
+    In a distributed fit it runs on rank 0 only (``rank_zero_only``).
     """
+
+    rank_zero_only = True
 
     def __init__(self, verbose: int = 1, file: Optional[TextIO] = None, formatter: Optional[EpochFormatter] = None,
                  bar: Optional[bool] = None) -> None:

@@ -33,11 +33,16 @@ ArrayPair = Tuple[np.ndarray, np.ndarray]
 
 
 class _NonFiniteLoss(Exception):
-    """Raised by train_step (when fit asks) for a NaN or infinite loss, before the backward pass."""
+    """Raised (when fit asks) for a NaN or infinite loss of a batch of ``size`` samples, before the update."""
 
-    def __init__(self, loss: float) -> None:
+    def __init__(self, loss: float, size: int) -> None:
         super().__init__(loss)
         self.loss = loss
+        self.size = size
+
+
+class _StopRequested(Exception):
+    """Distributed fit: a rank's callbacks asked to stop after the previous batch; leave before this update."""
 
 
 def _accepts_input_grad(model: Any) -> bool:
@@ -95,24 +100,77 @@ class Trainer:
         self.history: Optional[History] = None
         self._input_grad_kw = _accepts_input_grad(model)
         self._stop_on_nan = False  # set by fit(terminate_on_nan=...)
+        #: This process's rank in a distributed fit (0 otherwise): callbacks print on rank 0 only.
+        self.rank = 0
 
-    def train_step(self, xb: np.ndarray, yb: np.ndarray) -> Tuple[float, Optional[int]]:
-        """One optimisation step on a batch; returns (batch-mean loss, correct predictions or None)."""
+    def _forward_backward(self, xb: np.ndarray, yb: np.ndarray, optimizer: Any,
+                          check_loss: bool) -> Tuple[np.ndarray, float]:
+        """Forward, loss and backward of a batch (gradients cleared first); returns (outputs, loss)."""
         with enable_grad():  # a backward follows: eval-mode layers (frozen BatchNorm) save what it needs
             out = self.model(xb)
         loss = float(self.loss_fn(out, yb))
-        if self._stop_on_nan and not math.isfinite(loss):
-            raise _NonFiniteLoss(loss)  # before backward: the weights keep their finite values
+        if check_loss and not math.isfinite(loss):
+            raise _NonFiniteLoss(loss, len(xb))  # before backward: the weights keep their finite values
         dout = self.loss_fn.backward()
         # Parameter gradients accumulate, so clear them before this batch's backward.
-        self.optimizer.zero_grad()
+        optimizer.zero_grad()
         if self._input_grad_kw:
             self.model.backward(dout, input_grad=False)
         else:
             self.model.backward(dout)
+        return out, loss
+
+    def train_step(self, xb: np.ndarray, yb: np.ndarray) -> Tuple[float, Optional[int]]:
+        """One optimisation step on a batch; returns (batch-mean loss, correct predictions or None)."""
+        out, loss = self._forward_backward(xb, yb, self.optimizer, self._stop_on_nan)
         self.optimizer.step()
         correct = _n_correct(out, yb) if _is_classification(out, yb) else None
         return loss, correct
+
+    def _distributed_step(self, xb: np.ndarray, yb: np.ndarray, dopt: Any) -> Tuple[float, Optional[int], int]:
+        """One step of a distributed fit; returns the (loss, correct, samples) of the batch over all ranks.
+
+        The batch's loss, correct predictions and size, and whether this
+        rank wants to stop, travel in the gradients' all-reduce: no message
+        of their own. The checks on them come after the reduction and before
+        the update, so every rank decides alike.
+        """
+        out, loss = self._forward_backward(xb, yb, dopt, check_loss=False)
+        n_ok = _n_correct(out, yb) if _is_classification(out, yb) else None
+        sums = dopt.synchronize((loss * len(xb), n_ok or 0, len(xb), n_ok is None, self.stop_training))
+        if sums[4] > 0:
+            raise _StopRequested
+        n = int(sums[2])
+        loss = float(sums[0]) / n
+        if self._stop_on_nan and not math.isfinite(loss):
+            raise _NonFiniteLoss(loss, n)
+        dopt.step()
+        return loss, (None if sums[3] > 0 else int(sums[1])), n
+
+    def _join(self, world: Any, x: np.ndarray, y: np.ndarray, validation: Optional[ArrayPair], seed: Optional[int],
+              batch_size: int) -> Tuple[int, Any]:
+        """Start a distributed fit: check the ranks agree, share rank 0's seed and weights; (seed, optimizer)."""
+        from .._random import generator
+        from ..distributed import DistributedOptimizer, broadcast_optimizer_state, broadcast_parameters
+        from ..distributed.world import check_alike
+
+        if batch_size % world.size:
+            raise ValueError(f"fit(distributed=True): batch_size is the global batch, split evenly over the "
+                             f"{world.size} ranks; {batch_size} is not a multiple of {world.size}")
+        if not all(hasattr(self.model, a) for a in ("state_dict", "load_state_dict", "modules")):
+            raise TypeError("fit(distributed=True) needs an nn.Module (state_dict, load_state_dict, modules) to "
+                            f"share the weights, got {type(self.model).__name__}")
+        arrays = [("x", x), ("y", y)] + ([("validation x", validation[0]), ("validation y", validation[1])]
+                                         if validation is not None else [])
+        check_alike("fit(distributed=True): every rank must pass the same data",
+                    [(name, tuple(a.shape), a.dtype.str) for name, a in arrays])
+        mine = int(generator().integers(2**63)) if seed is None else int(seed)
+        shared_seed = world.allgather_object(mine)[0]
+        broadcast_parameters(self.model, 0)
+        broadcast_optimizer_state(self.optimizer, 0)
+        dopt = self.optimizer if isinstance(self.optimizer, DistributedOptimizer) \
+            else DistributedOptimizer(self.optimizer)
+        return shared_seed, dopt
 
     def fit(
         self,
@@ -130,6 +188,7 @@ class Trainer:
         eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
         transform: Optional[TransformLike] = None,
         terminate_on_nan: bool = True,
+        distributed: bool = False,
     ) -> History:
         """Train for ``epochs`` passes over ``(x, y)``; see :func:`fit`."""
         from .._random import generator
@@ -153,19 +212,37 @@ class Trainer:
             (x, y), (x_val, y_val) = _split_validation(x, y, validation_split)
             validation_data = (x_val, y_val)
 
-        # seed=None draws the shuffling order from pycnn's generator, so
-        # pycnn.manual_seed() makes the whole run (init + order) reproducible.
-        loader = DataLoader(x, y, batch_size, shuffle=shuffle, seed=generator() if seed is None else seed)
-        aug_rng = None
-        if tf is not None:
-            # Its own stream, so adding augmentation leaves the shuffling order unchanged.
-            aug_rng = generator() if seed is None else np.random.default_rng([int(seed), 0x617567])
+        world: Any = None  # the ranks (pycnn.distributed) in a distributed fit
+        dopt: Any = None  # its DistributedOptimizer when there are several ranks
+        if distributed:
+            from ..distributed.world import joined
+
+            world = joined()
+        if world is not None and world.size > 1:
+            seed, dopt = self._join(world, x, y, validation_data, seed, batch_size)
+            # Every rank draws the same order from the shared seed and takes its shard of every batch.
+            loader = DataLoader(x, y, batch_size // world.size, shuffle=shuffle, seed=seed,
+                                num_replicas=world.size, rank=world.rank)
+            aug_rng = np.random.default_rng([seed, 0x617567, world.rank]) if tf is not None else None
+        else:
+            # seed=None draws the shuffling order from pycnn's generator, so
+            # pycnn.manual_seed() makes the whole run (init + order) reproducible.
+            loader = DataLoader(x, y, batch_size, shuffle=shuffle, seed=generator() if seed is None else seed)
+            aug_rng = None
+            if tf is not None:
+                # Its own stream, so adding augmentation leaves the shuffling order unchanged.
+                aug_rng = generator() if seed is None else np.random.default_rng([int(seed), 0x617567])
+        self.rank = 0 if world is None else world.rank
         history = History()
         self.history = history
         cbs = self.callbacks + list(callbacks) + [history]  # History records what the others added
         if verbose:
             cbs.append(ProgressLogger(verbose))
+        if self.rank != 0:  # progress, checkpoints: rank 0's business
+            cbs = [cb for cb in cbs if not cb.rank_zero_only]
         params = {"epochs": epochs, "batch_size": batch_size, "samples": len(x), "steps": len(loader)}
+        if dopt is not None:
+            params["ranks"] = world.size
         for cb in cbs:
             cb.set_trainer(self, params)
         hooks = _CallbackList(cbs)
@@ -189,44 +266,67 @@ class Trainer:
                     if tf is not None:
                         xb = tf(xb, aug_rng, True)
                     try:
-                        loss, n_ok = self.train_step(xb, yb)
+                        if dopt is None:
+                            size = len(xb)
+                            loss, n_ok = self.train_step(xb, yb)
+                        else:
+                            loss, n_ok, size = self._distributed_step(xb, yb, dopt)
                     except _NonFiniteLoss as e:
                         # Keras's TerminateOnNaN, but before this batch's update.
-                        warnings.warn(f"fit: the loss is {e.loss} at epoch {epoch + 1}/{epochs}, batch "
-                                      f"{batch + 1}/{len(loader)}; training stopped before this batch's update "
-                                      f"(the batch's inputs or targets may hold NaN or Inf, or the learning rate "
-                                      f"is too high); fit(..., terminate_on_nan=False) trains on regardless",
-                                      RuntimeWarning, stacklevel=3)
-                        total_loss += e.loss * len(xb)
-                        seen += len(xb)
+                        if self.rank == 0:
+                            warnings.warn(f"fit: the loss is {e.loss} at epoch {epoch + 1}/{epochs}, batch "
+                                          f"{batch + 1}/{len(loader)}; training stopped before this batch's "
+                                          f"update (the batch's inputs or targets may hold NaN or Inf, or the "
+                                          f"learning rate is too high); fit(..., terminate_on_nan=False) trains "
+                                          f"on regardless", RuntimeWarning, stacklevel=3)
+                        total_loss += e.loss * e.size
+                        seen += e.size
                         self.stop_training = True
                         break
-                    total_loss += loss * len(xb)
-                    seen += len(xb)
+                    except _StopRequested:
+                        self.stop_training = True
+                        break
+                    total_loss += loss * size
+                    seen += size
                     if n_ok is None:
                         classification = False
                     else:
                         correct += n_ok
-                    logs = {"loss": loss, "size": len(xb)}
+                    logs = {"loss": loss, "size": size}
                     if n_ok is not None:
                         logs["correct"] = n_ok
                     # Callbacks' own time (progress bars) is not training time.
                     train_time += time.perf_counter() - t0
                     hooks.on_batch_end(batch, logs)
                     t0 = time.perf_counter()
-                    if self.stop_training:
+                    # (A distributed fit tells the other ranks in the next batch's all-reduce.)
+                    if self.stop_training and dopt is None:
                         break
+                if dopt is not None:
+                    from ..distributed import average_buffers
+
+                    average_buffers(self.model)  # BatchNorm's running statistics: the ranks' mean
                 epoch_logs = {"loss": total_loss / max(seen, 1)}
                 if classification:
                     epoch_logs["accuracy"] = correct / max(seen, 1)
                 if validation_data is not None:
-                    val = evaluate(self.model, x_val, y_val, eval_batch_size, self.loss_fn, transform)
+                    val = evaluate(self.model, x_val, y_val, eval_batch_size, self.loss_fn, transform,
+                                   distributed=dopt is not None)
                     epoch_logs.update({f"val_{k}": v for k, v in val.items()})
                 epoch_logs["time"] = train_time
                 epoch_logs["images_per_s"] = seen / train_time if train_time > 0 else math.inf
                 hooks.on_epoch_end(epoch, epoch_logs)
+                if dopt is not None:  # stop when any rank's callbacks say so
+                    self.stop_training = any(world.allgather_object(self.stop_training))
                 if self.stop_training:
                     break
+        except BaseException as e:
+            if dopt is not None:
+                from ..distributed.world import DistributedError, describe
+
+                if not isinstance(e, DistributedError):
+                    world.announce_failure(describe(e))  # the others stop at their next collective
+            raise
         finally:
             self._stop_on_nan = False
             _set_mode(self.model, was_training)
@@ -234,24 +334,24 @@ class Trainer:
         return history
 
     def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
-                 transform: Optional[TransformLike] = None) -> Dict[str, float]:
+                 transform: Optional[TransformLike] = None, distributed: bool = False) -> Dict[str, float]:
         """:func:`evaluate` with this trainer's model and loss."""
-        return evaluate(self.model, x, y, batch_size, self.loss_fn, transform)
+        return evaluate(self.model, x, y, batch_size, self.loss_fn, transform, distributed)
 
     def predict(self, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
-                transform: Optional[TransformLike] = None) -> np.ndarray:
+                transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
         """:func:`predict` (class labels) with this trainer's model."""
-        return predict(self.model, x, batch_size, transform)
+        return predict(self.model, x, batch_size, transform, distributed)
 
     def predict_proba(self, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
-                      transform: Optional[TransformLike] = None) -> np.ndarray:
+                      transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
         """:func:`predict_proba` with this trainer's model."""
-        return predict_proba(self.model, x, batch_size, transform)
+        return predict_proba(self.model, x, batch_size, transform, distributed)
 
     def predict_outputs(self, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
-                        transform: Optional[TransformLike] = None) -> np.ndarray:
+                        transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
         """:func:`predict_outputs` (raw outputs) with this trainer's model."""
-        return predict_outputs(self.model, x, batch_size, transform)
+        return predict_outputs(self.model, x, batch_size, transform, distributed)
 
 
 def fit(
@@ -272,6 +372,7 @@ def fit(
     eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
     transform: Optional[TransformLike] = None,
     terminate_on_nan: bool = True,
+    distributed: bool = False,
 ) -> History:
     """Train ``model`` on ``(x, y)`` with mini-batch gradient descent.
 
@@ -321,6 +422,21 @@ def fit(
             epoch and batch, when a batch's loss is NaN or infinite (checked
             before its backward pass, so the weights keep their last finite
             values; Keras's ``TerminateOnNaN``). False trains on regardless.
+        distributed: data-parallel training over the ranks of
+            :mod:`pycnn.distributed` (joined if needed; ``mpiexec -n 2
+            python script.py``). Every rank calls ``fit`` with the same
+            arguments and data; ``batch_size`` is the global batch, split
+            evenly over the ranks (it must be a multiple of their number),
+            so the hyper-parameters mean what they mean in one process.
+            Rank 0's weights, optimiser state and seed are shared first;
+            each epoch every rank draws the same order and trains on its
+            shard of every batch, with gradients averaged in one all-reduce
+            per step; BatchNorm's running statistics are averaged after each
+            epoch; the metrics (training and validation) are over all ranks'
+            samples and the same on every rank, and so are the callbacks'
+            decisions; progress output and checkpoints (callbacks with
+            ``rank_zero_only``) happen on rank 0 only. With one rank it is
+            ``fit`` as usual. See docs/distributed.md.
 
     Returns:
         A :class:`History`; ``history.history`` maps ``loss``, ``accuracy``,
@@ -342,4 +458,5 @@ def fit(
         eval_batch_size=eval_batch_size,
         transform=transform,
         terminate_on_nan=terminate_on_nan,
+        distributed=distributed,
     )
