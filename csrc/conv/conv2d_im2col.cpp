@@ -503,7 +503,8 @@ i64 images_per_block(const Conv2dShape& s, i64 floats_per_image) {
 // pixel p, the offset of its input pixel within the plane, or -1 for
 // padding. Built once per call (taps * P entries, P < kBatchedPlane), it
 // replaces the per-row index arithmetic of col_row_segment, which on a
-// 2x2 plane cost more than the four floats each row segment copies.
+// 2x2 plane cost more than the four floats each row segment copies. The
+// spanning passes build it once and hand it to every block and group.
 std::vector<i64> small_plane_taps(const Conv2dShape& s) {
   const i64 P = s.out_plane();
   std::vector<i64> src(static_cast<std::size_t>(s.kh * s.kw * P));
@@ -520,9 +521,9 @@ std::vector<i64> small_plane_taps(const Conv2dShape& s) {
 
 // col(R x m*P, row length ld): column n*P + p is image n0 + n's column p
 // (group g). Threads take channels: each writes whole rows of col.
-void build_columns(float* col, i64 ld, const float* x, i64 n0, i64 m, i64 g, const Conv2dShape& s, int nt) {
+void build_columns(float* col, i64 ld, const float* x, i64 n0, i64 m, i64 g, const Conv2dShape& s,
+                   const std::vector<i64>& src, int nt) {
   const i64 P = s.out_plane(), Cg = s.c_per_group(), taps = s.kh * s.kw, HW = s.in_plane();
-  const std::vector<i64> src = small_plane_taps(s);
   parallel_items(Cg, threads_for_work(Cg, taps * m * P, nt), Schedule::kStatic, [&](i64 c, int) {
     const float* planes = x + (n0 * s.C + g * Cg + c) * HW;  // image n0's plane c; images s.C * HW apart
     for (i64 t = 0; t < taps; ++t) {
@@ -539,9 +540,9 @@ void build_columns(float* col, i64 ld, const float* x, i64 n0, i64 m, i64 g, con
 // The inverse for backward-data: the Cg planes of images n0.. (group g) of
 // dx are overwritten with the scatter-add of dcol (R x m*P, row length ld).
 // Threads take channels, so no two write the same plane.
-void col2im_columns(float* dx, const float* dcol, i64 ld, i64 n0, i64 m, i64 g, const Conv2dShape& s, int nt) {
+void col2im_columns(float* dx, const float* dcol, i64 ld, i64 n0, i64 m, i64 g, const Conv2dShape& s,
+                    const std::vector<i64>& src, int nt) {
   const i64 P = s.out_plane(), Cg = s.c_per_group(), taps = s.kh * s.kw, HW = s.in_plane();
-  const std::vector<i64> src = small_plane_taps(s);
   parallel_items(Cg, threads_for_work(Cg, taps * m * P + m * HW, nt), Schedule::kStatic, [&](i64 c, int) {
     float* planes = dx + (n0 * s.C + g * Cg + c) * HW;
     for (i64 n = 0; n < m; ++n) std::fill(planes + n * s.C * HW, planes + n * s.C * HW + HW, 0.0f);
@@ -581,10 +582,11 @@ void fwd_spanning_images(float* y, const float* x, const Conv2dShape& s, const C
   const i64 Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const i64 nb = images_per_block(s, (R + Kg) * P);
   CachedFloats col(static_cast<std::size_t>(R * nb * P)), out(static_cast<std::size_t>(Kg * nb * P));
+  const std::vector<i64> taps = small_plane_taps(s);
   for (i64 n0 = 0; n0 < s.N; n0 += nb) {
     const i64 m = std::min(nb, s.N - n0), cols = m * P;
     for (i64 g = 0; g < s.groups; ++g) {
-      build_columns(col.get(), cols, x, n0, m, g, s, nt);
+      build_columns(col.get(), cols, x, n0, m, g, s, taps, nt);
       ConvEpilogue epg{ep.bias ? ep.bias + g * Kg : nullptr, nullptr, ep.relu};
       if (ep.residual) {
         gather_planes(out.get(), ep.residual, n0, m, s.K, g * Kg, Kg, P, nt);
@@ -604,6 +606,7 @@ void bwd_data_spanning_images(float* dx, const float* dy, const Conv2dShape& s, 
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const i64 nb = images_per_block(s, (R + Kg) * P);
   CachedFloats dyb(static_cast<std::size_t>(Kg * nb * P)), dcol(static_cast<std::size_t>(R * nb * P));
+  const std::vector<i64> taps = small_plane_taps(s);
   for (i64 n0 = 0; n0 < s.N; n0 += nb) {
     const i64 m = std::min(nb, s.N - n0), cols = m * P;
     for (i64 g = 0; g < s.groups; ++g) {
@@ -615,7 +618,7 @@ void bwd_data_spanning_images(float* dx, const float* dy, const Conv2dShape& s, 
         scatter_planes(dx, dcol.get(), n0, m, s.C, g * Cg, Cg, P, nt);
         continue;
       }
-      col2im_columns(dx, dcol.get(), cols, n0, m, g, s, nt);
+      col2im_columns(dx, dcol.get(), cols, n0, m, g, s, taps, nt);
     }
   }
 }
@@ -626,10 +629,11 @@ void bwd_weight_spanning_images(float* dw, float* db, const float* dy, const flo
   const i64 Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const i64 nb = images_per_block(s, (R + Kg) * P);
   CachedFloats col(static_cast<std::size_t>(R * nb * P)), dyb(static_cast<std::size_t>(Kg * nb * P));
+  const std::vector<i64> taps = small_plane_taps(s);
   for (i64 n0 = 0; n0 < s.N; n0 += nb) {
     const i64 m = std::min(nb, s.N - n0), cols = m * P;
     for (i64 g = 0; g < s.groups; ++g) {
-      build_columns(col.get(), cols, x, n0, m, g, s, nt);
+      build_columns(col.get(), cols, x, n0, m, g, s, taps, nt);
       gather_planes(dyb.get(), dy, n0, m, s.K, g * Kg, Kg, P, nt);
       // dW_g (Kg x R) += dyb (Kg x cols) . col^T (cols x R)
       sgemm(false, true, Kg, R, cols, 1.0f, dyb.get(), cols, col.get(), cols, 1.0f, dw + g * Kg * R, R, nt);

@@ -186,17 +186,24 @@ ConvAlgo conv2d_algo_for(const Conv2dShape& s, ConvAlgo requested) {
   return conv2d_resolve_algo(crop ? crop->shape : s, requested);
 }
 
+namespace {
+// The forward on weights as given (packed per call), dead taps cropped first.
+void fwd_unprepared(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep,
+                    ConvAlgo algo, int nt) {
+  if (const auto crop = crop_dead_taps(s))
+    return fwd_unprepared(y, x, cropped_weights(w, s, *crop).get(), crop->shape, ep, algo, nt);
+  switch (conv2d_resolve_algo(s, algo)) {
+    case ConvAlgo::Direct: return conv2d_fwd_direct(y, x, w, s, ep, nt);
+    case ConvAlgo::Winograd: return conv2d_fwd_winograd(y, x, w, s, ep, nt);
+    default: return conv2d_fwd_im2col(y, x, w, s, ep, nt);
+  }
+}
+}  // namespace
+
 void conv2d_fwd(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s, ConvAlgo algo,
                 bool relu) {
   if (s.N == 0) return;
-  if (const auto crop = crop_dead_taps(s))
-    return conv2d_fwd(y, x, cropped_weights(w, s, *crop).get(), b, crop->shape, algo, relu);
-  const int nt = get_num_threads();
-  switch (conv2d_resolve_algo(s, algo)) {
-    case ConvAlgo::Direct: return conv2d_fwd_direct(y, x, w, s, ConvEpilogue{b, nullptr, relu}, nt);
-    case ConvAlgo::Winograd: return conv2d_fwd_winograd(y, x, w, s, ConvEpilogue{b, nullptr, relu}, nt);
-    default: return conv2d_fwd_im2col(y, x, w, s, ConvEpilogue{b, nullptr, relu}, nt);
-  }
+  fwd_unprepared(y, x, w, s, ConvEpilogue{b, nullptr, relu}, algo, get_num_threads());
 }
 
 PreparedConv2d::PreparedConv2d(const Shape& w_shape, const float* w, const Shape* b_shape, const float* b,
@@ -240,15 +247,7 @@ void PreparedConv2d::forward(float* y, const float* x, const Conv2dShape& s, con
   const ConvEpilogue ep{has_bias() ? b_.data() : nullptr, residual, relu};
   // Packed weights are for the full kernel: a crop (small planes only) runs
   // unprepared on its cropped weights, still far cheaper than the dead taps.
-  if (const auto crop = crop_dead_taps(s)) {
-    const Conv2dShape& t = crop->shape;
-    const CachedFloats w = cropped_weights(w_.data(), s, *crop);
-    switch (conv2d_resolve_algo(t, algo_)) {
-      case ConvAlgo::Direct: return conv2d_fwd_direct(y, x, w.get(), t, ep, nt);
-      case ConvAlgo::Winograd: return conv2d_fwd_winograd(y, x, w.get(), t, ep, nt);
-      default: return conv2d_fwd_im2col(y, x, w.get(), t, ep, nt);
-    }
-  }
+  if (crop_dead_taps(s)) return fwd_unprepared(y, x, w_.data(), s, ep, algo_, nt);
   switch (resolve(s)) {
     case ConvAlgo::Direct: return conv2d_fwd_direct(y, x, w_.data(), s, ep, nt);
     case ConvAlgo::Winograd: {
