@@ -76,6 +76,7 @@ struct ColSource {
 struct ColPanelPlans {
   i64 width = 0;  // pixels per panel
   std::vector<ColPanelPlan> at;
+  std::vector<ColPanelPlan::Load> loads;  // every plan's loads, back to back
 };
 
 
@@ -93,7 +94,8 @@ inline void run_bounds(i64 iw0, i64 n, i64 sw, i64 W, i64& lo, i64& hi) {
 
 // Fills the panel plan (im2col_panel.h) for pixels [l0, l0 + lines); false
 // when the panel does not fit one (the portable loops below then pack it).
-bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 lines) {
+bool make_col_panel_plan(ColPanelPlanStorage& storage, const ColSource& src, i64 l0, i64 lines) {
+  ColPanelPlan& plan = storage.plan;
   const Conv2dShape& s = *src.s;
   const i64 taps = s.kh * s.kw, half = src.panel->half, sw = s.stride_w;
   if (sw > src.panel->max_stride || taps > ColPanelPlan::kMaxTaps || s.kh > ColPanelPlan::kMaxSide ||
@@ -146,45 +148,59 @@ bool make_col_panel_plan(ColPanelPlan& plan, const ColSource& src, i64 l0, i64 l
           mask = (mask | mask << 2) & 0x33333333u;
           mask = (mask | mask << 1) & 0x55555555u;
         }
-        plan.loads[count++] = {row_off[i][q] + col_off[j][q] + sw * h * half, mask};
+        storage.loads[count++] = {row_off[i][q] + col_off[j][q] + sw * h * half, mask};
       }
     }
   }
   plan.begin[taps] = count;
+  plan.loads = storage.loads;
   return true;
 }
 
-// The plans of all `width`-pixel panels of a plane, once per call: reused
-// for every image by the forward's B packing and dW's A packing. Rebuilding
-// them per image was 28% of a first layer's forward (K = 9 depth rows do not
-// amortise a plan). Empty when the ISA has no panel copy or the plane has
-// over 256 panels (2 MiB of plans); each use then builds its own.
-ColPanelPlans plan_all_panels(const Conv2dShape& s, const Im2colPanelKernels& pk, i64 width) {
+// The plans of all `width`-pixel panels of a plane, once per call, when a
+// call uses each plan more than once (`uses_per_image` times per image and
+// group: the forward packs a panel once per depth slice, dW once per block
+// of rows): reused for every image by the forward's B packing and dW's A
+// packing. Rebuilding them per use was 28% of a first layer's forward (K = 9
+// depth rows do not amortise a plan) and 12% of a 7x7 stem's weight
+// gradient. Each plan keeps only the loads it has (about 1 KiB for a 7x7
+// kernel); empty when the ISA has no panel copy or the plane has over 2048
+// panels; each use then builds its own.
+ColPanelPlans plan_all_panels(const Conv2dShape& s, const Im2colPanelKernels& pk, i64 width, i64 uses_per_image) {
   ColPanelPlans plans;
-  if (!pk.copy || width <= 0 || width > 2 * pk.half || s.N * s.groups <= 1) return plans;
+  if (!pk.copy || width <= 0 || width > 2 * pk.half || s.N * s.groups * uses_per_image <= 1) return plans;
   const i64 P = s.out_plane(), n_panels = (P + width - 1) / width;
-  if (n_panels > 256) return plans;
+  if (n_panels > 2048) return plans;
   plans.width = width;
   plans.at.resize(static_cast<std::size_t>(n_panels));
+  std::vector<std::size_t> first_load(static_cast<std::size_t>(n_panels));
   const ColSource geometry{nullptr, &s, nullptr, &pk};
+  ColPanelPlanStorage built;
   for (i64 q = 0; q < n_panels; ++q) {
     ColPanelPlan& plan = plans.at[static_cast<std::size_t>(q)];
-    if (!make_col_panel_plan(plan, geometry, q * width, std::min(width, P - q * width)))
+    first_load[static_cast<std::size_t>(q)] = plans.loads.size();
+    if (!make_col_panel_plan(built, geometry, q * width, std::min(width, P - q * width))) {
       plan.lines = -1;  // does not fit a plan: built (and rejected) again where used
+      continue;
+    }
+    plan = built.plan;
+    plans.loads.insert(plans.loads.end(), built.loads, built.loads + plan.begin[plan.taps]);
   }
+  for (i64 q = 0; q < n_panels; ++q)  // the pool is complete: it moves no more
+    plans.at[static_cast<std::size_t>(q)].loads = plans.loads.data() + first_load[static_cast<std::size_t>(q)];
   return plans;
 }
 
 // The plan of pixels [l0, l0 + lines): the call's cached one when there is
 // one for exactly these pixels, else built into `local`; null when the
-// panel does not fit a plan (the portable loops pack it).
-const ColPanelPlan* panel_plan(const ColSource& src, i64 l0, i64 lines, ColPanelPlan& local) {
+// panel does not fit one (the portable loops pack it).
+const ColPanelPlan* panel_plan(const ColSource& src, i64 l0, i64 lines, ColPanelPlanStorage& local) {
   if (const ColPanelPlans* cache = src.plans; cache && cache->width > 0 && l0 % cache->width == 0 &&
                                               l0 / cache->width < static_cast<i64>(cache->at.size())) {
     const ColPanelPlan& cached = cache->at[static_cast<std::size_t>(l0 / cache->width)];
     if (cached.lines == lines) return &cached;
   }
-  return make_col_panel_plan(local, src, l0, lines) ? &local : nullptr;
+  return make_col_panel_plan(local, src, l0, lines) ? &local.plan : nullptr;
 }
 
 // Writes col(r, p) for p in [p0, p0 + n) to out[t * stride], t = p - p0.
@@ -234,7 +250,7 @@ void pack_col_panel_one(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width
   const ColSource& src = *static_cast<const ColSource*>(ctx);
   const Conv2dShape& s = *src.s;
   if (src.panel->copy && width <= 2 * src.panel->half) {
-    ColPanelPlan local;
+    ColPanelPlanStorage local;
     if (const ColPanelPlan* plan = panel_plan(src, l0, lines, local))
       return src.panel->copy(dst, width, k0, kc, src.x, *plan);
   }
@@ -340,7 +356,7 @@ void pack_col_rows(float* dst, i64 l0, i64 lines, i64 k0, i64 kc, i64 width, con
       pack_col_rows_one(dst + q * kc, l0 + q, std::min(width, lines - q), k0, kc, width, src);
     return;
   }
-  ColPanelPlan local;
+  ColPanelPlanStorage local;
   alignas(64) float block[kMaxLines * kMaxPixels];
   for (i64 kb = 0; kb < kc; kb += kPixels) {  // depths (pixels) k0 + kb .. + n: rows kb.. of every panel
     const i64 n = std::min(kPixels, kc - kb);
@@ -672,7 +688,7 @@ void conv2d_fwd_im2col(float* y, const float* x, const float* w, const Conv2dSha
 
   const Split sp = split_batch(s.N, s.groups * Kg * P * R, num_threads);
   const Im2colPanelKernels& pk = im2col_panel_kernels();
-  const ColPanelPlans plans = pointwise ? ColPanelPlans{} : plan_all_panels(s, pk, plan.nr);
+  const ColPanelPlans plans = pointwise ? ColPanelPlans{} : plan_all_panels(s, pk, plan.nr, (R + plan.kc - 1) / plan.kc);
   parallel_items(s.N, sp.outer, Schedule::kDynamic, [&](i64 n, int) {
     for (i64 g = 0; g < s.groups; ++g) {
       const float* xg = x + (n * s.C + g * Cg) * s.in_plane();
@@ -751,7 +767,11 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
   const i64 Cg = s.c_per_group(), Kg = s.k_per_group(), P = s.out_plane(), R = s.col_rows();
   const bool pointwise = is_pointwise(s);
   if (columns_span_images(s)) return bwd_weight_spanning_images(dw, db, dy, x, s, num_threads);
-  const GemmPlan plan = GemmPlan::for_product(R, P);
+  const Im2colPanelKernels& pk = im2col_panel_kernels();
+  GemmPlan plan = GemmPlan::for_product(R, P);
+  // Depth slices start on a pixel group of the A packer (pack_col_rows), so
+  // every group finds its panel plan in the per-call cache.
+  if (const i64 group = 2 * pk.half; pk.copy && group > 0) plan.kc = (plan.kc + group - 1) / group * group;
   // Threads split the batch: a thread's images accumulate into its private
   // dW^T (groups x R x Kg) and db; with one image per call and more threads,
   // the GEMM's R rows are split instead (row blocks are disjoint, no sums).
@@ -761,10 +781,9 @@ void conv2d_bwd_weight_im2col(float* dw, float* db, const float* dy, const float
   std::vector<std::vector<float>> part_b(sp.outer, std::vector<float>(db ? static_cast<std::size_t>(s.K) : 0, 0.0f));
   const i64 ws = gemm_workspace_floats(plan, sp.inner > 1 ? (R + sp.inner - 1) / sp.inner + plan.mr : R, Kg, P,
                                        false);
-  const Im2colPanelKernels& pk = im2col_panel_kernels();
   // dW's A panels are built 2 * half pixels at a time (pack_col_rows)
   const ColPanelPlans plans =
-      pointwise ? ColPanelPlans{} : plan_all_panels(s, pk, 2 * pk.half);
+      pointwise ? ColPanelPlans{} : plan_all_panels(s, pk, 2 * pk.half, (R + plan.mc - 1) / plan.mc);
   parallel_items(s.N, sp.outer, Schedule::kStatic, [&](i64 n, int t) {
     float* pwt = part_wt[t].data();
     float* pb = part_b[t].data();

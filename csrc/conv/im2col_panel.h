@@ -45,7 +45,14 @@ struct ColPanelPlan {
   // loads[split[t] .. begin[t + 1]) the high one
   std::int32_t begin[kMaxTaps + 1];
   std::int32_t split[kMaxTaps];
-  Load loads[kMaxLoads];
+  const Load* loads;  // begin[taps] of them, held by the plan's owner (compact when cached per call)
+};
+
+// A plan and room for the most loads one can have: for plans built where
+// they are used (the per-call cache keeps only the loads each plan needs).
+struct ColPanelPlanStorage {
+  ColPanelPlan plan;
+  ColPanelPlan::Load loads[ColPanelPlan::kMaxLoads];
 };
 
 // Writes depth rows [k0, k0 + kc) of the panel of input x (the first input

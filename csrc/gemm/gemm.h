@@ -29,9 +29,9 @@ struct GemmPlan {
   const GemmKernels* kernels;
   GemmUkernel ukernel;  // an mr x nr tile
   i64 mr, nr, kc, nc, mc;
-  // For a product with M rows and depth K: the ISA's tile height that pads M
-  // least (12 or 8 rows on AVX-512: M = 64 runs 8-row tiles, M = 96 or 9
-  // 12-row), and depth slices of equal size.
+  // For a product with M rows and depth K: the ISA's tile height (12 rows on
+  // AVX-512; 8 where that pads M by a tenth less: M = 64 runs 8-row tiles,
+  // M = 96, 128 or 9 12-row), and depth slices of equal size.
   static GemmPlan for_product(i64 M, i64 K);
 };
 

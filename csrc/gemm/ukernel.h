@@ -24,8 +24,8 @@ using TransposePack = void (*)(float* dst, i64 width, const float* src, i64 ld, 
 struct GemmKernels {
   int mr, nr;  // the main tile
   GemmUkernel ukernel;
-  // A shorter tile (mr_short x nr) the GEMM uses when it pads fewer rows of
-  // M (GemmPlan::for_product); 0 / null when the ISA has none.
+  // A shorter tile (mr_short x nr) the GEMM uses when it pads clearly fewer
+  // rows of M (GemmPlan::for_product); 0 / null when the ISA has none.
   int mr_short;
   GemmUkernel ukernel_short;
   TransposePack transpose_pack;  // null: portable loops

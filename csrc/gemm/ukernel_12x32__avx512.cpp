@@ -2,10 +2,8 @@
 // accumulators, MR = 12 or 8. Per k step: two 16-float loads of the packed B
 // row, MR broadcasts of packed A, 2*MR FMAs. 12 rows give the most FMAs per
 // load; 8 rows waste no tile rows when M is a multiple of 8 but not of 12
-// (64, 128, 256 output channels: 11% and 3% of a 12-row tile's work is
-// padding there), so the GEMM picks the height per product (GemmPlan). Both
-// keep the FMA pipes busy on Zen 4, whose 512-bit FMA issues once per cycle
-// and needs only 4 accumulators in flight.
+// (64 output channels: 11% of a 12-row tile's work is padding there), so the
+// GEMM picks the height per product (GemmPlan::for_product, which says when).
 // Edge tiles (mr < MR rows, nr < 32 columns) are written with masked stores;
 // packed panels are zero-padded so the arithmetic itself never branches.
 // Compiled with -mavx512f only (see CMakeLists.txt); the template is
