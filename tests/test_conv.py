@@ -95,6 +95,13 @@ CASES = [
     (2, 3, 4, 1, 5, (3, 3), 1, 1, 1, 1, True),
     (4, 6, 1, 1, 6, (3, 3), 1, 1, 1, 6, True),
     (2, 3, 3, 3, 4, (3, 3), 1, 1, 2, 1, True),
+    # Strided backward-data (col2im): 4x4 stride 2 (ConvTranspose2d's usual shape),
+    # per-axis strides 3 and 2, a stride above the kernel with groups (input pixels
+    # that no output reads get zeros), and padding of most of the kernel
+    (2, 3, 11, 10, 4, (4, 4), 2, 1, 1, 1, True),
+    (1, 4, 9, 13, 5, (3, 5), (3, 2), (1, 2), 1, 1, True),
+    (2, 6, 12, 12, 4, (3, 3), 4, 1, 1, 2, True),
+    (2, 3, 10, 10, 4, (3, 3), 2, 2, 1, 1, True),
 ]
 
 
