@@ -10,6 +10,7 @@
 
 #include "gemm/gemm.h"
 #include "runtime/common.h"
+#include "runtime/window.h"
 
 namespace pycnn {
 
@@ -33,6 +34,24 @@ struct Conv2dShape {
   i64 out_plane() const { return Ho * Wo; }
   i64 in_plane() const { return H * W; }
 };
+
+// The rows one kernel tap (i, j) connects: output row oh reads input row ih,
+// and along it output columns [lo, hi) read input columns ow * stride + off
+// (the other columns, and rows whose ih is outside the input, read padding).
+struct TapRow {
+  i64 oh, ih, lo, hi, off, stride;
+};
+// Calls row(TapRow) for every output row of tap (i, j) that reads the input:
+// the index arithmetic of the direct kernels and of col2im, written once.
+template <class Row>
+inline void for_each_tap_row(const Conv2dShape& s, i64 i, i64 j, Row&& row) {
+  TapRow r{0, 0, 0, 0, j * s.dilation_w - s.pad_left, s.stride_w};
+  valid_cols(r.off, s.stride_w, s.W, s.Wo, r.lo, r.hi);
+  for (r.oh = 0; r.oh < s.Ho; ++r.oh) {
+    r.ih = r.oh * s.stride_h - s.pad_top + i * s.dilation_h;
+    if (r.ih >= 0 && r.ih < s.H) row(static_cast<const TapRow&>(r));
+  }
+}
 
 // What a forward adds to the convolution in its output write, in this order:
 // bias[k] (null: none), the residual (an array of y's shape, null: none; it

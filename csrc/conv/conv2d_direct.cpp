@@ -14,7 +14,6 @@
 #include "conv/conv2d.h"
 #include "runtime/parallel.h"
 #include "runtime/reduce.h"
-#include "runtime/window.h"
 
 namespace pycnn {
 namespace {
@@ -22,63 +21,48 @@ namespace {
 // yp (Ho x Wo) += wv * (input plane xp sampled at tap (i, j))
 inline void tap_axpy(float* PYCNN_RESTRICT yp, const float* PYCNN_RESTRICT xp, float wv, i64 i, i64 j,
                      const Conv2dShape& s) {
-  const i64 off_w = j * s.dilation_w - s.pad_left;
-  i64 lo, hi;
-  valid_cols(off_w, s.stride_w, s.W, s.Wo, lo, hi);
-  for (i64 oh = 0; oh < s.Ho; ++oh) {
-    const i64 ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
-    if (ih < 0 || ih >= s.H) continue;
-    const float* xr = xp + ih * s.W;
-    float* yr = yp + oh * s.Wo;
-    if (s.stride_w == 1) {
-      for (i64 ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow + off_w];
+  for_each_tap_row(s, i, j, [&](const TapRow& r) {
+    float* PYCNN_RESTRICT yr = yp + r.oh * s.Wo;
+    const float* xr = xp + r.ih * s.W;
+    if (r.stride == 1) {
+      for (i64 ow = r.lo; ow < r.hi; ++ow) yr[ow] += wv * xr[ow + r.off];
     } else {
-      for (i64 ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * s.stride_w + off_w];
+      for (i64 ow = r.lo; ow < r.hi; ++ow) yr[ow] += wv * xr[ow * r.stride + r.off];
     }
-  }
+  });
 }
 
 // dxp (H x W) += wv * (dy plane scattered back through tap (i, j))
 inline void tap_scatter(float* PYCNN_RESTRICT dxp, const float* PYCNN_RESTRICT dyp, float wv, i64 i,
                         i64 j, const Conv2dShape& s) {
-  const i64 off_w = j * s.dilation_w - s.pad_left;
-  i64 lo, hi;
-  valid_cols(off_w, s.stride_w, s.W, s.Wo, lo, hi);
-  for (i64 oh = 0; oh < s.Ho; ++oh) {
-    const i64 ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
-    if (ih < 0 || ih >= s.H) continue;
-    float* xr = dxp + ih * s.W;
-    const float* dr = dyp + oh * s.Wo;
-    if (s.stride_w == 1) {
-      for (i64 ow = lo; ow < hi; ++ow) xr[ow + off_w] += wv * dr[ow];
+  for_each_tap_row(s, i, j, [&](const TapRow& r) {
+    float* PYCNN_RESTRICT xr = dxp + r.ih * s.W;
+    const float* dr = dyp + r.oh * s.Wo;
+    if (r.stride == 1) {
+      for (i64 ow = r.lo; ow < r.hi; ++ow) xr[ow + r.off] += wv * dr[ow];
     } else {
-      for (i64 ow = lo; ow < hi; ++ow) xr[ow * s.stride_w + off_w] += wv * dr[ow];
+      for (i64 ow = r.lo; ow < r.hi; ++ow) xr[ow * r.stride + r.off] += wv * dr[ow];
     }
-  }
+  });
 }
 
 // <dy plane, input plane sampled at tap (i, j)>
 inline float tap_dot(const float* PYCNN_RESTRICT dyp, const float* PYCNN_RESTRICT xp, i64 i, i64 j,
                      const Conv2dShape& s) {
-  const i64 off_w = j * s.dilation_w - s.pad_left;
-  i64 lo, hi;
-  valid_cols(off_w, s.stride_w, s.W, s.Wo, lo, hi);
   float acc = 0.0f;
-  for (i64 oh = 0; oh < s.Ho; ++oh) {
-    const i64 ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
-    if (ih < 0 || ih >= s.H) continue;
-    const float* xr = xp + ih * s.W;
-    const float* dr = dyp + oh * s.Wo;
+  for_each_tap_row(s, i, j, [&](const TapRow& r) {
+    const float* xr = xp + r.ih * s.W;
+    const float* dr = dyp + r.oh * s.Wo;
     float row = 0.0f;
-    if (s.stride_w == 1) {
+    if (r.stride == 1) {
 #pragma omp simd reduction(+ : row)
-      for (i64 ow = lo; ow < hi; ++ow) row += dr[ow] * xr[ow + off_w];
+      for (i64 ow = r.lo; ow < r.hi; ++ow) row += dr[ow] * xr[ow + r.off];
     } else {
 #pragma omp simd reduction(+ : row)
-      for (i64 ow = lo; ow < hi; ++ow) row += dr[ow] * xr[ow * s.stride_w + off_w];
+      for (i64 ow = r.lo; ow < r.hi; ++ow) row += dr[ow] * xr[ow * r.stride + r.off];
     }
     acc += row;
-  }
+  });
   return acc;
 }
 

@@ -36,7 +36,6 @@
 #include "runtime/dispatch.h"
 #include "runtime/parallel.h"
 #include "runtime/reduce.h"
-#include "runtime/window.h"
 
 namespace pycnn {
 
@@ -383,20 +382,15 @@ void col2im_add(float* PYCNN_RESTRICT dx, const float* PYCNN_RESTRICT dcol, cons
     for (i64 i = 0; i < s.kh; ++i) {
       for (i64 j = 0; j < s.kw; ++j) {
         const float* row = dcol + ((c * s.kh + i) * s.kw + j) * ld;
-        const i64 off_w = j * s.dilation_w - s.pad_left;
-        i64 lo, hi;
-        valid_cols(off_w, s.stride_w, s.W, s.Wo, lo, hi);
-        for (i64 oh = 0; oh < s.Ho; ++oh) {
-          const i64 ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
-          if (ih < 0 || ih >= s.H) continue;
-          const float* r = row + oh * s.Wo;
-          float* xr = dxc + ih * s.W;
-          if (s.stride_w == 1) {
-            for (i64 ow = lo; ow < hi; ++ow) xr[ow + off_w] += r[ow];
+        for_each_tap_row(s, i, j, [&](const TapRow& r) {
+          const float* from = row + r.oh * s.Wo;
+          float* PYCNN_RESTRICT xr = dxc + r.ih * s.W;
+          if (r.stride == 1) {
+            for (i64 ow = r.lo; ow < r.hi; ++ow) xr[ow + r.off] += from[ow];
           } else {
-            for (i64 ow = lo; ow < hi; ++ow) xr[ow * s.stride_w + off_w] += r[ow];
+            for (i64 ow = r.lo; ow < r.hi; ++ow) xr[ow * r.stride + r.off] += from[ow];
           }
-        }
+        });
       }
     }
   }
