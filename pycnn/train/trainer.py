@@ -1,6 +1,7 @@
 """The training loop: :class:`Trainer` and :func:`fit`."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import time
@@ -303,7 +304,12 @@ class Trainer:
         was_training = getattr(self.model, "training", True)
         self.stop_training = False
         self._stop_on_nan = terminate_on_nan
+        from .. import get_num_threads
+        from .._blas import blas_limited
+
         hooks.on_train_begin({})
+        blas = contextlib.ExitStack()  # NumPy's BLAS on one thread while the loop runs (pycnn._blas)
+        blas.enter_context(blas_limited(get_num_threads()))
         try:
             for epoch in range(epochs):
                 self.model.train()
@@ -390,6 +396,7 @@ class Trainer:
                     world.announce_failure(describe(e))  # the others stop at their next collective
             raise
         finally:
+            blas.close()
             self._stop_on_nan = False
             _set_mode(self.model, was_training)
         hooks.on_train_end({})
