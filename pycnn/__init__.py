@@ -178,3 +178,8 @@ def show_config() -> str:
     text = "\n".join(lines)
     print(text)
     return text
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

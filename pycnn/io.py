@@ -439,3 +439,8 @@ def load_weights(model: Module, path: PathLike, strict: bool = True) -> Incompat
         arrays = OrderedDict((key, archive.read(key)) for key in weights if key in expected)
     model.load_state_dict(arrays, strict=False)
     return IncompatibleKeys(missing, unexpected)
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

@@ -370,3 +370,8 @@ def classification_report(y_true: ArrayLike, y_pred: ArrayLike, *, labels: Optio
         else:
             text += row_fmt.format(heading, pr, rc, fs, s, width=width, digits=digits)
     return text
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

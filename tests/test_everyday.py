@@ -5,6 +5,7 @@ in-memory arrays, and every metric with scikit-learn (or, without it, with
 pycnn.metrics, which tests/test_metrics.py checks against scikit-learn).
 """
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,3 +187,18 @@ def test_uint8_inputs_warn_once_per_model_unless_trained_on_them(xy):
     np.testing.assert_array_equal(predict_outputs(model, x.astype(np.float64)), predict_outputs(model, x))
     np.testing.assert_array_equal(predict_outputs(model, x.tolist()), predict_outputs(model, x))
     np.testing.assert_array_equal(predict_outputs(model, images), predict_outputs(model, images.astype(np.float32)))
+
+
+def test_transfer_learning_snippet_unfreezes_the_dense_layers():
+    """docs/training.md: after freeze() and a new head, model[7:].unfreeze() makes the dense layers trainable."""
+    from pycnn.models import fashion_mnist_cnn
+
+    model = fashion_mnist_cnn()
+    model.freeze()
+    model[-1] = nn.Linear(128, 5)
+    model[7:].unfreeze()
+    assert isinstance(model[7], nn.Linear) and model[7].in_features == 3136
+    for i, layer in enumerate(model):
+        for p in layer.parameters():
+            assert p.requires_grad == (i >= 7), i
+    assert "model[7:].unfreeze()" in (Path(__file__).resolve().parent.parent / "docs" / "training.md").read_text()
