@@ -202,3 +202,38 @@ def test_transfer_learning_snippet_unfreezes_the_dense_layers():
         for p in layer.parameters():
             assert p.requires_grad == (i >= 7), i
     assert "model[7:].unfreeze()" in (Path(__file__).resolve().parent.parent / "docs" / "training.md").read_text()
+
+
+def test_load_of_a_file_that_is_not_a_model_says_so(tmp_path):
+    import zipfile
+
+    script = tmp_path / "train.py"
+    script.write_text("import pycnn\nprint('hello')\n")
+    with pytest.raises(ValueError, match=r"train\.py: not a pycnn model file: pycnn\.save writes a \.npz") as e:
+        pycnn.load(script)
+    assert "pickle" not in str(e.value)
+    torch_like = tmp_path / "model.pt"  # torch.save's layout, built without torch
+    with zipfile.ZipFile(torch_like, "w") as zf:
+        zf.writestr("model/data.pkl", b"\x80\x02}q\x00.")
+        zf.writestr("model/version", "3\n")
+    with pytest.raises(ValueError, match=r"not a pycnn model file: it is a PyTorch file.*torch\.load"):
+        pycnn.load(torch_like)
+
+
+def test_cli_version_patience_and_error_formats_match_the_readme(tmp_path):
+    from test_cli import run
+
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"pycnn {pycnn.__version__}", r
+    r = run("train", "--patience", "2", "--data", str(tmp_path))
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("pycnn: error: --patience stops on the validation loss, and without "
+                                "--validation-split that is the test set (the model would be selected on its "
+                                "test score); add --validation-split 0.1")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "`pycnn: error:` and exit with status 1" in " ".join(readme.split())
+    r = run("train", "--epochs", "0")
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[0].startswith("usage: python -m pycnn train")
+    assert r.stderr.splitlines()[-1].startswith("python -m pycnn train: error: argument --epochs")
+    assert "python -m pycnn COMMAND: error: ...` and exits with status 2" in " ".join(readme.split())
