@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import pkgutil
 import threading
 from typing import TYPE_CHECKING, Iterator, List, Tuple
 
@@ -32,6 +31,8 @@ if TYPE_CHECKING:  # what __getattr__ below imports lazily, for type checkers an
 # sources only) hides the installed package with the compiled _core. Then
 # also search the other pycnn directories on sys.path, where that one is.
 if importlib.util.find_spec(f"{__name__}._core") is None:  # pragma: no cover - depends on the install
+    import pkgutil  # (only here: a quarter of `import pycnn`'s own time)
+
     __path__ = pkgutil.extend_path(__path__, __name__)
 
 __all__ = [
