@@ -112,7 +112,8 @@ class Optimizer:
             entry = {}
             for k, v in s.items():
                 if k.endswith("_buffer") or isinstance(v, np.ndarray) or hasattr(v, "numpy"):
-                    a = np.ascontiguousarray(np.asarray(v), dtype=np.float32).copy()
+                    # (np.array, not np.ascontiguousarray: that turns a 0-d parameter's state into 1-d)
+                    a = np.array(np.asarray(v), dtype=np.float32, order="C", copy=True)
                     if a.shape != p.shape:
                         raise ValueError(f"state {k!r} of parameter {i} has shape {a.shape}, the "
                                          f"parameter has {p.shape}")

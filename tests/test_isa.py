@@ -91,3 +91,23 @@ def test_forced_isa_matches_reference(isa, tmp_path):
                        stdin=subprocess.DEVNULL, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip() == f"ok {isa}"
+
+
+def test_build_flags_target_no_particular_cpu():
+    """Only the per-ISA kernel files (name__avx2.cpp, name__avx512.cpp) are compiled with AVX flags.
+
+    -march=native (or any -march/-mtune, or -mavx on every file) would let the
+    compiler put AVX instructions in code every CPU runs, and a wheel built on
+    an AVX-512 machine would crash with SIGILL on an AVX2-only or older CPU.
+    """
+    from pathlib import Path
+
+    cmake = Path(__file__).resolve().parent.parent / "CMakeLists.txt"
+    if not cmake.exists():
+        pytest.skip("not run from a source checkout")
+    lines = cmake.read_text().splitlines()
+    code = [line.split("#")[0] for line in lines]
+    assert not [line for line in code if "-march" in line or "-mtune" in line or "native" in line]
+    isa_flag_lines = [line.strip() for line in code if "-mavx" in line or "/arch:" in line]
+    assert isa_flag_lines and all(line.startswith("set_source_files_properties(${PYCNN_AVX") for line in isa_flag_lines), \
+        isa_flag_lines
