@@ -82,6 +82,23 @@ class DataSource:
         return iter(source)  # type: ignore[arg-type]
 
 
+def source_of(x: Any, y: Any, op: str, passes_needed: int, distributed: bool,
+              usage: str) -> Optional[DataSource]:
+    """The checked DataSource when ``x`` is one (``y`` must then be None; no ``distributed``), else None.
+
+    ``usage`` shows the call with a data source, for the message about ``y``.
+    """
+    if not is_data_source(x):
+        return None
+    if y is not None:
+        raise ValueError(f"{op}: x is an iterable of (x, y) batches ({type(x).__name__}), which holds the "
+                         f"targets; pass y=None: {usage}")
+    if distributed:
+        raise ValueError(f"{op}(distributed=True) splits arrays over the ranks; pass arrays, or give each rank "
+                         f"its own data source and run without distributed=True (see docs/distributed.md)")
+    return DataSource(x, f"{op}: x", passes_needed)
+
+
 def as_batch(item: Any, what: str, index: int) -> Batch:
     """An ``(x, y)`` batch as two arrays of equal length, or a TypeError/ValueError naming the batch."""
     if not isinstance(item, (tuple, list)) or len(item) != 2:

@@ -15,7 +15,7 @@ from .._checks import check_int, check_samples
 from ._epoch_metrics import Accumulator
 from ._epoch_metrics import resolve as resolve_metrics
 from ._input_range import as_input_array as _as_input_array
-from ._sources import DataSource, inputs_of, is_data_source, iter_batches
+from ._sources import DataSource, inputs_of, iter_batches, source_of
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -120,11 +120,9 @@ def predict_outputs(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BAT
     """
     batch_size = check_int(batch_size, "batch_size", "predict", 1)
     tf = _transform_fn(transform)
-    if is_data_source(x):
-        if distributed:
-            raise ValueError("predict(distributed=True) splits arrays over the ranks; with an iterable of "
-                             "batches, give each rank its own share and call predict without distributed")
-        return _predict_source(model, DataSource(x, "predict: x", 1), tf)
+    source = source_of(x, None, "predict", 1, distributed, "")
+    if source is not None:
+        return _predict_source(model, source, tf)
     x = _as_input_array(x, model)
     if x.ndim == 0:
         raise ValueError(f"predict: x must have a leading sample dimension, got shape {x.shape}")
@@ -243,14 +241,9 @@ def evaluate(model: Any, x: Any, y: Optional[ArrayLike] = None, batch_size: int 
         loss_fn = _default_loss()
     world = None
     batches: Iterable[Tuple[np.ndarray, np.ndarray]]
-    if is_data_source(x):
-        if y is not None:
-            raise ValueError(f"evaluate: x is an iterable of (x, y) batches ({type(x).__name__}), which holds "
-                             f"the targets; pass y=None")
-        if distributed:
-            raise ValueError("evaluate(distributed=True) splits arrays over the ranks; with an iterable of "
-                             "batches, pass arrays")
-        batches = iter_batches(DataSource(x, "evaluate: x", 1))
+    source = source_of(x, y, "evaluate", 1, distributed, "evaluate(model, loader)")
+    if source is not None:
+        batches = iter_batches(source)
     else:
         if y is None:
             raise ValueError("evaluate: y is None: pass the targets y with the inputs x, or x as an iterable of "

@@ -28,7 +28,7 @@ from .inference import (
 from ._epoch_metrics import Accumulator
 from ._epoch_metrics import resolve as resolve_metrics
 from ._input_range import as_input_array
-from ._sources import DataSource, is_data_source, iter_batches
+from ._sources import DataSource, is_data_source, iter_batches, source_of
 from .progress import ProgressLogger
 
 if TYPE_CHECKING:
@@ -225,23 +225,14 @@ class Trainer:
         extra = resolve_metrics(metrics, "fit")
         if validation_data is not None and validation_split:
             raise ValueError("pass validation_data or validation_split, not both")
-        source: Optional[DataSource] = None
-        if is_data_source(x):
-            if y is not None:
-                raise ValueError(f"fit: x is an iterable of (x, y) batches ({type(x).__name__}), which holds the "
-                                 f"targets; pass y=None: fit(model, loader, loss_fn=..., optimizer=...)")
-            if validation_split:
-                raise ValueError("fit: validation_split needs arrays; with an iterable of batches pass "
-                                 "validation_data (arrays (x_val, y_val) or another iterable of batches)")
-            if distributed:
-                raise ValueError("fit(distributed=True) shards arrays over the ranks; pass arrays, or give each "
-                                 "rank a DataLoader(..., num_replicas=size, rank=rank) and an optimizer wrapped "
-                                 "in pycnn.distributed.DistributedOptimizer")
-            source = DataSource(x, "fit: x", epochs)
-        elif y is None:
-            raise ValueError("fit: y is None: pass the targets, fit(model, x, y, ...), or x as an iterable of "
-                             "(x, y) batches such as pycnn.data.DataLoader(x, y, batch_size=32)")
-        else:
+        source = source_of(x, y, "fit", epochs, distributed, "fit(model, loader, loss_fn=..., optimizer=...)")
+        if source is not None and validation_split:
+            raise ValueError("fit: validation_split needs arrays; with an iterable of batches pass "
+                             "validation_data (arrays (x_val, y_val) or another iterable of batches)")
+        if source is None:
+            if y is None:
+                raise ValueError("fit: y is None: pass the targets, fit(model, x, y, ...), or x as an iterable of "
+                                 "(x, y) batches such as pycnn.data.DataLoader(x, y, batch_size=32)")
             x, y = check_samples(as_input_array(x, self.model, training=True), y, allow_empty=False)
         y = cast(np.ndarray, y)  # (unused with a data source)
         val_source = False
