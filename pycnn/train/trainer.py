@@ -258,11 +258,9 @@ class Trainer:
         aug_rng: Optional[np.random.Generator] = None
         if source is not None:
             loader = source
-            if tf is not None:
-                aug_rng = generator() if seed is None else np.random.default_rng([int(seed), 0x617567])
         elif world is not None and world.size > 1:
             if extra:
-                raise ValueError("fit: metrics are not available with distributed=True yet")
+                raise ValueError("fit: metrics are not available with distributed=True")
             seed, dopt = self._join(world, x, y, validation_data, seed, batch_size)
             # Every rank draws the same order from the shared seed and takes its shard of every batch.
             loader = DataLoader(x, y, batch_size // world.size, shuffle=shuffle, seed=seed,
@@ -272,9 +270,9 @@ class Trainer:
             # seed=None draws the shuffling order from pycnn's generator, so
             # pycnn.manual_seed() makes the whole run (init + order) reproducible.
             loader = DataLoader(x, y, batch_size, shuffle=shuffle, seed=generator() if seed is None else seed)
-            if tf is not None:
-                # Its own stream, so adding augmentation leaves the shuffling order unchanged.
-                aug_rng = generator() if seed is None else np.random.default_rng([int(seed), 0x617567])
+        if tf is not None and dopt is None:
+            # Its own stream, so adding augmentation leaves the shuffling order unchanged.
+            aug_rng = generator() if seed is None else np.random.default_rng([int(seed), 0x617567])
         self.rank = 0 if world is None else world.rank
         history = History()
         self.history = history
@@ -328,8 +326,9 @@ class Trainer:
                     except _NonFiniteLoss as e:
                         # Keras's TerminateOnNaN, but before this batch's update.
                         if self.rank == 0:
+                            of_steps = "" if steps is None else f"/{steps}"
                             warnings.warn(f"fit: the loss is {e.loss} at epoch {epoch + 1}/{epochs}, batch "
-                                          f"{batch + 1}{'' if steps is None else f'/{steps}'}; training stopped before this batch's "
+                                          f"{batch + 1}{of_steps}; training stopped before this batch's "
                                           f"update (the batch's inputs or targets may hold NaN or Inf, or the "
                                           f"learning rate is too high); fit(..., terminate_on_nan=False) trains "
                                           f"on regardless", RuntimeWarning, stacklevel=3)
