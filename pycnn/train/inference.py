@@ -94,7 +94,7 @@ def _check_same_samples(x: np.ndarray, op: str) -> None:
                 [("x", tuple(x.shape), x.dtype.str)])
 
 
-def predict_outputs(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+def predict_outputs(model: Any, x: Any, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
                     transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
     """Run ``model`` on ``x`` in batches in ``eval()`` mode; return all its raw outputs (logits, values).
 
@@ -103,8 +103,13 @@ def predict_outputs(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BAT
     Args:
         model: anything callable on a batch with ``train()``/``eval()``,
             e.g. an ``nn.Sequential``.
-        x: inputs ``(N, ...)``, e.g. float32 images ``(N, C, H, W)``.
-        batch_size: samples per forward call.
+        x: inputs ``(N, ...)``, e.g. float32 images ``(N, C, H, W)``
+            (float64, integers and lists converted to float32; see
+            docs/training.md for uint8), or an iterable of batches, each an
+            array of inputs or an ``(x, y)`` pair whose ``y`` is ignored: a
+            :class:`pycnn.data.DataLoader`, a generator, or a function
+            returning one (see :func:`fit`).
+        batch_size: samples per forward call (arrays only).
         transform: preprocessing applied to every batch in evaluation mode
             (e.g. the ``data.Normalize`` used in training; random
             augmentations do nothing here).
@@ -171,7 +176,7 @@ def _predict_source(model: Any, source: DataSource, tf: Optional[_BatchFn]) -> n
     return np.concatenate(outs)
 
 
-def _class_scores(model: Any, x: ArrayLike, batch_size: int, transform: Optional[TransformLike],
+def _class_scores(model: Any, x: Any, batch_size: int, transform: Optional[TransformLike],
                   who: str, distributed: bool) -> np.ndarray:
     out = predict_outputs(model, x, batch_size, transform, distributed)
     if out.ndim != 2:
@@ -180,7 +185,7 @@ def _class_scores(model: Any, x: ArrayLike, batch_size: int, transform: Optional
     return out
 
 
-def predict(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+def predict(model: Any, x: Any, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
             transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
     """Predicted class labels, ``(N,)`` int64: the argmax of the model's ``(N, classes)`` outputs.
 
@@ -191,7 +196,7 @@ def predict(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
                      axis=1).astype(np.int64)
 
 
-def predict_proba(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+def predict_proba(model: Any, x: Any, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
                   transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
     """Class probabilities, ``(N, classes)`` float32: the softmax of the model's outputs (logits).
 
