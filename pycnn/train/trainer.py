@@ -392,22 +392,23 @@ class Trainer:
         hooks.on_train_end({})
         return history
 
-    def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
-                 transform: Optional[TransformLike] = None, distributed: bool = False) -> Dict[str, float]:
+    def evaluate(self, x: Any, y: Optional[ArrayLike] = None, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+                 transform: Optional[TransformLike] = None, distributed: bool = False,
+                 metrics: Optional[Sequence[Any]] = None) -> Dict[str, float]:
         """:func:`evaluate` with this trainer's model and loss."""
-        return evaluate(self.model, x, y, batch_size, self.loss_fn, transform, distributed)
+        return evaluate(self.model, x, y, batch_size, self.loss_fn, transform, distributed, metrics)
 
-    def predict(self, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+    def predict(self, x: Any, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
                 transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
         """:func:`predict` (class labels) with this trainer's model."""
         return predict(self.model, x, batch_size, transform, distributed)
 
-    def predict_proba(self, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+    def predict_proba(self, x: Any, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
                       transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
         """:func:`predict_proba` with this trainer's model."""
         return predict_proba(self.model, x, batch_size, transform, distributed)
 
-    def predict_outputs(self, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+    def predict_outputs(self, x: Any, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
                         transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
         """:func:`predict_outputs` (raw outputs) with this trainer's model."""
         return predict_outputs(self.model, x, batch_size, transform, distributed)
