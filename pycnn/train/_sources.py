@@ -60,7 +60,7 @@ class DataSource:
             if passes_needed > 1 and _is_one_shot(source):
                 raise ValueError(
                     f"{what} is a one-shot iterator ({type(source).__name__}): it can be read once, but "
-                    f"{passes_needed} passes are needed (one per epoch{', and for validation' if 'valid' in what else ''}). "
+                    f"it would be read {passes_needed} times (once per epoch). "
                     f"Pass a function that returns a new iterator each time, e.g. `lambda: batches(path)`, "
                     f"or an object whose __iter__ starts over (such as pycnn.data.DataLoader)")
             self._source = source

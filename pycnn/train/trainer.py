@@ -238,7 +238,7 @@ class Trainer:
         val_source = False
         if validation_data is not None:
             if is_data_source(validation_data):
-                DataSource(validation_data, "fit: validation_data", max(epochs, 2))  # refuses a one-shot generator
+                DataSource(validation_data, "fit: validation_data", epochs)  # a generator: one epoch only
                 val_source = True
             elif not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (x_val, y_val) or an iterable of (x, y) batches")
@@ -470,7 +470,7 @@ def fit(
         epochs: passes over the data (0 trains nothing).
         batch_size: samples per step; the last batch of an epoch may be smaller.
         validation_data: ``(x_val, y_val)`` evaluated after every epoch, or a
-            re-iterable data source of ``(x, y)`` batches (not a generator).
+            data source of ``(x, y)`` batches (as ``x``; read once per epoch).
         validation_split: instead of ``validation_data``, hold out this
             fraction (0 < f < 1) of ``(x, y)``: the *last*
             ``len(x) - int(len(x) * (1 - f))`` samples as given, taken before
