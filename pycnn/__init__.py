@@ -15,10 +15,11 @@ programs that embed it.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
-import pkgutil
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Iterator, List, Tuple
 
 if TYPE_CHECKING:  # what __getattr__ below imports lazily, for type checkers and IDEs
     from . import data, distributed, functional, io, metrics, models, nn, optim, reference, train, viz  # noqa: F401
@@ -30,12 +31,14 @@ if TYPE_CHECKING:  # what __getattr__ below imports lazily, for type checkers an
 # sources only) hides the installed package with the compiled _core. Then
 # also search the other pycnn directories on sys.path, where that one is.
 if importlib.util.find_spec(f"{__name__}._core") is None:  # pragma: no cover - depends on the install
+    import pkgutil  # (only here: a quarter of `import pycnn`'s own time)
+
     __path__ = pkgutil.extend_path(__path__, __name__)
 
 __all__ = [
     "nn", "optim", "functional", "data", "train", "reference", "models", "metrics", "io", "viz", "distributed",
     "save", "load", "summary",
-    "set_num_threads", "get_num_threads", "set_buffer_cache_limit", "manual_seed", "show_config", "__version__",
+    "set_num_threads", "get_num_threads", "threads", "set_buffer_cache_limit", "manual_seed", "show_config", "__version__",
 ]
 
 _SUBMODULES = {"nn", "optim", "functional", "data", "train", "reference", "models", "metrics", "io", "viz",
@@ -75,6 +78,47 @@ def set_num_threads(n: int) -> None:
     _core.set_num_threads(n)
     global _num_threads_chosen
     _num_threads_chosen = True
+
+
+# The open threads() blocks, oldest first, as [token, n], and what the count was before the first.
+# The count is one process-wide setting; blocks opened and closed by several Python threads in any
+# order leave it at the newest open block's n, and at the saved count once all are closed.
+_threads_lock = threading.Lock()
+_threads_open: List[Tuple[object, int]] = []
+_threads_base: Tuple[int, bool] = (0, False)
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """``with pycnn.threads(n):`` run the body with ``n`` kernel threads, then restore the previous count.
+
+    Nests (leaving a block restores the count of the block around it) and
+    restores on error; ``n`` is checked as :func:`set_num_threads` checks it,
+    before anything changes. The count is process-wide, like
+    ``set_num_threads``: kernels another Python thread starts inside the
+    block use it too. Blocks entered and left by several Python threads in
+    any order are safe: the count is always that of the newest block still
+    open, and the one found before the first block once all are closed.
+    """
+    global _threads_base, _num_threads_chosen
+    from . import _core
+
+    token = object()
+    with _threads_lock:
+        if not _threads_open:
+            _threads_base = (get_num_threads(), _num_threads_chosen)
+        set_num_threads(n)
+        _threads_open.append((token, n))
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_open[:] = [(t, k) for t, k in _threads_open if t is not token]
+            if _threads_open:
+                _core.set_num_threads(_threads_open[-1][1])
+            else:
+                _core.set_num_threads(_threads_base[0])
+                _num_threads_chosen = _threads_base[1]
 
 
 def get_num_threads() -> int:
@@ -135,3 +179,8 @@ def show_config() -> str:
     text = "\n".join(lines)
     print(text)
     return text
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

@@ -123,6 +123,12 @@ def _data_options(p: Any) -> None:  # a parser or an argument group
                    help="threads for pycnn's kernels (default: $OMP_NUM_THREADS, else all cores)")
 
 
+def _version() -> str:
+    from . import _core
+
+    return _core.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models import available_presets
 
@@ -131,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="pycnn: fast CPU convolutional neural networks (C++ kernels, PyTorch-style API, NumPy arrays).",
         epilog="Run 'python -m pycnn COMMAND --help' for a command's options.",
     )
+    parser.add_argument("--version", action="version", version=f"pycnn {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     presets = available_presets()
@@ -167,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate on the last fraction F of the training images instead of the test set")
     g.add_argument("--patience", type=_positive_int, default=None, metavar="N",
                    help="stop when the validation loss has not improved for N epochs and keep the best "
-                   "weights (use with --validation-split)")
+                   "weights (needs --validation-split: it must not pick the model on the test set)")
     g.add_argument("--seed", type=_int, default=0, help="seed for weight initialisation, shuffling and "
                    "augmentation (default: 0)")
     g.add_argument("--limit", type=_positive_int, default=None, metavar="N",
@@ -328,6 +335,11 @@ def _make_optimizer(args: argparse.Namespace, params: Any) -> Tuple[Any, Dict[st
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.patience is not None and args.validation_split is None:
+        # Early stopping picks the epoch by val_loss, which without a split is the test set's loss:
+        # the reported test accuracy would then be chosen on the test set.
+        raise UserError("--patience stops on the validation loss, and without --validation-split that is the "
+                        "test set (the model would be selected on its test score); add --validation-split 0.1")
     if not args.distributed:
         return _train(args, 0, 1)
     from . import distributed

@@ -133,7 +133,8 @@ class _Archive:
         if head[:1] == b"\x80":  # a pickle (protocol 2 and later)
             raise _refuse(path, ValueError("pickled data"))
         if head[:2] != b"PK":
-            raise ValueError(f"{path}: not a pycnn .npz file (not a zip archive)")
+            raise ValueError(f"{path}: not a pycnn model file: pycnn.save writes a .npz (zip) archive, and this "
+                             f"file is not one")
         try:
             self.zip = zipfile.ZipFile(path)
         except _CORRUPT as e:
@@ -163,7 +164,12 @@ class _Archive:
     def _scan(self, info: zipfile.ZipInfo) -> _Member:
         path, name = self.path, info.filename
         if not name.endswith(".npy") or info.is_dir():
-            raise ValueError(f"{path}: unexpected member {name!r}; pycnn files hold only .npy arrays")
+            if name.endswith("data.pkl"):  # torch.save's zip layout: archive/data.pkl + archive/data/N
+                raise ValueError(f"{path}: not a pycnn model file: it is a PyTorch file (torch.save), whose "
+                                 f"pickle pycnn never runs; load it with torch.load and give its state dict to "
+                                 f"a pycnn model's load_state_dict (docs/training.md)")
+            raise ValueError(f"{path}: not a pycnn model file: unexpected member {name!r} (pycnn files hold "
+                             f"only .npy arrays)")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise ValueError(f"{path}: member {name!r} uses zip compression method {info.compress_type}; "
                              f"pycnn reads stored or DEFLATE members only")
@@ -439,3 +445,8 @@ def load_weights(model: Module, path: PathLike, strict: bool = True) -> Incompat
         arrays = OrderedDict((key, archive.read(key)) for key in weights if key in expected)
     model.load_state_dict(arrays, strict=False)
     return IncompatibleKeys(missing, unexpected)
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

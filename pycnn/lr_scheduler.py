@@ -211,3 +211,8 @@ class SequentialLR(LRScheduler):
         self.__dict__.update(state_dict)
         for s, d in zip(self._schedulers, subs):
             s.load_state_dict(d)
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

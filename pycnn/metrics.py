@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ._checks import check_int
+
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
@@ -42,6 +44,7 @@ ZeroDivision = Union[str, float]
 __all__ = [
     "UndefinedMetricWarning",
     "accuracy_score",
+    "top_k_accuracy_score",
     "confusion_matrix",
     "precision_recall_fscore_support",
     "precision_score",
@@ -163,6 +166,29 @@ def accuracy_score(y_true: ArrayLike, y_pred: ArrayLike, normalize: bool = True)
     if len(t) == 0:
         return float("nan")
     return correct / len(t)
+
+
+def top_k_accuracy_score(y_true: ArrayLike, y_score: ArrayLike, *, k: int = 5, normalize: bool = True) -> float:
+    """Fraction of samples whose true class is among the ``k`` highest of their scores (their count if not ``normalize``).
+
+    ``y_true`` holds class indices ``0 .. C-1``, ``y_score`` is ``(N, C)``
+    (logits or probabilities: only their order matters). Ties are broken as
+    scikit-learn's ``top_k_accuracy_score`` breaks them (the later class
+    ranks first); ``k >= C`` counts every sample as correct.
+    """
+    k = check_int(k, "k", "top_k_accuracy_score", 1)
+    t = np.asarray(y_true)
+    s = np.asarray(y_score)
+    if t.ndim != 1 or s.ndim != 2 or len(t) != len(s):
+        raise ValueError(f"top_k_accuracy_score: expected y_true (N,) and y_score (N, classes), got shapes "
+                         f"{t.shape} and {s.shape}")
+    if t.dtype.kind not in "iu" or (len(t) and (t.min() < 0 or t.max() >= s.shape[1])):
+        raise ValueError(f"top_k_accuracy_score: y_true must hold class indices in [0, {s.shape[1]})")
+    top = np.argsort(s, axis=1, kind="mergesort")[:, ::-1][:, :k]
+    hits = int(np.count_nonzero((top == t[:, None]).any(axis=1)))
+    if not normalize:
+        return float(hits)
+    return hits / len(t) if len(t) else float("nan")
 
 
 def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, labels: Optional[ArrayLike] = None,
@@ -344,3 +370,8 @@ def classification_report(y_true: ArrayLike, y_pred: ArrayLike, *, labels: Optio
         else:
             text += row_fmt.format(heading, pr, rc, fs, s, width=width, digits=digits)
     return text
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

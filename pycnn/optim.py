@@ -112,7 +112,8 @@ class Optimizer:
             entry = {}
             for k, v in s.items():
                 if k.endswith("_buffer") or isinstance(v, np.ndarray) or hasattr(v, "numpy"):
-                    a = np.ascontiguousarray(np.asarray(v), dtype=np.float32).copy()
+                    # (np.array, not np.ascontiguousarray: that turns a 0-d parameter's state into 1-d)
+                    a = np.array(np.asarray(v), dtype=np.float32, order="C", copy=True)
                     if a.shape != p.shape:
                         raise ValueError(f"state {k!r} of parameter {i} has shape {a.shape}, the "
                                          f"parameter has {p.shape}")
@@ -285,3 +286,8 @@ class AdamW(_AdamBase):
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

@@ -939,3 +939,8 @@ def adam_step(param: ArrayLike, grad: ArrayLike, exp_avg: ArrayLike, exp_avg_sq:
         vmax = np.maximum(_float(max_exp_avg_sq, p.dtype), v)
     denom = np.sqrt(v if vmax is None else vmax) / t(np.sqrt(1 - beta2 ** step)) + t(eps)
     return p - t(lr / (1 - beta1 ** step)) * m / denom, m, v, vmax
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

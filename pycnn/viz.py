@@ -240,3 +240,8 @@ def plot_confusion_matrix(cm: ArrayLike, path: PathLike, class_names: Optional[S
                         color="white" if values[i, j] > 0.5 * top else "black")
     ax.set_title(title or ("Confusion matrix" + (" (normalised by true class)" if normalize else "")))
     return _save(fig, path)
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

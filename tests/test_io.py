@@ -227,7 +227,9 @@ def test_a_saved_resnet_loads_in_a_process_that_imported_only_pycnn(tmp_path):
         "y = model.eval()(np.load(sys.argv[1] + '/x.npy'))\n"
         "np.testing.assert_array_equal(y, np.load(sys.argv[1] + '/y.npy'))\n"
     )
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    # cwd: a temporary directory, so no stray file in the checkout can shadow a module.
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, r.stderr
 
 

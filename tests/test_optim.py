@@ -249,3 +249,28 @@ def test_zero_grad_of_optimizer_and_module_clears_every_gradient(rng):
         p.grad[...] = 1.0
     model.zero_grad()
     assert all(not p.grad.any() for p in model.parameters())
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: optim.Adam(ps, lr=0.1)])
+def test_state_of_a_0d_parameter_round_trips_and_stays_0d(make):
+    """load_state_dict keeps a scalar parameter's state 0-d (np.ascontiguousarray would make it (1,))."""
+    from pycnn.nn import Parameter
+
+    def scalar():
+        p = Parameter(np.array(1.5, dtype=np.float32))
+        p.grad = np.array(0.5, dtype=np.float32)
+        return p
+
+    p, q = scalar(), scalar()
+    opt, twin = make([p]), make([q])
+    opt.step()
+    twin.load_state_dict(opt.state_dict())
+    q.data[...] = p.data
+    for s in twin.state.values():
+        for v in s.values():
+            if isinstance(v, np.ndarray):
+                assert v.shape == ()
+    opt.step()
+    twin.step()
+    assert p.data.shape == q.data.shape == ()
+    assert p.data == q.data

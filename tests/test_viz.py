@@ -94,7 +94,7 @@ def test_plot_confusion_matrix(tmp_path):
         viz.plot_confusion_matrix(cm, tmp_path / "x.png", class_names=["a"])
 
 
-def test_matplotlib_is_optional_and_lazy():
+def test_matplotlib_is_optional_and_lazy(tmp_path):
     """import pycnn (and pycnn.viz) does not load matplotlib; without it, a plot says how to get it."""
     code = (
         "import sys\n"
@@ -107,6 +107,7 @@ def test_matplotlib_is_optional_and_lazy():
         "except ImportError as e:\n"
         "    print(e)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # cwd: a temporary directory, so no stray file in the checkout can shadow a module.
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert 'pip install "pycnn[viz]"' in r.stdout

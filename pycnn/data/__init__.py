@@ -53,3 +53,8 @@ __all__ = [
     "Normalize",
     "Compose",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

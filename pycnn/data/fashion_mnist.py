@@ -7,11 +7,8 @@ are listed in :func:`find_fashion_mnist`.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import pathlib
-import tempfile
-import urllib.request
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -169,6 +166,11 @@ def _not_found_message(dirs: List[pathlib.Path], path: Optional[PathLike], downl
 
 
 def _download_one(name: str, directory: pathlib.Path, timeout: float) -> None:
+    # Imported here, not at the top: urllib.request pulls in http.client and email, ~40% of
+    # `import pycnn.data`'s own time, and only a download needs them.
+    import tempfile
+    import urllib.request
+
     url = FASHION_MNIST_URL + name
     limit = FASHION_MNIST_SIZES[name]
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
@@ -275,6 +277,8 @@ def load_fashion_mnist(path: Optional[PathLike] = None,
     dirs = _search_dirs(path)
     directory = find_fashion_mnist(path)
     if directory is None and path is None and download:
+        import http.client
+
         cache = fashion_mnist_cache_dir()
         try:
             _download_fashion_mnist(cache, DOWNLOAD_TIMEOUT)

@@ -44,3 +44,8 @@ __all__ = [
     "DistributedOptimizer", "broadcast_parameters", "broadcast_optimizer_state", "average_buffers",
     "DistributedError",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

@@ -76,3 +76,8 @@ __all__ = [
 # Deprecated: softmax_c was the C++ softmax while softmax was a NumPy one;
 # softmax is now the C++ kernel. Kept for one release (docs/api.md).
 softmax_c = softmax
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

@@ -41,3 +41,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(resnet, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

@@ -9,7 +9,7 @@ one release (imported on first use: ``pycnn.nn`` does not import ``pycnn.models`
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List
+from typing import TYPE_CHECKING, Any
 
 from . import init
 from .activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
@@ -78,5 +78,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(_MOVED_TO_MODELS))
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

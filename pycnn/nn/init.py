@@ -70,3 +70,8 @@ def kaiming_normal_(a: np.ndarray, negative_slope: float = 0.0, mode: str = "fan
         raise ValueError(f"kaiming_normal_: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan = calculate_fan_in(a.shape) if mode == "fan_in" else calculate_fan_out(a.shape)
     return normal_(a, 0.0, _leaky_relu_gain(negative_slope) / math.sqrt(fan) if fan > 0 else 0.0)
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

@@ -67,3 +67,8 @@ __all__ = [
     "predict_outputs",
     "DEFAULT_EVAL_BATCH_SIZE",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``) only, for ``dir()`` and tab completion."""
+    return sorted(__all__)

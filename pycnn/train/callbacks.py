@@ -41,7 +41,9 @@ class Callback:
     ``self.trainer`` is set before training starts (it gives ``model``,
     ``optimizer``, ``loss_fn``, ``history`` and ``stop_training``),
     ``self.params`` holds ``epochs``, ``batch_size``, ``samples`` and
-    ``steps`` (batches per epoch).
+    ``steps`` (batches per epoch); when ``fit`` reads a data source,
+    ``batch_size`` and ``samples`` are None, and ``steps`` too unless the
+    source has a ``len()``.
 
     ``logs`` passed to the hooks:
 

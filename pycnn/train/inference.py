@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
 from .._checks import check_int, check_samples
+from ._epoch_metrics import Accumulator
+from ._epoch_metrics import resolve as resolve_metrics
+from ._input_range import as_input_array as _as_input_array
+from ._sources import DataSource, inputs_of, iter_batches, source_of
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -90,7 +94,7 @@ def _check_same_samples(x: np.ndarray, op: str) -> None:
                 [("x", tuple(x.shape), x.dtype.str)])
 
 
-def predict_outputs(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+def predict_outputs(model: Any, x: Any, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
                     transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
     """Run ``model`` on ``x`` in batches in ``eval()`` mode; return all its raw outputs (logits, values).
 
@@ -99,8 +103,13 @@ def predict_outputs(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BAT
     Args:
         model: anything callable on a batch with ``train()``/``eval()``,
             e.g. an ``nn.Sequential``.
-        x: inputs ``(N, ...)``, e.g. float32 images ``(N, C, H, W)``.
-        batch_size: samples per forward call.
+        x: inputs ``(N, ...)``, e.g. float32 images ``(N, C, H, W)``
+            (float64, integers and lists converted to float32; see
+            docs/training.md for uint8), or an iterable of batches, each an
+            array of inputs or an ``(x, y)`` pair whose ``y`` is ignored: a
+            :class:`pycnn.data.DataLoader`, a generator, or a function
+            returning one (see :func:`fit`).
+        batch_size: samples per forward call (arrays only).
         transform: preprocessing applied to every batch in evaluation mode
             (e.g. the ``data.Normalize`` used in training; random
             augmentations do nothing here).
@@ -116,7 +125,10 @@ def predict_outputs(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BAT
     """
     batch_size = check_int(batch_size, "batch_size", "predict", 1)
     tf = _transform_fn(transform)
-    x = np.asarray(x)
+    source = source_of(x, None, "predict", 1, distributed, "")
+    if source is not None:
+        return _predict_source(model, source, tf)
+    x = _as_input_array(x, model)
     if x.ndim == 0:
         raise ValueError(f"predict: x must have a leading sample dimension, got shape {x.shape}")
     if distributed:
@@ -146,7 +158,25 @@ def predict_outputs(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BAT
         _set_mode(model, was_training)
 
 
-def _class_scores(model: Any, x: ArrayLike, batch_size: int, transform: Optional[TransformLike],
+def _predict_source(model: Any, source: DataSource, tf: Optional[_BatchFn]) -> np.ndarray:
+    """predict_outputs over the batches of a data source (each an array of inputs or an (x, y) pair)."""
+    outs: List[np.ndarray] = []
+    was_training = getattr(model, "training", True)
+    model.eval()
+    try:
+        for item in source.passes():
+            xb = _as_input_array(inputs_of(item), model)
+            if tf is not None:
+                xb = tf(xb, None, False)
+            outs.append(np.array(model(xb), copy=True))
+    finally:
+        _set_mode(model, was_training)
+    if not outs:
+        raise ValueError("predict: the iterable of batches yielded no batch")
+    return np.concatenate(outs)
+
+
+def _class_scores(model: Any, x: Any, batch_size: int, transform: Optional[TransformLike],
                   who: str, distributed: bool) -> np.ndarray:
     out = predict_outputs(model, x, batch_size, transform, distributed)
     if out.ndim != 2:
@@ -155,7 +185,7 @@ def _class_scores(model: Any, x: ArrayLike, batch_size: int, transform: Optional
     return out
 
 
-def predict(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+def predict(model: Any, x: Any, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
             transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
     """Predicted class labels, ``(N,)`` int64: the argmax of the model's ``(N, classes)`` outputs.
 
@@ -166,7 +196,7 @@ def predict(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
                      axis=1).astype(np.int64)
 
 
-def predict_proba(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+def predict_proba(model: Any, x: Any, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
                   transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
     """Class probabilities, ``(N, classes)`` float32: the softmax of the model's outputs (logits).
 
@@ -177,18 +207,21 @@ def predict_proba(model: Any, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH
     return F.softmax(_class_scores(model, x, batch_size, transform, "predict_proba", distributed), axis=1)
 
 
-def evaluate(model: Any, x: ArrayLike, y: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+def evaluate(model: Any, x: Any, y: Optional[ArrayLike] = None, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
              loss_fn: Any = None, transform: Optional[TransformLike] = None,
-             distributed: bool = False) -> Dict[str, float]:
+             distributed: bool = False, metrics: Optional[Sequence[Any]] = None) -> Dict[str, float]:
     """Loss and accuracy of ``model`` on ``(x, y)``, in ``eval()`` mode, in batches.
 
     The model's mode is restored afterwards, even on error.
 
     Args:
         model: the network (see :func:`predict_outputs`).
-        x: inputs ``(N, ...)``.
+        x: inputs ``(N, ...)``, or (with ``y=None``) an iterable of
+            ``(x, y)`` batches: a :class:`pycnn.data.DataLoader`, a
+            generator, or a function returning one (see :func:`fit`).
         y: targets ``(N, ...)``; class indices ``(N,)`` for classification.
-        batch_size: samples per forward call.
+        batch_size: samples per forward call (arrays only: a data source
+            makes its own batches).
         loss_fn: a loss module called as ``loss_fn(outputs, y_batch)``
             returning the batch mean; ``nn.CrossEntropyLoss()`` if None.
         transform: preprocessing in evaluation mode (see :func:`predict_outputs`).
@@ -197,45 +230,64 @@ def evaluate(model: Any, x: ArrayLike, y: ArrayLike, batch_size: int = DEFAULT_E
             results: every rank passes the same data and gets the same
             result, equal to what one process computes (the per-batch sums
             are added exactly, with ``math.fsum``, whatever their order).
+        metrics: extra scores, e.g. ``["f1", "top3_accuracy"]`` (see
+            :func:`fit`; not with ``distributed``).
 
     Returns:
         ``{"loss": mean loss over all samples, "accuracy": fraction of
-        correct argmax predictions}``; ``accuracy`` only for classification
-        (2-D outputs and integer labels). For precision, recall, F1 and the
+        correct argmax predictions}`` and one entry per metric; ``accuracy``
+        only for classification (2-D outputs and integer labels). For the
         confusion matrix, see :mod:`pycnn.metrics` on :func:`predict`'s labels.
     """
-    batch_size = check_int(batch_size, "batch_size", "predict", 1)
+    batch_size = check_int(batch_size, "batch_size", "evaluate", 1)
     tf = _transform_fn(transform)
-    x, y = check_samples(x, y, allow_empty=False)
+    extra = Accumulator(resolve_metrics(metrics, "evaluate"))
     if loss_fn is None:
         loss_fn = _default_loss()
-    rows = slice(0, len(x))
     world = None
-    if distributed:
-        from ..distributed.world import joined
+    batches: Iterable[Tuple[np.ndarray, np.ndarray]]
+    source = source_of(x, y, "evaluate", 1, distributed, "evaluate(model, loader)")
+    if source is not None:
+        batches = iter_batches(source)
+    else:
+        if y is None:
+            raise ValueError("evaluate: y is None: pass the targets y with the inputs x, or x as an iterable of "
+                             "(x, y) batches (e.g. a pycnn.data.DataLoader)")
+        x, y = check_samples(_as_input_array(x, model), y, allow_empty=False)
+        rows = slice(0, len(x))
+        if distributed:
+            from ..distributed.world import joined
 
-        world = joined()
-        if world.size > 1:
-            _check_same_samples(x, "evaluate")
-            rows = _my_rows(len(x), batch_size, world)
-    # Per batch: (loss x samples, correct predictions or None when not classification).
-    results: List[Tuple[float, Optional[int]]] = []
+            world = joined()
+            if world.size > 1:
+                if extra.metrics:
+                    raise ValueError("evaluate: metrics are not available with distributed=True")
+                _check_same_samples(x, "evaluate")
+                rows = _my_rows(len(x), batch_size, world)
+        batches = ((x[s : min(s + batch_size, rows.stop)], y[s : min(s + batch_size, rows.stop)])
+                   for s in range(rows.start, rows.stop, batch_size))
+    # Per batch: (loss x samples, correct predictions or None when not classification, samples).
+    results: List[Tuple[float, Optional[int], int]] = []
     was_training = getattr(model, "training", True)
     model.eval()
     try:
-        for start in range(rows.start, rows.stop, batch_size):
-            xb = x[start : min(start + batch_size, rows.stop)]
-            yb = y[start : min(start + batch_size, rows.stop)]
+        for xb, yb in batches:
+            xb = _as_input_array(xb, model)
             if tf is not None:
                 xb = tf(xb, None, False)
             out = model(xb)
             results.append((float(loss_fn(out, yb)) * len(xb),
-                            _n_correct(out, yb) if _is_classification(out, yb) else None))
+                            _n_correct(out, yb) if _is_classification(out, yb) else None, len(xb)))
+            extra.add(yb, out)
     finally:
         _set_mode(model, was_training)
     if world is not None and world.size > 1:
         results = [r for rank_results in world.allgather_object(results) for r in rank_results]
-    result = {"loss": math.fsum(loss for loss, _ in results) / len(x)}
-    if all(correct is not None for _, correct in results):
-        result["accuracy"] = sum(cast(int, correct) for _, correct in results) / len(x)
+    n = sum(size for _, _, size in results)
+    if n == 0:
+        raise ValueError("evaluate: the iterable of batches yielded no sample")
+    result = {"loss": math.fsum(loss for loss, _, _ in results) / n}
+    if all(correct is not None for _, correct, _ in results):
+        result["accuracy"] = sum(cast(int, correct) for _, correct, _ in results) / n
+    result.update(extra.scores())
     return result

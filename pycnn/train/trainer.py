@@ -1,11 +1,12 @@
 """The training loop: :class:`Trainer` and :func:`fit`."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -24,6 +25,10 @@ from .inference import (
     predict_outputs,
     predict_proba,
 )
+from ._epoch_metrics import Accumulator
+from ._epoch_metrics import resolve as resolve_metrics
+from ._input_range import as_input_array
+from ._sources import DataSource, is_data_source, iter_batches, source_of
 from .progress import ProgressLogger
 
 if TYPE_CHECKING:
@@ -51,6 +56,14 @@ def _accepts_input_grad(model: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return "input_grad" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _check_model_argument(model: Any) -> None:
+    """fit(loader, ...) or fit(x, y, ...) without the model: say that the model comes first."""
+    if isinstance(model, np.ndarray) or (hasattr(model, "__iter__") and not callable(model)):
+        raise TypeError(f"fit: the first argument is the model, got {type(model).__name__}: call "
+                        f"fit(model, x, y, loss_fn=..., optimizer=...) or fit(model, loader, loss_fn=..., "
+                        f"optimizer=...)")
 
 
 def _split_validation(x: np.ndarray, y: np.ndarray, validation_split: Any) -> Tuple[ArrayPair, ArrayPair]:
@@ -88,6 +101,7 @@ class Trainer:
     """
 
     def __init__(self, model: Any, loss_fn: Any, optimizer: Any, callbacks: Sequence[Callback] = ()) -> None:
+        _check_model_argument(model)
         if loss_fn is None:
             raise TypeError("Trainer: loss_fn is required (e.g. nn.CrossEntropyLoss())")
         if optimizer is None:
@@ -120,9 +134,15 @@ class Trainer:
             self.model.backward(dout)
         return out, loss
 
-    def train_step(self, xb: np.ndarray, yb: np.ndarray) -> Tuple[float, Optional[int]]:
-        """One optimisation step on a batch; returns (batch-mean loss, correct predictions or None)."""
+    def train_step(self, xb: np.ndarray, yb: np.ndarray,
+                   outputs: Optional[Accumulator] = None) -> Tuple[float, Optional[int]]:
+        """One optimisation step on a batch; returns (batch-mean loss, correct predictions or None).
+
+        ``outputs``, when given, collects the batch's targets and outputs for fit's ``metrics``.
+        """
         out, loss = self._forward_backward(xb, yb, self.optimizer, self._stop_on_nan)
+        if outputs is not None:
+            outputs.add(yb, out)
         self.optimizer.step()
         correct = _n_correct(out, yb) if _is_classification(out, yb) else None
         return loss, correct
@@ -174,8 +194,8 @@ class Trainer:
 
     def fit(
         self,
-        x: ArrayLike,
-        y: ArrayLike,
+        x: Any,
+        y: Optional[ArrayLike] = None,
         *,
         epochs: int = 1,
         batch_size: int = 32,
@@ -189,6 +209,7 @@ class Trainer:
         transform: Optional[TransformLike] = None,
         terminate_on_nan: bool = True,
         distributed: bool = False,
+        metrics: Optional[Sequence[Any]] = None,
     ) -> History:
         """Train for ``epochs`` passes over ``(x, y)``; see :func:`fit`."""
         from .._random import generator
@@ -201,13 +222,28 @@ class Trainer:
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         terminate_on_nan = check_bool(terminate_on_nan, "terminate_on_nan", "fit")
         tf = _transform_fn(transform)
-        x, y = check_samples(x, y, allow_empty=False)
+        extra = resolve_metrics(metrics, "fit")
         if validation_data is not None and validation_split:
             raise ValueError("pass validation_data or validation_split, not both")
+        source = source_of(x, y, "fit", epochs, distributed, "fit(model, loader, loss_fn=..., optimizer=...)")
+        if source is not None and validation_split:
+            raise ValueError("fit: validation_split needs arrays; with an iterable of batches pass "
+                             "validation_data (arrays (x_val, y_val) or another iterable of batches)")
+        if source is None:
+            if y is None:
+                raise ValueError("fit: y is None: pass the targets, fit(model, x, y, ...), or x as an iterable of "
+                                 "(x, y) batches such as pycnn.data.DataLoader(x, y, batch_size=32)")
+            x, y = check_samples(as_input_array(x, self.model, training=True), y, allow_empty=False)
+        y = cast(np.ndarray, y)  # (unused with a data source)
+        val_source = False
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val)")
-            x_val, y_val = check_samples(*validation_data, what="validation x and y", allow_empty=False)
+            if is_data_source(validation_data):
+                DataSource(validation_data, "fit: validation_data", epochs)  # a generator: one epoch only
+                val_source = True
+            elif not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x_val, y_val) or an iterable of (x, y) batches")
+            else:
+                x_val, y_val = check_samples(*validation_data, what="validation x and y", allow_empty=False)
         elif validation_split:
             (x, y), (x_val, y_val) = _split_validation(x, y, validation_split)
             validation_data = (x_val, y_val)
@@ -218,7 +254,13 @@ class Trainer:
             from ..distributed.world import joined
 
             world = joined()
-        if world is not None and world.size > 1:
+        loader: Any
+        aug_rng: Optional[np.random.Generator] = None
+        if source is not None:
+            loader = source
+        elif world is not None and world.size > 1:
+            if extra:
+                raise ValueError("fit: metrics are not available with distributed=True")
             seed, dopt = self._join(world, x, y, validation_data, seed, batch_size)
             # Every rank draws the same order from the shared seed and takes its shard of every batch.
             loader = DataLoader(x, y, batch_size // world.size, shuffle=shuffle, seed=seed,
@@ -228,10 +270,9 @@ class Trainer:
             # seed=None draws the shuffling order from pycnn's generator, so
             # pycnn.manual_seed() makes the whole run (init + order) reproducible.
             loader = DataLoader(x, y, batch_size, shuffle=shuffle, seed=generator() if seed is None else seed)
-            aug_rng = None
-            if tf is not None:
-                # Its own stream, so adding augmentation leaves the shuffling order unchanged.
-                aug_rng = generator() if seed is None else np.random.default_rng([int(seed), 0x617567])
+        if tf is not None and dopt is None:
+            # Its own stream, so adding augmentation leaves the shuffling order unchanged.
+            aug_rng = generator() if seed is None else np.random.default_rng([int(seed), 0x617567])
         self.rank = 0 if world is None else world.rank
         history = History()
         self.history = history
@@ -240,7 +281,9 @@ class Trainer:
             cbs.append(ProgressLogger(verbose))
         if self.rank != 0:  # progress, checkpoints: rank 0's business
             cbs = [cb for cb in cbs if not cb.rank_zero_only]
-        params = {"epochs": epochs, "batch_size": batch_size, "samples": len(x), "steps": len(loader)}
+        steps = source.known_length() if source is not None else len(loader)
+        params = {"epochs": epochs, "batch_size": batch_size if source is None else None,
+                  "samples": len(x) if source is None else None, "steps": steps}
         if dopt is not None:
             params["ranks"] = world.size
         for cb in cbs:
@@ -250,7 +293,12 @@ class Trainer:
         was_training = getattr(self.model, "training", True)
         self.stop_training = False
         self._stop_on_nan = terminate_on_nan
+        from .. import get_num_threads
+        from .._blas import blas_limited
+
         hooks.on_train_begin({})
+        blas = contextlib.ExitStack()  # NumPy's BLAS on one thread while the loop runs (pycnn._blas)
+        blas.enter_context(blas_limited(get_num_threads()))
         try:
             for epoch in range(epochs):
                 self.model.train()
@@ -260,22 +308,27 @@ class Trainer:
                 seen = 0
                 classification = True
                 train_time = 0.0
+                seen_outputs = Accumulator(extra)
                 t0 = time.perf_counter()
-                for batch, (xb, yb) in enumerate(loader):
+                batches = iter_batches(source) if source is not None else loader
+                for batch, (xb, yb) in enumerate(batches):
+                    if source is not None:
+                        xb = as_input_array(xb, self.model, training=True)
                     hooks.on_batch_begin(batch, {"size": len(xb)})
                     if tf is not None:
                         xb = tf(xb, aug_rng, True)
                     try:
                         if dopt is None:
                             size = len(xb)
-                            loss, n_ok = self.train_step(xb, yb)
+                            loss, n_ok = self.train_step(xb, yb, seen_outputs)
                         else:
                             loss, n_ok, size = self._distributed_step(xb, yb, dopt)
                     except _NonFiniteLoss as e:
                         # Keras's TerminateOnNaN, but before this batch's update.
                         if self.rank == 0:
+                            of_steps = "" if steps is None else f"/{steps}"
                             warnings.warn(f"fit: the loss is {e.loss} at epoch {epoch + 1}/{epochs}, batch "
-                                          f"{batch + 1}/{len(loader)}; training stopped before this batch's "
+                                          f"{batch + 1}{of_steps}; training stopped before this batch's "
                                           f"update (the batch's inputs or targets may hold NaN or Inf, or the "
                                           f"learning rate is too high); fit(..., terminate_on_nan=False) trains "
                                           f"on regardless", RuntimeWarning, stacklevel=3)
@@ -307,11 +360,16 @@ class Trainer:
 
                     average_buffers(self.model)  # BatchNorm's running statistics: the ranks' mean
                 epoch_logs = {"loss": total_loss / max(seen, 1)}
+                if seen == 0 and source is not None:
+                    raise ValueError(f"fit: x yielded no batch in epoch {epoch + 1} (an empty iterable, or a "
+                                     f"function returning an exhausted generator)")
                 if classification:
                     epoch_logs["accuracy"] = correct / max(seen, 1)
+                epoch_logs.update(seen_outputs.scores())
                 if validation_data is not None:
-                    val = evaluate(self.model, x_val, y_val, eval_batch_size, self.loss_fn, transform,
-                                   distributed=dopt is not None)
+                    val_x, val_y = (validation_data, None) if val_source else (x_val, y_val)
+                    val = evaluate(self.model, val_x, val_y, eval_batch_size, self.loss_fn, transform,
+                                   distributed=dopt is not None, metrics=metrics)
                     epoch_logs.update({f"val_{k}": v for k, v in val.items()})
                 epoch_logs["time"] = train_time
                 epoch_logs["images_per_s"] = seen / train_time if train_time > 0 else math.inf
@@ -328,27 +386,29 @@ class Trainer:
                     world.announce_failure(describe(e))  # the others stop at their next collective
             raise
         finally:
+            blas.close()
             self._stop_on_nan = False
             _set_mode(self.model, was_training)
         hooks.on_train_end({})
         return history
 
-    def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
-                 transform: Optional[TransformLike] = None, distributed: bool = False) -> Dict[str, float]:
+    def evaluate(self, x: Any, y: Optional[ArrayLike] = None, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+                 transform: Optional[TransformLike] = None, distributed: bool = False,
+                 metrics: Optional[Sequence[Any]] = None) -> Dict[str, float]:
         """:func:`evaluate` with this trainer's model and loss."""
-        return evaluate(self.model, x, y, batch_size, self.loss_fn, transform, distributed)
+        return evaluate(self.model, x, y, batch_size, self.loss_fn, transform, distributed, metrics)
 
-    def predict(self, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+    def predict(self, x: Any, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
                 transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
         """:func:`predict` (class labels) with this trainer's model."""
         return predict(self.model, x, batch_size, transform, distributed)
 
-    def predict_proba(self, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+    def predict_proba(self, x: Any, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
                       transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
         """:func:`predict_proba` with this trainer's model."""
         return predict_proba(self.model, x, batch_size, transform, distributed)
 
-    def predict_outputs(self, x: ArrayLike, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+    def predict_outputs(self, x: Any, batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
                         transform: Optional[TransformLike] = None, distributed: bool = False) -> np.ndarray:
         """:func:`predict_outputs` (raw outputs) with this trainer's model."""
         return predict_outputs(self.model, x, batch_size, transform, distributed)
@@ -356,8 +416,8 @@ class Trainer:
 
 def fit(
     model: Any,
-    x: ArrayLike,
-    y: ArrayLike,
+    x: Any,
+    y: Optional[ArrayLike] = None,
     *,
     loss_fn: Any,
     optimizer: Any,
@@ -373,6 +433,7 @@ def fit(
     transform: Optional[TransformLike] = None,
     terminate_on_nan: bool = True,
     distributed: bool = False,
+    metrics: Optional[Sequence[Any]] = None,
 ) -> History:
     """Train ``model`` on ``(x, y)`` with mini-batch gradient descent.
 
@@ -390,13 +451,26 @@ def fit(
 
     Args:
         model: the network (see :class:`Trainer`).
-        x: training inputs ``(N, ...)``, e.g. float32 images ``(N, 1, 28, 28)``.
-        y: training targets ``(N, ...)``, e.g. int64 class indices ``(N,)``.
+        x: training inputs ``(N, ...)``, e.g. float32 images ``(N, 1, 28, 28)``
+            (float64, integer and list inputs are converted to float32; uint8
+            images are *not* scaled, see docs/training.md); or, with
+            ``y=None``, a data source yielding ``(x, y)`` batches: a
+            :class:`pycnn.data.DataLoader`, an object whose ``__iter__``
+            starts a new pass each epoch, a function returning a new iterable
+            (``lambda: batches_from_disk(path)``), or a generator (one epoch
+            only: a second pass over a generator is empty, so ``epochs > 1``
+            with a generator raises ``ValueError``). The source makes its own
+            batches: ``batch_size``, ``shuffle`` and ``seed`` (except for
+            ``transform``'s random draws) do not apply, nor do
+            ``validation_split`` and ``distributed``.
+        y: training targets ``(N, ...)``, e.g. int64 class indices ``(N,)``;
+            None when ``x`` is a data source.
         loss_fn: e.g. ``nn.CrossEntropyLoss()``.
         optimizer: e.g. ``optim.SGD(model.parameters(), lr=0.05, momentum=0.9)``.
         epochs: passes over the data (0 trains nothing).
         batch_size: samples per step; the last batch of an epoch may be smaller.
-        validation_data: ``(x_val, y_val)`` evaluated after every epoch.
+        validation_data: ``(x_val, y_val)`` evaluated after every epoch, or a
+            data source of ``(x, y)`` batches (as ``x``; read once per epoch).
         validation_split: instead of ``validation_data``, hold out this
             fraction (0 < f < 1) of ``(x, y)``: the *last*
             ``len(x) - int(len(x) * (1 - f))`` samples as given, taken before
@@ -437,11 +511,18 @@ def fit(
             decisions; progress output and checkpoints (callbacks with
             ``rank_zero_only``) happen on rank 0 only. With one rank it is
             ``fit`` as usual. See docs/distributed.md.
+        metrics: extra scores per epoch: names ``"precision"``, ``"recall"``,
+            ``"f1"`` (macro averages), ``"top_k_accuracy"`` (k = 5),
+            ``"top3_accuracy"`` (any k), or functions ``f(y_true, outputs)``
+            (or ``("name", f)`` pairs) returning a float; recorded as
+            ``f1`` (training) and ``val_f1`` (validation). See
+            :mod:`pycnn.train._epoch_metrics`.
 
     Returns:
         A :class:`History`; ``history.history`` maps ``loss``, ``accuracy``,
         ``val_loss``, ``val_accuracy``, ``time`` and ``images_per_s`` (and
-        ``lr`` with a learning-rate schedule) to a list with one value per epoch.
+        ``lr`` with a learning-rate schedule, and each metric) to a list with
+        one value per epoch.
     """
     trainer = Trainer(model, loss_fn, optimizer)
     return trainer.fit(
@@ -459,4 +540,5 @@ def fit(
         transform=transform,
         terminate_on_nan=terminate_on_nan,
         distributed=distributed,
+        metrics=metrics,
     )
