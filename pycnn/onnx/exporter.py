@@ -140,9 +140,8 @@ def _container(*classes: type) -> Callable[[Converter], Converter]:
     return register
 
 
-def _converter_for(module: nn.Module) -> Converter:
-    """The converter of the module's class, or of the nearest base class whose forward it runs unchanged."""
-    cls = type(module)
+def converter_for(cls: type) -> Optional[Converter]:
+    """The converter of ``cls``, or of its nearest base class whose forward it runs unchanged; None if none."""
     for base in cls.__mro__:
         fn = CONVERTERS.get(base)
         if fn is None:
@@ -151,6 +150,13 @@ def _converter_for(module: nn.Module) -> Converter:
         if all(getattr(cls, attr, None) is getattr(base, attr, None) for attr in ("forward", "_forward")):
             return fn
         break
+    return None
+
+
+def _converter_for(module: nn.Module) -> Converter:
+    fn = converter_for(type(module))
+    if fn is not None:
+        return fn
     supported = ", ".join(sorted(c.__name__ for c in CONVERTERS))
     raise UnsupportedModuleError(
         f"pycnn.onnx.export: no ONNX translation for {type(module).__name__} ({module!r:.120}); supported "
@@ -198,10 +204,26 @@ def _conv(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape) ->
 
 @converts(nn.ConvTranspose1d, nn.ConvTranspose2d)
 def _conv_transpose(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape) -> str:
-    pads = list(m.padding) * 2  # symmetric: the same at both ends of each axis
-    return b.node("ConvTranspose", xs + _weight_and_bias(b, m), b.name_of(m), kernel_shape=list(m.kernel_size),
-                  strides=list(m.stride), dilations=list(m.dilation), pads=pads,
-                  output_padding=list(m.output_padding), group=m.groups)
+    where = b.name_of(m)
+    attrs = dict(kernel_shape=list(m.kernel_size), strides=list(m.stride), dilations=list(m.dilation), group=m.groups)
+    pads, extra = list(m.padding), list(m.output_padding)
+    if all(o < s for o, s in zip(extra, m.stride)):
+        return b.node("ConvTranspose", xs + _weight_and_bias(b, m), where, pads=pads * 2, output_padding=extra,
+                      **attrs)
+    # output_padding >= stride (allowed by PyTorch when below the dilation) is refused by ONNX Runtime. The
+    # same output: of the full transposed convolution, crop padding at the start and padding - output_padding
+    # at the end; where output_padding exceeds padding, the rows past the full output are zeros; then the bias.
+    ends = [max(p - o, 0) for p, o in zip(pads, extra)]
+    w = b.weight(m.weight.data, f"{where}.weight")
+    y = b.node("ConvTranspose", [xs[0], w], f"{where}/full", pads=pads + ends, **attrs)
+    beyond = [max(o - p, 0) for p, o in zip(pads, extra)]
+    if any(beyond):
+        zeros = [0] * (2 + len(pads))
+        y = b.node("Pad", [y, b.constant(zeros + [0, 0] + beyond, f"{where}/pads", dtype=np.int64)], f"{where}/pad")
+    if m.bias is None:
+        return b.node("Identity", [y], where)
+    bias = b.weight(m.bias.data.reshape((-1,) + (1,) * len(pads)), f"{where}.bias")
+    return b.node("Add", [y, bias], where)
 
 
 @converts(nn.BatchNorm1d, nn.BatchNorm2d)
@@ -331,8 +353,8 @@ def _linear(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape) 
 def _flatten(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape) -> str:
     ndim = len(shapes[0])
     start, end = m.start_dim % ndim, m.end_dim % ndim
-    if end == ndim - 1:
-        return b.node("Flatten", xs, b.name_of(m), axis=start)
+    if (start, end) == (1, ndim - 1):  # ONNX's Flatten always gives 2-D: (N, rest) only from axis 1
+        return b.node("Flatten", xs, b.name_of(m), axis=1)
     # 0 copies the input's dimension (the batch too), -1 is the merged one.
     target = [0] * start + [-1] + list(out[start + 1:])
     return b.node("Reshape", [xs[0], b.constant(target, f"{b.name_of(m)}/shape", dtype=np.int64)], b.name_of(m))
