@@ -8,8 +8,10 @@ sizes 1 and 3 (the batch dimension is symbolic). The expected values are
 pycnn's forward, which the other test files check against the NumPy oracle
 and PyTorch.
 """
+import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -313,3 +315,63 @@ def test_import_is_lazy_and_names_the_extra():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert 'pip install "pycnn[onnx]"' in r.stdout
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def run_cli(*args):
+    """``python -m pycnn ARGS`` as a user runs it (outside the checkout, as tests/test_cli.py does)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYCNN_DEBUG"}
+    return subprocess.run([sys.executable, "-m", "pycnn", *args], cwd=tempfile.gettempdir(), capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, env=env, timeout=300)
+
+
+def _ort_matches_pycnn(path, model, shape):
+    x = np.random.default_rng(0).standard_normal((3,) + shape).astype(np.float32)
+    (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})
+    model.eval()
+    assert _rel_err(got, model(x)) < RTOL
+
+
+def test_cli_export_reads_the_recorded_input_shape(tmp_path):
+    pycnn.manual_seed(0)
+    model = PRESETS["fashion_mnist_bn_cnn"]()
+    _randomise_batch_norms(model)
+    pycnn.save(model, tmp_path / "model.npz", metadata={"input_shape": [1, 28, 28]})
+    r = run_cli("export", str(tmp_path / "model.npz"), str(tmp_path / "model.onnx"))
+    assert r.returncode == 0, r.stderr
+    assert "input (N, 1, 28, 28), opset 17" in r.stdout
+    onnx.checker.check_model(str(tmp_path / "model.onnx"), full_check=True)
+    _ort_matches_pycnn(tmp_path / "model.onnx", model, (1, 28, 28))
+
+
+def test_cli_export_input_shape_option_and_graph(tmp_path):
+    pycnn.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.GELU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    pycnn.save(model, tmp_path / "seq.npz")
+    r = run_cli("export", str(tmp_path / "seq.npz"), str(tmp_path / "seq.onnx"))
+    assert r.returncode == 1 and r.stderr.startswith("pycnn: error:") and "--input-shape" in r.stderr
+    r = run_cli("export", str(tmp_path / "seq.npz"), str(tmp_path / "seq.onnx"), "--input-shape", "3,9,9",
+                "--opset", "20")
+    assert r.returncode == 0, r.stderr
+    assert "Gelu" in [n.op_type for n in onnx.load(str(tmp_path / "seq.onnx")).graph.node]
+    _ort_matches_pycnn(tmp_path / "seq.onnx", model, (3, 9, 9))
+    # A graph knows its inputs' shapes.
+    x = nn.Input((2, 5))
+    graph = nn.Model(x, nn.Conv1d(2, 3, 3)(x))
+    pycnn.save(graph, tmp_path / "graph.npz")
+    r = run_cli("export", str(tmp_path / "graph.npz"), str(tmp_path / "graph.onnx"))
+    assert r.returncode == 0, r.stderr
+    _ort_matches_pycnn(tmp_path / "graph.onnx", graph, (2, 5))
+
+
+@pytest.mark.parametrize("args, status, message", [
+    (["--input-shape", "3,x"], 2, "expected positive sizes separated by commas"),
+    (["--opset", "9"], 1, "opset must be an int from 17"),
+])
+def test_cli_export_errors(tmp_path, args, status, message):
+    pycnn.save(nn.ReLU(), tmp_path / "m.npz")
+    r = run_cli("export", str(tmp_path / "m.npz"), str(tmp_path / "m.onnx"), "--input-shape", "3", *args)
+    assert r.returncode == status and message in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "m.onnx").exists()
+    r = run_cli("export", str(tmp_path / "missing.npz"), str(tmp_path / "m.onnx"))
+    assert r.returncode == 1 and "not found" in r.stderr
