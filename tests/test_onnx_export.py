@@ -165,6 +165,11 @@ LAYERS_2D = {
                                         (2, 4, 5)),
     "upsample_bilinear_recomputed": (lambda: nn.Upsample(scale_factor=(1.7, 2.3), mode="bilinear",
                                                          recompute_scale_factor=True), (2, 4, 5)),
+    # Factors whose output sizes are rounded down: ONNX Runtime's half-pixel map would differ from pycnn's.
+    "upsample_nearest_rounded_factor": (lambda: nn.Upsample(scale_factor=1.7), (2, 3, 5)),
+    "upsample_nearest_exact_rounded_factor": (lambda: nn.Upsample(scale_factor=1.3, mode="nearest-exact"), (2, 3, 5)),
+    "upsample_bilinear_rounded_factors": (lambda: nn.Upsample(scale_factor=(0.7, 1.3), mode="bilinear"), (2, 8, 6)),
+    "upsample_linear_rounded_factor": (lambda: nn.Upsample(scale_factor=1.3, mode="linear"), (2, 6)),
     "upsample_linear": (lambda: nn.Upsample(scale_factor=2.5, mode="linear"), (3, 6)),
     "upsample_nearest_1d": (lambda: nn.Upsample(size=11), (3, 4)),
     "linear": (lambda: nn.Linear(7, 5), (7,)),

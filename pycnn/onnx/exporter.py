@@ -326,7 +326,7 @@ def _upsample(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape
     where = b.name_of(m)
     if m.mode in ("linear", "bilinear"):
         attrs: Dict[str, Any] = dict(mode="linear", coordinate_transformation_mode=(
-            "align_corners" if m.align_corners else "pytorch_half_pixel"))
+            "align_corners" if m.align_corners else "half_pixel"))
     elif m.mode == "nearest":  # input index floor(o * in / out)
         attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
     else:  # 'nearest-exact': floor((o + 0.5) * in / out)
@@ -335,6 +335,12 @@ def _upsample(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape
     if m.scale_factor is not None and not m.recompute_scale_factor:
         # The coordinate map uses 1 / scale_factor (not in / out): give ONNX the factors themselves.
         factors = list(m.scale_factor) if isinstance(m.scale_factor, tuple) else [m.scale_factor] * dims
+        exact = all(float(n) * f == o for n, f, o in zip(shapes[0][2:], factors, out[2:]))
+        if m.mode != "nearest" and not exact:
+            # With a factor whose output size is rounded down, runtimes disagree on the half-pixel map:
+            # ONNX Runtime takes out / in, the specification's reference 1 / factor (pycnn's). Exact anywhere:
+            # the interpolation as matrices.
+            return _resize_by_matrices(b, m, xs[0], shapes[0], factors, where)
         scales = b.constant([1.0, 1.0] + [float(f) for f in factors], f"{where}/scales")
         return b.node("Resize", [xs[0], "", scales], where, **attrs)
     # An explicit output size: (N, C) of the input, then pycnn's spatial size.
@@ -342,6 +348,31 @@ def _upsample(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape
     spatial = b.constant(list(out[2:]), f"{where}/spatial_size", dtype=np.int64)
     sizes = b.node("Concat", [n_c, spatial], f"{where}/sizes", axis=0)
     return b.node("Resize", [xs[0], "", "", sizes], where, **attrs)
+
+
+def _resize_by_matrices(b: Builder, m: Any, x: str, shape: Shape, factors: Sequence[float], where: str) -> str:
+    """Resize as one MatMul per spatial axis, by interpolation matrices read off pycnn's own resize.
+
+    Resizing is separable and linear: along an axis, output o = sum_i M[o, i] x[i]. Channel c of the probe
+    holds the one-hot vector of input index c along the axis (constant along the others, which are 1 long
+    where the factor keeps a length of 1 non-empty), so pycnn's output channel c is column c of M, with
+    pycnn's indices and weights.
+    """
+    spatial, y_name = shape[2:], x
+    for axis, n in enumerate(spatial):
+        lengths = tuple(n if a == axis else (1 if f >= 1 else k) for a, (k, f) in enumerate(zip(spatial, factors)))
+        probe = np.zeros((1, n) + lengths, np.float32)
+        for c in range(n):
+            probe[(0, c) + (slice(None),) * axis + (c,)] = 1.0  # (and all along the axes after)
+        y = m(probe)  # (1, n, *lengths resized)
+        matrix = y[(0, slice(None)) + tuple(0 if a != axis else slice(None) for a in range(len(spatial)))].T
+        if matrix.shape[0] == n and np.array_equal(matrix, np.eye(n, dtype=np.float32)):
+            continue  # this axis is kept as it is
+        last = axis == len(spatial) - 1
+        # H of (N, C, H, W): M @ x; W (the last axis): x @ M^T
+        weights = b.weight(matrix.T.copy() if last else matrix.copy(), f"{where}/matrix{axis}")
+        y_name = b.node("MatMul", [y_name, weights] if last else [weights, y_name], f"{where}/axis{axis}")
+    return b.node("Identity", [y_name], where)
 
 
 @converts(nn.Linear)
