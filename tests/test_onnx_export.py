@@ -250,7 +250,10 @@ def test_nested_graph(tmp_path):
     inner = nn.Model(u, [nn.Conv1d(2, 3, 3, padding=1)(u), nn.ReLU()(u)])
     x = nn.Input((2, 6))
     p, q = inner(x)
-    model = nn.Model(x, nn.Concat(1)([p, q, inner(x)[1]]))
+    a, b = nn.Input((3,)), nn.Input((3,))
+    pair = nn.Model([a, b], nn.Multiply()([a, b]))  # two inputs, called with one list
+    z = nn.Flatten()(nn.AdaptiveAvgPool1d(1)(p))
+    model = nn.Model(x, [nn.Concat(1)([p, q, inner(x)[1]]), pair([z, z])])
     check_export(model, tmp_path)
 
 

@@ -34,8 +34,8 @@ from ..functional.conv import conv_padding
 
 __all__ = ["export", "converts", "CONVERTERS", "MIN_OPSET", "UnsupportedModuleError"]
 
-#: The oldest opset written: 17 has LayerNormalization-era Softmax/Reduce semantics and is what
-#: ONNX Runtime releases of the last years all run.
+#: The oldest opset written. The operators used here have had their present meaning since opsets 13-15
+#: (Softmax over one axis, Shape's start/end); 17 is what every ONNX Runtime release of recent years runs.
 MIN_OPSET = 17
 _BATCH = "N"  # the name of the symbolic batch dimension
 
@@ -441,7 +441,9 @@ def _residual(ex: _Exporter, m: Any, args: Sequence[Any]) -> List[_Value]:
 
 @_container(nn.Model)
 def _graph(ex: _Exporter, m: Any, args: Sequence[Any]) -> List[_Value]:
-    values: Dict[int, _Value] = {id(v): a for v, a in zip(m.inputs, args)}
+    # A graph called as model(a, b) or model([a, b]) (as pycnn's forward takes either): one value per input.
+    flat = [v for a in args for v in (a if isinstance(a, list) else [a])]
+    values: Dict[int, _Value] = {id(v): a for v, a in zip(m.inputs, flat)}
     for node in m._nodes:
         node_args = [[values[id(v)] for v in a] if isinstance(a, list) else values[id(a)] for a in node.args]
         for v, out in zip(node.outputs, ex.convert(node.module, node_args)):
