@@ -176,15 +176,16 @@ def _spatial(pairs: Sequence[int], ndim: int) -> List[int]:
     return [int(v) for v in pairs][-ndim:]
 
 
-def _conv_pads(m: Any, dims: int) -> List[int]:
-    """ONNX's pads (all begins, then all ends) of a convolution, 'same' resolved as PyTorch does."""
-    if dims == 1:
-        k, s, d = (1, m.kernel_size[0]), (1, m.stride[0]), (1, m.dilation[0])
-        p: Any = m.padding if isinstance(m.padding, str) else (0, m.padding[0])
-        _, _, left, right = conv_padding(p, k, s, d, type(m).__name__)
-        return [left, right]
-    top, bottom, left, right = conv_padding(m.padding, m.kernel_size, m.stride, m.dilation, type(m).__name__)
-    return [top, left, bottom, right]
+def _conv_pads(m: Any) -> List[int]:
+    """ONNX's pads (all begins, then all ends) of a convolution of any dimension, 'same' split as pycnn does."""
+    begins, ends = [], []
+    for axis, (k, s, d) in enumerate(zip(m.kernel_size, m.stride, m.dilation)):
+        # pycnn's rule, per axis as the second of a pair (conv_padding takes 2-D windows)
+        p = m.padding if isinstance(m.padding, str) else (0, m.padding[axis])
+        _, _, begin, end = conv_padding(p, (1, k), (1, s), (1, d), type(m).__name__)
+        begins.append(begin)
+        ends.append(end)
+    return begins + ends
 
 
 def _weight_and_bias(b: Builder, m: Any) -> List[str]:
@@ -197,9 +198,8 @@ def _weight_and_bias(b: Builder, m: Any) -> List[str]:
 
 @converts(nn.Conv1d, nn.Conv2d)
 def _conv(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape) -> str:
-    dims = len(m.kernel_size)
     return b.node("Conv", xs + _weight_and_bias(b, m), b.name_of(m), kernel_shape=list(m.kernel_size),
-                  strides=list(m.stride), dilations=list(m.dilation), pads=_conv_pads(m, dims), group=m.groups)
+                  strides=list(m.stride), dilations=list(m.dilation), pads=_conv_pads(m), group=m.groups)
 
 
 @converts(nn.ConvTranspose1d, nn.ConvTranspose2d)
