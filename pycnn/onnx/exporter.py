@@ -110,6 +110,11 @@ Converter = Callable[["_Exporter", Any, Sequence[Any]], List[_Value]]
 CONVERTERS: Dict[type, Converter] = {}
 
 
+def _flat(args: Sequence[Any]) -> List[_Value]:
+    """A call's positional arguments as one list of values (a merge layer's list spliced in)."""
+    return [v for a in args for v in (a if isinstance(a, list) else [a])]
+
+
 def converts(*classes: type) -> Callable[[LayerConverter], LayerConverter]:
     """Register a layer converter for ``classes`` (a decorator).
 
@@ -122,7 +127,7 @@ def converts(*classes: type) -> Callable[[LayerConverter], LayerConverter]:
     def register(fn: LayerConverter) -> LayerConverter:
         def convert(ex: _Exporter, module: Any, args: Sequence[Any]) -> List[_Value]:
             call_args = [[v.array for v in a] if isinstance(a, list) else a.array for a in args]
-            flat = [v for a in args for v in (a if isinstance(a, list) else [a])]
+            flat = _flat(args)
             y = module(*call_args)
             name = fn(ex.b, module, [v.name for v in flat], [tuple(v.array.shape) for v in flat], tuple(y.shape))
             return [_Value(name, y)]
@@ -172,10 +177,6 @@ class _Exporter:
 
 
 # ---------------------------------------------------------------------------------------------- layers
-def _spatial(pairs: Sequence[int], ndim: int) -> List[int]:
-    return [int(v) for v in pairs][-ndim:]
-
-
 def _conv_pads(m: Any) -> List[int]:
     """ONNX's pads (all begins, then all ends) of a convolution of any dimension, 'same' split as pycnn does."""
     begins, ends = [], []
@@ -442,8 +443,7 @@ def _residual(ex: _Exporter, m: Any, args: Sequence[Any]) -> List[_Value]:
 @_container(nn.Model)
 def _graph(ex: _Exporter, m: Any, args: Sequence[Any]) -> List[_Value]:
     # A graph called as model(a, b) or model([a, b]) (as pycnn's forward takes either): one value per input.
-    flat = [v for a in args for v in (a if isinstance(a, list) else [a])]
-    values: Dict[int, _Value] = {id(v): a for v, a in zip(m.inputs, flat)}
+    values: Dict[int, _Value] = {id(v): a for v, a in zip(m.inputs, _flat(args))}
     for node in m._nodes:
         node_args = [[values[id(v)] for v in a] if isinstance(a, list) else values[id(a)] for a in node.args]
         for v, out in zip(node.outputs, ex.convert(node.module, node_args)):
