@@ -22,7 +22,7 @@ import threading
 from typing import TYPE_CHECKING, Iterator, List, Tuple
 
 if TYPE_CHECKING:  # what __getattr__ below imports lazily, for type checkers and IDEs
-    from . import data, distributed, functional, io, metrics, models, nn, optim, reference, train, viz  # noqa: F401
+    from . import data, distributed, functional, io, metrics, models, nn, onnx, optim, reference, train, viz  # noqa: F401
     from ._summary import summary  # noqa: F401
     from .io import load, save  # noqa: F401
 
@@ -37,12 +37,12 @@ if importlib.util.find_spec(f"{__name__}._core") is None:  # pragma: no cover - 
 
 __all__ = [
     "nn", "optim", "functional", "data", "train", "reference", "models", "metrics", "io", "viz", "distributed",
-    "save", "load", "summary",
+    "onnx", "save", "load", "summary",
     "set_num_threads", "get_num_threads", "threads", "set_buffer_cache_limit", "manual_seed", "show_config", "__version__",
 ]
 
 _SUBMODULES = {"nn", "optim", "functional", "data", "train", "reference", "models", "metrics", "io", "viz",
-               "distributed"}
+               "distributed", "onnx"}
 # Whether set_num_threads was called: pycnn.distributed.init() then keeps the user's choice.
 _num_threads_chosen = False
 # Functions importable from the top level, and the submodule that defines each.

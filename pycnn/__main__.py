@@ -1,10 +1,11 @@
-"""Command line: ``python -m pycnn {train,evaluate,predict,info,bench}``.
+"""Command line: ``python -m pycnn {train,evaluate,predict,export,info,bench}``.
 
 ``train`` trains a preset network (:mod:`pycnn.models`) on Fashion-MNIST
 and prints loss, train and test accuracy and images/s per epoch; it can save
 the model (``--save``) and draw plots (``--plots DIR``). ``evaluate``
 measures a saved model on the test set (accuracy and a classification
 report); ``predict`` classifies image files with one (needs Pillow);
+``export`` writes a saved model as an ONNX file (needs onnx);
 ``info`` prints the build configuration; ``bench`` compares pycnn's kernels
 with the NumPy baseline (and PyTorch when installed).
 
@@ -70,6 +71,16 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _shape(text: str) -> Tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        dims = ()
+    if not dims or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes separated by commas (e.g. 3,32,32), got {text!r}")
+    return dims
 
 
 def _float_at_least(minimum: float, strict: bool) -> Callable[[str], float]:
@@ -222,6 +233,24 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--top", type=_positive_int, default=3, metavar="K", help="classes to show per image (default: 3)")
     pr.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
                     help="invert grey levels: auto (when the border is light), yes or no (default: auto)")
+
+    ex = sub.add_parser(
+        "export",
+        help="write a saved model as an ONNX file (needs onnx: pip install \"pycnn[onnx]\")",
+        description="Write a model saved with 'train --save' or pycnn.save as an ONNX file (opset 17 or\n"
+        "later, batch dimension N free), for ONNX Runtime and other runtimes. The input shape\n"
+        "comes from --input-shape, else from the model file's metadata (what 'train --save'\n"
+        "records), else from the graph's inputs for an nn.Model. See docs/onnx.md.",
+        epilog="examples:\n  python -m pycnn export out/model.npz out/model.onnx\n"
+        "  python -m pycnn export model.npz model.onnx --input-shape 3,32,32 --opset 20",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ex.add_argument("model", metavar="MODEL", help="a model file written by pycnn.save (e.g. model.npz)")
+    ex.add_argument("output", metavar="OUTPUT", help="the ONNX file to write (e.g. model.onnx)")
+    ex.add_argument("--input-shape", type=_shape, default=None, metavar="C,H,W",
+                    help="one sample's shape without the batch dimension, e.g. 1,28,28 or 3,32,32 or C,L "
+                         "(default: the model file's input_shape)")
+    ex.add_argument("--opset", type=_positive_int, default=17, metavar="N", help="ONNX opset, 17 or later (default: 17)")
 
     sub.add_parser(
         "info",
@@ -581,6 +610,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from . import nn
+    from .onnx import export
+
+    model, meta = _load_model(args.model)
+    shape: Any = args.input_shape
+    if shape is None:
+        recorded = meta.get("input_shape")
+        if recorded is not None:
+            if not (isinstance(recorded, list) and recorded
+                    and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in recorded)):
+                raise UserError(f"the model file gives input_shape {recorded!r}, not a list of positive sizes; "
+                                f"give --input-shape")
+            shape = tuple(recorded)
+        elif not isinstance(model, nn.Model):
+            raise UserError(f"{args.model} records no input_shape: give --input-shape (e.g. --input-shape 1,28,28)")
+    proto = export(model, args.output, shape, opset=args.opset)
+    dims = [i.type.tensor_type.shape.dim for i in proto.graph.input]
+    shapes = ", ".join("(" + ", ".join(d.dim_param or str(d.dim_value) for d in ds) + ")" for ds in dims)
+    print(f"wrote {args.output}: {type(model).__name__}, input {shapes}, opset {args.opset}, "
+          f"{len(proto.graph.node)} nodes")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import importlib.util
 
@@ -593,7 +646,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  data:        Fashion-MNIST {'in ' + str(where) if where else 'not found locally (downloaded on first use)'}")
     extras = ", ".join(f"{name} {'yes' if importlib.util.find_spec(mod) else 'no'}"
                        for name, mod in (("tqdm", "tqdm"), ("matplotlib", "matplotlib"), ("pillow", "PIL"),
-                                         ("torch", "torch"), ("mpi4py", "mpi4py")))
+                                         ("torch", "torch"), ("mpi4py", "mpi4py"),
+                                         ("onnx", "onnx"), ("onnxruntime", "onnxruntime")))
     print(f"  optional:    {extras}")
     print(f"  presets:     {', '.join(sorted(available_presets()))}")
     print(f"  optimisers:  {', '.join(optimizers())}")
@@ -606,7 +660,8 @@ def cmd_bench(argv: Sequence[str]) -> int:
     return bench.main(argv, prog="python -m pycnn bench")
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "info": cmd_info}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export,
+            "info": cmd_info}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

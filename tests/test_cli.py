@@ -48,7 +48,7 @@ def require_fashion_mnist():
 def test_help():
     r = run("--help")
     assert r.returncode == 0, r.stderr
-    for command in ("train", "evaluate", "predict", "info", "bench"):
+    for command in ("train", "evaluate", "predict", "export", "info", "bench"):
         assert command in r.stdout
     assert r.stderr == ""
 
