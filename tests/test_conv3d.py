@@ -27,10 +27,16 @@ CASES = [
     dict(N=2, C=4, T=6, H=5, W=7, K=4, k=(2, 3, 3), stride=1, padding="same", dilation=(1, 2, 1), groups=1),
     dict(N=2, C=6, T=5, H=6, W=6, K=6, k=(3, 3, 3), stride=1, padding="same", dilation=1, groups=6),  # depthwise
     dict(N=2, C=5, T=5, H=7, W=7, K=3, k=(1, 1, 1), stride=1, padding=0, dilation=1, groups=1),  # pointwise
+    dict(N=2, C=5, T=5, H=7, W=7, K=3, k=(1, 1, 1), stride=(2, 1, 1), padding=0, dilation=1,
+         groups=1),  # strided pointwise: frames stacked
     dict(N=2, C=3, T=9, H=8, W=9, K=5, k=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), dilation=1,
          groups=1),  # T kernel 1: the 2-D convolution per frame
     dict(N=2, C=3, T=9, H=6, W=5, K=4, k=(3, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0), dilation=1,
-         groups=1),  # temporal only
+         groups=1),  # temporal only: a (kt, 1) kernel over (T, H * W) planes, no copies
+    dict(N=2, C=3, T=9, H=6, W=5, K=4, k=(3, 1, 1), stride=(1, 2, 1), padding=(1, 0, 0), dilation=1,
+         groups=1),  # temporal kernel, strided plane: frames stacked
+    dict(N=2, C=4, T=5, H=3, W=9, K=4, k=(1, 1, 3), stride=(1, 1, 2), padding=(0, 0, 1), dilation=(1, 1, 2),
+         groups=2),  # horizontal kernel only: a (1, kw) kernel over (T * H, W) planes
     dict(N=2, C=2, T=4, H=5, W=6, K=3, k=(4, 3, 3), stride=1, padding=(0, 1, 1), dilation=1,
          groups=1),  # kernel spans the clip: x is already the stacked input
     dict(N=2, C=2, T=3, H=5, W=5, K=3, k=(2, 3, 3), stride=(3, 1, 1), padding=(1, 1, 1), dilation=1,

@@ -6,6 +6,7 @@
 // stride_t times the input) to kChunkFloats, whatever the clip's length.
 #include <algorithm>
 #include <atomic>
+#include <optional>
 
 #include "ops/conv.h"
 #include "runtime/buffer_cache.h"
@@ -29,12 +30,33 @@ i64 chunk_frames(const Conv3dShape& s) {
                          std::max<i64>(1, s.frames()));
 }
 
-// Whether x already is the stacked input (one output frame per clip reading
-// every input frame in order: a kernel spanning the whole clip, or a clip
-// of one frame), and y the 2-D output (one output frame per clip). Then the
-// 2-D convolution runs on the arrays themselves, in one chunk.
-bool input_is_stacked(const Conv3dShape& s) {
-  return s.To == 1 && s.kt == s.T && s.pad_front == 0 && (s.kt == 1 || s.dilation_t == 1);
+// A 2-D convolution that runs on x and y themselves, without stacking copies, when the 3-D one is
+// one under a reshape of their (T, H, W) axes:
+//  * a kernel spanning the whole clip (or a clip of one frame), one output frame: x already is the
+//    stacked input of its only frame, (N, C * T, H, W), and y the 2-D output;
+//  * no spatial window (kh = kw = 1, stride 1, no padding: the temporal half of a (2+1)-D block,
+//    and 1x1x1 kernels): a (kt, 1) kernel over (T, H * W) planes;
+//  * no temporal and no vertical window (kt = kh = 1, stride 1, no padding): a (1, kw) kernel over
+//    (T * H, W) planes (rows of different frames never meet).
+std::optional<Conv2dShape> as_plane_convolution(const Conv3dShape& s) {
+  const bool no_t = s.kt == 1 && s.stride_t == 1 && s.pad_front == 0 && s.To == s.T;
+  const bool no_h = s.kh == 1 && s.stride_h == 1 && s.pad_top == 0 && s.Ho == s.H;
+  const bool no_w = s.kw == 1 && s.stride_w == 1 && s.pad_left == 0 && s.Wo == s.W;
+  if (s.To == 1 && s.kt == s.T && s.pad_front == 0 && (s.kt == 1 || s.dilation_t == 1)) return s.frames_shape(s.N);
+  Conv2dShape v = s.frames_shape(s.N);
+  v.C = s.C, v.kh = s.kt, v.stride_h = s.stride_t, v.pad_top = s.pad_front, v.dilation_h = s.dilation_t;
+  if (no_h && no_w) {
+    v.H = s.T, v.W = s.H * s.W, v.Ho = s.To, v.Wo = s.H * s.W;
+    v.kw = 1, v.stride_w = 1, v.pad_left = 0, v.dilation_w = 1;
+    return v;
+  }
+  if (no_t && no_h) {
+    v = s.frames_shape(s.N);
+    v.C = s.C, v.H = s.T * s.H, v.Ho = s.T * s.H;
+    v.kh = 1, v.stride_h = 1, v.pad_top = 0, v.dilation_h = 1;
+    return v;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -98,7 +120,7 @@ Conv3dShape conv3d_bwd_shape(const Shape& dy, const Shape& x, const Shape& w, co
 void conv3d_fwd(float* y, const float* x, const float* w, const float* b, const Conv3dShape& s, ConvAlgo algo,
                 bool relu) {
   if (s.frames() == 0) return;
-  if (input_is_stacked(s)) return conv2d_fwd(y, x, w, b, s.frames_shape(s.N), algo, relu);
+  if (const auto v = as_plane_convolution(s)) return conv2d_fwd(y, x, w, b, *v, algo, relu);
   const int nt = get_num_threads();
   const i64 F = s.frames(), chunk = chunk_frames(s);
   const i64 stacked_floats = s.stacked_channels() * s.H * s.W, out_floats = s.K * s.Ho * s.Wo;
@@ -114,7 +136,7 @@ void conv3d_fwd(float* y, const float* x, const float* w, const float* b, const 
 
 void conv3d_bwd_data(float* dx, const float* dy, const float* w, const Conv3dShape& s, ConvAlgo algo) {
   const i64 x_floats = s.N * s.C * s.T * s.H * s.W;
-  if (input_is_stacked(s)) return conv2d_bwd_data(dx, dy, w, s.frames_shape(s.N), algo);
+  if (const auto v = as_plane_convolution(s)) return conv2d_bwd_data(dx, dy, w, *v, algo);
   std::fill(dx, dx + x_floats, 0.0f);  // taps that read only padding frames leave their inputs at zero
   if (s.frames() == 0) return;
   const int nt = get_num_threads();
@@ -138,7 +160,7 @@ void conv3d_bwd_weight(float* dw, float* db, const float* dy, const float* x, co
   check_disjoint(gw, g), check_disjoint(gw, in);
   check_disjoint(gb, g), check_disjoint(gb, in), check_disjoint(gb, gw);
   if (s.frames() == 0) return;
-  if (input_is_stacked(s)) return conv2d_bwd_weight(dw, db, dy, x, s.frames_shape(s.N), algo);
+  if (const auto v = as_plane_convolution(s)) return conv2d_bwd_weight(dw, db, dy, x, *v, algo);
   const int nt = get_num_threads();
   const i64 F = s.frames(), chunk = chunk_frames(s);
   const i64 stacked_floats = s.stacked_channels() * s.H * s.W, out_floats = s.K * s.Ho * s.Wo;
