@@ -117,39 +117,40 @@ Conv3dShape conv3d_bwd_shape(const Shape& dy, const Shape& x, const Shape& w, co
   return s;
 }
 
+namespace {
+// Runs pass(f0, m, stacked, frames) on each chunk of output frames [f0, f0 + m), with scratch for
+// the chunk's stacked input (m * C * kt * H * W floats) and its output frames (m * K * Ho * Wo).
+template <class Pass>
+void for_each_chunk(const Conv3dShape& s, Pass&& pass) {
+  const i64 F = s.frames(), chunk = chunk_frames(s);
+  CachedFloats stacked(static_cast<std::size_t>(chunk * s.stacked_channels() * s.H * s.W)),
+      frames(static_cast<std::size_t>(chunk * s.K * s.Ho * s.Wo));
+  for (i64 f0 = 0; f0 < F; f0 += chunk) pass(f0, std::min(chunk, F - f0), stacked.get(), frames.get());
+}
+}  // namespace
+
 void conv3d_fwd(float* y, const float* x, const float* w, const float* b, const Conv3dShape& s, ConvAlgo algo,
                 bool relu) {
   if (s.frames() == 0) return;
   if (const auto v = as_plane_convolution(s)) return conv2d_fwd(y, x, w, b, *v, algo, relu);
   const int nt = get_num_threads();
-  const i64 F = s.frames(), chunk = chunk_frames(s);
-  const i64 stacked_floats = s.stacked_channels() * s.H * s.W, out_floats = s.K * s.Ho * s.Wo;
-  CachedFloats stacked(static_cast<std::size_t>(chunk * stacked_floats)),
-      out(static_cast<std::size_t>(chunk * out_floats));
-  for (i64 f0 = 0; f0 < F; f0 += chunk) {
-    const i64 m = std::min(chunk, F - f0);
-    stack_frames(stacked.get(), x, input_stack(s), f0, m, nt);
-    conv2d_fwd(out.get(), stacked.get(), w, b, s.frames_shape(m), algo, relu);
-    unstack_frames(y, out.get(), output_stack(s), f0, m, /*overwrite=*/true, nt);
-  }
+  for_each_chunk(s, [&](i64 f0, i64 m, float* stacked, float* out) {
+    stack_frames(stacked, x, input_stack(s), f0, m, nt);
+    conv2d_fwd(out, stacked, w, b, s.frames_shape(m), algo, relu);
+    unstack_frames(y, out, output_stack(s), f0, m, /*overwrite=*/true, nt);
+  });
 }
 
 void conv3d_bwd_data(float* dx, const float* dy, const float* w, const Conv3dShape& s, ConvAlgo algo) {
-  const i64 x_floats = s.N * s.C * s.T * s.H * s.W;
-  if (const auto v = as_plane_convolution(s)) return conv2d_bwd_data(dx, dy, w, *v, algo);
-  std::fill(dx, dx + x_floats, 0.0f);  // taps that read only padding frames leave their inputs at zero
   if (s.frames() == 0) return;
+  if (const auto v = as_plane_convolution(s)) return conv2d_bwd_data(dx, dy, w, *v, algo);
+  std::fill(dx, dx + s.N * s.C * s.T * s.H * s.W, 0.0f);  // frames no tap reads get no gradient
   const int nt = get_num_threads();
-  const i64 F = s.frames(), chunk = chunk_frames(s);
-  const i64 stacked_floats = s.stacked_channels() * s.H * s.W, out_floats = s.K * s.Ho * s.Wo;
-  CachedFloats dstacked(static_cast<std::size_t>(chunk * stacked_floats)),
-      dout(static_cast<std::size_t>(chunk * out_floats));
-  for (i64 f0 = 0; f0 < F; f0 += chunk) {
-    const i64 m = std::min(chunk, F - f0);
-    stack_frames(dout.get(), dy, output_stack(s), f0, m, nt);
-    conv2d_bwd_data(dstacked.get(), dout.get(), w, s.frames_shape(m), algo);
-    unstack_frames(dx, dstacked.get(), input_stack(s), f0, m, /*overwrite=*/false, nt);
-  }
+  for_each_chunk(s, [&](i64 f0, i64 m, float* dstacked, float* dout) {
+    stack_frames(dout, dy, output_stack(s), f0, m, nt);
+    conv2d_bwd_data(dstacked, dout, w, s.frames_shape(m), algo);
+    unstack_frames(dx, dstacked, input_stack(s), f0, m, /*overwrite=*/false, nt);
+  });
 }
 
 void conv3d_bwd_weight(float* dw, float* db, const float* dy, const float* x, const Conv3dShape& s, ConvAlgo algo) {
@@ -162,16 +163,11 @@ void conv3d_bwd_weight(float* dw, float* db, const float* dy, const float* x, co
   if (s.frames() == 0) return;
   if (const auto v = as_plane_convolution(s)) return conv2d_bwd_weight(dw, db, dy, x, *v, algo);
   const int nt = get_num_threads();
-  const i64 F = s.frames(), chunk = chunk_frames(s);
-  const i64 stacked_floats = s.stacked_channels() * s.H * s.W, out_floats = s.K * s.Ho * s.Wo;
-  CachedFloats stacked(static_cast<std::size_t>(chunk * stacked_floats)),
-      dout(static_cast<std::size_t>(chunk * out_floats));
-  for (i64 f0 = 0; f0 < F; f0 += chunk) {
-    const i64 m = std::min(chunk, F - f0);
-    stack_frames(stacked.get(), x, input_stack(s), f0, m, nt);
-    stack_frames(dout.get(), dy, output_stack(s), f0, m, nt);
-    conv2d_bwd_weight(dw, db, dout.get(), stacked.get(), s.frames_shape(m), algo);
-  }
+  for_each_chunk(s, [&](i64 f0, i64 m, float* stacked, float* dout) {
+    stack_frames(stacked, x, input_stack(s), f0, m, nt);
+    stack_frames(dout, dy, output_stack(s), f0, m, nt);
+    conv2d_bwd_weight(dw, db, dout, stacked, s.frames_shape(m), algo);
+  });
 }
 
 }  // namespace pycnn::ops

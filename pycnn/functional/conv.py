@@ -113,21 +113,30 @@ def conv2d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, str
     (``grad_bias`` only when ``bias`` is True). ``weight_grad=False`` skips the
     parameter gradients altogether (frozen layers).
     """
-    op = "conv2d_backward"
+    return _conv_backward("conv2d_backward", _core.conv2d_bwd_weight, _core.conv2d_bwd_data,
+                          functools.partial(_conv_args, stride=stride, padding=padding, dilation=dilation,
+                                            groups=groups, algo=algo),
+                          grad_output, x, weight, grad_weight, grad_bias, bias, input_grad, weight_grad)
+
+
+def _conv_backward(op: str, bwd_weight: Callable[..., None], bwd_data: Callable[..., np.ndarray],
+                   resolve_args: Callable[[np.ndarray], Tuple[object, ...]], grad_output: ArrayLike, x: ArrayLike,
+                   weight: ArrayLike, grad_weight: Optional[np.ndarray], grad_bias: Optional[np.ndarray], bias: bool,
+                   input_grad: bool, weight_grad: bool) -> Grads:
+    """conv2d_backward and conv3d_backward: the flags and arrays checked, the hyper-parameters resolved
+    (``resolve_args(weight)``, as the kernels take them), dW/db accumulated, then dX."""
     bias, input_grad = check_bool(bias, "bias", op), check_bool(input_grad, "input_grad", op)
     weight_grad = check_bool(weight_grad, "weight_grad", op)
     dy = as_float32(grad_output, "grad_output")
     x = as_float32(x, "input")
     w = as_float32(weight, "weight")
-    stride, pads, dilation, groups, algo = _conv_args(w, stride, padding, dilation, groups, algo)
+    args = resolve_args(w)
     if weight_grad:
-        grad_weight, grad_bias = param_grads(w, grad_weight, grad_bias, bias, "conv2d")
-        _core.conv2d_bwd_weight(dy, x, grad_weight, grad_bias, stride, pads, dilation, groups, algo)
+        grad_weight, grad_bias = param_grads(w, grad_weight, grad_bias, bias, op)
+        bwd_weight(dy, x, grad_weight, grad_bias, *args)
     else:
         grad_weight = grad_bias = None
-    grad_input = None
-    if input_grad:
-        grad_input = _core.conv2d_bwd_data(dy, w, x.shape, stride, pads, dilation, groups, algo)
+    grad_input = bwd_data(dy, w, x.shape, *args) if input_grad else None
     return grad_input, grad_weight, grad_bias
 
 
@@ -255,21 +264,10 @@ def conv3d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, str
     """Gradients of :func:`conv3d` -> ``(grad_input, grad_weight, grad_bias)``; conventions of
     :func:`conv2d_backward` (``grad_weight`` / ``grad_bias`` accumulate)."""
     op = "conv3d_backward"
-    bias, input_grad = check_bool(bias, "bias", op), check_bool(input_grad, "input_grad", op)
-    weight_grad = check_bool(weight_grad, "weight_grad", op)
-    dy = as_float32(grad_output, "grad_output")
-    x = as_float32(x, "input")
-    w = as_float32(weight, "weight")
-    stride, pads, dilation, groups, algo = _conv3d_args(w, stride, padding, dilation, groups, algo, op)
-    if weight_grad:
-        grad_weight, grad_bias = param_grads(w, grad_weight, grad_bias, bias, op)
-        _core.conv3d_bwd_weight(dy, x, grad_weight, grad_bias, stride, pads, dilation, groups, algo)
-    else:
-        grad_weight = grad_bias = None
-    grad_input = None
-    if input_grad:
-        grad_input = _core.conv3d_bwd_data(dy, w, x.shape, stride, pads, dilation, groups, algo)
-    return grad_input, grad_weight, grad_bias
+    return _conv_backward(op, _core.conv3d_bwd_weight, _core.conv3d_bwd_data,
+                          functools.partial(_conv3d_args, stride=stride, padding=padding, dilation=dilation,
+                                            groups=groups, algo=algo, op=op),
+                          grad_output, x, weight, grad_weight, grad_bias, bias, input_grad, weight_grad)
 
 
 # ---------------------------------------------------------------------------
