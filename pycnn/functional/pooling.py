@@ -1,4 +1,8 @@
-"""Max, average and adaptive-average pooling, 2-D, 1-D (on (N, C, 1, L) views) and 3-D (N, C, D, H, W), forward and backward."""
+"""Max, average and adaptive-average pooling, forward and backward.
+
+2-D on (N, C, H, W), 1-D on (N, C, L) (the 2-D kernels on (N, C, 1, L) views),
+3-D on (N, C, D, H, W) clips (kernels of their own).
+"""
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple, Union
