@@ -26,7 +26,7 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["I64_MAX", "is_int", "check_int", "check_bool", "check_pair", "check_single", "check_real",
+__all__ = ["I64_MAX", "is_int", "check_int", "check_bool", "check_pair", "check_triple", "check_single", "check_real",
            "check_shape", "check_choice", "check_samples"]
 
 I64_MAX = 2 ** 63 - 1  # the C++ layer takes sizes as int64
@@ -80,6 +80,21 @@ def check_pair(v: Any, name: str, op: str, minimum: int) -> Tuple[int, int]:
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r} ({type(v).__name__})")
     n = check_int(v, name, op, minimum)
     return n, n
+
+
+def check_triple(v: Any, name: str, op: str, minimum: int) -> Tuple[int, int, int]:
+    """An int or a triple of ints (3-D layers: time, height, width), each >= ``minimum``, as a triple."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 3:
+            raise ValueError(f"{op}: {name} must be an int or a triple of ints, got {v!r}")
+        if not all(is_int(e) for e in v):
+            raise TypeError(f"{op}: {name} must be an int or a triple of ints, got {v!r}")
+        t, h, w = (check_int(e, name, op, minimum) for e in v)
+        return t, h, w
+    if not is_int(v):
+        raise TypeError(f"{op}: {name} must be an int or a triple of ints, got {v!r} ({type(v).__name__})")
+    n = check_int(v, name, op, minimum)
+    return n, n, n
 
 
 def check_single(v: Any, name: str, op: str, minimum: int) -> int:

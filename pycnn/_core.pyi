@@ -5,7 +5,8 @@
 # errors raise ValueError quoting the shapes. Arguments are positional-only
 # (the bindings declare no names, except sgemm). Padding for conv is
 # (top, bottom, left, right); pairs are (height, width). dX outputs are new
-# arrays; dW/db (conv2d_bwd_weight, conv_transpose2d_bwd_weight, linear_bwd_weight) accumulate in place.
+# arrays; dW/db (conv2d_bwd_weight, conv3d_bwd_weight, conv_transpose2d_bwd_weight, linear_bwd_weight)
+# accumulate in place.
 from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
@@ -17,6 +18,7 @@ _F32 = npt.NDArray[np.float32]
 _Pair = Tuple[int, int]
 _Triple = Tuple[int, int, int]
 _Pad4 = Tuple[int, int, int, int]
+_Pad6 = Tuple[int, int, int, int, int, int]
 
 def get_num_threads() -> int: ...
 def set_num_threads(n: int, /) -> None: ...
@@ -45,6 +47,16 @@ def conv2d_bwd_weight(dy: _F32, x: _F32, dw: _F32, db: Optional[_F32], stride: _
                       dilation: _Pair, groups: int, algo: str, /) -> None: ...
 def conv2d_resolve_algo(x_shape: Sequence[int], w_shape: Sequence[int], stride: _Pair, padding: _Pad4,
                         dilation: _Pair, groups: int, algo: str, /) -> str: ...
+
+# conv3d: x (N, C, T, H, W), w (K, C/groups, kt, kh, kw), b (K,); triples are (time, height, width),
+# padding (front, back, top, bottom, left, right); runs conv2d's kernels on stacked frames.
+def conv3d_fwd(x: _F32, w: _F32, b: Optional[_F32], stride: _Triple, padding: _Pad6, dilation: _Triple,
+               groups: int, algo: str, relu: bool = False) -> _F32: ...
+def conv3d_bwd_data(dy: _F32, w: _F32, x_shape: Sequence[int], stride: _Triple, padding: _Pad6,
+                    dilation: _Triple, groups: int, algo: str, /) -> _F32: ...
+def conv3d_bwd_weight(dy: _F32, x: _F32, dw: _F32, db: Optional[_F32], stride: _Triple, padding: _Pad6,
+                      dilation: _Triple, groups: int, algo: str, /) -> None: ...
+def _set_conv3d_chunk_floats(floats: int, /) -> int: ...
 
 # conv_transpose2d: x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,); padding and
 # output_padding are symmetric pairs; runs conv2d's passes (forward = its backward-data).

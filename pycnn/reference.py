@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = [
     "pair", "conv_padding", "conv_output_size",
-    "conv2d", "conv2d_backward", "conv1d", "conv1d_backward",
+    "conv2d", "conv2d_backward", "conv1d", "conv1d_backward", "conv3d", "conv3d_backward",
     "conv_transpose2d", "conv_transpose2d_backward", "conv_transpose1d", "conv_transpose1d_backward",
     "interpolate", "interpolate_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
@@ -232,6 +232,83 @@ def conv1d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntSingle
 # Written from the definition, not as conv2d's gradient (which is how pycnn computes it), so the two
 # check each other: input pixel (h, w) adds x[n, c, h, w] * w[c, :, i, j] to output
 # (h * stride - padding + i * dilation, w * stride - padding + j * dilation) for each tap (i, j).
+def _conv3d_geometry(x_shape: Sequence[int], w_shape: Sequence[int], stride: Union[int, Sequence[int]],
+                     padding: Union[int, Sequence[int], str], dilation: Union[int, Sequence[int]],
+                     groups: int) -> Tuple[List[int], List[int], List[Tuple[int, int]], List[int]]:
+    """(stride, dilation, (begin, end) pads, output sizes) per axis (t, h, w) of a conv3d; ValueError if impossible."""
+    if len(x_shape) != 5 or len(w_shape) != 5 or x_shape[1] != w_shape[1] * groups or w_shape[0] % groups:
+        raise ValueError(f"conv3d: input {tuple(x_shape)} and weight {tuple(w_shape)} do not match groups={groups}")
+
+    def triple(v: Union[int, Sequence[int]]) -> List[int]:
+        return [int(v)] * 3 if isinstance(v, (int, numbers.Integral)) else [int(e) for e in v]
+
+    kernel, st, dil = list(w_shape[2:]), triple(stride), triple(dilation)
+    if padding == "valid":
+        pads = [(0, 0)] * 3
+    elif padding == "same":
+        if st != [1, 1, 1]:
+            raise ValueError("padding='same' requires stride 1")
+        pads = [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dil)]
+    else:
+        pads = [(p, p) for p in triple(cast(Union[int, Sequence[int]], padding))]
+    out = [conv_output_size(n, k, s_, p[0], p[1], d) for n, k, s_, p, d in zip(x_shape[2:], kernel, st, pads, dil)]
+    if min(out) <= 0:
+        raise ValueError(f"impossible geometry: input {tuple(x_shape)}, weight {tuple(w_shape)} gives output {out}")
+    return st, dil, pads, out
+
+
+def _tap3(tap: Sequence[int], out: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> Tuple[slice, ...]:
+    """For kernel tap (a, i, j): the strided view of the padded input read by every output position."""
+    return (slice(None), slice(None)) + tuple(slice(q * d, q * d + s_ * (o - 1) + 1, s_)
+                                              for q, o, s_, d in zip(tap, out, stride, dilation))
+
+
+def conv3d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, stride: Union[int, Sequence[int]] = 1,
+           padding: Union[int, Sequence[int], str] = 0, dilation: Union[int, Sequence[int]] = 1,
+           groups: int = 1) -> np.ndarray:
+    """3-D cross-correlation: x (N,C,T,H,W), w (K,C//groups,kt,kh,kw), b (K,) or None -> (N,K,To,Ho,Wo)."""
+    x = _float(x)
+    w = _float(w, x.dtype)
+    N, K, Cg, G = x.shape[0], w.shape[0], w.shape[1], groups
+    stride, dilation, pads, out = _conv3d_geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    xp = np.pad(x, [(0, 0), (0, 0)] + pads)
+    P = out[0] * out[1] * out[2]
+    y = np.zeros((N, G, K // G, P), dtype=x.dtype)
+    for tap in np.ndindex(*w.shape[2:]):
+        xt = xp[_tap3(tap, out, stride, dilation)].reshape(N, G, Cg, P)
+        y += w[(slice(None), slice(None)) + tap].reshape(G, K // G, Cg) @ xt  # (N, G, Kg, P)
+    y = y.reshape((N, K) + tuple(out))
+    if b is not None:
+        y += _float(b, x.dtype).reshape(1, K, 1, 1, 1)
+    return y
+
+
+def conv3d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: Union[int, Sequence[int]] = 1,
+                    padding: Union[int, Sequence[int], str] = 0, dilation: Union[int, Sequence[int]] = 1,
+                    groups: int = 1) -> Grads:
+    """Gradients of conv3d: dy (N,K,To,Ho,Wo) -> (dx (N,C,T,H,W), dw (K,C//groups,kt,kh,kw), db (K,))."""
+    x = _float(x)
+    w = _float(w, x.dtype)
+    dy = _float(dy, x.dtype)
+    (N, C), (K, Cg) = x.shape[:2], w.shape[:2]
+    G, Kg = groups, K // groups
+    stride, dilation, pads, out = _conv3d_geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    P = out[0] * out[1] * out[2]
+    xp = np.pad(x, [(0, 0), (0, 0)] + pads)
+    dxp = np.zeros(xp.shape, dtype=x.dtype)
+    dw = np.empty(w.shape, dtype=x.dtype)
+    dyg = dy.reshape(N, G, Kg, P)
+    dy_gkq = dyg.transpose(1, 2, 0, 3).reshape(G, Kg, N * P)
+    for tap in np.ndindex(*w.shape[2:]):
+        view = _tap3(tap, out, stride, dilation)
+        x_gqc = xp[view].reshape(N, G, Cg, P).transpose(1, 0, 3, 2).reshape(G, N * P, Cg)
+        wi = (slice(None), slice(None)) + tap
+        dw[wi] = (dy_gkq @ x_gqc).reshape(K, Cg)
+        dxp[view] += (w[wi].reshape(G, Kg, Cg).transpose(0, 2, 1) @ dyg).reshape((N, C) + tuple(out))
+    interior = (slice(None), slice(None)) + tuple(slice(p[0], p[0] + n) for p, n in zip(pads, x.shape[2:]))
+    return np.ascontiguousarray(dxp[interior]), dw, dy.sum(axis=(0, 2, 3, 4))
+
+
 def _conv_transpose_geometry(x_shape: Sequence[int], w_shape: Sequence[int], stride: IntPair, padding: IntPair,
                              output_padding: IntPair, dilation: IntPair) -> Tuple[Pair, Pair, Pair, Pair, Pair]:
     """(stride, padding, dilation, (Ho, Wo), (Hf, Wf)): Hf is the size of the full scatter before the padding

@@ -6,9 +6,16 @@ namespace {
 
 using Pair = std::array<i64, 2>;
 using Pads = std::array<i64, 4>;  // top, bottom, left, right
+using Triple = std::array<i64, 3>;
+using Pads3 = std::array<i64, 6>;  // front, back, top, bottom, left, right
 
 ops::Conv2dParams conv_params(Pair stride, Pads padding, Pair dilation, i64 groups) {
   return {stride[0], stride[1], padding[0], padding[1], padding[2], padding[3], dilation[0], dilation[1], groups};
+}
+
+ops::Conv3dParams conv3d_params(Triple stride, Pads3 padding, Triple dilation, i64 groups) {
+  return {stride[0],  stride[1],  stride[2],   padding[0], padding[1], padding[2], padding[3],
+          padding[4], padding[5], dilation[0], dilation[1], dilation[2], groups};
 }
 
 ops::ConvTranspose2dParams conv_transpose_params(Pair stride, Pair padding, Pair output_padding, Pair dilation,
@@ -141,6 +148,47 @@ void bind_conv(py::module_& m) {
     py::gil_scoped_release release;
     ops::conv_transpose2d_bwd_weight(pdw, pdb, pdy, px, s, a);
   });
+  // 3-D convolution: x (N, C, T, H, W), w (K, C/groups, kt, kh, kw), b (K,).
+  m.def("conv3d_fwd", [](const py::array& x, const py::array& w, OptArray b, Triple stride, Pads3 padding,
+                         Triple dilation, i64 groups, const std::string& algo, bool relu) {
+    const auto bs = shape_of(b);
+    const auto s = ops::conv3d_shape(shape_of(x), shape_of(w), ptr(bs), conv3d_params(stride, padding, dilation, groups));
+    const auto a = ops::parse_conv_algo(algo);
+    const float *px = in(x, "input"), *pw = in(w, "weight"), *pb = in(b, "bias");
+    auto y = new_array({s.N, s.K, s.To, s.Ho, s.Wo});
+    float* py_ = data(y);
+    py::gil_scoped_release release;
+    ops::conv3d_fwd(py_, px, pw, pb, s, a, relu);
+    return y;
+  }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+     py::arg("groups"), py::arg("algo"), py::arg("relu") = false);
+
+  m.def("conv3d_bwd_data", [](const py::array& dy, const py::array& w, std::vector<i64> x_shape, Triple stride,
+                              Pads3 padding, Triple dilation, i64 groups, const std::string& algo) {
+    const auto s = ops::conv3d_bwd_shape(shape_of(dy), to_shape(x_shape), shape_of(w), nullptr,
+                                         conv3d_params(stride, padding, dilation, groups));
+    const auto a = ops::parse_conv_algo(algo);
+    const float *pdy = in(dy, "grad_output"), *pw = in(w, "weight");
+    auto dx = new_array(to_shape(x_shape));
+    float* pdx = data(dx);
+    py::gil_scoped_release release;
+    ops::conv3d_bwd_data(pdx, pdy, pw, s, a);
+    return dx;
+  });
+
+  m.def("conv3d_bwd_weight", [](const py::array& dy, const py::array& x, py::array dw, OptArray db, Triple stride,
+                                Pads3 padding, Triple dilation, i64 groups, const std::string& algo) {
+    const auto dbs = shape_of(db);
+    const auto s = ops::conv3d_bwd_shape(shape_of(dy), shape_of(x), shape_of(dw), ptr(dbs),
+                                         conv3d_params(stride, padding, dilation, groups));
+    const auto a = ops::parse_conv_algo(algo);
+    const float *pdy = in(dy, "grad_output"), *px = in(x, "input");
+    float *pdw = inout(dw, "grad_weight"), *pdb = inout(db, "grad_bias");
+    py::gil_scoped_release release;
+    ops::conv3d_bwd_weight(pdw, pdb, pdy, px, s, a);
+  });
+  m.def("_set_conv3d_chunk_floats", &ops::set_conv3d_chunk_floats,
+        "For tests: floats of scratch per chunk of conv3d frames (<= 0: the default); returns the old value.");
 }
 
 }  // namespace pycnn::bindings

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "conv/conv2d.h"
+#include "conv/conv3d.h"
 #include "ops/check.h"
 
 namespace pycnn::ops {
@@ -106,5 +107,29 @@ void conv_transpose2d_bwd_data(float* dx, const float* dy, const float* w, const
 // dw and db (null: skipped) accumulated; neither may share memory with dy, x or each other.
 void conv_transpose2d_bwd_weight(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
                                  ConvAlgo algo);
+
+// 3-D convolution (PyTorch's conv3d): x (N, C, T, H, W), w (K, C/groups, kt, kh, kw), bias (K,) -> y (N, K,
+// To, Ho, Wo). Runs on the 2-D convolution of the output frames' stacked input frames (conv/conv3d.h), a
+// chunk of frames at a time (conv3d.cpp): every algorithm of conv2d serves, `algo` picks it for the planes.
+struct Conv3dParams {
+  i64 stride_t, stride_h, stride_w;
+  i64 pad_front, pad_back, pad_top, pad_bottom, pad_left, pad_right;
+  i64 dilation_t, dilation_h, dilation_w;
+  i64 groups;
+};
+Conv3dShape conv3d_shape(const Shape& x, const Shape& w, const Shape* bias, const Conv3dParams& p);
+// The same, and dy (N, K, To, Ho, Wo) checked against it.
+Conv3dShape conv3d_bwd_shape(const Shape& dy, const Shape& x, const Shape& w, const Shape* bias,
+                             const Conv3dParams& p);
+// y overwritten; relu: y = max(conv + b, 0) fused into the output write.
+void conv3d_fwd(float* y, const float* x, const float* w, const float* b, const Conv3dShape& s, ConvAlgo algo,
+                bool relu);
+// dx (N, C, T, H, W) overwritten.
+void conv3d_bwd_data(float* dx, const float* dy, const float* w, const Conv3dShape& s, ConvAlgo algo);
+// dw and db (null: skipped) accumulated; neither may share memory with dy, x or each other.
+void conv3d_bwd_weight(float* dw, float* db, const float* dy, const float* x, const Conv3dShape& s, ConvAlgo algo);
+// For tests: the scratch (floats) a chunk of frames may use from now on, so that small clips run in
+// several chunks; <= 0 restores the default. Returns the previous value.
+i64 set_conv3d_chunk_floats(i64 floats);
 
 }  // namespace pycnn::ops

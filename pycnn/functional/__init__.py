@@ -41,7 +41,8 @@ from __future__ import annotations
 from ._convert import as_float32, as_labels
 from .activation import (add, elu, elu_backward, gelu, gelu_backward, leaky_relu, leaky_relu_backward, relu,
                          relu_backward, sigmoid, sigmoid_backward, softmax, softmax_backward, tanh, tanh_backward)
-from .conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv_padding, conv_transpose1d,
+from .conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d, conv3d_backward, conv3d_padding,
+                   conv_padding, conv_transpose1d,
                    conv_transpose1d_backward, conv_transpose2d, conv_transpose2d_backward, conv_transpose_output_size)
 from .dropout import dropout, dropout_backward
 from .linear import linear, linear_backward
@@ -58,6 +59,7 @@ from .resize import interpolate, interpolate_backward
 __all__ = [
     "as_float32", "as_labels",
     "conv2d", "conv2d_backward", "conv1d", "conv1d_backward", "conv_padding",
+    "conv3d", "conv3d_backward", "conv3d_padding",
     "conv_transpose2d", "conv_transpose2d_backward", "conv_transpose1d", "conv_transpose1d_backward",
     "conv_transpose_output_size",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",

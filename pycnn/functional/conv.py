@@ -1,5 +1,5 @@
-"""Convolution: conv2d and conv1d (the (N, C, L) input seen as (N, C, 1, L), no copy), and their transposes
-conv_transpose2d and conv_transpose1d, forward and backward."""
+"""Convolution: conv2d, conv1d (the (N, C, L) input seen as (N, C, 1, L), no copy) and conv3d (NCTHW video),
+and the transposes conv_transpose2d and conv_transpose1d, forward and backward."""
 from __future__ import annotations
 
 import functools
@@ -9,10 +9,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _core
-from .._checks import check_bool, check_choice, check_int, check_pair, check_single
+from .._checks import check_bool, check_choice, check_int, check_pair, check_single, check_triple
 from ._convert import Grads, as_float32, as_ncl, inplace, param_grads
 
-__all__ = ["conv_padding", "conv2d", "conv2d_backward", "conv1d", "conv1d_backward", "conv_transpose2d",
+__all__ = ["conv_padding", "conv2d", "conv2d_backward", "conv1d", "conv1d_backward", "conv3d_padding", "conv3d",
+           "conv3d_backward", "conv_transpose2d",
            "conv_transpose2d_backward", "conv_transpose1d", "conv_transpose1d_backward",
            "conv_transpose_output_size"]
 
@@ -20,6 +21,9 @@ IntPair = Union[int, Tuple[int, int]]
 IntSingle = Union[int, Tuple[int]]  # 1-D layers accept an int or a 1-tuple (PyTorch)
 Pair = Tuple[int, int]
 Pad4 = Tuple[int, int, int, int]  # (top, bottom, left, right)
+IntTriple = Union[int, Tuple[int, int, int]]
+Triple = Tuple[int, int, int]
+Pad6 = Tuple[int, int, int, int, int, int]  # (front, back, top, bottom, left, right)
 CONV_ALGOS = ("auto", "im2col", "direct", "winograd")
 
 
@@ -32,20 +36,35 @@ def conv_padding(padding: Union[IntPair, str], kernel_size: Pair, stride: Pair, 
     remainder after.
     """
     if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0, 0, 0)
-        if padding != "same":
-            raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of 'valid', 'same'")
-        if stride != (1, 1):
-            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
-                             f"(stride={stride})")
-        pads: List[int] = []
-        for k, d in zip(kernel_size, dilation):
-            total = d * (k - 1)
-            pads += [total // 2, total - total // 2]
-        return cast(Pad4, tuple(pads))  # two pairs in, four pads out (mypy cannot count a list's items)
+        return cast(Pad4, _string_padding(padding, kernel_size, stride, dilation, op))
     ph, pw = check_pair(padding, "padding", op, 0)
     return (ph, ph, pw, pw)
+
+
+def _string_padding(padding: str, kernel_size: Tuple[int, ...], stride: Tuple[int, ...],
+                    dilation: Tuple[int, ...], op: str) -> Tuple[int, ...]:
+    """'valid' or 'same' as (begin, end) per axis, PyTorch's rule (see :func:`conv_padding`)."""
+    if padding == "valid":
+        return (0,) * (2 * len(kernel_size))
+    if padding != "same":
+        raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of 'valid', 'same'")
+    if any(s != 1 for s in stride):
+        raise ValueError(f"{op}: padding='same' is not supported for strided convolutions (stride={stride})")
+    pads: List[int] = []
+    for k, d in zip(kernel_size, dilation):
+        total = d * (k - 1)
+        pads += [total // 2, total - total // 2]
+    return tuple(pads)
+
+
+def conv3d_padding(padding: Union[IntTriple, str], kernel_size: Triple, stride: Triple, dilation: Triple,
+                   op: str = "conv3d") -> Pad6:
+    """Resolve a conv3d ``padding`` (int | triple | 'same' | 'valid') to ``(front, back, top, bottom, left,
+    right)``; 'same' follows :func:`conv_padding`'s rule on each of the three axes."""
+    if isinstance(padding, str):
+        return cast(Pad6, _string_padding(padding, kernel_size, stride, dilation, op))
+    pt, ph, pw = check_triple(padding, "padding", op, 0)
+    return (pt, pt, ph, ph, pw, pw)
 
 
 def _conv_args(weight: np.ndarray, stride: IntPair, padding: Union[IntPair, str], dilation: IntPair, groups: int,
@@ -189,6 +208,68 @@ def _backward_on_2d_view(backward2d: Callable[..., Grads], dy: np.ndarray, x: np
     if gw is not None:
         gw = grad_weight if grad_weight is not None else gw[:, :, 0, :]
     return dx, gw, gb
+
+
+# ---------------------------------------------------------------------------
+# 3-D convolution
+# ---------------------------------------------------------------------------
+
+def _conv3d_args(weight: np.ndarray, stride: IntTriple, padding: Union[IntTriple, str], dilation: IntTriple,
+                 groups: int, algo: str, op: str) -> Tuple[Triple, Pad6, Triple, int, str]:
+    stride = check_triple(stride, "stride", op, 1)
+    dilation = check_triple(dilation, "dilation", op, 1)
+    groups = check_int(groups, "groups", op, 1)
+    algo = check_choice(algo, "algo", op, CONV_ALGOS)
+    if isinstance(padding, str):
+        if weight.ndim != 5:  # the kernel size 'same' needs comes from the weight; C++ checks every other shape
+            raise ValueError(f"{op}: expected weight of shape (K, C/groups, kt, kh, kw), got {weight.shape}")
+        pads = conv3d_padding(padding, cast(Triple, weight.shape[2:]), stride, dilation, op)
+    else:
+        pads = conv3d_padding(padding, (1, 1, 1), stride, dilation, op)
+    return stride, pads, dilation, groups, algo
+
+
+def conv3d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: IntTriple = 1,
+           padding: Union[IntTriple, str] = 0, dilation: IntTriple = 1, groups: int = 1, algo: str = "auto", *,
+           relu: bool = False) -> np.ndarray:
+    """3-D convolution (PyTorch's ``F.conv3d``): x (N, C, T, H, W), weight (K, C/groups, kt, kh, kw),
+    bias (K,) or None -> (N, K, To, Ho, Wo).
+
+    ``stride``, ``dilation`` and ``padding`` are an int or a (t, h, w) triple; ``padding`` may also be
+    'valid' or 'same' (stride 1; an even kernel puts the extra pad after, as PyTorch). It runs the 2-D
+    kernels on each output frame's input frames stacked as channels (docs/architecture.md), so ``algo``
+    picks the 2-D algorithm for the planes as in :func:`conv2d`, and ``relu=True`` fuses a ReLU.
+    """
+    x = as_float32(x, "input")
+    w = as_float32(weight, "weight")
+    b = None if bias is None else as_float32(bias, "bias")
+    stride, pads, dilation, groups, algo = _conv3d_args(w, stride, padding, dilation, groups, algo, "conv3d")
+    return _core.conv3d_fwd(x, w, b, stride, pads, dilation, groups, algo, check_bool(relu, "relu", "conv3d"))
+
+
+def conv3d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, stride: IntTriple = 1,
+                    padding: Union[IntTriple, str] = 0, dilation: IntTriple = 1, groups: int = 1,
+                    algo: str = "auto", *, grad_weight: Optional[np.ndarray] = None,
+                    grad_bias: Optional[np.ndarray] = None, bias: bool = True, input_grad: bool = True,
+                    weight_grad: bool = True) -> Grads:
+    """Gradients of :func:`conv3d` -> ``(grad_input, grad_weight, grad_bias)``; conventions of
+    :func:`conv2d_backward` (``grad_weight`` / ``grad_bias`` accumulate)."""
+    op = "conv3d_backward"
+    bias, input_grad = check_bool(bias, "bias", op), check_bool(input_grad, "input_grad", op)
+    weight_grad = check_bool(weight_grad, "weight_grad", op)
+    dy = as_float32(grad_output, "grad_output")
+    x = as_float32(x, "input")
+    w = as_float32(weight, "weight")
+    stride, pads, dilation, groups, algo = _conv3d_args(w, stride, padding, dilation, groups, algo, op)
+    if weight_grad:
+        grad_weight, grad_bias = param_grads(w, grad_weight, grad_bias, bias, op)
+        _core.conv3d_bwd_weight(dy, x, grad_weight, grad_bias, stride, pads, dilation, groups, algo)
+    else:
+        grad_weight = grad_bias = None
+    grad_input = None
+    if input_grad:
+        grad_input = _core.conv3d_bwd_data(dy, w, x.shape, stride, pads, dilation, groups, algo)
+    return grad_input, grad_weight, grad_bias
 
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _core
-from .._checks import check_bool, check_int, check_pair, check_shape, check_single
+from .._checks import check_bool, check_int, check_pair, check_shape, check_single, check_triple
 from ._convert import as_float32, as_ncl
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d",
@@ -216,17 +216,6 @@ def adaptive_avg_pool1d_backward(grad_output: ArrayLike, input_shape: Sequence[i
     n, c, length = check_shape(input_shape, "input_shape", "adaptive_avg_pool1d")
     dy = as_ncl(grad_output, "adaptive_avg_pool1d", "grad_output")
     return _core.adaptive_avg_pool2d_bwd(dy[:, :, None, :], (n, c, 1, length))[:, :, 0, :]
-
-
-def check_triple(v: object, name: str, op: str, minimum: int) -> Triple:
-    """An int or a triple of ints, each >= ``minimum``, as a triple (d, h, w)."""
-    if isinstance(v, (tuple, list)):
-        if len(v) != 3:
-            raise ValueError(f"{op}: {name} must be an int or a triple of ints, got {v!r}")
-        a, b, c = (check_int(e, name, op, minimum) for e in v)
-        return a, b, c
-    n = check_int(v, name, op, minimum)
-    return n, n, n
 
 
 def pool3d_args(kernel_size: IntTriple, stride: Optional[IntTriple], padding: IntTriple,

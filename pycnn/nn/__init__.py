@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, List
 from . import init
 from .activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
-from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from .conv import Conv1d, Conv2d, Conv2Plus1d, Conv3d, ConvTranspose1d, ConvTranspose2d
 from .dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
 from .grad_mode import enable_grad
 from .graph import Input, Model, SymbolicValue
@@ -53,7 +53,7 @@ __all__ = [
     # gradients of eval-mode models
     "enable_grad",
     # convolution, fully connected and shape layers
-    "Conv1d", "Conv2d", "Linear", "Flatten",
+    "Conv1d", "Conv2d", "Conv3d", "Conv2Plus1d", "Linear", "Flatten",
     # transposed convolution and resizing
     "ConvTranspose1d", "ConvTranspose2d", "Upsample",
     # pooling

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union, over
 
 from . import fused, grad_mode
 from .activation import ReLU
-from .conv import Conv1d, Conv2d
+from .conv import Conv1d, Conv2d, Conv3d
 from .linear import Linear
 from .module import Module
 from .normalization import BatchNorm1d, BatchNorm2d
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["Sequential", "call_backward"]
 
 # Layers that can apply a following ReLU in their own output write.
-_RELU_PRODUCERS = (Conv2d, Linear, Conv1d, BatchNorm1d, BatchNorm2d)
+_RELU_PRODUCERS = (Conv2d, Linear, Conv1d, Conv3d, BatchNorm1d, BatchNorm2d)
 
 
 def call_backward(module: Module, grad_output: Any, input_grad: bool) -> Any:
@@ -115,7 +115,7 @@ class Sequential(Module):
 
         Fusions (exact module types only, so subclasses that override
         forward run as written):
-          * Conv2d, Conv1d, Linear or BatchNorm followed by ReLU: the ReLU is applied in the
+          * Conv2d, Conv1d, Conv3d, Linear or BatchNorm followed by ReLU: the ReLU is applied in the
             layer's output write, saving one pass over the activations (bitwise the same);
           * ReLU followed by MaxPool2d: the pooling's backward applies the
             ReLU's gradient mask while it scatters, so the ReLU's backward is

@@ -1,21 +1,23 @@
-"""Convolution layers: Conv2d, Conv1d and the transposed convolutions ConvTranspose2d, ConvTranspose1d."""
+"""Convolution layers: Conv2d, Conv1d, Conv3d (video), the (2+1)-D block Conv2Plus1d, and the transposed
+convolutions ConvTranspose2d, ConvTranspose1d."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union, cast
 
 import numpy as np
 
 from .. import functional as F
-from .._checks import check_choice, check_int, check_pair, check_single
+from .._checks import check_choice, check_int, check_pair, check_single, check_triple
 from ..functional.conv import CONV_ALGOS
 from . import fused
+from .activation import ReLU
 from ._weighted import init_weight_and_bias, reset_weight_and_bias, weighted_backward
 from .module import Module
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["Conv2d", "Conv1d", "ConvTranspose2d", "ConvTranspose1d"]
+__all__ = ["Conv2d", "Conv1d", "Conv3d", "Conv2Plus1d", "ConvTranspose2d", "ConvTranspose1d"]
 
 
 class _ConvNd(Module):
@@ -151,6 +153,77 @@ class Conv1d(_ConvNd):
         else:
             self.padding = (check_single(padding, "padding", op, 0),)
         self._init_parameters(bias)
+
+
+class Conv3d(_ConvNd):
+    """3-D convolution over (N, C, T, H, W) input (video), PyTorch's ``nn.Conv3d`` (zero padding only).
+
+    ``weight`` is (out_channels, in_channels/groups, kt, kh, kw), ``bias``
+    (out_channels,) or None, initialised as PyTorch, so state dicts load both
+    ways. ``kernel_size``, ``stride``, ``dilation`` and ``padding`` are an int
+    or a (t, h, w) triple; ``padding`` may also be 'valid' or 'same' (stride
+    1). Runs on the 2-D kernels, each output frame's input frames stacked as
+    channels (docs/architecture.md): a (1, k, k) kernel costs about a 2-D
+    convolution per frame. ``algo`` picks the 2-D algorithm, as for Conv2d.
+    """
+
+    _conv = staticmethod(F.conv3d)
+    _conv_backward = staticmethod(F.conv3d_backward)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Union[int, Tuple[int, int, int]],
+                 stride: Union[int, Tuple[int, int, int]] = 1, padding: Union[int, Tuple[int, int, int], str] = 0,
+                 dilation: Union[int, Tuple[int, int, int]] = 1, groups: int = 1, bias: bool = True,
+                 algo: str = "auto") -> None:
+        super().__init__()
+        op = "Conv3d"
+        self._init_channels(op, in_channels, out_channels)
+        self.kernel_size = k = check_triple(kernel_size, "kernel_size", op, 1)
+        self.stride = s = check_triple(stride, "stride", op, 1)
+        self.dilation = d = check_triple(dilation, "dilation", op, 1)
+        self._init_groups_bias_algo(op, groups, bias, algo)
+        F.conv3d_padding(padding, k, s, d, op)  # validates
+        self.padding = padding if isinstance(padding, str) else check_triple(padding, "padding", op, 0)
+        self._init_parameters(bias)
+
+
+class Conv2Plus1d(Module):
+    """The (2+1)-D convolution of Tran et al. (2018, R(2+1)D): a (1, k, k) spatial Conv3d, a ReLU, then a
+    (k, 1, 1) temporal Conv3d, in place of one (k, k, k) convolution.
+
+    ``stride`` and ``padding`` are an int or a (t, h, w) triple: the spatial convolution takes their
+    (h, w) parts, the temporal one their t part. ``padding`` defaults to ``kernel_size // 2`` (sizes kept
+    for odd kernels and stride 1). ``mid_channels`` defaults to R(2+1)D's (and torchvision's) choice,
+    ``in * out * k^3 // (in * k^2 + k * out)``, which keeps the parameters of the full 3-D convolution.
+    There is no normalisation between the two convolutions (R(2+1)D puts a BatchNorm3d there): compose
+    one yourself from the members ``spatial``, ``relu`` and ``temporal`` if you need it.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, mid_channels: Optional[int] = None,
+                 kernel_size: int = 3, stride: Union[int, Tuple[int, int, int]] = 1,
+                 padding: Optional[Union[int, Tuple[int, int, int]]] = None, bias: bool = True) -> None:
+        super().__init__()
+        op = "Conv2Plus1d"
+        in_channels = check_int(in_channels, "in_channels", op, 1)
+        out_channels = check_int(out_channels, "out_channels", op, 1)
+        k = check_int(kernel_size, "kernel_size", op, 1)
+        if mid_channels is None:
+            mid_channels = max(1, in_channels * out_channels * k ** 3 // (in_channels * k * k + k * out_channels))
+        mid_channels = check_int(mid_channels, "mid_channels", op, 1)
+        st, sh, sw = check_triple(stride, "stride", op, 1)
+        pt, ph, pw = check_triple(k // 2 if padding is None else padding, "padding", op, 0)
+        self.spatial = Conv3d(in_channels, mid_channels, (1, k, k), (1, sh, sw), (0, ph, pw), bias=bias)
+        self.relu = ReLU()
+        self.temporal = Conv3d(mid_channels, out_channels, (k, 1, 1), (st, 1, 1), (pt, 0, 0), bias=bias)
+
+    def forward(self, x: ArrayLike) -> np.ndarray:
+        """x (N, in_channels, T, H, W) -> (N, out_channels, To, Ho, Wo)."""
+        return self.temporal(self.relu(self.spatial(x)))
+
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
+        """dL/dx (None when ``input_grad`` is False); both convolutions' parameter grads accumulate."""
+        g = cast(np.ndarray, self.temporal.backward(grad_output))  # input_grad: an array
+        g = self.relu.backward(g)
+        return self.spatial.backward(g, input_grad)
 
 
 class _ConvTransposeNd(_ConvNd):

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union
 import numpy as np
 
 from .. import functional as F
-from .._checks import check_bool, check_single
-from ..functional.pooling import (adaptive_output_size, adaptive_output_size3d, check_triple, pool1d_args,
+from .._checks import check_bool, check_single, check_triple
+from ..functional.pooling import (adaptive_output_size, adaptive_output_size3d, pool1d_args,
                                   pool3d_args, pool_args)
 from .module import Module
 
