@@ -94,3 +94,30 @@ def test_plot_clips(items, tmp_path):
     assert path.stat().st_size > 0
     with pytest.raises(ValueError, match="expected clips"):
         viz.plot_clips(clips[0, 0], tmp_path / "x.png")
+
+
+def test_video_example_quick_mode(tmp_path, capsys):
+    if data.find_fashion_mnist() is None:
+        pytest.skip("Fashion-MNIST is not installed (sudo apt-get install dataset-fashion-mnist, or set PYCNN_DATA)")
+    import fashion_mnist_video as example
+
+    plot = tmp_path / "clips.png"
+    results = example.main(["--quick", "--threads", "1", "--plot", str(plot)])
+    out = capsys.readouterr().out
+    assert set(results) == {"3-D CNN", "single-frame 2-D CNN"}
+    assert all(0.0 <= acc <= 1.0 for acc in results.values())
+    assert "test accuracy, 3-D CNN" in out and "test accuracy, single-frame 2-D CNN" in out
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "needs matplotlib" in out
+    else:
+        assert plot.stat().st_size > 0
+
+
+def test_video_networks_take_clips_and_frames():
+    import fashion_mnist_video as example
+
+    clips = np.zeros((2, 1, 8, 40, 40), np.float32)
+    assert example.video_cnn(6, 4)(clips).shape == (2, 6)
+    assert example.frame_cnn(6, 4)(clips[:, :, 0]).shape == (2, 6)
