@@ -114,25 +114,34 @@ void max_pool3d_bwd(float* dx, const float* dy, const int32_t* argmax, const flo
   });
 }
 
+namespace {
+// Calls body(o, d, h, w) for every output o of one volume, with the windows
+// (real input spans and divisor counts) along each axis.
+template <class Body>
+void for_each_avg_window(const Pool3dShape& s, bool count_include_pad, Body&& body) {
+  for (i64 od = 0; od < s.Do; ++od) {
+    const AvgSpan sd = avg_span(od, s.kd, s.stride_d, s.pad_d, s.D, count_include_pad);
+    for (i64 oh = 0; oh < s.Ho; ++oh) {
+      const AvgSpan sh = avg_span(oh, s.kh, s.stride_h, s.pad_h, s.H, count_include_pad);
+      for (i64 ow = 0; ow < s.Wo; ++ow)
+        body((od * s.Ho + oh) * s.Wo + ow, sd, sh, avg_span(ow, s.kw, s.stride_w, s.pad_w, s.W, count_include_pad));
+    }
+  }
+}
+}  // namespace
+
 void avg_pool3d_fwd(float* y, const float* x, const Pool3dShape& s, bool count_include_pad, int nt) {
   const i64 vol = s.D * s.H * s.W, ovol = s.Do * s.Ho * s.Wo;
   parallel_items(s.N * s.C, volume_threads(s, nt), Schedule::kStatic, [&](i64 p, int) {
     const float* xp = x + p * vol;
     float* yp = y + p * ovol;
-    for (i64 od = 0; od < s.Do; ++od) {
-      const AvgSpan sd = avg_span(od, s.kd, s.stride_d, s.pad_d, s.D, count_include_pad);
-      for (i64 oh = 0; oh < s.Ho; ++oh) {
-        const AvgSpan sh = avg_span(oh, s.kh, s.stride_h, s.pad_h, s.H, count_include_pad);
-        for (i64 ow = 0; ow < s.Wo; ++ow) {
-          const AvgSpan sw = avg_span(ow, s.kw, s.stride_w, s.pad_w, s.W, count_include_pad);
-          float sum = 0.0f;
-          for (i64 d = sd.begin; d < sd.end; ++d)
-            for (i64 h = sh.begin; h < sh.end; ++h)
-              for (i64 w = sw.begin; w < sw.end; ++w) sum += xp[(d * s.H + h) * s.W + w];
-          yp[(od * s.Ho + oh) * s.Wo + ow] = sum / static_cast<float>(sd.count * sh.count * sw.count);
-        }
-      }
-    }
+    for_each_avg_window(s, count_include_pad, [&](i64 o, const AvgSpan& sd, const AvgSpan& sh, const AvgSpan& sw) {
+      float sum = 0.0f;
+      for (i64 d = sd.begin; d < sd.end; ++d)
+        for (i64 h = sh.begin; h < sh.end; ++h)
+          for (i64 w = sw.begin; w < sw.end; ++w) sum += xp[(d * s.H + h) * s.W + w];
+      yp[o] = sum / static_cast<float>(sd.count * sh.count * sw.count);
+    });
   });
 }
 
@@ -142,20 +151,12 @@ void avg_pool3d_bwd(float* dx, const float* dy, const Pool3dShape& s, bool count
     float* dxp = dx + p * vol;
     const float* dyp = dy + p * ovol;
     std::fill(dxp, dxp + vol, 0.0f);
-    for (i64 od = 0; od < s.Do; ++od) {
-      const AvgSpan sd = avg_span(od, s.kd, s.stride_d, s.pad_d, s.D, count_include_pad);
-      for (i64 oh = 0; oh < s.Ho; ++oh) {
-        const AvgSpan sh = avg_span(oh, s.kh, s.stride_h, s.pad_h, s.H, count_include_pad);
-        for (i64 ow = 0; ow < s.Wo; ++ow) {
-          const AvgSpan sw = avg_span(ow, s.kw, s.stride_w, s.pad_w, s.W, count_include_pad);
-          const float g =
-              dyp[(od * s.Ho + oh) * s.Wo + ow] / static_cast<float>(sd.count * sh.count * sw.count);
-          for (i64 d = sd.begin; d < sd.end; ++d)
-            for (i64 h = sh.begin; h < sh.end; ++h)
-              for (i64 w = sw.begin; w < sw.end; ++w) dxp[(d * s.H + h) * s.W + w] += g;
-        }
-      }
-    }
+    for_each_avg_window(s, count_include_pad, [&](i64 o, const AvgSpan& sd, const AvgSpan& sh, const AvgSpan& sw) {
+      const float g = dyp[o] / static_cast<float>(sd.count * sh.count * sw.count);
+      for (i64 d = sd.begin; d < sd.end; ++d)
+        for (i64 h = sh.begin; h < sh.end; ++h)
+          for (i64 w = sw.begin; w < sw.end; ++w) dxp[(d * s.H + h) * s.W + w] += g;
+    });
   });
 }
 
