@@ -219,6 +219,15 @@ def test_one_and_two_threads_give_the_same_bits(rng):
         np.testing.assert_array_equal(a, b)
 
 
+def test_batchnorm3d_relu_in_sequential_is_fused_and_bitwise_unfused(rng):
+    x, dy = f32(rng, 2, 3, 3, 5, 4), f32(rng, 2, 3, 3, 5, 4)
+    fused = nn.Sequential(nn.BatchNorm3d(3), nn.ReLU())
+    y, dx = fused(x), fused.backward(dy)
+    bn, relu = nn.BatchNorm3d(3), nn.ReLU()
+    np.testing.assert_array_equal(y, relu(bn(x)))
+    np.testing.assert_array_equal(dx, bn.backward(relu.backward(dy)))
+
+
 def video_stack():
     return nn.Sequential(nn.BatchNorm3d(3), nn.ReLU(), nn.MaxPool3d((1, 2, 2), dilation=(1, 1, 2), ceil_mode=True),
                          nn.AvgPool3d(3, (1, 2, 2), 1, ceil_mode=True, count_include_pad=False),
@@ -251,10 +260,12 @@ def test_video_layers_match_torch(rng):
         assert_close(model.backward(dy), tx.grad.numpy(), rtol=1e-4, atol=1e-5, training=training)
         assert_close(model[0].running_mean, tmodel[0].running_mean.numpy(), rtol=1e-5, atol=1e-6)
         assert_close(model[0].running_var, tmodel[0].running_var.numpy(), rtol=1e-5, atol=1e-6)
-    # max pooling's indices are PyTorch's
-    x = distinct(rng, 2, 2, 7, 6, 9)
-    _, idx = F.max_pool3d(x, (3, 2, 3), (2, 1, 2), 1, (1, 2, 2), True, return_indices=True)
-    _, tidx = torch.nn.functional.max_pool3d(torch.from_numpy(x), (3, 2, 3), (2, 1, 2), 1, (1, 2, 2), True, True)
+    # max pooling's values and indices are PyTorch's, ties and NaNs included
+    x = rng.integers(-2, 3, (2, 2, 7, 6, 9)).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y, idx = F.max_pool3d(x, (3, 2, 3), (2, 1, 2), 1, (1, 2, 2), True, return_indices=True)
+    ty, tidx = torch.nn.functional.max_pool3d(torch.from_numpy(x), (3, 2, 3), (2, 1, 2), 1, (1, 2, 2), True, True)
+    np.testing.assert_array_equal(y, ty.numpy())
     np.testing.assert_array_equal(idx, tidx.numpy())
 
 
