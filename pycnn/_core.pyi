@@ -7,7 +7,7 @@
 # (top, bottom, left, right); pairs are (height, width). dX outputs are new
 # arrays; dW/db (conv2d_bwd_weight, conv3d_bwd_weight, conv_transpose2d_bwd_weight, linear_bwd_weight)
 # accumulate in place.
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -16,8 +16,8 @@ __version__: str
 
 _F32 = npt.NDArray[np.float32]
 _Pair = Tuple[int, int]
-_Pad4 = Tuple[int, int, int, int]
 _Triple = Tuple[int, int, int]
+_Pad4 = Tuple[int, int, int, int]
 _Pad6 = Tuple[int, int, int, int, int, int]
 
 def get_num_threads() -> int: ...
@@ -88,6 +88,25 @@ def avg_pool2d_bwd(dy: _F32, x_shape: Sequence[int], kernel: _Pair, stride: _Pai
                    count_include_pad: bool, /) -> _F32: ...
 def adaptive_avg_pool2d_fwd(x: _F32, output_size: _Pair, /) -> _F32: ...
 def adaptive_avg_pool2d_bwd(dy: _F32, x_shape: Sequence[int], /) -> _F32: ...
+# 3-D pooling of (N, C, D, H, W), window arguments (d, h, w); max-pool indices are (d*H + h)*W + w per volume.
+@overload
+def max_pool3d_fwd(x: _F32, kernel: _Triple, stride: _Triple, padding: _Triple, dilation: _Triple, ceil_mode: bool,
+                   with_indices: Literal[True], /) -> Tuple[_F32, npt.NDArray[np.int32]]: ...
+@overload
+def max_pool3d_fwd(x: _F32, kernel: _Triple, stride: _Triple, padding: _Triple, dilation: _Triple, ceil_mode: bool,
+                   with_indices: Literal[False], /) -> _F32: ...
+@overload
+def max_pool3d_fwd(x: _F32, kernel: _Triple, stride: _Triple, padding: _Triple, dilation: _Triple, ceil_mode: bool,
+                   with_indices: bool, /) -> Union[_F32, Tuple[_F32, npt.NDArray[np.int32]]]: ...
+def max_pool3d_bwd(dy: _F32, argmax: npt.NDArray[np.int32], x_shape: Sequence[int], kernel_size: _Triple,
+                   stride: _Triple, padding: _Triple, dilation: _Triple, ceil_mode: bool,
+                   relu_output: Optional[_F32] = None) -> _F32: ...
+def avg_pool3d_fwd(x: _F32, kernel: _Triple, stride: _Triple, padding: _Triple, ceil_mode: bool,
+                   count_include_pad: bool, /) -> _F32: ...
+def avg_pool3d_bwd(dy: _F32, x_shape: Sequence[int], kernel: _Triple, stride: _Triple, padding: _Triple,
+                   ceil_mode: bool, count_include_pad: bool, /) -> _F32: ...
+def adaptive_avg_pool3d_fwd(x: _F32, output_size: _Triple, /) -> _F32: ...
+def adaptive_avg_pool3d_bwd(dy: _F32, x_shape: Sequence[int], /) -> _F32: ...
 
 # resizing (F.interpolate): mode "nearest" | "nearest-exact" | "bilinear"; scales are the caller's scale
 # factors per axis (0.0: the output size was given, the coordinate map uses in/out).

@@ -36,6 +36,8 @@ __all__ = [
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "max_pool1d", "max_pool1d_backward",
     "avg_pool1d", "avg_pool1d_backward", "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward",
+    "pool3d_output_size", "max_pool3d", "max_pool3d_backward", "avg_pool3d", "avg_pool3d_backward",
+    "adaptive_avg_pool3d", "adaptive_avg_pool3d_backward",
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward", "elu", "elu_backward", "gelu", "gelu_backward", "softmax", "softmax_backward",
     "linear", "linear_backward",
@@ -683,6 +685,160 @@ def adaptive_avg_pool1d_backward(dy: ArrayLike, x_shape: Sequence[int]) -> np.nd
     """Gradient of adaptive_avg_pool1d -> dx of x_shape (N, C, L)."""
     n, c, length = x_shape
     return adaptive_avg_pool2d_backward(_float(dy)[:, :, None, :], (n, c, 1, length))[:, :, 0, :]
+
+
+# 3-D pooling of (N, C, D, H, W) clips: the same tap loops over kd * kh * kw
+# strided views of the padded input. ceil_mode adds a partial last window;
+# the views then reach an extra stretch past the right padding that holds
+# -inf (max) or zeros that no divisor counts (average).
+Triple = Tuple[int, int, int]
+IntTriple = Union[int, Sequence[int]]
+
+
+def _triple(v: IntTriple) -> Triple:
+    if isinstance(v, numbers.Integral):
+        return int(v), int(v), int(v)
+    a, b, c = (int(e) for e in cast(Sequence[int], v))
+    return a, b, c
+
+
+def pool3d_output_size(size: int, k: int, stride: int, pad: int, dilation: int = 1, ceil_mode: bool = False) -> int:
+    """PyTorch's pooling output size along one axis: floor or ceil of the window count, the
+    ceil window dropped when it would start in the right padding."""
+    span = dilation * (k - 1) + 1
+    num = size + 2 * pad - span
+    out = (-(-num // stride) if ceil_mode else num // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+class _Pool3dGeometry:
+    """Normalised window, output size and padding of a 3-D pooling; ValueError if impossible."""
+
+    def __init__(self, x_shape: Sequence[int], kernel_size: IntTriple, stride: Optional[IntTriple],
+                 padding: IntTriple, dilation: IntTriple, ceil_mode: bool) -> None:
+        self.kernel = _triple(kernel_size)
+        self.stride = self.kernel if stride is None else _triple(stride)
+        self.padding = _triple(padding)
+        self.dilation = _triple(dilation)
+        self.size = cast(Triple, tuple(int(v) for v in x_shape[2:5]))
+        self.out = cast(Triple, tuple(pool3d_output_size(*a, ceil_mode) for a in
+                                      zip(self.size, self.kernel, self.stride, self.padding, self.dilation)))
+        if min(self.out) <= 0:
+            raise ValueError(f"impossible geometry: input {self.size}, kernel {self.kernel}, stride {self.stride}, "
+                             f"padding {self.padding}, dilation {self.dilation} gives output {self.out}")
+        # Past the right padding: what the last (ceil) window's taps reach.
+        self.extra = cast(Triple, tuple(max(0, (o - 1) * s + d * (k - 1) + 1 - (n + 2 * p)) for o, s, d, k, n, p in
+                                        zip(self.out, self.stride, self.dilation, self.kernel, self.size,
+                                            self.padding)))
+
+    def taps(self) -> List[Triple]:
+        kd, kh, kw = self.kernel
+        return [(a, b, c) for a in range(kd) for b in range(kh) for c in range(kw)]  # (d, h, w) order
+
+    def view(self, tap: Triple) -> Tuple[slice, ...]:
+        """Index selecting, for a kernel tap, the padded input element of every output position."""
+        return (slice(None), slice(None)) + tuple(
+            slice(t * d, t * d + s * (o - 1) + 1, s) for t, d, s, o in zip(tap, self.dilation, self.stride, self.out))
+
+    def pad(self, x: np.ndarray, value: float, extra_value: float) -> np.ndarray:
+        """x padded by the symmetric padding (``value``), then by the ceil stretch (``extra_value``)."""
+        p = self.padding
+        xp = np.pad(x, ((0, 0), (0, 0)) + tuple((q, q) for q in p), constant_values=value)
+        return np.pad(xp, ((0, 0), (0, 0)) + tuple((0, e) for e in self.extra), constant_values=extra_value)
+
+    def crop(self, xp: np.ndarray) -> np.ndarray:
+        (pd, ph, pw), (D, H, W) = self.padding, self.size
+        return np.ascontiguousarray(xp[:, :, pd:pd + D, ph:ph + H, pw:pw + W])
+
+
+def _max_pool3d_taps(x: np.ndarray, g: _Pool3dGeometry) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(padded x, max, index of the first maximal tap in (d, h, w) order)."""
+    xp = g.pad(x, -np.inf, -np.inf)
+    taps = g.taps()
+    best = xp[g.view(taps[0])].copy()
+    idx = np.zeros(best.shape, dtype=np.intp)
+    for t in range(1, len(taps)):
+        v = xp[g.view(taps[t])]
+        better = v > best  # strict: on ties the earlier tap keeps the max
+        best[better] = v[better]
+        idx[better] = t
+    return xp, best, idx
+
+
+def max_pool3d(x: ArrayLike, kernel_size: IntTriple, stride: Optional[IntTriple] = None, padding: IntTriple = 0,
+               dilation: IntTriple = 1, ceil_mode: bool = False) -> np.ndarray:
+    """3-D max pooling (implicit -inf padding): x (N, C, D, H, W) -> (N, C, Do, Ho, Wo)."""
+    x = _float(x)
+    _, y, _ = _max_pool3d_taps(x, _Pool3dGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode))
+    return y
+
+
+def max_pool3d_backward(dy: ArrayLike, x: ArrayLike, kernel_size: IntTriple, stride: Optional[IntTriple] = None,
+                        padding: IntTriple = 0, dilation: IntTriple = 1, ceil_mode: bool = False) -> np.ndarray:
+    """Gradient of max_pool3d: dy (N, C, Do, Ho, Wo) -> dx; each window's argmax gets its dy."""
+    x = _float(x)
+    dy = _float(dy, x.dtype)
+    g = _Pool3dGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    xp, _, idx = _max_pool3d_taps(x, g)
+    dxp = np.zeros(xp.shape, dtype=x.dtype)
+    zero = np.zeros((), dtype=x.dtype)
+    for t, tap in enumerate(g.taps()):
+        dxp[g.view(tap)] += np.where(idx == t, dy, zero)
+    return g.crop(dxp)
+
+
+def _avg_pool3d_divisor(g: _Pool3dGeometry, count_include_pad: bool, dtype: DTypeLike) -> np.ndarray:
+    """Per-output divisor (Do, Ho, Wo): the window's taps on the padded input (count_include_pad)
+    or on the real input; taps in the ceil stretch never count (PyTorch)."""
+    ones = g.pad(np.ones((1, 1) + g.size, dtype=dtype), 1.0 if count_include_pad else 0.0, 0.0)
+    count = np.zeros((1, 1) + g.out, dtype=dtype)
+    for tap in g.taps():
+        count += ones[g.view(tap)]
+    return count[0, 0]
+
+
+def avg_pool3d(x: ArrayLike, kernel_size: IntTriple, stride: Optional[IntTriple] = None, padding: IntTriple = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> np.ndarray:
+    """3-D average pooling (zero padding): x (N, C, D, H, W) -> (N, C, Do, Ho, Wo)."""
+    x = _float(x)
+    g = _Pool3dGeometry(x.shape, kernel_size, stride, padding, 1, ceil_mode)
+    xp = g.pad(x, 0.0, 0.0)
+    y = np.zeros(x.shape[:2] + g.out, dtype=x.dtype)
+    for tap in g.taps():
+        y += xp[g.view(tap)]
+    return y / _avg_pool3d_divisor(g, count_include_pad, x.dtype)
+
+
+def avg_pool3d_backward(dy: ArrayLike, x_shape: Sequence[int], kernel_size: IntTriple,
+                        stride: Optional[IntTriple] = None, padding: IntTriple = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True) -> np.ndarray:
+    """Gradient of avg_pool3d: dy (N, C, Do, Ho, Wo) -> dx of shape x_shape."""
+    dy = _float(dy)
+    g = _Pool3dGeometry(x_shape, kernel_size, stride, padding, 1, ceil_mode)
+    grad = dy / _avg_pool3d_divisor(g, count_include_pad, dy.dtype)
+    dxp = g.pad(np.zeros(tuple(x_shape), dtype=dy.dtype), 0.0, 0.0)
+    for tap in g.taps():
+        dxp[g.view(tap)] += grad
+    return g.crop(dxp)
+
+
+def adaptive_avg_pool3d(x: ArrayLike, output_size: IntTriple) -> np.ndarray:
+    """Adaptive average pooling: x (N, C, D, H, W) -> (N, C, Do, Ho, Wo), separable as in 2-D."""
+    x = _float(x)
+    Do, Ho, Wo = _triple(output_size)
+    if min(Do, Ho, Wo) <= 0:
+        raise ValueError(f"impossible geometry: adaptive output size {Do}x{Ho}x{Wo}")
+    Ad, Ah, Aw = (_adaptive_matrix(n, o, x.dtype) for n, o in zip(x.shape[2:], (Do, Ho, Wo)))
+    return np.einsum("nzdhw,ad,bh,ew->nzabe", x, Ad, Ah, Aw)  # z: the channel axis
+
+
+def adaptive_avg_pool3d_backward(dy: ArrayLike, x_shape: Sequence[int]) -> np.ndarray:
+    """Gradient of adaptive_avg_pool3d: dy (N, C, Do, Ho, Wo) -> dx of shape x_shape."""
+    dy = _float(dy)
+    Ad, Ah, Aw = (_adaptive_matrix(n, o, dy.dtype) for n, o in zip(x_shape[2:], dy.shape[2:]))
+    return np.einsum("nzabe,ad,bh,ew->nzdhw", dy, Ad, Ah, Aw)
 
 
 # ---------------------------------------------------------------------------

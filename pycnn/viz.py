@@ -1,4 +1,4 @@
-"""Plots written as PNG files: training curves, first-layer filters, feature maps, confusion matrix.
+"""Plots written as PNG files: training curves, first-layer filters, feature maps, confusion matrix, video clips.
 
 Needs matplotlib, the optional extra ``pip install "pycnn[viz]"``. It is
 imported only when a plot is drawn (``import pycnn`` never loads it), and the
@@ -14,6 +14,7 @@ is left alone.
     viz.plot_feature_maps(model, x_test[0], "out/feature_maps.png")
     viz.plot_confusion_matrix(metrics.confusion_matrix(y_test, y_pred), "out/confusion.png",
                               class_names=data.FASHION_MNIST_CLASSES)
+    viz.plot_clips(clips[:4], "out/clips.png", labels=y[:4], class_names=data.MOVING_FASHION_MNIST_CLASSES)
 
 Every function returns the path it wrote (a ``pathlib.Path``) and creates
 missing parent directories.
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from .nn import Module
     from .train import History
 
-__all__ = ["plot_history", "plot_filters", "plot_feature_maps", "plot_confusion_matrix"]
+__all__ = ["plot_history", "plot_filters", "plot_feature_maps", "plot_confusion_matrix", "plot_clips"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: What :func:`plot_history` takes: a History, its ``.history`` dict, or a JSON file of one.
@@ -239,6 +240,43 @@ def plot_confusion_matrix(cm: ArrayLike, path: PathLike, class_names: Optional[S
                 ax.text(j, i, text, ha="center", va="center", fontsize=7,
                         color="white" if values[i, j] > 0.5 * top else "black")
     ax.set_title(title or ("Confusion matrix" + (" (normalised by true class)" if normalize else "")))
+    return _save(fig, path)
+
+
+def plot_clips(clips: ArrayLike, path: PathLike, labels: Optional[ArrayLike] = None,
+               class_names: Optional[Sequence[str]] = None, max_clips: int = 8) -> pathlib.Path:
+    """Video clips as a film strip: one row per clip, one column per frame (grey, one shared range).
+
+    Args:
+        clips: ``(N, 1, T, H, W)`` (what ``nn.Conv3d`` takes) or ``(N, T, H, W)``.
+        path: the PNG to write.
+        labels: one class per clip, shown at the start of its row.
+        class_names: names for the labels (default: the numbers).
+        max_clips: rows drawn at most.
+    """
+    v = np.asarray(clips, dtype=np.float64)
+    if v.ndim == 5 and v.shape[1] == 1:
+        v = v[:, 0]
+    if v.ndim != 4 or v.shape[0] == 0 or v.shape[1] == 0:
+        raise ValueError(f"plot_clips: expected clips (N, 1, T, H, W) or (N, T, H, W), got {np.shape(clips)}")
+    v = v[:max_clips]
+    n, frames = v.shape[:2]
+    names = None
+    if labels is not None:
+        lab = np.asarray(labels).reshape(-1)
+        if len(lab) < n:
+            raise ValueError(f"plot_clips: {len(lab)} labels for {n} clips")
+        names = [str(class_names[int(c)]) if class_names is not None else str(int(c)) for c in lab[:n]]
+    lo, hi = float(v.min()), float(v.max())
+    fig = _figure(1.0 * frames + 0.4, 1.05 * n + 0.5)
+    for i in range(n):
+        for t in range(frames):
+            ax = fig.add_subplot(n, frames, i * frames + t + 1)
+            ax.imshow(v[i, t], cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, interpolation="nearest")
+            ax.set_axis_off()
+            if t == 0 and names is not None:
+                ax.set_title(names[i], fontsize=7, loc="left")
+    fig.suptitle(f"{n} clips of {frames} frames (time runs left to right)")
     return _save(fig, path)
 
 

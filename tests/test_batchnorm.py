@@ -178,8 +178,10 @@ def test_batch_norm_errors(rng):
         F.batch_norm(f32(rng, 1, 3), None, None, training=True)
     with pytest.raises(ValueError, match=r"expected weight of shape \(3,\)"):
         F.batch_norm(f32(rng, 2, 3, 4, 4), None, None, np.ones(4, np.float32), training=True)
-    with pytest.raises(ValueError, match=r"\(N, C\), \(N, C, L\) or \(N, C, H, W\)"):
+    with pytest.raises(ValueError, match=r"\(N, C\), \(N, C, L\), \(N, C, H, W\) or \(N, C, D, H, W\)"):
         F.batch_norm(f32(rng, 5), None, None, training=True)
+    with pytest.raises(ValueError, match=r"or \(N, C, D, H, W\), got \(1, 2, 1, 1, 1, 1\)"):
+        F.batch_norm(f32(rng, 1, 2, 1, 1, 1, 1), None, None, training=True)
     with pytest.raises(ValueError, match="required when training=False"):
         F.batch_norm(f32(rng, 2, 3), None, None, training=False)
     with pytest.raises(TypeError, match="running_mean"):  # written in place: never converted

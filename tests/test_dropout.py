@@ -30,17 +30,22 @@ def test_dropout_is_inverted_seeded_and_identity_in_eval(rng):
     assert d.eval()(x) is x  # identity, no copy
 
 
-def test_dropout2d_drops_whole_channels(rng):
-    x = f32(rng, 8, 16, 5, 5) + 5.0
-    d = nn.Dropout2d(0.5)
+def check_drops_whole_channels(d, x, rng):
+    """``d`` (in training mode) zeroes whole (n, c) channels of x (> 0) and scales the rest, forward and backward."""
     y = d(x)
-    per_channel = (y != 0).reshape(8, 16, -1)
+    per_channel = (y != 0).reshape(x.shape[0], x.shape[1], -1)
     assert (per_channel.all(axis=2) | ~per_channel.any(axis=2)).all()
     kept = per_channel.all(axis=2)
     assert 0 < kept.sum() < kept.size
     assert_close(y, ref.dropout_apply(f64(x), kept, 0.5), rtol=1e-6, atol=0)
     dy = f32(rng, *x.shape)
     assert_close(d.backward(dy), ref.dropout_apply(f64(dy), kept, 0.5), rtol=1e-6, atol=0)
+
+
+def test_dropout2d_drops_whole_channels(rng):
+    x = f32(rng, 8, 16, 5, 5) + 5.0
+    d = nn.Dropout2d(0.5)
+    check_drops_whole_channels(d, x, rng)
     y1 = nn.Dropout1d(0.5)(f32(rng, 4, 6, 9) + 5.0)
     pc = (y1 != 0)
     assert (pc.all(axis=2) | ~pc.any(axis=2)).all()

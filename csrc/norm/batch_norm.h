@@ -4,7 +4,7 @@
 
 namespace pycnn {
 
-// x (N, C), (N, C, L) or (N, C, H, W) seen as (N, C, L) with L = 1, L or H*W.
+// x (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W) seen as (N, C, L) with L = 1, L, H*W or D*H*W.
 struct BatchNormShape {
   i64 N, C, L;
 };

@@ -8,8 +8,9 @@ namespace pycnn::ops {
 
 BatchNormShape batch_norm_shape(const Shape& x, const Shape* weight, const Shape* bias, const Shape* running_mean,
                                 const Shape* running_var) {
-  if (x.size() < 2 || x.size() > 4)
-    fail("batch_norm: expected input of shape (N, C), (N, C, L) or (N, C, H, W), got ", shape_str(x));
+  if (x.size() < 2 || x.size() > 5)
+    fail("batch_norm: expected input of shape (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W), got ",
+         shape_str(x));
   if ((running_mean == nullptr) != (running_var == nullptr))
     fail("batch_norm: running_mean and running_var must both be given or both be None");
   checked_numel(x, "batch_norm input");

@@ -5,7 +5,7 @@
 
 namespace pycnn::ops {
 
-// x (N, C), (N, C, L) or (N, C, H, W); weight, bias, running_mean,
+// x (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W); weight, bias, running_mean,
 // running_var each (C,) when given (running stats: both or neither).
 BatchNormShape batch_norm_shape(const Shape& x, const Shape* weight, const Shape* bias, const Shape* running_mean,
                                 const Shape* running_var);

@@ -294,26 +294,6 @@ void avg_pool2d_bwd(float* dx, const float* dy, const Pool2dShape& s, bool count
   });
 }
 
-namespace {
-// PyTorch's adaptive windows: [floor(i*in/out), ceil((i+1)*in/out)).
-inline i64 adaptive_begin(i64 i, i64 in, i64 out) { return (i * in) / out; }
-inline i64 adaptive_end(i64 i, i64 in, i64 out) { return ((i + 1) * in + out - 1) / out; }
-}  // namespace
-
-namespace {
-
-// The adaptive windows along one axis, computed once per call instead of once
-// per plane (their integer divisions cost more than a small plane's sums:
-// 32x512 planes of 1x1 took 0.35 ms).
-struct AdaptiveWindows {
-  std::vector<i64> begin, end;
-  AdaptiveWindows(i64 in, i64 out) : begin(static_cast<std::size_t>(out)), end(static_cast<std::size_t>(out)) {
-    for (i64 i = 0; i < out; ++i) begin[i] = adaptive_begin(i, in, out), end[i] = adaptive_end(i, in, out);
-  }
-};
-
-}  // namespace
-
 void adaptive_avg_pool2d_fwd(float* y, const float* x, const Pool2dShape& s, int nt) {
   const i64 planes = s.N * s.C;
   if (s.Ho == 1 && s.Wo == 1) {  // global average pooling: the same sums, without the window loops

@@ -51,7 +51,9 @@ from .normalization import batch_norm, batch_norm_backward, batch_norm_forward
 from .optim import adam_step, sgd_step, sgd_step_many, zero_many
 from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_avg_pool2d,
                       adaptive_avg_pool2d_backward, avg_pool1d, avg_pool1d_backward, avg_pool2d, avg_pool2d_backward,
-                      max_pool1d, max_pool1d_backward, max_pool2d, max_pool2d_backward)
+                      max_pool1d, max_pool1d_backward, max_pool2d, max_pool2d_backward, max_pool3d,
+                      max_pool3d_backward, avg_pool3d, avg_pool3d_backward, adaptive_avg_pool3d,
+                      adaptive_avg_pool3d_backward)
 from .resize import interpolate, interpolate_backward
 
 __all__ = [
@@ -64,6 +66,8 @@ __all__ = [
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
     "max_pool1d", "max_pool1d_backward", "avg_pool1d", "avg_pool1d_backward",
     "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward",
+    "max_pool3d", "max_pool3d_backward", "avg_pool3d", "avg_pool3d_backward",
+    "adaptive_avg_pool3d", "adaptive_avg_pool3d_backward",
     "add", "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
     "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
     "elu", "elu_backward", "gelu", "gelu_backward", "softmax", "softmax_backward",

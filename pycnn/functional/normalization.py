@@ -1,4 +1,5 @@
-"""Batch normalisation over the channel axis of (N, C), (N, C, L) or (N, C, H, W), forward and backward."""
+"""Batch normalisation over the channel axis of (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W), forward
+and backward."""
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -29,7 +30,7 @@ def batch_norm_forward(x: ArrayLike, running_mean: Optional[np.ndarray], running
                        relu: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
     """Batch normalisation -> ``(y, save_mean, save_rstd)``; the saved arrays are None in eval.
 
-    ``x`` is (N, C), (N, C, L) or (N, C, H, W); statistics are per channel C
+    ``x`` is (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W); statistics are per channel C
     over every other axis. In training the batch statistics normalise and,
     when ``running_mean``/``running_var`` are given (float32 (C,) arrays,
     updated in place), ``r = (1 - momentum) * r + momentum * stat`` with the

@@ -15,22 +15,25 @@ from . import init
 from .activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
 from .conv import Conv1d, Conv2d, Conv2Plus1d, Conv3d, ConvTranspose1d, ConvTranspose2d
-from .dropout import Dropout, Dropout1d, Dropout2d
+from .dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
 from .grad_mode import enable_grad
 from .graph import Input, Model, SymbolicValue
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .merge import Add, Concat, Multiply
 from .module import Module
-from .normalization import BatchNorm1d, BatchNorm2d
+from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .parameter import Parameter
 from .pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
     AvgPool1d,
     AvgPool2d,
+    AvgPool3d,
     MaxPool1d,
     MaxPool2d,
+    MaxPool3d,
 )
 from .registry import register_module, registered_modules
 from .residual import BasicBlock, Residual
@@ -55,10 +58,11 @@ __all__ = [
     "ConvTranspose1d", "ConvTranspose2d", "Upsample",
     # pooling
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+    "MaxPool3d", "AvgPool3d", "AdaptiveAvgPool3d",
     # activations
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "GELU", "Softmax",
     # normalisation and regularisation
-    "BatchNorm1d", "BatchNorm2d", "Dropout", "Dropout1d", "Dropout2d",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
     # losses
     "CrossEntropyLoss", "MSELoss",
     # weight initialisation

@@ -10,7 +10,7 @@ from .activation import ReLU
 from .conv import Conv1d, Conv2d, Conv3d
 from .linear import Linear
 from .module import Module
-from .normalization import BatchNorm1d, BatchNorm2d
+from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .pooling import MaxPool2d
 from .registry import config_is_children
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["Sequential", "call_backward"]
 
 # Layers that can apply a following ReLU in their own output write.
-_RELU_PRODUCERS = (Conv2d, Linear, Conv1d, Conv3d, BatchNorm1d, BatchNorm2d)
+_RELU_PRODUCERS = (Conv2d, Linear, Conv1d, Conv3d, BatchNorm1d, BatchNorm2d, BatchNorm3d)
 
 
 def call_backward(module: Module, grad_output: Any, input_grad: bool) -> Any:

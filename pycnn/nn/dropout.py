@@ -3,8 +3,8 @@
 Masks are drawn with NumPy from pycnn's generator (``pycnn.manual_seed``
 reproduces them); the C++ kernel applies mask and scale ``1 / (1 - p)`` in
 one pass, forward and backward. ``Dropout`` drops elements independently;
-``Dropout1d`` / ``Dropout2d`` drop whole channels of (N, C, L) / (N, C, H, W)
-inputs, as PyTorch's.
+``Dropout1d`` / ``Dropout2d`` / ``Dropout3d`` drop whole channels of (N, C, L) /
+(N, C, H, W) / (N, C, D, H, W) inputs, as PyTorch's.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .module import Module
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["Dropout", "Dropout1d", "Dropout2d"]
+__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
 
 
 class Dropout(Module):
@@ -73,3 +73,11 @@ class Dropout2d(Dropout):
     _channelwise = True
     _ndims = 4
     _shape_text = "(N, C, H, W)"
+
+
+class Dropout3d(Dropout):
+    """Zero whole channels of an (N, C, D, H, W) input with probability ``p`` (PyTorch's ``nn.Dropout3d``)."""
+
+    _channelwise = True
+    _ndims = 5
+    _shape_text = "(N, C, D, H, W)"

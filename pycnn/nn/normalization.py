@@ -1,4 +1,4 @@
-"""Batch normalisation layers, PyTorch's ``nn.BatchNorm1d`` / ``nn.BatchNorm2d``.
+"""Batch normalisation layers, PyTorch's ``nn.BatchNorm1d`` / ``nn.BatchNorm2d`` / ``nn.BatchNorm3d``.
 
 Parameters and buffers carry PyTorch's names -- ``weight``, ``bias``,
 ``running_mean``, ``running_var``, ``num_batches_tracked`` (int64, 0-d) -- so
@@ -32,7 +32,7 @@ from .parameter import Parameter
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["BatchNorm1d", "BatchNorm2d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 
 class _BatchNorm(Module):
@@ -155,6 +155,13 @@ class BatchNorm2d(_BatchNorm):
 
     _ndims = (4,)
     _shape_text = "(N, C, H, W)"
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalisation over (N, C, D, H, W) clips: per-channel statistics over N, D, H and W."""
+
+    _ndims = (5,)
+    _shape_text = "(N, C, D, H, W)"
 
 
 class BatchNorm1d(_BatchNorm):

@@ -1,9 +1,10 @@
 """Pooling layers (floor mode, as PyTorch's defaults).
 
 Each kind (max, average, adaptive average) is written once, for any number
-of spatial dimensions; the 2-D and 1-D classes only name their functional
-ops and how they parse the window (the 1-D ops run the 2-D kernels on a
-(1, k) window).
+of spatial dimensions; the 2-D, 1-D and 3-D classes only name their
+functional ops and how they parse the window (the 1-D ops run the 2-D
+kernels on a (1, k) window; the 3-D ones, on (N, C, D, H, W) clips, have
+kernels of their own and also take ``ceil_mode``, and dilation for max).
 """
 from __future__ import annotations
 
@@ -12,19 +13,21 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union
 import numpy as np
 
 from .. import functional as F
-from .._checks import check_single
-from ..functional.pooling import adaptive_output_size, pool1d_args, pool_args
+from .._checks import check_bool, check_single, check_triple
+from ..functional.pooling import (adaptive_output_size, adaptive_output_size3d, pool1d_args,
+                                  pool3d_args, pool_args)
 from .module import Module
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d"]
+__all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d",
+           "MaxPool3d", "AvgPool3d", "AdaptiveAvgPool3d"]
 
 # A window size, stride or padding: one int for every dimension, or one per dimension.
 _Size = Union[int, Tuple[int, ...]]
 # An adaptive pooling's output size; None keeps the input's size along that dimension.
-_OutputSize = Union[int, Tuple[Optional[int], Optional[int]]]
+_OutputSize = Union[int, Tuple[Optional[int], ...]]
 
 
 class _Pool(Module):
@@ -44,8 +47,8 @@ class _Pool(Module):
                 raise ValueError(f"{self._op}: padding should be at most half of kernel_size, got "
                                  f"padding={padding}, kernel_size={kernel_size}")
 
-    def _window(self) -> Tuple[Any, Any, Any]:
-        """(kernel, stride, padding) as the functional ops take them: pairs, or ints for 1-D."""
+    def _window(self) -> Tuple[Any, ...]:
+        """The window as the functional ops take it: (kernel, stride, padding), pairs or ints for 1-D."""
         if self._one_d:
             return self._k[1], self._s[1], self._p[1]
         return self._k, self._s, self._p
@@ -102,6 +105,34 @@ class MaxPool1d(_MaxPool):
     _pool_backward = staticmethod(F.max_pool1d_backward)
 
 
+class MaxPool3d(_MaxPool):
+    """3-D max pooling of (N, C, D, H, W) clips, PyTorch's ``nn.MaxPool3d``.
+
+    ``MaxPool3d(kernel_size, stride=None, padding=0, dilation=1, *,
+    ceil_mode=False)``: ints or (d, h, w) triples; argmax saved as MaxPool2d
+    (PyTorch's ``return_indices`` is :func:`pycnn.functional.max_pool3d`'s:
+    a module returns one array).
+    """
+
+    _op = "MaxPool3d"
+    _parse = staticmethod(pool3d_args)
+    _pool = staticmethod(F.max_pool3d)
+    _pool_backward = staticmethod(F.max_pool3d_backward)
+
+    def __init__(self, kernel_size: _Size, stride: Optional[_Size] = None, padding: _Size = 0,
+                 dilation: _Size = 1, *, ceil_mode: bool = False) -> None:
+        super().__init__(kernel_size, stride, padding)
+        self.dilation = dilation
+        self._d = check_triple(dilation, "dilation", self._op, 1)
+        self.ceil_mode = check_bool(ceil_mode, "ceil_mode", self._op)
+
+    def _window(self) -> Tuple[Any, ...]:
+        return self._k, self._s, self._p, self._d, self.ceil_mode
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+
+
 class _AvgPool(_Pool):
     _pool: Callable[..., np.ndarray] = staticmethod(F.avg_pool2d)
     _pool_backward: Callable[..., np.ndarray] = staticmethod(F.avg_pool2d_backward)
@@ -148,6 +179,27 @@ class AvgPool1d(_AvgPool):
     _pool_backward = staticmethod(F.avg_pool1d_backward)
 
 
+class AvgPool3d(_AvgPool):
+    """3-D average pooling of (N, C, D, H, W) clips, PyTorch's
+    ``nn.AvgPool3d(kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True)``."""
+
+    _op = "AvgPool3d"
+    _parse = staticmethod(pool3d_args)
+    _pool = staticmethod(F.avg_pool3d)
+    _pool_backward = staticmethod(F.avg_pool3d_backward)
+
+    def __init__(self, kernel_size: _Size, stride: Optional[_Size] = None, padding: _Size = 0,
+                 ceil_mode: bool = False, count_include_pad: bool = True) -> None:
+        super().__init__(kernel_size, stride, padding, count_include_pad)
+        self.ceil_mode = check_bool(ceil_mode, "ceil_mode", self._op)
+
+    def _window(self) -> Tuple[Any, ...]:
+        return self._k, self._s, self._p, self.ceil_mode
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", ceil_mode=True" if self.ceil_mode else "")
+
+
 class _AdaptiveAvgPool(Module):
     _pool: Callable[..., np.ndarray] = staticmethod(F.adaptive_avg_pool2d)
     _pool_backward: Callable[..., np.ndarray] = staticmethod(F.adaptive_avg_pool2d_backward)
@@ -190,3 +242,14 @@ class AdaptiveAvgPool1d(_AdaptiveAvgPool):
     @staticmethod
     def _check_output_size(output_size: _OutputSize) -> None:
         check_single(output_size, "output_size", "AdaptiveAvgPool1d", 1)
+
+
+class AdaptiveAvgPool3d(_AdaptiveAvgPool):
+    """Average pooling of (N, C, D, H, W) to a fixed ``output_size`` (int or triple; None keeps the input size)."""
+
+    _pool = staticmethod(F.adaptive_avg_pool3d)
+    _pool_backward = staticmethod(F.adaptive_avg_pool3d_backward)
+
+    @staticmethod
+    def _check_output_size(output_size: _OutputSize) -> None:
+        adaptive_output_size3d(output_size, ())  # validates; None entries resolve per input
