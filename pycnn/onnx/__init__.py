@@ -1,0 +1,2 @@
+"""ONNX interchange (placeholder on this branch: the export branch owns this file; the importer is
+:mod:`pycnn.onnx.importer`)."""
