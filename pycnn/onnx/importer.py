@@ -334,7 +334,10 @@ class _Importer:
             raise InvalidOnnxError(f"{self.name}: the graph has no input that is not an initializer")
         nodes = [self._node(i, p) for i, p in enumerate(g.node)]
         order = _topological(nodes, set(self.env), self.name)
-        order = _rewrite_gelu(order, self._constant_of)
+        for n in order:  # constants first: the GELU rewrite compares them
+            if n.op == "Constant":
+                self._op_Constant(n)
+        order = _rewrite_gelu([n for n in order if n.op != "Constant"], self._constant_of)
         for n in order:
             for name in n.inputs:
                 self.users.setdefault(name, []).append(n)
