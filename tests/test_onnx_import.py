@@ -55,48 +55,11 @@ def reference(data, feeds):
 # ---------------------------------------------------------------------------
 
 def torch_modules():
+    """torch, and a builder of torchvision's ResNet-18 module tree (torchvision need not be installed)."""
     torch = pytest.importorskip("torch")
-    tnn = torch.nn
+    from pycnn.bench.resnet import torch_resnet18
 
-    class BasicBlock(tnn.Module):  # torchvision's, by hand (torchvision need not be installed)
-        def __init__(self, inplanes, planes, stride=1):
-            super().__init__()
-            self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-            self.bn1 = tnn.BatchNorm2d(planes)
-            self.relu = tnn.ReLU(inplace=True)
-            self.conv2 = tnn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-            self.bn2 = tnn.BatchNorm2d(planes)
-            self.downsample = None
-            if stride != 1 or inplanes != planes:
-                self.downsample = tnn.Sequential(tnn.Conv2d(inplanes, planes, 1, stride, bias=False),
-                                                 tnn.BatchNorm2d(planes))
-
-        def forward(self, x):
-            identity = x if self.downsample is None else self.downsample(x)
-            out = self.relu(self.bn1(self.conv1(x)))
-            return self.relu(self.bn2(self.conv2(out)) + identity)
-
-    class ResNet18(tnn.Module):
-        def __init__(self, num_classes=10):
-            super().__init__()
-            self.conv1 = tnn.Conv2d(3, 64, 7, 2, 3, bias=False)
-            self.bn1 = tnn.BatchNorm2d(64)
-            self.relu = tnn.ReLU(inplace=True)
-            self.maxpool = tnn.MaxPool2d(3, 2, 1)
-            inplanes = 64
-            for i, planes in enumerate((64, 128, 256, 512)):
-                setattr(self, f"layer{i + 1}", tnn.Sequential(BasicBlock(inplanes, planes, 1 if i == 0 else 2),
-                                                              BasicBlock(planes, planes)))
-                inplanes = planes
-            self.avgpool = tnn.AdaptiveAvgPool2d(1)
-            self.fc = tnn.Linear(512, num_classes)
-
-        def forward(self, x):
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self.fc(torch.flatten(self.avgpool(x), 1))
-
-    return torch, ResNet18
+    return torch, lambda num_classes: torch_resnet18(torch, num_classes=num_classes)
 
 
 def export(torch, module, example, dynamo, **kw):
@@ -133,7 +96,7 @@ def randomise_batchnorm(torch, module, seed):
 def test_resnet18_from_pytorch_matches_and_fine_tunes(dynamo):
     torch, ResNet18 = torch_modules()
     torch.manual_seed(0)
-    tm = ResNet18()
+    tm = ResNet18(10)
     randomise_batchnorm(torch, tm, 1)
     tm.eval()
     data = export(torch, tm, torch.zeros(1, 3, 32, 32), dynamo)
@@ -231,7 +194,7 @@ def test_chain_from_pytorch_is_sequential_and_conv1d():
 # hand-built graphs, checked against onnx's reference evaluator
 # ---------------------------------------------------------------------------
 
-def test_branches_with_concat_and_two_outputs():
+def test_branches_with_concat_and_two_outputs(tmp_path):
     rng = np.random.default_rng(5)
     w1 = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     w2 = rng.standard_normal((2, 3, 1, 1)).astype(np.float32)
@@ -257,6 +220,12 @@ def test_branches_with_concat_and_two_outputs():
     logits, side = model(x)
     ref_logits, ref_side = reference(data, {"x": x})
     assert rel_err(logits, ref_logits) < 1e-5 and rel_err(side, ref_side) < 1e-5
+    # An imported network is an ordinary one: pycnn's own file format keeps it, bitwise.
+    path = tmp_path / "imported.npz"
+    pycnn.save(model, path)
+    again = pycnn.load(path)
+    for a, b in zip(again(x), (logits, side)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_same_upper_padding_and_gemm_alpha_beta():
@@ -342,10 +311,12 @@ def test_absurd_attributes_refused(attrs, error, message):
      r"'mp' \(MaxPool\).*ceil_mode=1"),
     (helper.make_node("Add", ["x", "s"], ["y"], name="plus"), r"'plus' \(Add\).*input 1 \('s'\) is a constant"),
     (helper.make_node("Relu", ["x"], ["y"], name="custom", domain="com.example"), "domain 'com.example'"),
+    (helper.make_node("Relu", ["x"], ["y"], name="r", fancy=1), r"'r' \(Relu\): attribute 'fancy' is not one"),
+    (helper.make_node("Reshape", ["x", "shape"], ["y"], name="rs"), r"'rs' \(Reshape\).*only as Flatten"),
 ])
 def test_unsupported_ops_name_the_node(node, message):
     data = model_bytes([node], [fin("x", [1, 2, 8, 8])], [fin("y", None)],
-                       [init("s", np.array([1, 1, 2, 2], np.float32))])
+                       [init("s", np.array([1, 1, 2, 2], np.float32)), init("shape", np.array([2, 8, 16]))])
     with pytest.raises(UnsupportedOnnxError, match=message):
         load(data)
 
@@ -359,6 +330,7 @@ def test_hostile_graphs_refused():
         ([helper.make_node("Relu", ["x"], ["y"], name="a"), helper.make_node("Relu", ["x"], ["y"], name="b")],
          "'y' is defined twice"),
         ([helper.make_node("Conv", ["x"], ["y"], name="c")], r"'c' \(Conv\) lacks input 1"),
+        ([helper.make_node("Relu", ["x"], [], name="silent")], r"'silent' \(Relu\) has no output"),
     ]
     for nodes, message in cases:
         with pytest.raises(InvalidOnnxError, match=message):

@@ -92,6 +92,28 @@ _DTYPES: Dict[int, Tuple[str, str]] = {
 }
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
+_WINDOW = {"auto_pad", "pads", "strides", "kernel_shape", "dilations"}
+# The attributes each operator's converter reads (or knows to be harmless); any other is refused, since an
+# attribute the converter ignored could change what the node computes.
+_KNOWN_ATTRIBUTES: Dict[str, Set[str]] = {
+    "Conv": _WINDOW | {"group"},
+    "ConvTranspose": _WINDOW | {"group", "output_padding", "output_shape"},
+    "BatchNormalization": {"epsilon", "momentum", "training_mode", "spatial", "is_test", "consumed_inputs"},
+    "MaxPool": _WINDOW | {"ceil_mode", "storage_order"},
+    "AveragePool": _WINDOW | {"ceil_mode", "count_include_pad"},
+    "GlobalAveragePool": set(), "Relu": set(), "Sigmoid": set(), "Tanh": set(), "Identity": set(),
+    "LeakyRelu": {"alpha"}, "Elu": {"alpha"}, "Gelu": {"approximate"}, "Softmax": {"axis"},
+    "ReduceMean": {"axes", "keepdims", "noop_with_empty_axes"},
+    "Resize": {"mode", "coordinate_transformation_mode", "nearest_mode", "antialias", "exclude_outside",
+               "cubic_coeff_a", "extrapolation_value", "axes", "keep_aspect_ratio_policy"},
+    "Gemm": {"alpha", "beta", "transA", "transB"}, "MatMul": set(), "Flatten": {"axis"},
+    "Reshape": {"allowzero"}, "Add": set(), "Mul": set(), "Concat": {"axis"},
+    "Dropout": {"ratio", "seed", "is_test"}, "Transpose": {"perm"},
+    "Constant": {"value", "value_float", "value_floats", "value_int", "value_ints", "sparse_value", "value_string",
+                 "value_strings"},
+    "Erf": set(), "Div": set(),
+}
+
 
 def _declared_count(t: "onnx.TensorProto", what: str) -> int:
     dims = list(t.dims)
@@ -117,7 +139,7 @@ class _TensorReader:
         dims = tuple(t.dims)
         if t.data_location == _EXTERNAL:
             raw = self._external(t, what, count * np.dtype(dtype).itemsize)
-            return np.frombuffer(raw, dtype).reshape(dims).astype(dtype[-2:] if dtype != "?" else "?")
+            return np.frombuffer(raw, dtype).reshape(dims).copy()
         if t.raw_data:
             nbytes = count * np.dtype(dtype).itemsize
             if len(t.raw_data) != nbytes:
@@ -402,7 +424,14 @@ class _Importer:
         if p.domain not in ("", "ai.onnx"):
             raise UnsupportedOnnxError(f"{self.name}: {where} is in operator domain {p.domain!r}; pycnn reads only "
                                        f"the default ONNX domain")
-        return _Node(p.name or f"#{index}", p.op_type, list(p.input), list(p.output), _attributes(p, where), p)
+        if not p.output or not p.output[0]:
+            raise InvalidOnnxError(f"{self.name}: {where} has no output")
+        attrs = _attributes(p, where)
+        unknown = sorted(set(attrs) - _KNOWN_ATTRIBUTES.get(p.op_type, set(attrs)))
+        if unknown:
+            raise UnsupportedOnnxError(f"{self.name}: {where}: attribute {unknown[0]!r} is not one pycnn knows for "
+                                       f"{p.op_type}; refusing rather than ignoring it")
+        return _Node(p.name or f"#{index}", p.op_type, list(p.input), list(p.output), attrs, p)
 
     def _graph_input(self, vi: "onnx.ValueInfoProto") -> SymbolicValue:
         tt = vi.type.tensor_type
@@ -471,7 +500,9 @@ class _Importer:
 
     def _weights(self, module: nn.Module, **arrays: Optional[np.ndarray]) -> None:
         state = {k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items() if v is not None}
-        module.load_state_dict(state, strict=False)
+        missing, unexpected = module.load_state_dict(state, strict=False)
+        # Every parameter must come from the file (built inside the budget, the others hold no values).
+        assert not unexpected and set(missing) <= {"num_batches_tracked"}, (missing, unexpected)
 
     def _floats(self, a: np.ndarray, n: _Node, what: str) -> np.ndarray:
         if a.dtype.kind != "f":
@@ -527,6 +558,8 @@ class _Importer:
             raise self._unsupported(n, f"only tensor, float(s) and int(s) values are read, got {sorted(a)}")
 
     def _op_Identity(self, n: _Node) -> None:  # noqa: N802
+        if not n.inputs or not n.inputs[0]:
+            raise InvalidOnnxError(f"{self.name}: {n.where()} lacks input 0")
         self.env[n.outputs[0]] = self.env[n.inputs[0]]
 
     def _op_Dropout(self, n: _Node) -> None:  # noqa: N802
@@ -544,7 +577,8 @@ class _Importer:
                                            "file); pycnn has no transpose layer. Load with "
                                            "drop_input_transpose=True to get a model that takes NCHW arrays")
             _, h, w, c = x.shape
-            if len(self.calls) or any(self.env.get(k) is x for k in self.graph_outputs):
+            names = [k for k, v in self.env.items() if v is x]
+            if any(u is not n for k in names for u in self.users.get(k, [])) or set(names) & self.graph_outputs:
                 raise self._unsupported(n, "the NHWC input is used by other nodes than this transpose")
             y = nn.Input((int(c), int(h), int(w)))  # type: ignore[arg-type]
             # The graph input becomes NCHW: replace it everywhere it appears.
@@ -847,7 +881,8 @@ class _Importer:
         x = self._sym(n)
         target = [int(v) for v in self._const(n, 1).reshape(-1)]  # type: ignore[union-attr]
         rest = math.prod(int(d or 0) for d in x.shape[1:])
-        batch_ok = (0, self.batch) if self.batch is not None else (0,)
+        # 0 copies the input's size, unless allowzero=1 makes it a literal 0
+        batch_ok = (self.batch,) if _int(n, "allowzero", 0) else (0, self.batch)
         if len(target) == 2 and (target[1] in (-1, rest) and target[0] in batch_ok
                                  or target[0] == -1 and target[1] == rest):
             self._call(n, nn.Flatten(), [x])
