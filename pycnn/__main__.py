@@ -189,9 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "evaluate",
         help="accuracy and classification report of a saved model on the Fashion-MNIST test set",
-        description="Load a model saved with 'train --save' or pycnn.save (or an .onnx file) and measure it on the\n"
-        "10,000 Fashion-MNIST test images: loss, accuracy, and a classification report\n"
-        "(precision, recall and F1 per class, and their averages).",
+        description="Load a model saved with 'train --save' or pycnn.save, or an ONNX file (.onnx),\n"
+        "and measure it on the 10,000 Fashion-MNIST test images: loss, accuracy, and a\n"
+        "classification report (precision, recall and F1 per class, and their averages).",
         epilog=DATA_HELP + "\n\nexample:\n  python -m pycnn evaluate out/model.npz --plots out/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

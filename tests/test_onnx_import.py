@@ -291,7 +291,7 @@ def conv_graph(**attrs):
 @pytest.mark.parametrize("attrs, error, message", [
     (dict(pads=[1, 1, 0, 0]), UnsupportedOnnxError, r"'the_conv' \(Conv\).*asymmetric padding"),
     (dict(auto_pad="SAME_UPPER", strides=[2, 2]), UnsupportedOnnxError, "asymmetric padding.*SAME_UPPER"),
-    (dict(strides=[-1, 1]), InvalidOnnxError, r"'the_conv' \(Conv\).*strides=\[-1, 1\] is out of range"),
+    (dict(strides=[-1, 1]), InvalidOnnxError, r"^<bytes>: node 'the_conv' \(Conv\).*strides=\[-1, 1\] is out of range"),
     (dict(kernel_shape=[10**9, 3]), InvalidOnnxError, "kernel_shape.*out of range"),
     (dict(group=3), InvalidOnnxError, "group=3 does not divide the 2 input channels"),
     (dict(dilations=[1, 1, 1]), InvalidOnnxError, "dilations must hold 2 integers"),
@@ -357,6 +357,26 @@ def test_oversized_and_lying_tensors_refused_before_allocation():
         load(conv_graph(), max_bytes=100)
     with pytest.raises(InvalidOnnxError, match="not an ONNX model"):
         load(b"\xff\xff\xff garbage")
+
+
+
+@pytest.mark.parametrize("node, inputs", [
+    # padding a 1x1 plane by 2^14 on each side: 2^30 outputs per channel
+    (helper.make_node("Conv", ["x", "w"], ["y"], name="blowup", pads=[1 << 14] * 4), []),
+    (helper.make_node("ConvTranspose", ["x", "wt"], ["y"], name="blowup", strides=[1 << 14, 1 << 14]), []),
+    (helper.make_node("Resize", ["x", "", "s"], ["y"], name="blowup", mode="nearest",
+                      coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+     [init("s", np.array([1, 1, 1 << 14, 1 << 14], np.float32))]),
+])
+def test_layers_blowing_up_activations_refused_before_building(node, inputs):
+    data = model_bytes([node], [fin("x", [1, 2, 2, 2])], [fin("y", None)],
+                       [init("w", np.ones((2, 2, 1, 1), np.float32)), init("wt", np.ones((2, 2, 1, 1), np.float32))]
+                       + inputs)
+    with pytest.raises(InvalidOnnxError, match=r"'blowup' .*its output would hold [\d,]+ elements per sample"):
+        load(data)
+    with pytest.raises(InvalidOnnxError, match="absurd sizes"):
+        load(model_bytes([helper.make_node("Relu", ["x"], ["y"])], [fin("x", [1, 1 << 14, 1 << 14, 4])],
+                         [fin("y", None)]))
 
 
 @pytest.mark.parametrize("location", ["../secret.bin", "/etc/passwd", "sub/../../secret.bin"])

@@ -68,6 +68,10 @@ DEFAULT_MAX_ELEMENTS = 1 << 28
 DEFAULT_MAX_BYTES = (1 << 31) - 1
 # Attribute integers (strides, pads, axes, kernel sizes) beyond this are absurd and refused.
 _MAX_ATTR_INT = 1 << 24
+# Elements one sample of any value in the graph may have (512 MiB of float32). Building the graph runs
+# each layer on a batch of two zero samples to learn its output shape, so a file declaring a huge input,
+# or a layer that blows its input up (padding, stride, resize factors), is refused before that allocation.
+_MAX_SAMPLE_ELEMENTS = 1 << 27
 # Elements a network may build beyond its file's weights: BatchNorm's num_batches_tracked, one per node.
 _SLACK_PER_NODE = 4
 _SUPPORTED_OPSETS = range(7, 23)
@@ -374,8 +378,10 @@ class _Importer:
                     continue
                 try:
                     self._convert(n)
-                except (UnsupportedOnnxError, InvalidOnnxError):
-                    raise
+                except (UnsupportedOnnxError, InvalidOnnxError) as e:
+                    if str(e).startswith(self.name + ": "):
+                        raise
+                    raise type(e)(f"{self.name}: {e}") from None  # the attribute helpers know no file name
                 except (ValueError, TypeError, IndexError, OverflowError) as e:
                     raise UnsupportedOnnxError(f"{self.name}: {n.where()}: pycnn cannot build it: {e}") from e
         outputs: List[SymbolicValue] = []
@@ -453,9 +459,16 @@ class _Importer:
                 raise UnsupportedOnnxError(f"{self.name}: graph input {vi.name!r} has shape {dims} with sizes the "
                                            f"file leaves open; give input_shape= (one sample's shape)")
             sample = [int(d) for d in dims[1:]]  # type: ignore[arg-type]
-        if any(d < 1 or d > _MAX_ATTR_INT for d in sample):
-            raise InvalidOnnxError(f"{self.name}: graph input {vi.name!r} has absurd sizes {sample}")
+        if any(d < 1 or d > _MAX_ATTR_INT for d in sample) or math.prod(sample) > _MAX_SAMPLE_ELEMENTS:
+            raise InvalidOnnxError(f"{self.name}: graph input {vi.name!r} has absurd sizes {sample} (at most "
+                                   f"{_MAX_SAMPLE_ELEMENTS:,} elements per sample)")
         return nn.Input(sample)
+
+    def _check_output_size(self, n: _Node, elements: int) -> None:
+        """Refuse a node whose output would hold more than _MAX_SAMPLE_ELEMENTS per sample (before building it)."""
+        if elements > _MAX_SAMPLE_ELEMENTS:
+            raise InvalidOnnxError(f"{self.name}: {n.where()}: its output would hold {elements:,} elements per "
+                                   f"sample, more than {_MAX_SAMPLE_ELEMENTS:,}")
 
     def _constant_of(self, name: str) -> Optional[np.ndarray]:
         v = self.env.get(name)
@@ -642,6 +655,12 @@ class _Importer:
                               groups=group, bias=b is not None)
         if b is not None and b.shape != (c_out,):
             raise InvalidOnnxError(f"{self.name}: {n.where()}: bias of shape {list(b.shape)} for {c_out} channels")
+        size = [int(d) for d in x.shape[2:]]  # type: ignore[arg-type]
+        if transposed:  # an upper bound in both cases (output_padding < stride, pads >= 0)
+            self._check_output_size(n, c_out * math.prod(
+                (d - 1) * s + dl * (kk - 1) + s for d, s, dl, kk in zip(size, strides, dilations, kernel)))
+        else:
+            self._check_output_size(n, c_out * math.prod(d + 2 * p for d, p in zip(size, pads)))
         self._weights(m, weight=w, bias=b)
         self._call(n, m, [x])
 
@@ -805,14 +824,14 @@ class _Importer:
             sz = [int(s) for s in sizes.reshape(-1)]
             if len(sz) != rank or sz[1] != x.shape[1] or any(s < 1 or s > _MAX_ATTR_INT for s in sz[2:]):
                 raise self._unsupported(n, f"sizes={sz} for input {x.shape}: only spatial sizes may change")
+            self._check_output_size(n, math.prod(sz[1:]))
             m = nn.Upsample(size=tuple(sz[2:]), mode=pmode, align_corners=align)
         elif scales is not None:
             sc = [float(s) for s in scales.reshape(-1)]
             if len(sc) != rank or sc[0] != 1 or sc[1] != 1 or not all(0 < s < _MAX_ATTR_INT for s in sc[2:]):
                 raise self._unsupported(n, f"scales={sc}: only the spatial axes may be scaled, by positive factors")
-            for size, s in zip(spatial, sc[2:]):
-                if size * s > _MAX_ATTR_INT:
-                    raise InvalidOnnxError(f"{self.name}: {n.where()}: scales={sc} give an absurd output size")
+            self._check_output_size(n, int(x.shape[1]) * math.prod(  # type: ignore[arg-type]
+                math.floor(size * s) for size, s in zip(spatial, sc[2:])))
             m = nn.Upsample(scale_factor=tuple(sc[2:]), mode=pmode, align_corners=align)
         else:
             raise InvalidOnnxError(f"{self.name}: {n.where()}: neither scales nor sizes is given")
@@ -892,6 +911,7 @@ class _Importer:
 
     def _merge(self, n: _Node, module: nn.Module) -> None:
         args = [self._sym(n, k) for k in range(len(n.inputs))]
+        self._check_output_size(n, sum(math.prod(int(d or 0) for d in a.shape[1:]) for a in args))
         self._call(n, module, args, merge=True)
 
     def _op_Add(self, n: _Node) -> None:  # noqa: N802
