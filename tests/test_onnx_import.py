@@ -247,6 +247,25 @@ def test_same_upper_padding_and_gemm_alpha_beta():
     assert rel_err(model(x), reference(data, {"x": x})[0]) < 1e-5
 
 
+def test_initializer_shared_by_several_nodes():
+    """Exporters share identical tensors between nodes (through Identity, too); each layer gets its copy,
+    and the copies count against max_elements."""
+    w = np.random.default_rng(9).standard_normal((2, 2, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], name="c1"),
+             helper.make_node("Identity", ["w"], ["w_again"], name="same"),
+             helper.make_node("Conv", ["a", "w_again"], ["b"], name="c2"),
+             helper.make_node("Conv", ["b", "w"], ["y"], name="c3")]
+    data = model_bytes(nodes, [fin("x", [1, 2, 3, 3])], [fin("y", [1, 2, 3, 3])], [init("w", w)])
+    model = load(data)
+    assert [type(m).__name__ for m in model] == ["Conv2d"] * 3
+    x = np.random.default_rng(10).standard_normal((2, 2, 3, 3)).astype(np.float32)
+    assert rel_err(model(x), reference(data, {"x": x})[0]) < 1e-5
+    # Three readers of 4 elements: 12 elements to build, beyond max_elements=10 (the file declares only 4).
+    with pytest.raises(InvalidOnnxError, match=r"'c3' \(Conv\): Conv2d.*more than the weights the file's nodes read "
+                                               r"\(12 elements.*capped at max_elements=10"):
+        load(data, max_elements=10)
+
+
 def test_external_data_inside_the_folder_loads(tmp_path):
     w = np.random.default_rng(7).standard_normal((4, 6)).astype(np.float32)
     (tmp_path / "weights.bin").write_bytes(b"\0" * 16 + w.tobytes())

@@ -34,7 +34,8 @@ only for a model given as a path. Graphs with cycles, inputs no one
 defines, values defined twice, or absurd attributes are refused with
 :class:`InvalidOnnxError` (a ``ValueError``) before the network is built,
 and the network is built inside :func:`pycnn.nn._budget.element_budget`, so
-it holds no more parameters than the file's weights.
+it holds no more parameters than the file's weights. No value may hold more
+than 2^27 elements per sample (checked before the layer that makes it runs).
 
 **NHWC inputs** (Keras files converted with tf2onnx start with
 ``Transpose(perm=[0, 3, 1, 2])``): refused by default, because pycnn has no
@@ -371,8 +372,19 @@ class _Importer:
         if not graph_outputs:
             raise InvalidOnnxError(f"{self.name}: the graph has no output")
         self.graph_outputs = set(graph_outputs)
-        slack = _SLACK_PER_NODE * len(order) + 1024
-        with _budget.element_budget(held + slack, f"the file's weights ({held:,} elements + {slack:,} spare)"):
+        # Layers get their own copy of the weights they read, so an initializer read by several nodes (exporters
+        # share identical tensors) counts once per reader -- but never more than max_elements in all.
+        sizes = {k: v.size for k, v in self.env.items() if isinstance(v, np.ndarray)}
+        uses = 0
+        for n in order:
+            if n.op == "Identity" and n.inputs and n.inputs[0] in sizes:
+                sizes[n.outputs[0]] = sizes[n.inputs[0]]
+            else:
+                uses += sum(sizes.get(v, 0) for v in n.inputs)
+        slack = _SLACK_PER_NODE * len(order) + 1024  # BatchNorm's num_batches_tracked
+        limit = min(max(uses, held) + slack, self.max_elements)
+        with _budget.element_budget(limit, f"the weights the file's nodes read ({max(uses, held):,} elements + "
+                                           f"{slack:,} spare), capped at max_elements={self.max_elements:,}"):
             for n in order:
                 if id(n) in self.skip:
                     continue
@@ -382,6 +394,8 @@ class _Importer:
                     if str(e).startswith(self.name + ": "):
                         raise
                     raise type(e)(f"{self.name}: {e}") from None  # the attribute helpers know no file name
+                except _budget.BudgetExceeded as e:
+                    raise InvalidOnnxError(f"{self.name}: {n.where()}: {e}") from None
                 except (ValueError, TypeError, IndexError, OverflowError) as e:
                     raise UnsupportedOnnxError(f"{self.name}: {n.where()}: pycnn cannot build it: {e}") from e
         outputs: List[SymbolicValue] = []
