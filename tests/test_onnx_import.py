@@ -266,16 +266,21 @@ def test_initializer_shared_by_several_nodes():
         load(data, max_elements=10)
 
 
+def external_gemm(**external_data):
+    """A model computing x @ w, its weight w (4, 6) stored in an external file."""
+    t = empty_tensor("w", [4, 6])
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in external_data.items():
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    return model_bytes([helper.make_node("Gemm", ["x", "w"], ["y"], name="g")], [fin("x", [1, 4])],
+                       [fin("y", [1, 6])], [t])
+
+
 def test_external_data_inside_the_folder_loads(tmp_path):
     w = np.random.default_rng(7).standard_normal((4, 6)).astype(np.float32)
     (tmp_path / "weights.bin").write_bytes(b"\0" * 16 + w.tobytes())
-    t = empty_tensor("w", [4, 6])
-    t.data_location = TensorProto.EXTERNAL
-    for k, v in (("location", "weights.bin"), ("offset", "16"), ("length", str(w.nbytes))):
-        e = t.external_data.add()
-        e.key, e.value = k, v
-    data = model_bytes([helper.make_node("Gemm", ["x", "w"], ["y"], name="g")], [fin("x", [1, 4])],
-                       [fin("y", [1, 6])], [t])
+    data = external_gemm(location="weights.bin", offset="16", length=str(w.nbytes))
     path = tmp_path / "m.onnx"
     path.write_bytes(data)
     x = np.ones((2, 4), np.float32)
@@ -398,15 +403,22 @@ def test_layers_blowing_up_activations_refused_before_building(node, inputs):
                          [fin("y", None)]))
 
 
+@pytest.mark.parametrize("extra, message", [
+    (dict(length="8"), "declares 96 bytes but its external data gives offset 0, length 8"),
+    (dict(offset="40"), "holds 96 bytes, fewer than offset 40 \\+ 96"),
+    (dict(offset="x"), "not integers"),
+])
+def test_external_data_that_does_not_fit_refused(tmp_path, extra, message):
+    (tmp_path / "weights.bin").write_bytes(b"\0" * 96)
+    (tmp_path / "m.onnx").write_bytes(external_gemm(location="weights.bin", **extra))
+    with pytest.raises(InvalidOnnxError, match=message):
+        load(tmp_path / "m.onnx")
+
+
 @pytest.mark.parametrize("location", ["../secret.bin", "/etc/passwd", "sub/../../secret.bin"])
 def test_external_data_outside_the_folder_refused(tmp_path, location):
     (tmp_path / "secret.bin").write_bytes(b"\0" * 96)
-    t = empty_tensor("w", [4, 6])
-    t.data_location = TensorProto.EXTERNAL
-    e = t.external_data.add()
-    e.key, e.value = "location", location
-    data = model_bytes([helper.make_node("Gemm", ["x", "w"], ["y"], name="g")], [fin("x", [1, 4])],
-                       [fin("y", None)], [t])
+    data = external_gemm(location=location)
     d = tmp_path / "model"
     d.mkdir()
     (d / "m.onnx").write_bytes(data)
@@ -419,12 +431,7 @@ def test_symlinked_external_data_escaping_the_folder_refused(tmp_path):
     d = tmp_path / "model"
     d.mkdir()
     os.symlink(tmp_path / "secret.bin", d / "w.bin")
-    t = empty_tensor("w", [4, 6])
-    t.data_location = TensorProto.EXTERNAL
-    e = t.external_data.add()
-    e.key, e.value = "location", "w.bin"
-    (d / "m.onnx").write_bytes(model_bytes([helper.make_node("Gemm", ["x", "w"], ["y"], name="g")],
-                                           [fin("x", [1, 4])], [fin("y", None)], [t]))
+    (d / "m.onnx").write_bytes(external_gemm(location="w.bin"))
     with pytest.raises(InvalidOnnxError, match="outside the model's folder"):
         load(d / "m.onnx")
 
