@@ -207,13 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "evaluate",
         help="accuracy and classification report of a saved model on the Fashion-MNIST test set",
-        description="Load a model saved with 'train --save' or pycnn.save and measure it on the\n"
-        "10,000 Fashion-MNIST test images: loss, accuracy, and a classification report\n"
-        "(precision, recall and F1 per class, and their averages).",
+        description="Load a model saved with 'train --save' or pycnn.save, or an ONNX file (.onnx),\n"
+        "and measure it on the 10,000 Fashion-MNIST test images: loss, accuracy, and a\n"
+        "classification report (precision, recall and F1 per class, and their averages).",
         epilog=DATA_HELP + "\n\nexample:\n  python -m pycnn evaluate out/model.npz --plots out/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ev.add_argument("model", metavar="MODEL", help="a model file written by pycnn.save (e.g. model.npz)")
+    ev.add_argument("model", metavar="MODEL",
+                    help="a model file written by pycnn.save (e.g. model.npz), or an ONNX file (model.onnx)")
     ev.add_argument("--batch-size", type=_positive_int, default=256, metavar="N", help="samples per forward pass (default: 256)")
     ev.add_argument("--plots", metavar="DIR", default=None, help="also write confusion_matrix.png to DIR")
     _data_options(ev)
@@ -228,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  python -m pycnn predict out/model.npz shoe.png shirt.png --top 3",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    pr.add_argument("model", metavar="MODEL", help="a model file written by pycnn.save")
+    pr.add_argument("model", metavar="MODEL", help="a model file written by pycnn.save, or an ONNX file (.onnx)")
     pr.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
     pr.add_argument("--top", type=_positive_int, default=3, metavar="K", help="classes to show per image (default: 3)")
     pr.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
@@ -333,10 +334,27 @@ def _load_model(path: str) -> Tuple[Any, Dict[str, Any]]:
 
     if not os.path.exists(path):
         raise UserError(f"model file {path!r} not found (write one with 'python -m pycnn train --save {path}')")
+    if path.lower().endswith(".onnx"):
+        return _load_onnx(path)
     try:
         return pycnn.load(path), pycnn.io.read_metadata(path)
     except ValueError as e:
         raise UserError(f"cannot load the model: {e}") from e
+
+
+def _load_onnx(path: str) -> Tuple[Any, Dict[str, Any]]:
+    """An ONNX file's network, and as metadata the input shape it declares (what predict resizes images to)."""
+    try:
+        from .onnx.importer import load_with_input_shapes
+        model, shapes = load_with_input_shapes(path)
+    except ImportError as e:
+        raise UserError(f"reading .onnx files needs the onnx package (pip install onnx): {e}") from None
+    except ValueError as e:
+        raise UserError(f"cannot load the model: {e}") from e
+    meta: Dict[str, Any] = {}
+    if len(shapes) == 1:
+        meta["input_shape"] = list(shapes[0][1:])
+    return model, meta
 
 
 def _class_names(meta: Dict[str, Any], n: int) -> List[str]:

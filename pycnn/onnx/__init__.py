@@ -10,7 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any, List
 
 if TYPE_CHECKING:
-    from .exporter import export  # (load's type comes from .importer, on its own branch until merged)
+    from .exporter import export
+    from .importer import load
 
 __all__ = ["export", "load"]
 
