@@ -33,7 +33,7 @@ def _randomise_batch_norms(model):
     """Running statistics and affine parameters far from the defaults, so a BatchNorm exported wrong shows."""
     rng = np.random.default_rng(1)
     for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.track_running_stats:
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) and m.track_running_stats:
             m.running_mean[:] = rng.normal(0, 0.5, m.num_features)
             m.running_var[:] = rng.uniform(0.3, 2.0, m.num_features)
             if m.weight is not None:
@@ -183,6 +183,21 @@ LAYERS_2D = {
                                                               nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1)),
                                                 nn.Conv2d(2, 4, 1, stride=2), relu=False), (2, 6, 6)),
     "basic_block": (lambda: nn.BasicBlock(3, 5, stride=2), (3, 7, 7)),
+    # video (N, C, T, H, W)
+    "conv3d": (lambda: nn.Conv3d(4, 6, (3, 2, 3), stride=(1, 2, 1), padding=(1, 0, 2), dilation=(2, 1, 1),
+                                 groups=2), (4, 6, 7, 5)),
+    "conv3d_same": (lambda: nn.Conv3d(2, 3, (2, 3, 3), padding="same", bias=False), (2, 4, 5, 6)),
+    "conv2plus1d": (lambda: nn.Conv2Plus1d(3, 4, stride=(2, 1, 2)), (3, 5, 6, 7)),
+    "batch_norm3d": (lambda: nn.BatchNorm3d(3, eps=1e-3), (3, 2, 4, 5)),
+    "max_pool3d": (lambda: nn.MaxPool3d((2, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)), (2, 4, 7, 6)),
+    "max_pool3d_ceil": (lambda: nn.MaxPool3d(2, stride=2, ceil_mode=True), (2, 5, 7, 6)),
+    "avg_pool3d_ceil": (lambda: nn.AvgPool3d((1, 3, 3), stride=2, padding=(0, 1, 1), ceil_mode=True), (2, 5, 8, 7)),
+    "max_pool3d_dilated": (lambda: nn.MaxPool3d(2, stride=1, dilation=(1, 2, 2)), (2, 3, 6, 7)),
+    "avg_pool3d_pad_not_counted": (lambda: nn.AvgPool3d(3, stride=2, padding=1, count_include_pad=False),
+                                   (2, 5, 7, 6)),
+    "adaptive_avg_pool3d_global": (lambda: nn.AdaptiveAvgPool3d(1), (3, 4, 5, 6)),
+    "adaptive_avg_pool3d_divisible": (lambda: nn.AdaptiveAvgPool3d((2, None, 3)), (3, 4, 5, 6)),
+    "dropout3d_in_sequence": (lambda: nn.Sequential(nn.Conv3d(2, 3, 1), nn.Dropout3d(0.3), nn.ReLU()), (2, 3, 4, 4)),
 }
 
 

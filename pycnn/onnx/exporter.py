@@ -197,7 +197,7 @@ def _weight_and_bias(b: Builder, m: Any) -> List[str]:
     return names
 
 
-@converts(nn.Conv1d, nn.Conv2d)
+@converts(nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def _conv(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape) -> str:
     return b.node("Conv", xs + _weight_and_bias(b, m), b.name_of(m), kernel_shape=list(m.kernel_size),
                   strides=list(m.stride), dilations=list(m.dilation), pads=_conv_pads(m), group=m.groups)
@@ -227,7 +227,7 @@ def _conv_transpose(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out:
     return b.node("Add", [y, bias], where)
 
 
-@converts(nn.BatchNorm1d, nn.BatchNorm2d)
+@converts(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 def _batch_norm(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape) -> str:
     where = b.name_of(m)
     if not m.track_running_stats:
@@ -275,16 +275,20 @@ def _gelu(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape) ->
                        f"{where}/poly")
         t = b.node("Tanh", [b.node("Mul", [inner, b.constant(math.sqrt(2 / math.pi), f"{where}/k")],
                                    f"{where}/scaled")], f"{where}/tanh")
-    else:  # 0.5 x (1 + erf(x / sqrt(2)))
-        t = b.node("Erf", [b.node("Mul", [x, b.constant(1 / math.sqrt(2), f"{where}/rsqrt2")], f"{where}/scaled")],
+    else:  # (x (1 + erf(x / sqrt(2)))) 0.5, node for node as torch.onnx writes it, which pycnn.onnx.load reads back
+        t = b.node("Erf", [b.node("Div", [x, b.constant(math.sqrt(2), f"{where}/sqrt2")], f"{where}/scaled")],
                    f"{where}/erf")
+        one_plus = b.node("Add", [t, b.constant(1.0, f"{where}/one")], f"{where}/one_plus")
+        return b.node("Mul", [b.node("Mul", [x, one_plus], f"{where}/x_one_plus"), b.constant(0.5, f"{where}/half")],
+                      where)
     one_plus = b.node("Add", [t, b.constant(1.0, f"{where}/one")], f"{where}/one_plus")
     half_x = b.node("Mul", [x, b.constant(0.5, f"{where}/half")], f"{where}/half_x")
     return b.node("Mul", [half_x, one_plus], where)
 
 
 def _pool_window(m: Any, ndim: int) -> Tuple[List[int], List[int], List[int]]:
-    k, s, p = m._window()  # ints (1-D) or pairs (2-D), as the functional ops take them
+    # ints (1-D), pairs (2-D) or triples (3-D, followed by dilation and/or ceil_mode), as the functional ops take them
+    k, s, p = m._window()[:3]
     if ndim == 1:
         return [int(k)], [int(s)], [int(p)] * 2
     return [int(v) for v in k], [int(v) for v in s], [int(v) for v in p] * 2
@@ -294,20 +298,22 @@ def _ceil_mode(m: Any) -> int:
     return int(bool(getattr(m, "ceil_mode", False)))  # pycnn's pools floor; a ceil_mode attribute is honoured
 
 
-@converts(nn.MaxPool1d, nn.MaxPool2d)
+@converts(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
 def _max_pool(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape) -> str:
     k, s, p = _pool_window(m, len(shapes[0]) - 2)
-    return b.node("MaxPool", xs, b.name_of(m), kernel_shape=k, strides=s, pads=p, ceil_mode=_ceil_mode(m))
+    dilation = [int(d) for d in getattr(m, "_d", (1,) * len(k))]  # MaxPool3d's (the 1-D/2-D pools have none)
+    return b.node("MaxPool", xs, b.name_of(m), kernel_shape=k, strides=s, pads=p, ceil_mode=_ceil_mode(m),
+                  dilations=dilation)
 
 
-@converts(nn.AvgPool1d, nn.AvgPool2d)
+@converts(nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 def _avg_pool(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape) -> str:
     k, s, p = _pool_window(m, len(shapes[0]) - 2)
     return b.node("AveragePool", xs, b.name_of(m), kernel_shape=k, strides=s, pads=p, ceil_mode=_ceil_mode(m),
                   count_include_pad=int(m.count_include_pad))
 
 
-@converts(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+@converts(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
 def _adaptive_avg_pool(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape) -> str:
     where = b.name_of(m)
     size_in, size_out = shapes[0][2:], out[2:]
@@ -411,10 +417,15 @@ def _concat(b: Builder, m: Any, xs: List[str], shapes: List[Shape], out: Shape) 
 
 
 # ---------------------------------------------------------------------------------------------- no-ops, containers
-@_container(nn.Dropout, nn.Dropout1d, nn.Dropout2d)
+@_container(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 def _dropout(ex: _Exporter, m: Any, args: Sequence[Any]) -> List[_Value]:
     (x,) = args  # the identity in eval mode: no node
     return [x]
+
+
+@_container(nn.Conv2Plus1d)
+def _conv2plus1d(ex: _Exporter, m: Any, args: Sequence[Any]) -> List[_Value]:
+    return ex.convert(m.temporal, ex.convert(m.relu, ex.convert(m.spatial, args)))
 
 
 @_container(nn.Sequential)

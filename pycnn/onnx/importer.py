@@ -536,9 +536,11 @@ class _Importer:
             raise InvalidOnnxError(f"{self.name}: {n.where()}: {what} must be floating point, got {a.dtype}")
         return a
 
-    def _window(self, n: _Node, x: SymbolicValue, kernel: Tuple[int, ...], dilations: Tuple[int, ...]
-                ) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-        """(strides, symmetric pads) of a Conv/pool node, from pads or auto_pad; asymmetric padding refused."""
+    def _window(self, n: _Node, x: SymbolicValue, kernel: Tuple[int, ...], dilations: Tuple[int, ...],
+                same_allowed: bool = False) -> Tuple[Tuple[int, ...], Optional[Tuple[int, ...]]]:
+        """(strides, symmetric pads) of a Conv/pool node, from pads or auto_pad; asymmetric padding refused,
+        except (``same_allowed``, pads None) PyTorch's padding='same' of a stride-1 convolution: half of
+        dilation * (kernel - 1) before, the rest after."""
         k = len(kernel)
         strides = _ints(n, "strides", k, 1, 1)
         auto = n.attrs.get("auto_pad", "NOTSET")
@@ -556,6 +558,9 @@ class _Importer:
             begin, end = (small, large) if auto == "SAME_UPPER" else (large, small)
         else:
             raise self._unsupported(n, f"auto_pad={auto!r} is not an ONNX value")
+        if begin != end and same_allowed and all(s == 1 for s in strides) and all(
+                b == d * (kk - 1) // 2 and b + e == d * (kk - 1) for b, e, kk, d in zip(begin, end, kernel, dilations)):
+            return strides, None
         if begin != end:
             raise self._unsupported(n, f"asymmetric padding (begin {list(begin)}, end {list(end)}"
                                        f"{', from auto_pad=' + auto if auto not in ('NOTSET', '') else ''}); pycnn's "
@@ -629,9 +634,9 @@ class _Importer:
         w = self._floats(self._const(n, 1), n, "the weight")  # type: ignore[arg-type]
         b = self._const(n, 2, optional=True)
         rank = len(x.shape)
-        if rank not in (3, 4) or w.ndim != rank:
-            raise self._unsupported(n, f"input of shape {x.shape} with weight {w.shape}: pycnn has 1-D and 2-D "
-                                       f"convolutions only")
+        if rank not in ((3, 4) if transposed else (3, 4, 5)) or w.ndim != rank:
+            raise self._unsupported(n, f"input of shape {x.shape} with weight {w.shape}: pycnn has 1-D, 2-D and 3-D "
+                                       f"convolutions and 1-D and 2-D transposed ones")
         k = rank - 2
         kernel = tuple(int(d) for d in w.shape[2:])
         if "kernel_shape" in n.attrs and tuple(_ints(n, "kernel_shape", k, 1, 1)) != kernel:
@@ -639,7 +644,10 @@ class _Importer:
                                    f"with the weight's shape {list(w.shape)}")
         group = _int(n, "group", 1)
         dilations = _ints(n, "dilations", k, 1, 1)
-        strides, pads = self._window(n, x, kernel, dilations)
+        strides, window_pads = self._window(n, x, kernel, dilations, same_allowed=not transposed)
+        same = window_pads is None  # PyTorch's padding='same'
+        pads = (0,) * k if window_pads is None else window_pads
+        padding: Any = "same" if same else pads
         c_in = int(x.shape[1])  # type: ignore[arg-type]
         if group < 1 or c_in % group:
             raise InvalidOnnxError(f"{self.name}: {n.where()}: group={group} does not divide the {c_in} input "
@@ -660,12 +668,17 @@ class _Importer:
             if w.shape[1] * group != c_in or c_out % group:
                 raise InvalidOnnxError(f"{self.name}: {n.where()}: weight {list(w.shape)} with group={group} does "
                                        f"not fit {c_in} input channels")
-            if k == 2:
+            if k == 3:
+                triple = lambda t: (t[0], t[1], t[2])  # noqa: E731
+                m = nn.Conv3d(c_in, c_out, triple(kernel), stride=triple(strides), padding=padding,
+                              dilation=triple(dilations), groups=group, bias=b is not None)
+            elif k == 2:
                 pair = lambda t: (t[0], t[1])  # noqa: E731
-                m = nn.Conv2d(c_in, c_out, pair(kernel), stride=pair(strides), padding=pair(pads),
+                m = nn.Conv2d(c_in, c_out, pair(kernel), stride=pair(strides), padding="same" if same else pair(pads),
                               dilation=pair(dilations), groups=group, bias=b is not None)
             else:
-                m = nn.Conv1d(c_in, c_out, kernel[0], stride=strides[0], padding=pads[0], dilation=dilations[0],
+                m = nn.Conv1d(c_in, c_out, kernel[0], stride=strides[0], padding="same" if same else pads[0],
+                              dilation=dilations[0],
                               groups=group, bias=b is not None)
         if b is not None and b.shape != (c_out,):
             raise InvalidOnnxError(f"{self.name}: {n.where()}: bias of shape {list(b.shape)} for {c_out} channels")
@@ -674,7 +687,8 @@ class _Importer:
             self._check_output_size(n, c_out * math.prod(
                 (d - 1) * s + dl * (kk - 1) + s for d, s, dl, kk in zip(size, strides, dilations, kernel)))
         else:
-            self._check_output_size(n, c_out * math.prod(d + 2 * p for d, p in zip(size, pads)))
+            self._check_output_size(n, c_out * math.prod(d + 2 * p + dl * (kk - 1) * same
+                                                         for d, p, dl, kk in zip(size, pads, dilations, kernel)))
         self._weights(m, weight=w, bias=b)
         self._call(n, m, [x])
 
@@ -694,7 +708,7 @@ class _Importer:
                                        f"channels")
         eps = float(n.attrs.get("epsilon", 1e-5))
         momentum = 1.0 - float(n.attrs.get("momentum", 0.9))  # ONNX keeps the old value's share; PyTorch the new
-        cls: Any = nn.BatchNorm2d if len(x.shape) == 4 else nn.BatchNorm1d
+        cls: Any = {5: nn.BatchNorm3d, 4: nn.BatchNorm2d}.get(len(x.shape), nn.BatchNorm1d)
         m = cls(c, eps=eps, momentum=min(max(momentum, 0.0), 1.0))
         self._weights(m, weight=scale, bias=bias, running_mean=mean, running_var=var)
         self._call(n, m, [x])
@@ -736,48 +750,62 @@ class _Importer:
             raise self._unsupported(n, "softmax over the batch axis")
         self._call(n, nn.Softmax(dim=axis), [x])
 
-    def _pool_common(self, n: _Node, x: SymbolicValue) -> Tuple[int, Tuple[int, ...], Tuple[int, ...],
-                                                                 Tuple[int, ...]]:
+    def _pool_common(self, n: _Node, x: SymbolicValue, dilated: bool = False
+                     ) -> Tuple[int, Tuple[int, ...], Tuple[int, ...], Tuple[int, ...], Tuple[int, ...]]:
+        # (spatial dims, kernel, strides, pads, dilations); dilation only where `dilated` (MaxPool3d).
+        # The 3-D pools take ceil_mode and (max) dilation as they are; the 1-D and 2-D ones floor.
         rank = len(x.shape)
-        if rank not in (3, 4):
-            raise self._unsupported(n, f"input of shape {x.shape}: pycnn pools 1-D and 2-D")
+        if rank not in (3, 4, 5):
+            raise self._unsupported(n, f"input of shape {x.shape}: pycnn pools 1-D, 2-D and 3-D")
         k = rank - 2
         kernel = _ints(n, "kernel_shape", k, 0, 1) if "kernel_shape" in n.attrs else None
         if kernel is None:
             raise InvalidOnnxError(f"{self.name}: {n.where()}: kernel_shape is required")
-        if any(d != 1 for d in _ints(n, "dilations", k, 1, 1)):
-            raise self._unsupported(n, "dilated pooling")
-        strides, pads = self._window(n, x, kernel, (1,) * k)
-        if _int(n, "ceil_mode", 0):
+        dilations = _ints(n, "dilations", k, 1, 1)
+        if any(d != 1 for d in dilations) and not (dilated and k == 3):
+            raise self._unsupported(n, "dilated pooling (pycnn's MaxPool3d has it; its 1-D and 2-D pools and the "
+                                       "average pools do not)")
+        strides, window_pads = self._window(n, x, kernel, dilations)
+        pads = (0,) * k if window_pads is None else window_pads  # (None only where same_allowed)
+        if _int(n, "ceil_mode", 0) and k != 3:
             # ceil_mode changes nothing when every window fits exactly; otherwise pycnn (floor only) refuses.
             for size, kk, s, p in zip(x.shape[2:], kernel, strides, pads):
                 if (int(size) + 2 * p - kk) % s:  # type: ignore[arg-type]
                     raise self._unsupported(n, "ceil_mode=1 where it adds a partial window; pycnn pools in "
                                                "floor mode")
-        return k, kernel, strides, pads
+        return k, kernel, strides, pads, dilations
 
     def _op_MaxPool(self, n: _Node) -> None:  # noqa: N802
         x = self._sym(n)
         self._only_first_output(n)
         if _int(n, "storage_order", 0):
             raise self._unsupported(n, "storage_order=1")
-        k, kernel, strides, pads = self._pool_common(n, x)
-        m = nn.MaxPool2d(kernel, strides, pads) if k == 2 else nn.MaxPool1d(kernel[0], strides[0], pads[0])
+        k, kernel, strides, pads, dilations = self._pool_common(n, x, dilated=True)
+        m: nn.Module
+        if k == 3:
+            m = nn.MaxPool3d(kernel, strides, pads, dilations, ceil_mode=bool(_int(n, "ceil_mode", 0)))
+        else:
+            m = nn.MaxPool2d(kernel, strides, pads) if k == 2 else nn.MaxPool1d(kernel[0], strides[0], pads[0])
         self._call(n, m, [x])
 
     def _op_AveragePool(self, n: _Node) -> None:  # noqa: N802
         x = self._sym(n)
-        k, kernel, strides, pads = self._pool_common(n, x)
+        k, kernel, strides, pads, _ = self._pool_common(n, x)
         include = bool(_int(n, "count_include_pad", 0))  # ONNX's default is 0, PyTorch's True
-        m = (nn.AvgPool2d(kernel, strides, pads, count_include_pad=include) if k == 2
-             else nn.AvgPool1d(kernel[0], strides[0], pads[0], count_include_pad=include))
+        m: nn.Module
+        if k == 3:
+            m = nn.AvgPool3d(kernel, strides, pads, ceil_mode=bool(_int(n, "ceil_mode", 0)),
+                             count_include_pad=include)
+        else:
+            m = (nn.AvgPool2d(kernel, strides, pads, count_include_pad=include) if k == 2
+                 else nn.AvgPool1d(kernel[0], strides[0], pads[0], count_include_pad=include))
         self._call(n, m, [x])
 
     def _global_pool(self, n: _Node, x: SymbolicValue, keepdims: bool) -> None:
         rank = len(x.shape)
-        if rank not in (3, 4):
-            raise self._unsupported(n, f"input of shape {x.shape}: pycnn pools 1-D and 2-D")
-        m: nn.Module = nn.AdaptiveAvgPool2d(1) if rank == 4 else nn.AdaptiveAvgPool1d(1)
+        if rank not in (3, 4, 5):
+            raise self._unsupported(n, f"input of shape {x.shape}: pycnn pools 1-D, 2-D and 3-D")
+        m: nn.Module = {5: nn.AdaptiveAvgPool3d, 4: nn.AdaptiveAvgPool2d}.get(rank, nn.AdaptiveAvgPool1d)(1)
         if not keepdims:
             m = nn.Sequential(m, nn.Flatten())
         self._call(n, m, [x])
