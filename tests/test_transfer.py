@@ -189,7 +189,7 @@ def test_unfreeze_releases_the_pinned_batchnorms(rng):
     model.unfreeze()
     assert all(bn.training and not bn._eval_pinned for bn in _batchnorms(model))
     assert all(p.requires_grad for p in model.parameters())
-    # a frozen prefix, later unfrozen: the head stays trainable throughout; unfreeze takes the module's mode
+    # unfreeze on a model in eval mode: the released BatchNorms take its mode, and follow train() again
     model.freeze()
     model.eval()
     model.unfreeze()
