@@ -17,7 +17,10 @@ the UTF-8 JSON of::
     {"format": "pycnn.model", "format_version": 1, "pycnn_version": "0.1.0",
      "architecture": {"type": "Sequential", "children": [["0", {"type": "Conv2d",
          "config": {"in_channels": 1, "out_channels": 32, "kernel_size": 3, ...}}], ...]},
-     "training": false, "frozen": ["0.weight", ...], "metadata": {...}}
+     "training": false, "frozen": ["0.weight", ...], "eval_pinned": ["1", ...], "metadata": {...}}
+
+(``eval_pinned``: the BatchNorms that ``freeze(bn_eval=True)`` keeps in eval
+mode; a file without it, as written before it existed, pins none.)
 
 Each layer is its registered class name, the arguments its constructor was
 called with (``config``: JSON values, tuples as ``{"$tuple": [...]}``,
@@ -258,6 +261,9 @@ class _Archive:
         frozen = meta.get("frozen", [])
         if not (isinstance(frozen, list) and all(isinstance(n, str) for n in frozen)):
             raise ValueError(f"{path}: \"frozen\" must be a list of parameter names, got {frozen!r}")
+        pinned = meta.get("eval_pinned", [])
+        if not (isinstance(pinned, list) and all(isinstance(n, str) for n in pinned)):
+            raise ValueError(f"{path}: \"eval_pinned\" must be a list of module names, got {pinned!r}")
         if not isinstance(meta.get("metadata", {}), dict):
             raise ValueError(f"{path}: \"metadata\" must be an object, got {meta['metadata']!r}")
         return meta
@@ -341,6 +347,7 @@ def save(model: Module, path: PathLike, *, metadata: Optional[Mapping[str, Any]]
         "architecture": to_spec(model),
         "training": bool(getattr(model, "training", False)),
         "frozen": [name for name, p in model.named_parameters() if not p.requires_grad],
+        "eval_pinned": [name for name, m in model.named_modules() if m._eval_pinned],
         "metadata": dict(metadata or {}),
     }
     try:
@@ -392,6 +399,11 @@ def load(path: PathLike) -> Module:
         unknown = sorted(frozen - {name for name, _ in model.named_parameters()})
         if unknown:
             raise ValueError(f"{p}: \"frozen\" names {unknown}, which are not parameters of the architecture")
+        modules = dict(model.named_modules())
+        pinned = [modules.get(name) for name in meta.get("eval_pinned", [])]
+        if not all(m is not None and m._keeps_running_stats for m in pinned):
+            raise ValueError(f"{p}: \"eval_pinned\" names {meta['eval_pinned']}, which are not all BatchNorm layers "
+                             "of the architecture")
         arrays = OrderedDict((key, archive.read(key)) for key in weights)
     try:
         model.load_state_dict(arrays, strict=True)
@@ -400,6 +412,8 @@ def load(path: PathLike) -> Module:
     for name, param in model.named_parameters():
         if name in frozen:
             param.requires_grad = False
+    for m in pinned:
+        object.__setattr__(m, "_eval_pinned", True)
     model.train(meta.get("training", False))
     return model
 

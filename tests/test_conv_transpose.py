@@ -325,3 +325,40 @@ def test_conv_transpose_modules_match_torch(rng):
         assert_close(pm.backward(dy), tx.grad.numpy(), **tol(60))
         for name, p in pm.named_parameters():
             assert_close(p.grad, getattr(tm, name).grad.numpy(), **tol(200), param=name)
+
+
+# ---------------------------------------------------------------- forward(x, output_size=...)
+@needs_torch
+@pytest.mark.parametrize("dims, size", [(2, (13, 15)), (2, (2, 4, 14, 13)), (1, (15,)), (1, [13])], ids=str)
+def test_output_size_matches_torch(dims, size, rng):
+    """PyTorch's output_size picks the output padding per call; forward and every gradient as torch's."""
+    k, s, p = 3, 3, 1  # an input of 5 gives 13..15 (stride 3: three possible sizes)
+    layer = nn.ConvTranspose2d(3, 4, k, stride=s, padding=p) if dims == 2 else nn.ConvTranspose1d(3, 4, k, s, p)
+    tlayer = (torch.nn.ConvTranspose2d(3, 4, k, s, p) if dims == 2 else torch.nn.ConvTranspose1d(3, 4, k, s, p))
+    tlayer.load_state_dict({n: torch.from_numpy(v.copy()) for n, v in layer.state_dict().items()})
+    x = f32(rng, 2, 3, *(5,) * dims)
+    y = layer(x, output_size=size)
+    assert y.shape[2:] == tuple(size)[-dims:]
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    ty = tlayer(tx, output_size=list(size))
+    dy = f32(rng, *y.shape)
+    ty.backward(torch.from_numpy(dy))
+    assert_close(y, ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    assert_close(layer.backward(dy), tx.grad.numpy(), rtol=1e-5, atol=1e-5)
+    assert_close(layer.weight.grad, tlayer.weight.grad.numpy(), rtol=1e-4, atol=1e-4)
+    assert_close(layer.bias.grad, tlayer.bias.grad.numpy(), rtol=1e-4, atol=1e-4)
+    assert layer(x).shape[2:] == (13,) * dims  # without output_size: the layer's own output_padding (0)
+
+
+def test_output_size_errors(rng):
+    layer = nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1)
+    x = f32(rng, 1, 3, 5, 5)  # 9 or 10
+    with pytest.raises(ValueError, match=r"output_size \(11, 9\) is not possible .* dimension 2 of the output "
+                                         r"can be 9 to 10"):
+        layer(x, output_size=(11, 9))
+    with pytest.raises(ValueError, match="2 or 4 elements"):
+        layer(x, output_size=(9,))
+    with pytest.raises(TypeError, match="list or tuple of ints"):
+        layer(x, output_size=(9.5, 9))
+    with pytest.raises(ValueError, match="expected input of 4 dimensions"):
+        layer(f32(rng, 3, 5, 5), output_size=(9, 9))

@@ -690,3 +690,100 @@ def test_run_time_errors():
     fresh = nn.Model(a, nn.ReLU()(a))
     with pytest.raises(RuntimeError, match="before forward"):
         fresh.backward(x)
+
+
+# ---------------------------------------------------------------- broadcasting in Add / Multiply
+
+BROADCAST_CASES = [
+    [(2, 3, 4, 5), (2, 3, 1, 1)],          # squeeze-and-excitation: a scale per channel
+    [(2, 3, 1, 5), (1, 3, 4, 1), (3, 1, 1)],  # every input broadcast somewhere, one with fewer dims
+    [(2, 1, 4), (2, 3, 4), (2, 3, 4)],      # the first input is the broadcast one
+]
+
+
+def _numeric_grads(op, xs, dy, eps=1e-6):
+    """Central differences of sum(dy * op(xs)) in float64: the oracle for every input's gradient."""
+    xs = [f64(x).copy() for x in xs]
+    grads = []
+    for x in xs:
+        g = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            old = x[i]
+            x[i] = old + eps
+            up = np.sum(dy * op(xs))
+            x[i] = old - eps
+            down = np.sum(dy * op(xs))
+            x[i] = old
+            g[i] = (up - down) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+@pytest.mark.parametrize("shapes", BROADCAST_CASES, ids=str)
+@pytest.mark.parametrize("layer, op", [(nn.Add, lambda t: (t[0] + t[1]) + t[2] if len(t) > 2 else t[0] + t[1]),
+                                       (nn.Multiply, lambda t: (t[0] * t[1]) * t[2] if len(t) > 2 else t[0] * t[1])],
+                         ids=["Add", "Multiply"])
+def test_merge_broadcasting_against_finite_differences(shapes, layer, op, rng):
+    xs = [f32(rng, *s) for s in shapes]
+    m = layer()
+    y = m(xs)
+    expected = op([f64(x) for x in xs])
+    assert y.shape == expected.shape and y.dtype == np.float32
+    assert_close(y, expected, rtol=1e-6, atol=1e-6)
+    dy = f32(rng, *y.shape)
+    grads = m.backward(dy)
+    for i, (g, e) in enumerate(zip(grads, _numeric_grads(op, xs, f64(dy)))):
+        assert g.shape == xs[i].shape and g.dtype == np.float32
+        assert_close(g, e, rtol=1e-5, atol=1e-5, input=i, shapes=shapes)
+
+
+@needs_torch
+@pytest.mark.parametrize("shapes", BROADCAST_CASES, ids=str)
+def test_merge_broadcasting_matches_torch(shapes, rng):
+    xs = [f32(rng, *s) for s in shapes]
+    for layer in (nn.Add(), nn.Multiply()):
+        ts = [torch.from_numpy(x.copy()).requires_grad_(True) for x in xs]
+        ty = ts[0]
+        for t in ts[1:]:
+            ty = ty + t if isinstance(layer, nn.Add) else ty * t
+        y = layer(xs)
+        dy = f32(rng, *y.shape)
+        ty.backward(torch.from_numpy(dy))
+        assert_close(y, ty.detach().numpy(), rtol=1e-6, atol=1e-6, layer=repr(layer))
+        for g, t in zip(layer.backward(dy), ts):
+            assert_close(g, t.grad.numpy(), rtol=1e-5, atol=1e-6, layer=repr(layer))
+
+
+@needs_torch
+def test_squeeze_excitation_graph_infers_shapes_and_matches_torch(rng):
+    x = nn.Input((4, 5, 5))
+    squeeze, excite = nn.AdaptiveAvgPool2d(1), nn.Conv2d(4, 4, 1)
+    scale = nn.Sigmoid()(excite(squeeze(x)))
+    assert scale.shape == (None, 4, 1, 1)
+    out = nn.Multiply()([x, scale])
+    assert out.shape == (None, 4, 5, 5)  # shape inference at build time
+    model = nn.Model(x, out)
+    xv = f32(rng, 3, 4, 5, 5)
+    y = model(xv)
+    dy = f32(rng, *y.shape)
+    dx = model.backward(dy)
+    tconv = torch.nn.Conv2d(4, 4, 1)
+    tconv.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in excite.state_dict().items()})
+    tx = torch.from_numpy(xv.copy()).requires_grad_(True)
+    ty = tx * torch.sigmoid(tconv(tx.mean(dim=(2, 3), keepdim=True)))
+    ty.backward(torch.from_numpy(dy))
+    assert_close(y, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert_close(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    assert_close(excite.weight.grad, tconv.weight.grad.numpy(), rtol=1e-4, atol=1e-5)
+    assert_close(excite.bias.grad, tconv.bias.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_merge_broadcasting_errors_name_the_inputs(rng):
+    with pytest.raises(ValueError, match=r"Multiply: inputs must have one shape or broadcast to one .* input 0 of "
+                                         r"shape \(2, 3, 4\) and input 1 of shape \(2, 2, 4\)"):
+        nn.Multiply()([f32(rng, 2, 3, 4), f32(rng, 2, 2, 4)])
+    with pytest.raises(ValueError, match=r"inputs 0..1 broadcast to \(2, 3, 4\), and input 2 of shape \(5,\)"):
+        nn.Add()([f32(rng, 2, 3, 4), f32(rng, 3, 1), f32(rng, 5)])
+    x = nn.Input((4, 5, 5))
+    with pytest.raises(ValueError, match=r"Multiply.*\(None, 4, 5, 5\).*\(None, 3, 1, 1\)"):
+        nn.Multiply()([x, nn.Conv2d(4, 3, 1)(nn.AdaptiveAvgPool2d(1)(x))])

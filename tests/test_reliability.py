@@ -578,6 +578,9 @@ def test_unaligned_grad_says_what_is_wrong():
 @pytest.mark.parametrize("edit,match", [
     ({"frozen": 5}, '"frozen" must be a list'),
     ({"frozen": ["nope"]}, '"frozen" names'),
+    ({"eval_pinned": "0"}, '"eval_pinned" must be a list'),
+    ({"eval_pinned": [""]}, '"eval_pinned" names'),  # the Linear itself: not a BatchNorm
+    ({"eval_pinned": ["nope"]}, '"eval_pinned" names'),
     ({"training": "false"}, '"training" must be true or false'),
     ({"metadata": [1, 2]}, '"metadata" must be an object'),
 ])

@@ -7,6 +7,9 @@ from pycnn import nn, optim
 from pycnn.models import fashion_mnist_cnn
 from pycnn.train import fit
 
+from conftest import assert_close, needs_torch, torch
+from test_eval_backward import _stem, _torch_stem
+
 
 def data(n=96, classes=5, seed=0):
     rng = np.random.default_rng(seed)
@@ -127,3 +130,110 @@ def test_other_optimisers_skip_frozen_parameters(name):
     p.grad[...] = 1.0
     cls([p], lr=0.1, weight_decay=0.1).step()
     np.testing.assert_array_equal(p.data, 1.0)
+
+
+# ---------------------------------------------------------------- frozen BatchNorm statistics (freeze(bn_eval=True))
+def _bn_net(rng):
+    """conv-BN-ReLU, a BasicBlock (BNs inside a block), a head; BatchNorms with non-default statistics."""
+    return _stem(rng)
+
+
+def _batchnorms(model):
+    return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+def _image_data(rng, n=24, classes=5):
+    return rng.standard_normal((n, 3, 8, 8)).astype(np.float32), rng.integers(0, classes, n)
+
+
+def test_freeze_pins_batchnorm_in_eval_mode_through_fit(rng):
+    """Keras' trainable = False: fit's model.train() every epoch leaves the frozen BatchNorms in eval mode,
+    their running statistics (and counters) unchanged; only the new head changes."""
+    pycnn.manual_seed(0)
+    model = _bn_net(rng)
+    model.freeze()
+    assert all(not bn.training for bn in _batchnorms(model))
+    model[-1] = nn.Linear(32, 5)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    x, y = _image_data(rng)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    fit(model, x, y, loss_fn=nn.CrossEntropyLoss(), optimizer=opt, epochs=2, batch_size=8, verbose=0)
+    after = model.state_dict()
+    for k in before:
+        if k.startswith("6."):
+            assert not np.array_equal(after[k], before[k]), k
+        else:  # weights, running_mean/var and num_batches_tracked
+            np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+    model.train()
+    assert model.training and model[0].training and not any(bn.training for bn in _batchnorms(model))
+    assert all(bn._eval_pinned for bn in _batchnorms(model))
+
+
+def test_freeze_bn_eval_false_is_pytorchs_requires_grad(rng):
+    """freeze(bn_eval=False) freezes parameters only: BatchNorm trains on batch statistics and updates them."""
+    model = _bn_net(rng)
+    model.freeze(bn_eval=False)
+    bn = model[1]
+    mean0 = bn.running_mean.copy()
+    model.train()
+    assert bn.training
+    model(_image_data(rng)[0])
+    assert not np.array_equal(bn.running_mean, mean0) and int(bn.num_batches_tracked) == 1
+    with pytest.raises(TypeError, match="bn_eval"):
+        model.freeze(bn_eval="yes")
+
+
+def test_unfreeze_releases_the_pinned_batchnorms(rng):
+    model = _bn_net(rng).train()
+    model.freeze()
+    model.unfreeze()
+    assert all(bn.training and not bn._eval_pinned for bn in _batchnorms(model))
+    assert all(p.requires_grad for p in model.parameters())
+    # unfreeze on a model in eval mode: the released BatchNorms take its mode, and follow train() again
+    model.freeze()
+    model.eval()
+    model.unfreeze()
+    assert not model[1].training  # the mode of the module unfreeze was called on
+    model.train()
+    assert model[1].training
+
+
+@needs_torch
+def test_frozen_backbone_training_step_matches_torch(rng):
+    """The whole recipe, one SGD step through fit: pycnn's freeze() against PyTorch's idiom
+    (requires_grad_(False) on the backbone, BatchNorm .eval() after .train()): same logits, loss, head update."""
+    pycnn.manual_seed(0)
+    model = _bn_net(rng)
+    tmodel = _torch_stem(model)
+    model[:6].freeze()  # everything but the head
+    tmodel.train()
+    for tp in tmodel[:6].parameters():
+        tp.requires_grad_(False)
+    for tm in tmodel.modules():
+        if isinstance(tm, torch.nn.BatchNorm2d):
+            tm.eval()
+    x, y = _image_data(rng, n=12)
+    opt = optim.SGD(model.parameters(), lr=0.5)
+    h = fit(model, x, y, loss_fn=nn.CrossEntropyLoss(), optimizer=opt, epochs=1, batch_size=12, shuffle=False,
+            verbose=0)
+    topt = torch.optim.SGD([p for p in tmodel.parameters() if p.requires_grad], lr=0.5)
+    tloss = torch.nn.functional.cross_entropy(tmodel(torch.from_numpy(x)), torch.from_numpy(y))
+    tloss.backward()
+    topt.step()
+    assert h["loss"][0] == pytest.approx(float(tloss.detach()), rel=1e-5)
+    for k, v in tmodel.state_dict().items():
+        assert_close(model.state_dict()[k], v.numpy(), rtol=1e-5, atol=1e-6, param=k)
+    model.eval(), tmodel.eval()
+    assert_close(model(x), tmodel(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_save_load_keeps_the_pinned_batchnorms(tmp_path, rng):
+    model = _bn_net(rng)
+    model[:4].freeze()
+    model.train()
+    pycnn.save(model, tmp_path / "m.npz")
+    loaded = pycnn.load(tmp_path / "m.npz")
+    assert [n for n, m in loaded.named_modules() if m._eval_pinned] == ["1"]
+    assert loaded.training and not loaded[1].training and loaded[4].bn1.training
+    loaded.unfreeze()
+    assert loaded[1].training

@@ -2,12 +2,12 @@
 convolutions ConvTranspose2d, ConvTranspose1d."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 
 from .. import functional as F
-from .._checks import check_choice, check_int, check_pair, check_single, check_triple
+from .._checks import check_choice, check_int, check_pair, check_single, check_triple, is_int
 from ..functional.conv import CONV_ALGOS
 from . import fused
 from .activation import ReLU
@@ -253,14 +253,54 @@ class _ConvTransposeNd(_ConvNd):
         return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding,
                     groups=self.groups, dilation=self.dilation, algo=self.algo)
 
+    def forward(self, x: ArrayLike, output_size: Optional[Sequence[int]] = None) -> np.ndarray:
+        """x (N, in_channels, *spatial) -> (N, out_channels, *spatial out); saves x in training mode.
+
+        ``output_size`` (PyTorch's): the spatial output size, or the whole output shape, when a stride
+        above 1 makes several sizes possible (``Conv2d`` maps each of them to the input's size). It picks
+        the output padding for this call, in place of ``output_padding``; each size must lie between the
+        size without output padding and that plus ``stride - 1``.
+        """
+        x = F.as_float32(x, "input")
+        args = self._args()
+        if output_size is not None:
+            args["output_padding"] = self._output_padding_for(x, output_size)
+        b = None if self.bias is None else self.bias.data
+        y = self._conv(x, self.weight.data, b, **args)
+        self.save_for_backward(x, args["output_padding"])
+        return y
+
+    def _output_padding_for(self, x: np.ndarray, output_size: Sequence[int]) -> Tuple[int, ...]:
+        k = len(self.kernel_size)
+        if not isinstance(output_size, (list, tuple)) or not all(is_int(s) for s in output_size):
+            raise TypeError(f"{self._op}: output_size must be a list or tuple of ints, got {output_size!r}")
+        size = tuple(int(s) for s in output_size)
+        size = size[2:] if len(size) == k + 2 else size
+        if len(size) != k:
+            raise ValueError(f"{self._op}: output_size must have {k} or {k + 2} elements, got {output_size!r}")
+        if x.ndim != k + 2:
+            raise ValueError(f"{self._op}: expected input of {k + 2} dimensions, got shape {x.shape}")
+        padding = []
+        for d in range(k):
+            smallest = ((x.shape[d + 2] - 1) * self.stride[d] - 2 * self.padding[d]
+                        + self.dilation[d] * (self.kernel_size[d] - 1) + 1)
+            largest = smallest + self.stride[d] - 1
+            if not smallest <= size[d] <= largest:
+                raise ValueError(f"{self._op}: output_size {tuple(output_size)} is not possible for an input of "
+                                 f"shape {x.shape}: dimension {d + 2} of the output can be {smallest} to {largest}")
+            padding.append(size[d] - smallest)
+        return tuple(padding)
+
     def _forward(self, x: ArrayLike, relu: bool) -> np.ndarray:
         # Sequential fuses a following ReLU only into the layers listed in container.py, not this one.
         assert not relu
-        x = F.as_float32(x, "input")
-        b = None if self.bias is None else self.bias.data
-        y = self._conv(x, self.weight.data, b, **self._args())
-        self.save_for_backward(x)
-        return y
+        return self.forward(x)
+
+    def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[np.ndarray]:
+        """dL/dx (None when ``input_grad`` is False); accumulates into weight.grad and bias.grad."""
+        x, output_padding = self.saved()
+        return weighted_backward(self._conv_backward, self, grad_output, x, input_grad,
+                                 **dict(self._args(), output_padding=output_padding))
 
 
 class ConvTranspose2d(_ConvTransposeNd):

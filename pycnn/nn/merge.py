@@ -3,9 +3,13 @@
 Each takes one list (or tuple) of arrays -- in a graph, of symbolic values:
 ``nn.Add()([a, b])`` -- and its ``backward`` returns a tuple with one
 gradient per input, in order. PyTorch's equivalents are ``a + b``,
-``torch.cat([a, b], dim)`` and ``a * b``, without broadcasting: ``Add`` and
-``Multiply`` need inputs of one shape, ``Concat`` inputs that differ only
-along ``dim``, and say which input differs and how.
+``torch.cat([a, b], dim)`` and ``a * b``. ``Add`` and ``Multiply``
+broadcast as NumPy and PyTorch do (shapes aligned from the right, each
+dimension equal or 1 -- ``(N, C, H, W) * (N, C, 1, 1)`` is
+squeeze-and-excitation's channel scaling), and the gradient of a
+broadcast input is summed over the dimensions it was broadcast along.
+``Concat`` needs inputs that differ only along ``dim``. Each says which
+input does not fit and how.
 """
 from __future__ import annotations
 
@@ -32,11 +36,18 @@ class _Merge(Module):
             raise ValueError(f"{op}: expected a list of at least one array, got an empty {type(inputs).__name__}")
         return [F.as_float32(x, f"input {i}") for i, x in enumerate(inputs)]
 
-    def _same_shapes(self, xs: List[np.ndarray]) -> None:
+    def _broadcast_shape(self, xs: List[np.ndarray]) -> Tuple[int, ...]:
+        """The shape the inputs broadcast to (NumPy's rules); ValueError naming the first input that does not fit."""
+        shape = xs[0].shape
         for i, x in enumerate(xs[1:], 1):
-            if x.shape != xs[0].shape:
-                raise ValueError(f"{type(self).__name__}: expected inputs of one shape, got input 0 of shape "
-                                 f"{xs[0].shape} and input {i} of shape {x.shape}")
+            try:
+                shape = np.broadcast_shapes(shape, x.shape)
+            except ValueError:
+                raise ValueError(f"{type(self).__name__}: inputs must have one shape or broadcast to one (dimensions "
+                                 f"aligned from the right, each equal or 1); got input 0 of shape {xs[0].shape}"
+                                 + (f", inputs 0..{i - 1} broadcast to {shape}," if i > 1 else "")
+                                 + f" and input {i} of shape {x.shape}") from None
+        return shape
 
     def _grad(self, grad_output: ArrayLike, shape: Tuple[int, ...]) -> np.ndarray:
         dy = F.as_float32(grad_output, "grad_output")
@@ -46,40 +57,57 @@ class _Merge(Module):
         return dy
 
 
-class Add(_Merge):
-    """The sum of a list of arrays of one shape: ``nn.Add()([a, b, c])`` is ``(a + b) + c``.
+def _sum_to(g: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    """The gradient of an input of ``shape`` that was broadcast to ``g.shape``: g summed over the broadcast
+    dimensions (the leading ones it lacks and those where it has size 1)."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1)
+    return np.ascontiguousarray(g.sum(axis=axes, dtype=np.float32).reshape(shape))
 
-    Backward gives every input the output's gradient (the same array, to be
-    read, not written).
+
+class Add(_Merge):
+    """The sum of a list of arrays: ``nn.Add()([a, b, c])`` is ``(a + b) + c``, broadcast as NumPy.
+
+    Backward gives every input of the output's shape the output's gradient
+    (the same array, to be read, not written), and a broadcast input its sum
+    over the broadcast dimensions.
     """
 
     def forward(self, inputs: Sequence[ArrayLike]) -> np.ndarray:
         xs = self._inputs(inputs)
-        self._same_shapes(xs)
-        y = xs[0] if len(xs) == 1 else F.add(xs[0], xs[1])
-        for x in xs[2:]:
-            F.add(y, x, out=y)  # y is this call's new array
-        self.save_for_backward(len(xs), y.shape)
+        shape = self._broadcast_shape(xs)
+        if all(x.shape == shape for x in xs):  # one shape: pycnn's kernel
+            y = xs[0] if len(xs) == 1 else F.add(xs[0], xs[1])
+            for x in xs[2:]:
+                F.add(y, x, out=y)  # y is this call's new array
+        else:
+            y = np.add(xs[0], xs[1])  # a new array; in place once it has the broadcast shape
+            for x in xs[2:]:
+                y = np.add(y, x, out=y if y.shape == shape else None)
+        self.save_for_backward([x.shape for x in xs], y.shape)
         return y
 
     def backward(self, grad_output: ArrayLike, input_grad: bool = True) -> Optional[Tuple[np.ndarray, ...]]:
-        n, shape = self.saved()
+        shapes, shape = self.saved()
         if not input_grad:
             return None
         dy = self._grad(grad_output, shape)
-        return (dy,) * n
+        return tuple(_sum_to(dy, s) for s in shapes)
 
 
 class Multiply(_Merge):
-    """The elementwise product of a list of arrays of one shape: ``((a * b) * c)``.
+    """The elementwise product of a list of arrays: ``((a * b) * c)``, broadcast as NumPy.
 
     Saves the running products, so backward is the chain rule of that order
-    (as PyTorch's autograd would apply it): no division, exact zeros stay exact.
+    (as PyTorch's autograd would apply it): no division, exact zeros stay
+    exact. A broadcast input's gradient is summed over the broadcast dimensions.
     """
 
     def forward(self, inputs: Sequence[ArrayLike]) -> np.ndarray:
         xs = self._inputs(inputs)
-        self._same_shapes(xs)
+        self._broadcast_shape(xs)
         products = [xs[0]]
         for x in xs[1:]:
             products.append(np.multiply(products[-1], x))
@@ -92,9 +120,9 @@ class Multiply(_Merge):
             return None
         g = self._grad(grad_output, products[-1].shape)
         grads: List[Any] = [None] * len(xs)
-        for i in range(len(xs) - 1, 0, -1):  # products[i] = products[i - 1] * xs[i]
-            grads[i] = np.multiply(g, products[i - 1])
-            g = np.multiply(g, xs[i])
+        for i in range(len(xs) - 1, 0, -1):  # products[i] = products[i - 1] * xs[i]; g is of products[i]'s shape
+            grads[i] = _sum_to(np.multiply(g, products[i - 1]), xs[i].shape)
+            g = _sum_to(np.multiply(g, xs[i]), products[i - 1].shape)
         grads[0] = g
         return tuple(grads)
 

@@ -140,6 +140,10 @@ class Module:
     """
 
     training: bool
+    #: True on layers that keep running statistics (BatchNorm): ``freeze(bn_eval=True)`` pins them in eval mode.
+    _keeps_running_stats: bool = False
+    #: Set by ``freeze(bn_eval=True)``: ``train()`` leaves this module in eval mode until ``unfreeze()``.
+    _eval_pinned: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -351,11 +355,14 @@ class Module:
 
     # ------------------------------------------------------------------ modes, grads
     def train(self, mode: bool = True) -> Module:
-        """Set training mode (forward saves state for backward) on this module and all descendants."""
+        """Set training mode (forward saves state for backward) on this module and all descendants.
+
+        Layers pinned by ``freeze(bn_eval=True)`` stay in eval mode.
+        """
         if not isinstance(mode, bool):
             raise TypeError(f"train: mode must be a bool, got {type(mode).__name__}")
         for m in self.modules():
-            object.__setattr__(m, "training", mode)
+            object.__setattr__(m, "training", mode and not m._eval_pinned)
         discard_prepared(self)  # calling eval() again is also how a user says "I edited weights in place"
         return self
 
@@ -375,17 +382,41 @@ class Module:
             p.requires_grad = bool(requires_grad)
         return self
 
-    def freeze(self) -> Module:
+    def freeze(self, bn_eval: bool = True) -> Module:
         """Freeze every parameter (``requires_grad = False``): backward skips their gradients, optimisers their updates.
 
         For transfer learning: ``model.freeze(); model[-1] = nn.Linear(128, 5)``
         trains only the new head. Returns self.
+
+        ``bn_eval=True`` (Keras' ``trainable = False``) also freezes the
+        running statistics: every BatchNorm in this module goes to eval mode
+        now and stays there through ``train()`` (and so through ``fit``,
+        which calls it every epoch) until :meth:`unfreeze`. It normalises
+        with its running statistics, which no longer change, and its backward
+        is the gradient of that affine map. ``bn_eval=False`` freezes the
+        parameters only, as PyTorch's ``requires_grad_(False)``: BatchNorm in
+        training mode still normalises with batch statistics and updates its
+        running statistics.
         """
-        return self.requires_grad_(False)
+        if not isinstance(bn_eval, (bool, np.bool_)):
+            raise TypeError(f"freeze: bn_eval must be a bool, got {bn_eval!r}")
+        self.requires_grad_(False)
+        if bn_eval:
+            for m in self.modules():
+                if m._keeps_running_stats:
+                    object.__setattr__(m, "_eval_pinned", True)
+                    object.__setattr__(m, "training", False)
+        return self
 
     def unfreeze(self) -> Module:
-        """Make every parameter trainable again (``requires_grad = True``). Returns self."""
-        return self.requires_grad_(True)
+        """Make every parameter trainable again (``requires_grad = True``) and release BatchNorms pinned by
+        ``freeze(bn_eval=True)``: they take this module's mode. Returns self."""
+        self.requires_grad_(True)
+        for m in self.modules():
+            if m._eval_pinned:
+                object.__setattr__(m, "_eval_pinned", False)
+                object.__setattr__(m, "training", self.training)
+        return self
 
     def trainable_parameters(self) -> Iterator[Parameter]:
         """The parameters with ``requires_grad`` (what an optimiser needs to hold for fine-tuning)."""

@@ -36,6 +36,7 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 
 class _BatchNorm(Module):
+    _keeps_running_stats = True
     _ndims: Tuple[int, ...] = (4,)
     _shape_text = "(N, C, H, W)"
 
