@@ -400,3 +400,13 @@ def test_cli_export_errors(tmp_path, args, status, message):
     assert "Traceback" not in r.stderr and not (tmp_path / "m.onnx").exists()
     r = run_cli("export", str(tmp_path / "missing.npz"), str(tmp_path / "m.onnx"))
     assert r.returncode == 1 and "not found" in r.stderr
+
+
+def test_broadcasting_merge_exports(tmp_path):
+    # squeeze-and-excitation: (N, C, H, W) * (N, C, 1, 1), and a broadcast Add; ONNX's Mul and Add broadcast alike
+    pycnn.manual_seed(0)
+    x = nn.Input((4, 5, 6))
+    s = nn.Sigmoid()(nn.Conv2d(4, 4, 1)(nn.AdaptiveAvgPool2d(1)(x)))
+    y = nn.Add()([nn.Multiply()([x, s]), nn.Conv2d(4, 4, 1)(s)])
+    proto = check_export(nn.Model(x, y), tmp_path)
+    assert {"Mul", "Add"} <= set(_ops(proto))

@@ -80,3 +80,27 @@ def test_every_preset_reads_back(name):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
     # the same parameters, count for count (BatchNorm stays a layer of its own)
     assert sum(p.data.size for p in back.parameters()) == sum(p.data.size for p in model.parameters())
+
+
+def test_broadcasting_merges_read_back():
+    pycnn.manual_seed(0)
+    from pycnn import nn
+    x = nn.Input((4, 5, 6))
+    s = nn.Sigmoid()(nn.Conv2d(4, 4, 1)(nn.AdaptiveAvgPool2d(1)(x)))
+    model = nn.Model(x, nn.Add()([nn.Multiply()([x, s]), nn.Conv2d(4, 4, 1)(s)]))
+    want, got, back = _round_trip(model, (4, 5, 6))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_broadcast_that_would_blow_up_is_refused_before_it_runs():
+    import onnx
+    from onnx import TensorProto, helper
+
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 2048, 1, 2048, 1])
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 1, 2048, 1, 2048])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node("Relu", ["a"], ["ra"]), helper.make_node("Relu", ["b"], ["rb"]),
+                               helper.make_node("Mul", ["ra", "rb"], ["y"], name="outer")], "g", [a, b], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ValueError, match="outer"):
+        pycnn.onnx.load(model.SerializeToString())

@@ -953,7 +953,15 @@ class _Importer:
 
     def _merge(self, n: _Node, module: nn.Module) -> None:
         args = [self._sym(n, k) for k in range(len(n.inputs))]
-        self._check_output_size(n, sum(math.prod(int(d or 0) for d in a.shape[1:]) for a in args))
+        per_sample = [tuple(int(d or 0) for d in a.shape[1:]) for a in args]
+        if isinstance(module, nn.Concat):
+            size = sum(math.prod(p) for p in per_sample)
+        else:  # Add and Mul broadcast as NumPy does (nn.Add/nn.Multiply too): the output can outgrow every input
+            try:
+                size = math.prod(np.broadcast_shapes(*per_sample))
+            except ValueError:
+                raise self._unsupported(n, f"inputs of shapes {[a.shape for a in args]} do not broadcast") from None
+        self._check_output_size(n, size)
         self._call(n, module, args, merge=True)
 
     def _op_Add(self, n: _Node) -> None:  # noqa: N802
