@@ -27,6 +27,22 @@ const char* conv_algo_name(ConvAlgo a) {
   return "?";
 }
 
+void check_conv_channels(const char* op, const Shape& x, const Shape& w, const Shape* bias, i64 groups,
+                         const char* spatial) {
+  const i64 C = x[1], K = w[0];
+  for (const i64 d : w)
+    if (d <= 0) fail(op, ": weight must have positive sizes, got ", shape_str(w));
+  if (C <= 0) fail(op, ": input must have at least one channel, got ", shape_str(x));
+  if (C % groups != 0) fail(op, ": groups=", groups, " must divide the input channels; input ", shape_str(x));
+  if (K % groups != 0) fail(op, ": groups=", groups, " must divide the output channels; weight ", shape_str(w));
+  // Name the input first: a channel mismatch is most often an NHWC array or a
+  // layer fed the wrong tensor, and the weight then belongs to a module.
+  if (w[1] != C / groups)
+    fail(op, ": expected input of shape (N, ", checked_mul(w[1], groups, op), ", ", spatial, ") for weight ",
+         shape_str(w), " and groups=", groups, ", got ", shape_str(x));
+  if (bias && (*bias != Shape{K})) fail(op, ": expected bias of shape (", K, ",), got ", shape_str(*bias));
+}
+
 Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Shape* bias, const Conv2dParams& p) {
   if (x.size() != 4) fail("conv2d: expected input of shape (N, C, H, W), got ", shape_str(x));
   if (w.size() != 4) fail("conv2d: expected weight of shape (K, C/groups, kh, kw), got ", shape_str(w));
@@ -47,18 +63,7 @@ Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Shape* bias, cons
   s.pad_top = p.pad_top, s.pad_left = p.pad_left;
   s.dilation_h = p.dilation_h, s.dilation_w = p.dilation_w;
   s.groups = p.groups;
-  if (s.K <= 0 || s.kh <= 0 || s.kw <= 0 || w[1] <= 0)
-    fail("conv2d: weight must have positive sizes, got ", shape_str(w));
-  if (s.C <= 0) fail("conv2d: input must have at least one channel, got ", shape_str(x));
-  if (s.C % p.groups != 0) fail("conv2d: groups=", p.groups, " must divide the input channels; input ", shape_str(x));
-  if (s.K % p.groups != 0)
-    fail("conv2d: groups=", p.groups, " must divide the output channels; weight ", shape_str(w));
-  // Name the input first: a channel mismatch is most often an NHWC array or a
-  // layer fed the wrong tensor, and the weight then belongs to a module.
-  if (w[1] != s.C / p.groups)
-    fail("conv2d: expected input of shape (N, ", checked_mul(w[1], p.groups, "conv2d"), ", H, W) for weight ",
-         shape_str(w), " and groups=", p.groups, ", got ", shape_str(x));
-  if (bias && (*bias != Shape{s.K})) fail("conv2d: expected bias of shape (", s.K, ",), got ", shape_str(*bias));
+  check_conv_channels("conv2d", x, w, bias, p.groups, "H, W");
   s.Ho = window_output_size(s.H, s.kh, s.stride_h, p.pad_top, p.pad_bottom, s.dilation_h, "conv2d");
   s.Wo = window_output_size(s.W, s.kw, s.stride_w, p.pad_left, p.pad_right, s.dilation_w, "conv2d");
   if (s.Ho <= 0 || s.Wo <= 0)

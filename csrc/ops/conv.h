@@ -27,6 +27,10 @@ struct Conv2dParams {
   i64 groups;
 };
 // x (N, C, H, W), w (K, C/groups, kh, kw), optional bias (K,).
+// The channel, group and bias checks of a convolution's shapes (x: (N, C, ...spatial), w: (K, C/groups,
+// ...kernel); `spatial` names x's spatial axes in the message), shared by conv2d and conv3d.
+void check_conv_channels(const char* op, const Shape& x, const Shape& w, const Shape* bias, i64 groups,
+                         const char* spatial);
 Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Shape* bias, const Conv2dParams& p);
 // The same, and dy (N, K, Ho, Wo) checked against it.
 Conv2dShape conv2d_bwd_shape(const Shape& dy, const Shape& x, const Shape& w, const Shape* bias,

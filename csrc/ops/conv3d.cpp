@@ -85,16 +85,7 @@ Conv3dShape conv3d_shape(const Shape& x, const Shape& w, const Shape* bias, cons
   s.pad_front = p.pad_front, s.pad_top = p.pad_top, s.pad_left = p.pad_left;
   s.dilation_t = p.dilation_t, s.dilation_h = p.dilation_h, s.dilation_w = p.dilation_w;
   s.groups = p.groups;
-  if (s.K <= 0 || s.kt <= 0 || s.kh <= 0 || s.kw <= 0 || w[1] <= 0)
-    fail("conv3d: weight must have positive sizes, got ", shape_str(w));
-  if (s.C <= 0) fail("conv3d: input must have at least one channel, got ", shape_str(x));
-  if (s.C % p.groups != 0) fail("conv3d: groups=", p.groups, " must divide the input channels; input ", shape_str(x));
-  if (s.K % p.groups != 0)
-    fail("conv3d: groups=", p.groups, " must divide the output channels; weight ", shape_str(w));
-  if (w[1] != s.C / p.groups)
-    fail("conv3d: expected input of shape (N, ", checked_mul(w[1], p.groups, "conv3d"), ", T, H, W) for weight ",
-         shape_str(w), " and groups=", p.groups, ", got ", shape_str(x));
-  if (bias && (*bias != Shape{s.K})) fail("conv3d: expected bias of shape (", s.K, ",), got ", shape_str(*bias));
+  check_conv_channels("conv3d", x, w, bias, p.groups, "T, H, W");
   s.To = window_output_size(s.T, s.kt, s.stride_t, p.pad_front, p.pad_back, s.dilation_t, "conv3d");
   s.Ho = window_output_size(s.H, s.kh, s.stride_h, p.pad_top, p.pad_bottom, s.dilation_h, "conv3d");
   s.Wo = window_output_size(s.W, s.kw, s.stride_w, p.pad_left, p.pad_right, s.dilation_w, "conv3d");
