@@ -109,8 +109,8 @@ def _inputs_text(values: Sequence[SymbolicValue]) -> str:
     return "inputs of shapes " + ", ".join(shapes[:-1]) + " and " + shapes[-1]
 
 
-def _flat(args: Sequence[Any]) -> List[Any]:
-    """A node's arguments as one list: lists (a merge layer's) spliced in."""
+def flat_args(args: Sequence[Any]) -> List[Any]:
+    """A call's arguments as one list: lists (a merge layer's) spliced in (also pycnn.onnx.exporter's)."""
     out: List[Any] = []
     for a in args:
         if isinstance(a, list):
@@ -133,7 +133,7 @@ class Node:
         self.outputs = tuple(SymbolicValue(s, self, k) for k, s in enumerate(output_shapes))
 
     def inputs(self) -> List[SymbolicValue]:
-        return _flat(self.args)
+        return flat_args(self.args)
 
     def describe(self) -> str:
         return _describe(self.module)
@@ -160,10 +160,10 @@ def _probe(module: Module, args: Tuple[_Arg, ...]) -> Tuple[List[Shape], bool]:
         with fused.disabled():
             out = module.forward(*arrays)
     except (ValueError, IndexError, OverflowError) as e:
-        raise ValueError(f"{what} cannot take {_inputs_text(_flat(args))} (found while building the graph; "
+        raise ValueError(f"{what} cannot take {_inputs_text(flat_args(args))} (found while building the graph; "
                          f"the layer said, with a batch of {_PROBE_BATCH}: {e})") from e
     except TypeError as e:
-        raise TypeError(f"{what} cannot take {_inputs_text(_flat(args))} (found while building the graph; "
+        raise TypeError(f"{what} cannot take {_inputs_text(flat_args(args))} (found while building the graph; "
                         f"the layer said: {e})") from e
     finally:
         for m, mode in zip(modules, modes):
@@ -178,7 +178,7 @@ def _probe(module: Module, args: Tuple[_Arg, ...]) -> Tuple[List[Shape], bool]:
                         f"tuple of arrays")
     for o in outs:
         if o.ndim == 0 or o.shape[0] != _PROBE_BATCH:
-            raise ValueError(f"{what} on {_inputs_text(_flat(args))} gives an output of shape {o.shape} for a batch "
+            raise ValueError(f"{what} on {_inputs_text(flat_args(args))} gives an output of shape {o.shape} for a batch "
                              f"of {_PROBE_BATCH}: layers in a graph must keep dimension 0 as the batch")
     return [(None,) + tuple(int(d) for d in o.shape[1:]) for o in outs], single
 
@@ -238,7 +238,7 @@ class _Step:
         # Each positional argument: a slot, or a list of slots (merge layers).
         self.args: List[Union[int, List[int]]] = [
             slot[id(a)] if isinstance(a, SymbolicValue) else [slot[id(v)] for v in a] for a in node.args]
-        self.flat_in: List[int] = _flat(self.args)
+        self.flat_in: List[int] = flat_args(self.args)
         self.outs = [slot[id(v)] for v in node.outputs]
         self.single = node.single
         # backward returns one gradient (not a sequence) exactly when forward took one array

@@ -31,6 +31,7 @@ from onnx import TensorProto, helper
 
 from .. import nn
 from ..functional.conv import conv_padding
+from ..nn.graph import flat_args
 
 __all__ = ["export", "converts", "CONVERTERS", "MIN_OPSET", "UnsupportedModuleError"]
 
@@ -110,11 +111,6 @@ Converter = Callable[["_Exporter", Any, Sequence[Any]], List[_Value]]
 CONVERTERS: Dict[type, Converter] = {}
 
 
-def _flat(args: Sequence[Any]) -> List[_Value]:
-    """A call's positional arguments as one list of values (a merge layer's list spliced in)."""
-    return [v for a in args for v in (a if isinstance(a, list) else [a])]
-
-
 def converts(*classes: type) -> Callable[[LayerConverter], LayerConverter]:
     """Register a layer converter for ``classes`` (a decorator).
 
@@ -127,7 +123,7 @@ def converts(*classes: type) -> Callable[[LayerConverter], LayerConverter]:
     def register(fn: LayerConverter) -> LayerConverter:
         def convert(ex: _Exporter, module: Any, args: Sequence[Any]) -> List[_Value]:
             call_args = [[v.array for v in a] if isinstance(a, list) else a.array for a in args]
-            flat = _flat(args)
+            flat = flat_args(args)
             y = module(*call_args)
             name = fn(ex.b, module, [v.name for v in flat], [tuple(v.array.shape) for v in flat], tuple(y.shape))
             return [_Value(name, y)]
@@ -454,7 +450,7 @@ def _residual(ex: _Exporter, m: Any, args: Sequence[Any]) -> List[_Value]:
 @_container(nn.Model)
 def _graph(ex: _Exporter, m: Any, args: Sequence[Any]) -> List[_Value]:
     # A graph called as model(a, b) or model([a, b]) (as pycnn's forward takes either): one value per input.
-    values: Dict[int, _Value] = {id(v): a for v, a in zip(m.inputs, _flat(args))}
+    values: Dict[int, _Value] = {id(v): a for v, a in zip(m.inputs, flat_args(args))}
     for node in m._nodes:
         node_args = [[values[id(v)] for v in a] if isinstance(a, list) else values[id(a)] for a in node.args]
         for v, out in zip(node.outputs, ex.convert(node.module, node_args)):
