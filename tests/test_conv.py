@@ -22,7 +22,6 @@ from pycnn import reference as ref
 pytestmark = pytest.mark.usefixtures("isa")
 
 ALGOS = ["im2col", "direct"]
-THREADS = [1, 2]
 
 
 def _tolerance(reduction_length: int, scale: float = 1.0) -> float:
@@ -117,13 +116,6 @@ def _make(case, rng):
     b = rng.standard_normal(K).astype(np.float32) if bias else None
     return x, w, b, dict(stride=s, padding=p, dilation=d, groups=g)
 
-
-@pytest.fixture(params=THREADS, ids=lambda n: f"threads{n}")
-def threads(request):
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(request.param)
-    yield request.param
-    pycnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("algo", ALGOS)

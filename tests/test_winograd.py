@@ -40,13 +40,6 @@ def _check(name, actual, expected, reduction_length, params):
     assert err <= tol, f"{name}: max abs error {err:.3g} > tolerance {tol:.3g} for {params}"
 
 
-@pytest.fixture(params=[1, 2], ids=lambda n: f"threads{n}")
-def threads(request):
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(request.param)
-    yield request.param
-    pycnn.set_num_threads(old)
-
 
 def _f64(a):
     return None if a is None else a.astype(np.float64)
