@@ -56,6 +56,23 @@ def assert_close(actual, expected, rtol: float = 1e-4, atol: float = 1e-5, **con
         f"rtol={rtol}, atol={atol}; worst at {tuple(int(j) for j in i)}: actual {a[i]!r} expected {e[i]!r}")
 
 
+def assert_step_matches_torch(model, tmodel, x, dy, rtol: float = 1e-4, atol: float = 1e-5,
+                              grad_atol: float = 1e-4):
+    """One forward and backward of a pycnn model and of its PyTorch twin (same weights) on ``x`` and
+    output gradient ``dy``: outputs, input gradients and every parameter's gradient agree (parameter
+    gradients within ``rtol`` and ``grad_atol``)."""
+    tx = torch.from_numpy(x).requires_grad_(True)
+    ty = tmodel(tx)
+    ty.backward(torch.from_numpy(dy))
+    y = model(x)
+    dx = model.backward(dy)
+    assert_close(y, ty.detach().numpy(), rtol=rtol, atol=atol)
+    assert_close(dx, tx.grad.numpy(), rtol=rtol, atol=atol)
+    tparams = dict(tmodel.named_parameters())
+    for name, p in model.named_parameters():
+        assert_close(p.grad, tparams[name].grad.numpy(), rtol=rtol, atol=grad_atol, param=name)
+
+
 def case_id(case: dict) -> str:
     """A readable pytest id from a dict of parameters."""
     return "-".join(f"{k}={v}".replace(" ", "") for k, v in case.items())

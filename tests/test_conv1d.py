@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import assert_close, case_id, f32, f64, needs_torch, ref, tol, torch
+from conftest import assert_close, assert_step_matches_torch, case_id, f32, f64, needs_torch, ref, tol, torch
 from pycnn import functional as F
 from pycnn import nn
 
@@ -104,13 +104,4 @@ def test_conv1d_and_pools_match_torch(rng):
                             tnn.AvgPool1d(2), tnn.AdaptiveAvgPool1d(3), tnn.Flatten(), tnn.Linear(24, 4))
     tmodel.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
     x, dy = f32(rng, 4, 3, 41), f32(rng, 4, 4)
-    tx = torch.from_numpy(x).requires_grad_(True)
-    ty = tmodel(tx)
-    ty.backward(torch.from_numpy(dy))
-    y = model(x)
-    dx = model.backward(dy)
-    assert_close(y, ty.detach().numpy(), rtol=1e-4, atol=1e-5)
-    assert_close(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
-    tparams = dict(tmodel.named_parameters())
-    for name, p in model.named_parameters():
-        assert_close(p.grad, tparams[name].grad.numpy(), rtol=1e-4, atol=1e-4, param=name)
+    assert_step_matches_torch(model, tmodel, x, dy)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import pycnn
-from conftest import assert_close, case_id, f32, f64, needs_torch, ref, tol, torch
+from conftest import assert_close, assert_step_matches_torch, case_id, f32, f64, needs_torch, ref, tol, torch
 from pycnn import functional as F
 from pycnn import nn
 
@@ -272,14 +272,5 @@ def test_conv3d_modules_match_torch(rng):
                             tnn.Conv3d(8, 4, 1))
     tmodel.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
     x = f32(rng, 2, 3, 6, 9, 10)
-    tx = torch.from_numpy(x).requires_grad_(True)
-    ty = tmodel(tx)
-    y = model(x)
-    dy = f32(rng, *y.shape)
-    ty.backward(torch.from_numpy(dy))
-    dx = model.backward(dy)
-    assert_close(y, ty.detach().numpy(), rtol=1e-4, atol=1e-5)
-    assert_close(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
-    tparams = dict(tmodel.named_parameters())
-    for name, p in model.named_parameters():
-        assert_close(p.grad, tparams[name].grad.numpy(), rtol=1e-4, atol=1e-4, param=name)
+    dy = f32(rng, 2, 4, 5, 5, 5)  # the output: T 6 -> 6 ('same') -> 5 (kt 2), H 9 -> 5 and W 10 -> 5 (stride 2)
+    assert_step_matches_torch(model, tmodel, x, dy)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pycnn
-from conftest import assert_close, f32, f64, needs_torch, ref, tol, torch
+from conftest import assert_close, assert_step_matches_torch, f32, f64, needs_torch, ref, tol, torch
 from pycnn import nn
 from pycnn.bench import resnet as rn
 from pycnn.models import resnet
@@ -138,16 +138,7 @@ def test_resnet_state_dict_round_trip_and_gradients_match_torch(rng, torch_one_t
     tmodel.load_state_dict(to_torch(model.state_dict()))  # strict: every key and shape agrees
     # training mode: batch statistics, running-stat updates, all gradients
     x, dy = f32(rng, 4, 1, 12, 12), f32(rng, 4, 10)
-    tx = torch.from_numpy(x).requires_grad_(True)
-    ty = tmodel(tx)
-    ty.backward(torch.from_numpy(dy))
-    y = model(x)
-    dx = model.backward(dy)
-    assert_close(y, ty.detach().numpy(), rtol=1e-3, atol=1e-4)
-    assert_close(dx, tx.grad.numpy(), rtol=1e-3, atol=1e-4)
-    tparams = dict(tmodel.named_parameters())
-    for name, p in model.named_parameters():
-        assert_close(p.grad, tparams[name].grad.numpy(), rtol=1e-3, atol=1e-4, param=name)
+    assert_step_matches_torch(model, tmodel, x, dy, rtol=1e-3, atol=1e-4, grad_atol=1e-4)
     for k, v in tmodel.state_dict().items():
         assert_close(model.state_dict()[k], v.numpy(), rtol=1e-4, atol=1e-5, key=k)
     # torch -> pycnn after torch trains a little: eval outputs agree
