@@ -101,6 +101,18 @@ CASES = [
     (1, 4, 9, 13, 5, (3, 5), (3, 2), (1, 2), 1, 1, True),
     (2, 6, 12, 12, 4, (3, 3), 4, 1, 1, 2, True),
     (2, 3, 10, 10, 4, (3, 3), 2, 2, 1, 1, True),
+    # The channel-blocked direct forward (algo="direct", groups 1, on AVX-512; conv2d_direct_blocked.cpp):
+    # 64-channel blocks on rows of 7 and 21 with a partial last block, 32-channel blocks with
+    # remainder tiles (15 = 14 + 1, 29 = 14 + 14 + 1), depth slices (C beyond one slice of L1),
+    # stride 2 with odd sizes and dilation, stride (3, 1), several images per padded chunk
+    (2, 9, 7, 7, 70, (3, 3), 1, 1, 1, 1, True),
+    (1, 5, 21, 21, 64, (3, 3), 1, 1, 1, 1, False),
+    (2, 3, 15, 29, 33, (3, 3), 1, 1, 1, 1, True),
+    (1, 45, 9, 15, 64, (3, 3), 1, 1, 1, 1, True),
+    (1, 70, 7, 7, 130, (3, 3), 1, 1, 1, 1, True),
+    (2, 30, 11, 13, 20, (5, 5), 2, 2, 1, 1, True),
+    (3, 4, 31, 29, 17, (3, 3), 2, 1, 2, 1, True),
+    (1, 3, 17, 30, 36, (3, 3), (3, 1), (2, 0), 1, 1, True),
 ]
 
 
@@ -169,11 +181,14 @@ def test_conv2d_repeatable_bitwise(algo, threads):
 
 
 @pytest.mark.parametrize("algo", ALGOS)
-def test_conv2d_direct_and_im2col_agree_across_threads(algo):
-    """The direct kernel splits work so that no reduction crosses threads:
-    its results do not depend on the thread count at all."""
+@pytest.mark.parametrize("case", [(5, 4, 9, 9, 6, (3, 3), 1, 1, 1, 2, True),  # grouped: the portable kernels
+                                  (3, 30, 7, 21, 70, (3, 3), 1, 1, 1, 1, True),  # blocked tiles, depth slices
+                                  (2, 3, 20, 20, 40, (7, 7), 2, 3, 1, 1, True)], ids=_case_id)
+def test_conv2d_direct_and_im2col_agree_across_threads(algo, case):
+    """The direct kernels split work so that no reduction crosses threads:
+    their results do not depend on the thread count at all."""
     rng = np.random.default_rng(3)
-    x, w, b, hp = _make((5, 4, 9, 9, 6, (3, 3), 1, 1, 1, 2, True), rng)
+    x, w, b, hp = _make(case, rng)
     dy = rng.standard_normal(F.conv2d(x, w, b, **hp).shape).astype(np.float32)
     old = pycnn.get_num_threads()
     try:
@@ -264,11 +279,16 @@ def test_conv2d_dead_taps_cropped(algo):
         ("im2col" if algo == "winograd" else algo)
 
 
-def test_auto_algorithm_rule():
+def test_auto_algorithm_rule(isa):
     from pycnn import _core
 
-    def resolved(x_shape, w_shape, groups):
-        return _core.conv2d_resolve_algo(x_shape, w_shape, (1, 1), (1, 1, 1, 1), (1, 1), groups, "auto")
+    def resolved(x_shape, w_shape, groups, stride=1, pad=1):
+        return _core.conv2d_resolve_algo(x_shape, w_shape, (stride, stride), (pad,) * 4, (1, 1), groups, "auto")
+
+    # The forward takes the channel-blocked direct kernel (AVX-512 only) where im2col would run on
+    # a small plane (<= 64 outputs, or <= 256 with one or two images) or for a first layer with a
+    # large kernel (C <= 4, kh * kw >= 25), never for 1x1 kernels.
+    small = "direct" if isa == "avx512" else "im2col"
 
     # docs/architecture.md: Winograd for 3x3 stride-1 ungrouped convolutions with C, K >= 8
     # and at least 16 output tiles of 4x4 (N * ceil(Ho/4) * ceil(Wo/4)), on planes that fill
@@ -276,10 +296,17 @@ def test_auto_algorithm_rule():
     assert resolved((8, 32, 14, 14), (64, 32, 3, 3), 1) == "winograd"  # 8 * 4 * 4 = 128 tiles
     assert resolved((1, 256, 14, 14), (256, 256, 3, 3), 1) == "winograd"  # 16 tiles
     assert resolved((1, 256, 13, 13), (256, 256, 3, 3), 1) == "winograd"  # ceil: 16 tiles
-    assert resolved((1, 256, 12, 12), (256, 256, 3, 3), 1) == "im2col"  # 9 tiles
-    assert resolved((2, 512, 7, 7), (512, 512, 3, 3), 1) == "im2col"  # 8 tiles
-    assert resolved((32, 512, 1, 1), (512, 512, 3, 3), 1) == "im2col"  # 32 tiles, 1 output of 16 used each
-    assert resolved((32, 256, 2, 2), (256, 256, 3, 3), 1) == "im2col"  # 4 outputs of 16
+    assert resolved((1, 256, 12, 12), (256, 256, 3, 3), 1) == small  # 9 tiles: 144 outputs, one image
+    assert resolved((3, 256, 12, 12), (256, 256, 3, 3), 1) == "winograd"  # 27 tiles
+    assert resolved((2, 512, 7, 7), (512, 512, 3, 3), 1) == small  # 8 tiles: 49 outputs
+    assert resolved((32, 512, 1, 1), (512, 512, 3, 3), 1) == "im2col"  # 32 tiles, 1 output of 16; cropped to 1x1
+    assert resolved((32, 256, 2, 2), (256, 256, 3, 3), 1) == small  # 4 outputs of 16
+    assert resolved((1, 3, 224, 224), (64, 3, 7, 7), 1, stride=2, pad=3) == small  # ResNet's stem
+    assert resolved((16, 3, 224, 224), (64, 3, 7, 7), 1, stride=2, pad=3) == small
+    assert resolved((1, 64, 56, 56), (128, 64, 3, 3), 1, stride=2) == "im2col"  # 28x28 outputs
+    assert resolved((1, 128, 28, 28), (256, 128, 3, 3), 1, stride=2) == small  # 14x14, one image
+    assert resolved((4, 128, 28, 28), (256, 128, 3, 3), 1, stride=2) == "im2col"  # 14x14, four images
+    assert resolved((1, 256, 14, 14), (512, 256, 1, 1), 1, stride=2, pad=0) == "im2col"  # 1x1
     assert resolved((32, 128, 3, 3), (128, 128, 3, 3), 1) == "winograd"  # 9 outputs of 16
     assert resolved((32, 64, 5, 5), (64, 64, 3, 3), 1) == "winograd"  # 25 of 64
     assert resolved((8, 7, 28, 28), (32, 7, 3, 3), 1) == "im2col"  # C < 8

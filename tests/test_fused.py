@@ -32,6 +32,9 @@ CASES = [
     dict(C=6, K=6, H=11, W=9, k=3, stride=1, pad=2, dilation=2, groups=3, algo="im2col"),
     dict(C=4, K=4, H=8, W=13, k=3, stride=1, pad=1, dilation=1, groups=4, algo="direct"),
     dict(C=70, K=40, H=5, W=6, k=3, stride=1, pad=1, dilation=1, groups=1, algo="im2col"),
+    # the channel-blocked direct forward (AVX-512): 64-channel blocks and depth slices, a 7x7 stride-2 stem
+    dict(C=40, K=70, H=7, W=7, k=3, stride=1, pad=1, dilation=1, groups=1, algo="direct"),
+    dict(C=3, K=33, H=19, W=31, k=7, stride=2, pad=3, dilation=1, groups=1, algo="direct"),
 ]
 
 
@@ -90,7 +93,7 @@ def test_prepared_weights_follow_the_isa(rng):
     args = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
     previous = _core.isa()
     try:
-        for algo in ("im2col", "winograd"):
+        for algo in ("im2col", "winograd", "direct"):
             p = _core.PreparedConv2d(w, b, *args, algo)
             for name in isas + isas[::-1]:  # packed under one ISA, then run under each other one
                 _core.set_isa(name)

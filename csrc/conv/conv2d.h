@@ -122,6 +122,22 @@ void conv2d_bwd_data_winograd(float* dx, const float* dy, const float* w, const 
 void conv2d_bwd_weight_winograd(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s,
                                 int num_threads);
 
+// Channel-blocked direct forward (conv2d_direct_blocked.cpp, conv/direct_tile.h):
+// what a Direct forward runs where it is eligible (groups 1, horizontal
+// stride 1 or 2, an ISA with tile kernels: AVX-512); weights packed per
+// block of 16 * vectors output channels, depth-major. `packed` (null:
+// packed per call) must be current for the shape (same vectors and lanes).
+struct DirectBlockedWeights {
+  int vectors = 0, lanes = 0;
+  std::vector<float> w;
+};
+bool conv2d_direct_blocked_eligible(const Conv2dShape& s);
+int conv2d_direct_blocked_vectors(const Conv2dShape& s);
+DirectBlockedWeights conv2d_direct_blocked_pack_weights(const float* w, const Conv2dShape& s, int num_threads);
+bool conv2d_direct_blocked_packed_current(const DirectBlockedWeights& packed, const Conv2dShape& s);
+void conv2d_fwd_direct_blocked(float* y, const float* x, const float* w, const Conv2dShape& s,
+                               const ConvEpilogue& ep, int num_threads, const DirectBlockedWeights* packed = nullptr);
+
 // Direct convolution: no column buffer, loops vectorised along the output row.
 void conv2d_fwd_direct(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep,
                        int num_threads);

@@ -111,7 +111,36 @@ ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested) {
   return ConvAlgo::Im2col;
 }
 
+ConvAlgo conv2d_resolve_fwd_algo(const Conv2dShape& s, ConvAlgo requested) {
+  const ConvAlgo algo = conv2d_resolve_algo(s, requested);
+  if (requested != ConvAlgo::Auto || algo != ConvAlgo::Im2col || !conv2d_direct_blocked_eligible(s)) return algo;
+  // Measured against im2col + GEMM (batch 1 and 16, 1 and 2 threads;
+  // docs/performance.md): the direct kernel wins where the GEMM's 32-pixel
+  // columns are poorly used or its panel copy dominates, and loses on
+  // larger planes (by 10-19% on 28x28 outputs) and on 1x1 kernels (which
+  // im2col runs as a plain GEMM, nothing to copy; the tile's transposed
+  // write then costs more than the GEMM's):
+  //  * small planes: 8x8 outputs or fewer (7x7x512: 1.19x at batch 1 and
+  //    1.06x at batch 16), or 16x16 or fewer with one or two images (14x14
+  //    outputs at batch 1: 1.09-1.23x);
+  //  * first layers with large kernels on few channels (the 7x7 stride-2
+  //    stem on RGB: 1.28x at batch 1, 1.11x at batch 16).
+  if (s.kh * s.kw == 1) return algo;
+  const i64 P = s.out_plane();
+  const bool small_plane = P <= 64 || (s.N <= 2 && P <= 256);
+  const bool wide_first_layer = s.C <= 4 && s.kh * s.kw >= 25;
+  return small_plane || wide_first_layer ? ConvAlgo::Direct : algo;
+}
+
 namespace {
+// The forward of the Direct algorithm: the channel-blocked kernel where it
+// is eligible, else the portable loops (grouped and depthwise convolutions).
+void fwd_direct(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep, int nt,
+                const DirectBlockedWeights* packed = nullptr) {
+  if (conv2d_direct_blocked_eligible(s)) return conv2d_fwd_direct_blocked(y, x, w, s, ep, nt, packed);
+  conv2d_fwd_direct(y, x, w, s, ep, nt);
+}
+
 // Kernel taps that read only padding, for every output, add nothing to y and
 // get nothing from dy: they cost multiplications by zero and nothing else.
 // On small planes that is most of the work (a 3x3 convolution padded by 1 on
@@ -188,7 +217,7 @@ CachedFloats cropped_weights(const float* w, const Conv2dShape& s, const TapCrop
 
 ConvAlgo conv2d_algo_for(const Conv2dShape& s, ConvAlgo requested) {
   const auto crop = crop_dead_taps(s);
-  return conv2d_resolve_algo(crop ? crop->shape : s, requested);
+  return conv2d_resolve_fwd_algo(crop ? crop->shape : s, requested);
 }
 
 namespace {
@@ -197,8 +226,8 @@ void fwd_unprepared(float* y, const float* x, const float* w, const Conv2dShape&
                     ConvAlgo algo, int nt) {
   if (const auto crop = crop_dead_taps(s))
     return fwd_unprepared(y, x, cropped_weights(w, s, *crop).get(), crop->shape, ep, algo, nt);
-  switch (conv2d_resolve_algo(s, algo)) {
-    case ConvAlgo::Direct: return conv2d_fwd_direct(y, x, w, s, ep, nt);
+  switch (conv2d_resolve_fwd_algo(s, algo)) {
+    case ConvAlgo::Direct: return fwd_direct(y, x, w, s, ep, nt);
     case ConvAlgo::Winograd: return conv2d_fwd_winograd(y, x, w, s, ep, nt);
     default: return conv2d_fwd_im2col(y, x, w, s, ep, nt);
   }
@@ -254,7 +283,13 @@ void PreparedConv2d::forward(float* y, const float* x, const Conv2dShape& s, con
   // unprepared on its cropped weights, still far cheaper than the dead taps.
   if (crop_dead_taps(s)) return fwd_unprepared(y, x, w_.data(), s, ep, algo_, nt);
   switch (resolve(s)) {
-    case ConvAlgo::Direct: return conv2d_fwd_direct(y, x, w_.data(), s, ep, nt);
+    case ConvAlgo::Direct: {
+      if (!conv2d_direct_blocked_eligible(s)) return conv2d_fwd_direct(y, x, w_.data(), s, ep, nt);
+      const auto packed = current_packed(mu_, direct_, [&](const DirectBlockedWeights& p) {
+        return conv2d_direct_blocked_packed_current(p, s);
+      }, [&] { return conv2d_direct_blocked_pack_weights(w_.data(), s, nt); });
+      return fwd_direct(y, x, w_.data(), s, ep, nt, packed.get());
+    }
     case ConvAlgo::Winograd: {
       const auto packed = current_packed(mu_, winograd_, [&](const WinogradPackedWeights& p) {
         return conv2d_winograd_packed_current(p, s);
@@ -274,6 +309,7 @@ i64 PreparedConv2d::packed_bytes() const {
   std::lock_guard<std::mutex> lock(mu_);
   i64 bytes = 0;
   if (winograd_) bytes += static_cast<i64>(winograd_->u.size() * sizeof(float));
+  if (direct_) bytes += static_cast<i64>(direct_->w.size() * sizeof(float));
   if (im2col_)
     for (const PackedA& a : im2col_->groups) bytes += a.bytes();
   return bytes;

@@ -15,7 +15,11 @@ namespace pycnn::ops {
 // stride-1, dilation-1, ungrouped convolutions; any other shape runs im2col
 // even when Winograd is asked for (conv2d_resolve_algo says so), and so does
 // a backward-data whose flipped-weights forward needs negative padding
-// (padding > 2 on some side). Auto's rule: conv2d_resolve_algo.
+// (padding > 2 on some side). Direct: the portable loops (conv2d_direct.cpp)
+// for every pass, except the forward of ungrouped convolutions with
+// horizontal stride 1 or 2 under an ISA with tile kernels (AVX-512), which
+// runs the channel-blocked kernel (conv2d_direct_blocked.cpp). Auto's rule:
+// conv2d_resolve_algo, and conv2d_resolve_fwd_algo for the forward.
 enum class ConvAlgo { Auto, Im2col, Direct, Winograd };
 ConvAlgo parse_conv_algo(const std::string& name);  // "auto" | "im2col" | "direct" | "winograd"
 const char* conv_algo_name(ConvAlgo a);
@@ -35,12 +39,16 @@ Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Shape* bias, cons
 // The same, and dy (N, K, Ho, Wo) checked against it.
 Conv2dShape conv2d_bwd_shape(const Shape& dy, const Shape& x, const Shape& w, const Shape* bias,
                              const Conv2dParams& p);
-// The algorithm that runs the forward of this shape: what `auto` resolves to
-// (docs/architecture.md), or the requested one, except that Winograd on a
-// shape it cannot do resolves to im2col.
+// The algorithm that runs the backward passes of this shape: what `auto`
+// resolves to (docs/architecture.md), or the requested one, except that
+// Winograd on a shape it cannot do resolves to im2col.
 ConvAlgo conv2d_resolve_algo(const Conv2dShape& s, ConvAlgo requested);
-// The algorithm a pass on shape s runs: every pass first crops the kernel
-// window to the taps that read the input for some output (the others
+// The forward's: the same, except that `auto` takes the channel-blocked
+// direct kernel (Direct) where it is eligible and measured faster than
+// im2col + GEMM (conv2d_direct_blocked.cpp; the rule in conv.cpp).
+ConvAlgo conv2d_resolve_fwd_algo(const Conv2dShape& s, ConvAlgo requested);
+// The algorithm the forward of shape s runs: every pass first crops the
+// kernel window to the taps that read the input for some output (the others
 // multiply padding only; conv.cpp), then resolves the algorithm on that.
 ConvAlgo conv2d_algo_for(const Conv2dShape& s, ConvAlgo requested);
 
@@ -78,6 +86,7 @@ class PreparedConv2d {
   mutable std::mutex mu_;
   mutable std::shared_ptr<const Im2colPackedWeights> im2col_;
   mutable std::shared_ptr<const WinogradPackedWeights> winograd_;
+  mutable std::shared_ptr<const DirectBlockedWeights> direct_;
 };
 // dx (N, C, H, W) overwritten.
 void conv2d_bwd_data(float* dx, const float* dy, const float* w, const Conv2dShape& s, ConvAlgo algo);

@@ -99,7 +99,8 @@ class Conv2d(_ConvNd):
     (out_channels,) or None; both start at U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     with fan_in = in_channels/groups * kh * kw, as PyTorch. ``padding`` is an
     int, a pair, 'valid' or 'same' (stride 1 only). ``algo`` forces the kernel
-    ('im2col', 'direct'); 'auto' chooses by shape.
+    ('im2col', 'direct', 'winograd'; see :func:`pycnn.functional.conv2d`);
+    'auto' chooses by shape.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Union[int, Tuple[int, int]],
