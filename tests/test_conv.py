@@ -287,7 +287,7 @@ def test_auto_algorithm_rule(isa):
 
     # The forward takes the channel-blocked direct kernel (AVX-512 only) where im2col would run on
     # a small plane (<= 64 outputs, or <= 256 with one or two images) or for a first layer with a
-    # large kernel (C <= 4, kh * kw >= 25), never for 1x1 kernels.
+    # large kernel (C <= 4, kh * kw >= 25), with output rows of 7 or more; never for 1x1 kernels.
     small = "direct" if isa == "avx512" else "im2col"
 
     # docs/architecture.md: Winograd for 3x3 stride-1 ungrouped convolutions with C, K >= 8
@@ -300,7 +300,11 @@ def test_auto_algorithm_rule(isa):
     assert resolved((3, 256, 12, 12), (256, 256, 3, 3), 1) == "winograd"  # 27 tiles
     assert resolved((2, 512, 7, 7), (512, 512, 3, 3), 1) == small  # 8 tiles: 49 outputs
     assert resolved((32, 512, 1, 1), (512, 512, 3, 3), 1) == "im2col"  # 32 tiles, 1 output of 16; cropped to 1x1
-    assert resolved((32, 256, 2, 2), (256, 256, 3, 3), 1) == small  # 4 outputs of 16
+    assert resolved((32, 256, 2, 2), (256, 256, 3, 3), 1) == "im2col"  # 4 outputs of 16; rows of 2: no direct
+    assert resolved((32, 128, 4, 4), (256, 128, 3, 3), 1, stride=2) == "im2col"  # rows of 2
+    assert resolved((32, 64, 8, 8), (128, 64, 3, 3), 1, stride=2) == "im2col"  # rows of 4
+    assert resolved((32, 64, 10, 10), (64, 64, 5, 5), 1, pad=0) == "im2col"  # 6x6 outputs: rows of 6
+    assert resolved((32, 64, 11, 11), (64, 64, 5, 5), 1, pad=0) == small  # 7x7 outputs
     assert resolved((1, 3, 224, 224), (64, 3, 7, 7), 1, stride=2, pad=3) == small  # ResNet's stem
     assert resolved((16, 3, 224, 224), (64, 3, 7, 7), 1, stride=2, pad=3) == small
     assert resolved((1, 64, 56, 56), (128, 64, 3, 3), 1, stride=2) == "im2col"  # 28x28 outputs

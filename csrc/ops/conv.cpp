@@ -124,8 +124,11 @@ ConvAlgo conv2d_resolve_fwd_algo(const Conv2dShape& s, ConvAlgo requested) {
   //    1.06x at batch 16), or 16x16 or fewer with one or two images (14x14
   //    outputs at batch 1: 1.09-1.23x);
   //  * first layers with large kernels on few channels (the 7x7 stride-2
-  //    stem on RGB: 1.28x at batch 1, 1.11x at batch 16).
-  if (s.kh * s.kw == 1) return algo;
+  //    stem on RGB: 1.28x at batch 1, 1.11x at batch 16);
+  // but only with output rows of 7 or more: a tile holds one row's pixels,
+  // and rows of 1-4 leave most accumulators idle (a CIFAR ResNet-18's
+  // stride-2 layers at batch 32, 2x2 and 1x1 outputs: 0.55-0.57x).
+  if (s.kh * s.kw == 1 || s.Wo < 7) return algo;
   const i64 P = s.out_plane();
   const bool small_plane = P <= 64 || (s.N <= 2 && P <= 256);
   const bool wide_first_layer = s.C <= 4 && s.kh * s.kw >= 25;
