@@ -190,8 +190,9 @@ void conv2d_fwd_direct_blocked(float* y, const float* x, const float* w, const C
             t.C = C;
             t.first = c0 == 0, t.last = c0 + slice >= s.C;
             const i64 pf_first = i * C * s.kh * s.kw * step;  // this tile's share of the next slice
-            t.prefetch = next_floats > pf_first ? t.w + slice * s.kh * s.kw * width + pf_first : nullptr;
             t.prefetch_step = step;
+            t.prefetch_count = std::min(C * s.kh * s.kw, std::max<i64>(0, (next_floats - pf_first + step - 1) / step));
+            t.prefetch = t.prefetch_count > 0 ? t.w + slice * s.kh * s.kw * width + pf_first : nullptr;
             kernel(t, pixels[i]);
           }
         }

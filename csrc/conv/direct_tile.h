@@ -46,12 +46,13 @@ struct DirectTile {
   // output with the epilogue (else store the sums to partial).
   float* partial;
   bool first, last;
-  // Where to prefetch (into L2) one line per depth step, `prefetch_step`
-  // floats apart: the next slice's weights, spread evenly over the batch's
-  // tiles (null: nothing). Without it each slice's first tile waits for
-  // its weights from memory while the other tiles of the batch need none.
+  // Lines to prefetch (into L2), one per depth step from `prefetch` on,
+  // `prefetch_step` floats apart, `prefetch_count` of them (all inside the
+  // weights): the next slice's weights, spread evenly over the batch's
+  // tiles. Without it each slice's first tile waits for its weights from
+  // memory while the other tiles of the batch need none.
   const float* prefetch;
-  i64 prefetch_step;
+  i64 prefetch_step, prefetch_count;
 };
 
 // Computes one tile of `pixels` outputs whose inputs are `stride` floats apart.

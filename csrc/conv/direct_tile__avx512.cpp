@@ -69,8 +69,8 @@ void tile(const DirectTile& d) {
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[t][v] = d.first ? _mm512_setzero_ps() : _mm512_loadu_ps(d.partial + (t * NV + v) * 16);
   const float* PYCNN_RESTRICT w = d.w;
-  const char* pf = reinterpret_cast<const char*>(d.prefetch);
-  const i64 pf_step = d.prefetch ? d.prefetch_step * static_cast<i64>(sizeof(float)) : 0;
+  const float* pf = d.prefetch;
+  i64 pf_left = d.prefetch_count;
   const float* xc = d.x;
   for (i64 c = 0; c < d.C; ++c, xc += d.plane) {
     const float* xi = xc;
@@ -80,9 +80,9 @@ void tile(const DirectTile& d) {
         __m512 wv[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(w + 16 * v);
-        if (pf) {
-          _mm_prefetch(pf, _MM_HINT_T1);
-          pf += pf_step;
+        if (pf_left > 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T1);
+          if (--pf_left > 0) pf += d.prefetch_step;
         }
 #pragma GCC unroll 16
         for (int t = 0; t < T; ++t)
