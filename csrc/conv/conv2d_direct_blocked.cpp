@@ -18,8 +18,7 @@
 // Weights are packed once (inference prepares them: DirectBlockedWeights):
 // per block, depth-major, the block's channels in lanes, zero-padded.
 //
-// Threads take tiles in contiguous ranges, block-major, so each keeps one
-// block's weights hot in its L2 while it sweeps the pixels; each output is
+// Threads take batches of tiles of one block dynamically; each output is
 // computed by one tile, whatever the thread count (bitwise reproducible).
 #include <algorithm>
 #include <vector>
@@ -146,57 +145,58 @@ void conv2d_fwd_direct_blocked(float* y, const float* x, const float* w, const C
     const i64 m = std::min(chunk, s.N - n0);
     if (pad) pad_images(padded.get(), x, n0, m, s, rows, cols, num_threads);
     const float* xs = pad ? padded.get() : x + n0 * image;
-    // Tiles in block-major order: a thread's contiguous range stays on few blocks.
+    // Tiles numbered block-major, then image, output row, run of the row.
     const i64 per_group = s.Ho * per_row, tiles = blocks * m * per_group;  // a group: one block of one image
     const int nt = threads_for_work(tiles, R * width * max_pixels, num_threads);
-    parallel_items(nt, nt, Schedule::kStatic, [&](i64 part, int) {
+    // Work items are batches: up to kBatch tiles of one group, handed out
+    // dynamically (a core slowed by another process no longer holds the other
+    // one up; each output is still computed by one tile, so the result does
+    // not depend on who computes it).
+    const i64 batches_per_group = (per_group + kBatch - 1) / kBatch;
+    parallel_items(blocks * m * batches_per_group, nt, Schedule::kDynamic, [&](i64 item, int) {
       float* partial = slices > 1 ? thread_scratch<DirectBlockedScratch>(kBatch * max_pixels * width) : nullptr;
-      const Share sh = share_of(tiles, part, nt);
-      for (i64 q0 = sh.begin; q0 < sh.end;) {
-        // A batch: tiles of one group, each slice of the block's weights read from L1 by all of them.
-        const i64 q1 = std::min({sh.end, (q0 / per_group + 1) * per_group, q0 + kBatch});
-        const i64 b = q0 / (m * per_group), n = q0 / per_group % m, k0 = b * width;
-        DirectTile tile[kBatch];
-        int pixels[kBatch];
-        for (i64 q = q0; q < q1; ++q) {  // the tiles' geometry, once per batch (not per slice)
-          const i64 oh = q % per_group / per_row, ow0 = q % per_row * max_pixels;
-          const i64 y_off = ((n0 + n) * s.K + k0) * P + oh * s.Wo + ow0;
-          DirectTile& t = tile[q - q0];
-          t.x = xs + n * image + oh * s.stride_h * cols + ow0 * s.stride_w;
-          t.plane = rows * cols, t.ld = cols;
-          t.kh = s.kh, t.kw = s.kw;
-          t.row_step = s.dilation_h * cols, t.col_step = s.dilation_w;
-          t.w = packed->w.data() + b * R * width;
-          t.y = y + y_off;
-          t.residual = ep.residual ? ep.residual + y_off : nullptr;
-          t.bias = ep.bias ? ep.bias + k0 : nullptr;
-          t.y_plane = P;
-          t.channels = static_cast<int>(std::min(width, s.K - k0));
-          t.relu = ep.relu;
-          t.partial = partial ? partial + (q - q0) * max_pixels * width : nullptr;
-          pixels[q - q0] = static_cast<int>(std::min(max_pixels, s.Wo - ow0));
+      const i64 group = item / batches_per_group, q0 = group * per_group + item % batches_per_group * kBatch;
+      const i64 q1 = std::min((group + 1) * per_group, q0 + kBatch);
+      const i64 b = q0 / (m * per_group), n = q0 / per_group % m, k0 = b * width;
+      DirectTile tile[kBatch];
+      int pixels[kBatch];
+      for (i64 q = q0; q < q1; ++q) {  // the tiles' geometry, once per batch (not per slice)
+        const i64 oh = q % per_group / per_row, ow0 = q % per_row * max_pixels;
+        const i64 y_off = ((n0 + n) * s.K + k0) * P + oh * s.Wo + ow0;
+        DirectTile& t = tile[q - q0];
+        t.x = xs + n * image + oh * s.stride_h * cols + ow0 * s.stride_w;
+        t.plane = rows * cols, t.ld = cols;
+        t.kh = s.kh, t.kw = s.kw;
+        t.row_step = s.dilation_h * cols, t.col_step = s.dilation_w;
+        t.w = packed->w.data() + b * R * width;
+        t.y = y + y_off;
+        t.residual = ep.residual ? ep.residual + y_off : nullptr;
+        t.bias = ep.bias ? ep.bias + k0 : nullptr;
+        t.y_plane = P;
+        t.channels = static_cast<int>(std::min(width, s.K - k0));
+        t.relu = ep.relu;
+        t.partial = partial ? partial + (q - q0) * max_pixels * width : nullptr;
+        pixels[q - q0] = static_cast<int>(std::min(max_pixels, s.Wo - ow0));
+      }
+      for (i64 c0 = 0; c0 < s.C; c0 += slice) {
+        const i64 C = std::min(slice, s.C - c0), steps = (q1 - q0) * C * s.kh * s.kw;
+        const i64 next_floats = std::min(slice, std::max<i64>(0, s.C - c0 - slice)) * s.kh * s.kw * width;
+        // The next slice's weights, one line (16 floats) or more per depth
+        // step, spread over all the batch's steps: 512x512x3x3 at 7x7, 1 thread,
+        // took 2.56 ms instead of 3.47 (2 threads: 1.77 instead of 2.00).
+        const i64 step = std::max<i64>(16, (next_floats + steps - 1) / steps + 15) / 16 * 16;
+        for (i64 i = 0; i < q1 - q0; ++i) {
+          DirectTile t = tile[i];
+          t.x += c0 * rows * cols;
+          t.w += c0 * s.kh * s.kw * width;
+          t.C = C;
+          t.first = c0 == 0, t.last = c0 + slice >= s.C;
+          const i64 pf_first = i * C * s.kh * s.kw * step;  // this tile's share of the next slice
+          t.prefetch_step = step;
+          t.prefetch_count = std::min(C * s.kh * s.kw, std::max<i64>(0, (next_floats - pf_first + step - 1) / step));
+          t.prefetch = t.prefetch_count > 0 ? t.w + slice * s.kh * s.kw * width + pf_first : nullptr;
+          kernel(t, pixels[i]);
         }
-        for (i64 c0 = 0; c0 < s.C; c0 += slice) {
-          const i64 C = std::min(slice, s.C - c0), steps = (q1 - q0) * C * s.kh * s.kw;
-          const i64 next_floats = std::min(slice, std::max<i64>(0, s.C - c0 - slice)) * s.kh * s.kw * width;
-          // The next slice's weights, one line (16 floats) or more per depth
-          // step, spread over all the batch's steps: 512x512x3x3 at 7x7, 1 thread,
-          // took 2.56 ms instead of 3.47 (2 threads: 1.77 instead of 2.00).
-          const i64 step = std::max<i64>(16, (next_floats + steps - 1) / steps + 15) / 16 * 16;
-          for (i64 i = 0; i < q1 - q0; ++i) {
-            DirectTile t = tile[i];
-            t.x += c0 * rows * cols;
-            t.w += c0 * s.kh * s.kw * width;
-            t.C = C;
-            t.first = c0 == 0, t.last = c0 + slice >= s.C;
-            const i64 pf_first = i * C * s.kh * s.kw * step;  // this tile's share of the next slice
-            t.prefetch_step = step;
-            t.prefetch_count = std::min(C * s.kh * s.kw, std::max<i64>(0, (next_floats - pf_first + step - 1) / step));
-            t.prefetch = t.prefetch_count > 0 ? t.w + slice * s.kh * s.kw * width + pf_first : nullptr;
-            kernel(t, pixels[i]);
-          }
-        }
-        q0 = q1;
       }
     });
   }
