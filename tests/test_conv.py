@@ -285,10 +285,11 @@ def test_auto_algorithm_rule(isa):
     def resolved(x_shape, w_shape, groups, stride=1, pad=1):
         return _core.conv2d_resolve_algo(x_shape, w_shape, (stride, stride), (pad,) * 4, (1, 1), groups, "auto")
 
-    # The forward takes the channel-blocked direct kernel (AVX-512 only) where im2col would run on
-    # a small plane (<= 64 outputs, or <= 256 with one or two images) or for a first layer with a
-    # large kernel (C <= 4, kh * kw >= 25), with output rows of 7 or more; never for 1x1 kernels.
+    # The forward takes the channel-blocked direct kernel where im2col would run on a small plane
+    # (<= 64 outputs, or <= 256 with one or two images; AVX-512 only) or for a first layer with a
+    # large kernel (C <= 4, kh * kw >= 25; AVX2 too), with output rows of 7 or more; never for 1x1.
     small = "direct" if isa == "avx512" else "im2col"
+    stem = "direct" if isa in ("avx2", "avx512") else "im2col"
 
     # docs/architecture.md: Winograd for 3x3 stride-1 ungrouped convolutions with C, K >= 8
     # and at least 16 output tiles of 4x4 (N * ceil(Ho/4) * ceil(Wo/4)), on planes that fill
@@ -305,8 +306,8 @@ def test_auto_algorithm_rule(isa):
     assert resolved((32, 64, 8, 8), (128, 64, 3, 3), 1, stride=2) == "im2col"  # rows of 4
     assert resolved((32, 64, 10, 10), (64, 64, 5, 5), 1, pad=0) == "im2col"  # 6x6 outputs: rows of 6
     assert resolved((32, 64, 11, 11), (64, 64, 5, 5), 1, pad=0) == small  # 7x7 outputs
-    assert resolved((1, 3, 224, 224), (64, 3, 7, 7), 1, stride=2, pad=3) == small  # ResNet's stem
-    assert resolved((16, 3, 224, 224), (64, 3, 7, 7), 1, stride=2, pad=3) == small
+    assert resolved((1, 3, 224, 224), (64, 3, 7, 7), 1, stride=2, pad=3) == stem  # ResNet's stem
+    assert resolved((16, 3, 224, 224), (64, 3, 7, 7), 1, stride=2, pad=3) == stem
     assert resolved((1, 64, 56, 56), (128, 64, 3, 3), 1, stride=2) == "im2col"  # 28x28 outputs
     assert resolved((1, 128, 28, 28), (256, 128, 3, 3), 1, stride=2) == small  # 14x14, one image
     assert resolved((4, 128, 28, 28), (256, 128, 3, 3), 1, stride=2) == "im2col"  # 14x14, four images

@@ -133,6 +133,8 @@ struct DirectBlockedWeights {
 };
 bool conv2d_direct_blocked_eligible(const Conv2dShape& s);
 int conv2d_direct_blocked_vectors(const Conv2dShape& s);
+// The most outputs of one row a tile holds for shape s (14 or 7 on AVX-512, 6 on AVX2).
+int conv2d_direct_blocked_row_tile(const Conv2dShape& s);
 DirectBlockedWeights conv2d_direct_blocked_pack_weights(const float* w, const Conv2dShape& s, int num_threads);
 bool conv2d_direct_blocked_packed_current(const DirectBlockedWeights& packed, const Conv2dShape& s);
 void conv2d_fwd_direct_blocked(float* y, const float* x, const float* w, const Conv2dShape& s,

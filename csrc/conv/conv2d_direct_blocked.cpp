@@ -1,7 +1,8 @@
 // Channel-blocked direct forward (the ConvAlgo::Direct forward where an ISA
 // has its tile kernels; conv/direct_tile.h): y = conv(x, w) computed tile by
 // tile, a tile being a run of up to 14 (or 7) outputs of one output row
-// times a block of 32 (or 64) output channels, accumulated in registers over
+// times a block of 32 (or 64) output channels on AVX-512 (6 x 16 on AVX2),
+// accumulated in registers over
 // the depth C * kh * kw and written once, transposed into NCHW, with the
 // epilogue. The depth runs in slices whose block weights stay in L1 while a
 // batch of tiles reads them (running sums parked per tile between slices),
@@ -39,6 +40,10 @@ namespace {
 DirectTileKernels make_direct_tile_kernels(Isa isa) {
   DirectTileKernels k{};
 #if PYCNN_X86
+  if (isa >= Isa::Avx2) {
+    k.kernel[0][0] = avx2::direct_tile_s1v2, k.kernel[1][0] = avx2::direct_tile_s2v2;
+    k.max_pixels[0] = 6, k.lanes = 8;
+  }
   if (isa >= Isa::Avx512) {
     k.kernel[0][0] = avx512::direct_tile_s1v2, k.kernel[0][1] = avx512::direct_tile_s1v4;
     k.kernel[1][0] = avx512::direct_tile_s2v2, k.kernel[1][1] = avx512::direct_tile_s2v4;
@@ -94,7 +99,12 @@ bool conv2d_direct_blocked_eligible(const Conv2dShape& s) {
 int conv2d_direct_blocked_vectors(const Conv2dShape& s) {
   // 7 x 64 tiles load fewer weights per FMA than 14 x 32 ones; they take
   // rows of 7 (or a multiple of 7 but not of 14) exactly, and need 64 channels.
-  return s.K >= 64 && s.Wo % 7 == 0 && s.Wo % 14 != 0 ? 4 : 2;
+  const bool has_4 = (s.stride_w == 1 || s.stride_w == 2) && direct_tile_kernels().kernel[s.stride_w - 1][1];
+  return has_4 && s.K >= 64 && s.Wo % 7 == 0 && s.Wo % 14 != 0 ? 4 : 2;
+}
+
+int conv2d_direct_blocked_row_tile(const Conv2dShape& s) {
+  return direct_tile_kernels().max_pixels[conv2d_direct_blocked_vectors(s) == 4];
 }
 
 DirectBlockedWeights conv2d_direct_blocked_pack_weights(const float* w, const Conv2dShape& s, int num_threads) {
@@ -125,7 +135,7 @@ void conv2d_fwd_direct_blocked(float* y, const float* x, const float* w, const C
   const int vectors = packed->vectors;
   const DirectTileKernel kernel = kt.kernel[s.stride_w - 1][vectors == 4];
   const i64 width = vectors * kt.lanes, R = s.col_rows(), blocks = (s.K + width - 1) / width;
-  const i64 max_pixels = kt.max_pixels[vectors == 4], per_row = (s.Wo + max_pixels - 1) / max_pixels;
+  const i64 max_pixels = conv2d_direct_blocked_row_tile(s), per_row = (s.Wo + max_pixels - 1) / max_pixels;
   const i64 P = s.out_plane();
   // Depth slices of whole input channels whose block weights fill at most
   // half of L1 (a 512-channel 3x3 block of 64 is 1.2 MB: streamed from L2

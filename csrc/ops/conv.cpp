@@ -128,9 +128,13 @@ ConvAlgo conv2d_resolve_fwd_algo(const Conv2dShape& s, ConvAlgo requested) {
   // but only with output rows of 7 or more: a tile holds one row's pixels,
   // and rows of 1-4 leave most accumulators idle (a CIFAR ResNet-18's
   // stride-2 layers at batch 32, 2x2 and 1x1 outputs: 0.55-0.57x).
+  // AVX2's tiles hold 6 outputs of a row (16 registers): there only the
+  // first-layer case won (the stem: 1.35-1.43x at batch 1 and 16; 7x7 and
+  // 14x14 planes ran at 0.81-0.91x im2col), so small planes need the
+  // AVX-512 tiles of 7 or 14.
   if (s.kh * s.kw == 1 || s.Wo < 7) return algo;
   const i64 P = s.out_plane();
-  const bool small_plane = P <= 64 || (s.N <= 2 && P <= 256);
+  const bool small_plane = (P <= 64 || (s.N <= 2 && P <= 256)) && conv2d_direct_blocked_row_tile(s) >= 7;
   const bool wide_first_layer = s.C <= 4 && s.kh * s.kw >= 25;
   return small_plane || wide_first_layer ? ConvAlgo::Direct : algo;
 }

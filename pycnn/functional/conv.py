@@ -88,7 +88,7 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
     ``weight`` is (K, C/groups, kh, kw), ``bias`` (K,) or None. ``padding`` is
     an int, a pair, 'valid' or 'same' (stride 1 only). ``algo`` forces the
     kernel: 'im2col' (GEMM), 'direct' (no GEMM; ungrouped forwards with
-    horizontal stride 1 or 2 run the channel-blocked AVX-512 kernel),
+    horizontal stride 1 or 2 run the channel-blocked AVX-512/AVX2 kernel),
     'winograd' (F(4x4, 3x3): 3x3, stride-1, dilation-1, ungrouped
     convolutions; im2col for any other shape), or 'auto' (chosen by shape
     and pass: docs/architecture.md).
