@@ -124,8 +124,8 @@ void conv2d_bwd_weight_winograd(float* dw, float* db, const float* dy, const flo
 
 // Channel-blocked direct forward (conv2d_direct_blocked.cpp, conv/direct_tile.h):
 // what a Direct forward runs where it is eligible (groups 1, horizontal
-// stride 1 or 2, an ISA with tile kernels: AVX-512); weights packed per
-// block of 16 * vectors output channels, depth-major. `packed` (null:
+// stride 1 or 2, an ISA with tile kernels: AVX-512 or AVX2); weights packed
+// per block of lanes * vectors output channels, depth-major. `packed` (null:
 // packed per call) must be current for the shape (same vectors and lanes).
 struct DirectBlockedWeights {
   int vectors = 0, lanes = 0;

@@ -142,9 +142,8 @@ ConvAlgo conv2d_resolve_fwd_algo(const Conv2dShape& s, ConvAlgo requested) {
 namespace {
 // The forward of the Direct algorithm: the channel-blocked kernel where it
 // is eligible, else the portable loops (grouped and depthwise convolutions).
-void fwd_direct(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep, int nt,
-                const DirectBlockedWeights* packed = nullptr) {
-  if (conv2d_direct_blocked_eligible(s)) return conv2d_fwd_direct_blocked(y, x, w, s, ep, nt, packed);
+void fwd_direct(float* y, const float* x, const float* w, const Conv2dShape& s, const ConvEpilogue& ep, int nt) {
+  if (conv2d_direct_blocked_eligible(s)) return conv2d_fwd_direct_blocked(y, x, w, s, ep, nt);
   conv2d_fwd_direct(y, x, w, s, ep, nt);
 }
 
@@ -295,7 +294,7 @@ void PreparedConv2d::forward(float* y, const float* x, const Conv2dShape& s, con
       const auto packed = current_packed(mu_, direct_, [&](const DirectBlockedWeights& p) {
         return conv2d_direct_blocked_packed_current(p, s);
       }, [&] { return conv2d_direct_blocked_pack_weights(w_.data(), s, nt); });
-      return fwd_direct(y, x, w_.data(), s, ep, nt, packed.get());
+      return conv2d_fwd_direct_blocked(y, x, w_.data(), s, ep, nt, packed.get());
     }
     case ConvAlgo::Winograd: {
       const auto packed = current_packed(mu_, winograd_, [&](const WinogradPackedWeights& p) {

@@ -17,7 +17,7 @@ namespace pycnn::ops {
 // a backward-data whose flipped-weights forward needs negative padding
 // (padding > 2 on some side). Direct: the portable loops (conv2d_direct.cpp)
 // for every pass, except the forward of ungrouped convolutions with
-// horizontal stride 1 or 2 under an ISA with tile kernels (AVX-512), which
+// horizontal stride 1 or 2 under an ISA with tile kernels (AVX-512, AVX2), which
 // runs the channel-blocked kernel (conv2d_direct_blocked.cpp). Auto's rule:
 // conv2d_resolve_algo, and conv2d_resolve_fwd_algo for the forward.
 enum class ConvAlgo { Auto, Im2col, Direct, Winograd };
