@@ -112,13 +112,19 @@ def fold_batch_norm(weight: np.ndarray, bias: Optional[np.ndarray], bn: BatchNor
 
 def _key(conv: Conv2d, bn: Optional[BatchNorm2d]) -> Tuple[Any, ...]:
     # Objects compared by identity (held by the cache, so their ids cannot be
-    # reused while it lives) and their version counters; no arrays.
-    key: Tuple[Any, ...] = (conv.weight, conv.weight._version, conv.bias,
-                            None if conv.bias is None else conv.bias._version,
+    # reused while it lives) and their version counters; no arrays. Parameters
+    # are read from the modules' dicts: `conv.weight` reaches Module.__getattr__
+    # only after a failed normal lookup, ~1 us each, 10 per conv and forward
+    # (0.2 ms of a 19 ms batch-1 ResNet-18).
+    params = conv._parameters
+    w, b = params["weight"], params.get("bias")
+    key: Tuple[Any, ...] = (w, w._version, b, None if b is None else b._version,
                             conv.stride, conv.padding, conv.dilation, conv.groups, conv.algo)
     if bn is not None:
-        key += (bn, bn._buffer_version, bn.eps, bn.weight, bn.bias,
-                None if bn.weight is None else bn.weight._version, None if bn.bias is None else bn.bias._version)
+        bn_params = bn._parameters
+        bw, bb = bn_params.get("weight"), bn_params.get("bias")
+        key += (bn, bn._buffer_version, bn.eps, bw, bb,
+                None if bw is None else bw._version, None if bb is None else bb._version)
     return key
 
 
