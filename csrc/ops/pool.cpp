@@ -7,6 +7,18 @@
 
 namespace pycnn::ops {
 
+namespace {
+// Every saved max-pool index (count of them) lies in [0, window_input) -- the
+// input plane or volume, `what` -- before a backward scatters through them:
+// argmax comes from Python and may have been altered, and a wrong index would
+// write outside dx; the check is cheap next to the scatter.
+void check_argmax(const int32_t* argmax, i64 count, i64 window_input, const char* op, const char* what) {
+  for (i64 i = 0; i < count; ++i)
+    if (argmax[i] < 0 || argmax[i] >= window_input)
+      fail(op, ": indices hold ", argmax[i], ", outside the input ", what, " of ", window_input, " elements");
+}
+}  // namespace
+
 Pool2dShape pool2d_shape(const Shape& x, i64 kh, i64 kw, i64 stride_h, i64 stride_w, i64 pad_h, i64 pad_w,
                          const char* op) {
   if (x.size() != 4) fail(op, ": expected input of shape (N, C, H, W), got ", shape_str(x));
@@ -96,11 +108,7 @@ void max_pool2d_fwd(float* y, int32_t* argmax, const float* x, const Pool2dShape
 
 void max_pool2d_bwd(float* dx, const float* dy, const int32_t* argmax, const float* relu_output,
                     const Pool2dShape& s) {
-  // A wrong index would write outside dx; the check is cheap next to the scatter.
-  const i64 plane = s.H * s.W, count = s.N * s.C * s.Ho * s.Wo;
-  for (i64 i = 0; i < count; ++i)
-    if (argmax[i] < 0 || argmax[i] >= plane)
-      fail("max_pool2d: indices hold ", argmax[i], ", outside the input plane of ", plane, " elements");
+  check_argmax(argmax, s.N * s.C * s.Ho * s.Wo, s.H * s.W, "max_pool2d", "plane");
   pycnn::max_pool2d_bwd(dx, dy, argmax, relu_output, s, get_num_threads());
 }
 
@@ -241,11 +249,7 @@ void max_pool3d_fwd(float* y, int32_t* argmax, const float* x, const Pool3dShape
 
 void max_pool3d_bwd(float* dx, const float* dy, const int32_t* argmax, const float* relu_output,
                     const Pool3dShape& s) {
-  // A wrong index would write outside dx; the check is cheap next to the scatter.
-  const i64 vol = s.D * s.H * s.W, count = s.N * s.C * s.Do * s.Ho * s.Wo;
-  for (i64 i = 0; i < count; ++i)
-    if (argmax[i] < 0 || argmax[i] >= vol)
-      fail("max_pool3d: indices hold ", argmax[i], ", outside the input volume of ", vol, " elements");
+  check_argmax(argmax, s.N * s.C * s.Do * s.Ho * s.Wo, s.D * s.H * s.W, "max_pool3d", "volume");
   pycnn::max_pool3d_bwd(dx, dy, argmax, relu_output, s, get_num_threads());
 }
 
