@@ -102,7 +102,11 @@ _LIMIT_CASES = [
      "x, dy, w = z(2, 4096, 8, 8), z(2, 4096, 8, 8), z(4096, 4096, 1, 1); extra = 4096 * 4097 * 4\n"
      "call = lambda: F.conv2d_backward(dy, x, w, algo='im2col', input_grad=False)"),
     ("conv2d winograd forward: the transformed weights (151 MiB)",
-     "x, w = z(1, 1024, 16, 16), z(1024, 1024, 3, 3); extra = 1024 * 16 * 16 * 4\n"
+     # 128 tiles: several tile blocks, so the whole U is transformed first
+     "x, w = z(8, 1024, 16, 16), z(1024, 1024, 3, 3); extra = 8 * 1024 * 16 * 16 * 4\n"
+     "call = lambda: F.conv2d(x, w, padding=1, algo='winograd')"),
+    ("conv2d winograd forward, weights transformed piece by piece: the input tiles (302 MiB)",
+     "x, w = z(1, 65536, 4, 4), z(8, 65536, 3, 3); extra = 8 * 16 * 4\n"
      "call = lambda: F.conv2d(x, w, padding=1, algo='winograd')"),
     ("conv2d on small planes (columns spanning images): the column block (115 MiB)",
      "x, w = z(2, 65536, 7, 7), z(1, 65536, 3, 3); extra = 2 * 49 * 4\n"

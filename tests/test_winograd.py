@@ -109,6 +109,37 @@ def test_winograd_large_channels(threads):
     _run_case(1, 600, 6, 6, 40, 1, True, False, seed=1)
 
 
+# Transformed weights beyond L2 (36 x 264 x 300 floats: 11 MB) and 8 tiles (one block for every ISA):
+# per-call weights are transformed piece by piece (winograd_run_streamed), in
+# row chunks (260 = 7 x 36 + 8: a partial last chunk and panel) and depth
+# slices (300 = 128 + 128 + 44); backward-data runs the same with 300 rows.
+STREAMED = (2, 300, 7, 6, 260, 1, True, True)
+
+
+def test_winograd_streamed_weights_match_reference(threads):
+    _run_case(*STREAMED, seed=7)
+
+
+def test_winograd_streamed_weights_thread_independent():
+    N, C, H, W, K = STREAMED[:5]
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((K, C, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((N, K, H, W)).astype(np.float32)
+    old = pycnn.get_num_threads()
+    runs = []
+    try:
+        for nt in (1, 2, 3):
+            pycnn.set_num_threads(nt)
+            runs.append((F.conv2d(x, w, padding=1, algo="winograd"),
+                         F.conv2d_backward(dy, x, w, padding=1, algo="winograd", bias=False)[0]))
+    finally:
+        pycnn.set_num_threads(old)
+    for later in runs[1:]:
+        for a, c in zip(runs[0], later):
+            np.testing.assert_array_equal(a, c)
+
+
 def test_winograd_asymmetric_padding():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((3, 5, 9, 11)).astype(np.float32)

@@ -28,6 +28,10 @@
 // when there are fewer blocks than threads (batch-1 deep layers), each chunk
 // recomputing its block's V. An output element does not depend on the item
 // split, so results are identical for every thread count.
+// Calls with untransformed weights, all tiles in one block and U beyond L2
+// (training's deep layers: 8x512x7x7 is 32 tiles against 37.7 MB of U) skip
+// the whole-U transform: winograd_run_streamed transforms U piece by piece
+// into L2, right before each piece's products.
 #include <algorithm>
 #include <optional>
 
@@ -193,39 +197,46 @@ void winograd_weights_portable(float* PYCNN_RESTRICT u, i64 u_p, const float* w,
   }
 }
 
+// Rows ir..ir+MR (one GEMM row panel; rows from K on are zeros) of U[p],
+// depths c0..c0+kc, for every position, laid out as PackedA lays out a panel's
+// depth slice: element (k, c) at (c - c0) * MR + (k - ir), position p at
+// p * u_p. The panel is transformed kFilterChunk filters at a time in its own
+// order (c, then k), so each position's share of a chunk is one contiguous
+// run (36 runs per chunk, not 36 scattered floats per filter).
+void transform_panel(float* u, i64 u_p, const WeightSource& ws, i64 K, i64 ir, i64 MR, i64 c0, i64 kc,
+                     const WinogradKernels& wk) {
+  std::int32_t off[kFilterChunk];
+  for (i64 e0 = 0; e0 < kc * MR; e0 += kFilterChunk) {
+    const int n = static_cast<int>(std::min<i64>(kFilterChunk, kc * MR - e0));
+    // element e = (c - c0) * MR + (k - ir), stepped without a division per element
+    for (i64 l = 0, c = c0 + e0 / MR, r = e0 % MR; l < n; ++l) {
+      const i64 k = ir + r;
+      off[l] = static_cast<std::int32_t>(k < K ? k * ws.k_stride + c * ws.c_stride : 0);
+      if (++r == MR) r = 0, ++c;
+    }
+    wk.weights(u + e0, u_p, ws.w, off, n, ws.flip);
+    // The panel's rows K..Kpad (read filter 0 above), position by position:
+    // the 36 positions of a whole U are Kpad * C floats apart, which for deep
+    // layers maps them to one L1 set, so a filter's 36 zeros in a row missed
+    // L1 at every store (~1 ms per call for 512x512).
+    if (ir + MR > K)
+      for (int p = 0; p < kPos; ++p)
+        for (i64 l = 0, r = e0 % MR; l < n; ++l, r = r + 1 == MR ? 0 : r + 1)
+          if (ir + r >= K) u[p * u_p + e0 + l] = 0.0f;
+  }
+}
+
 // U[p] for every position, as PackedA lays out a Kpad x C operand: position p
 // at p * Kpad * C, then depth slice pc at pc * Kpad, row panel ir at ir * kc,
-// element (k, c) at (c - pc) * MR + (k - ir). Rows K..Kpad are zeros.
-// Threads take row panels; a panel is transformed kFilterChunk filters at a
-// time in its own order (c, then k), so each position's share of a chunk is
-// one contiguous run of U (36 runs per chunk, not 36 scattered floats per
-// filter, 36 pages apart: U spans tens of MB for deep layers).
+// element (k, c) at (c - pc) * MR + (k - ir). Threads take row panels.
 void transform_weights(float* U, const WeightSource& ws, i64 K, i64 C, const GemmPlan& plan,
                        const WinogradKernels& wk, int nt) {
   const i64 MR = plan.mr, Kpad = round_up(K, MR), panels = Kpad / MR;
   const int used = threads_for_work(panels, MR * C * 400, nt);
   parallel_items(panels, used, Schedule::kStatic, [&](i64 q, int) {
-    const i64 ir = q * MR;
-    std::int32_t off[kFilterChunk];
     for (i64 pc = 0; pc < C; pc += plan.kc) {
       const i64 kc = std::min(plan.kc, C - pc);
-      float* slice = U + pc * Kpad + ir * kc;
-      // the slice of this panel is kc * MR floats, element (c, r) at (c - pc) * MR + r
-      for (i64 e0 = 0; e0 < kc * MR; e0 += kFilterChunk) {
-        const int n = static_cast<int>(std::min<i64>(kFilterChunk, kc * MR - e0));
-        // element e = (c - pc) * MR + (k - ir), stepped without a division per element
-        for (i64 l = 0, c = pc + e0 / MR, r = e0 % MR; l < n; ++l) {
-          const i64 k = ir + r;
-          off[l] = static_cast<std::int32_t>(k < K ? k * ws.k_stride + c * ws.c_stride : 0);
-          if (++r == MR) r = 0, ++c;
-        }
-        float* u = slice + e0;
-        wk.weights(u, Kpad * C, ws.w, off, n, ws.flip);
-        if (ir + MR > K)  // the last panel's rows K..Kpad (read filter 0 above)
-          for (i64 l = 0, r = e0 % MR; l < n; ++l, r = r + 1 == MR ? 0 : r + 1)
-            if (ir + r >= K)
-              for (int p = 0; p < kPos; ++p) u[p * Kpad * C + l] = 0.0f;
-      }
+      transform_panel(U + pc * Kpad + q * MR * kc, Kpad * C, ws, K, q * MR, MR, pc, kc, wk);
     }
   });
 }
@@ -280,6 +291,83 @@ WinogradPackedWeights pack_weights(const WeightSource& ws, const Conv2dShape& s,
   return packed;
 }
 
+// V of tiles t0..t0+tiles of the batch (B^T d B, tpad = tiles rounded up to
+// NR) in the GEMM's B-panel layout: lane group at block offset o lives in
+// panel o / NR, lanes o % NR.., position p at p * v_p. Lane groups from
+// `first` to `last` (exclusive, in floats of the block) only.
+void input_tiles(float* V, i64 v_p, const float* x, const Conv2dShape& s, const TileGrid& tg, i64 t0, i64 tiles,
+                 i64 first, i64 last, i64 NR, const WinogradKernels& wk) {
+  WinogradLanes g;
+  const i64 L = wk.lanes;
+  for (i64 o = first; o < last; o += L) {
+    const i64 n = std::clamp<i64>(tiles - o, 0, L);
+    const i64 image0 = std::min(t0 + o, tg.total - 1) / tg.per_image;
+    fill_lanes(g, s, tg, t0 + o, n, L, image0);
+    wk.input(V + o / NR * s.C * NR + o % NR, v_p, NR, x + image0 * s.C * s.in_plane(), s.in_plane(), s.W, s.C, g);
+  }
+}
+
+// y rows k0..k0+kn = A^T M A (+ bias, residual, ReLU) for tiles t0..t0+tiles,
+// M holding those rows (row k - k0 at (k - k0) * tpad, position p at p * m_p).
+void output_tiles(float* y, const float* M, i64 m_p, i64 tpad, const Conv2dShape& s, const TileGrid& tg, i64 t0,
+                  i64 tiles, i64 k0, i64 kn, const ConvEpilogue& ep, const WinogradKernels& wk) {
+  WinogradLanes g;
+  const i64 L = wk.lanes, plane_out = s.out_plane();
+  for (i64 o = 0; o < tiles; o += L) {
+    const i64 n = std::min(L, tiles - o), image0 = (t0 + o) / tg.per_image;
+    fill_lanes(g, s, tg, t0 + o, n, L, image0);
+    const i64 y_off = (image0 * s.K + k0) * plane_out;
+    wk.output(y + y_off, plane_out, s.Wo, M + o, m_p, tpad, kn, ep.bias ? ep.bias + k0 : nullptr,
+              ep.residual ? ep.residual + y_off : nullptr, ep.relu, g);
+  }
+}
+
+// The forward of a call whose tiles all fit one block and whose weights come
+// untransformed (training: they change every step) with U larger than L2.
+// Transforming all of U first and then reading it back costs two passes over
+// 36 K C floats in memory (75 MB for 512x512: the GEMMs of 8x512x7x7 ran
+// from DRAM). Here V is built once for all tiles and shared; threads take
+// chunks of kStreamPanels row panels, and per chunk and depth slice of at
+// most kStreamDepth channels transform just that part of U into L2 and
+// multiply it at once. Depth slices of kStreamDepth (not the GEMM plan's kc)
+// keep U's part, V's slice and M's rows within L2 together; rounding
+// therefore differs from the prepared path's by the order of the slices' sums.
+constexpr i64 kStreamPanels = 3;
+constexpr i64 kStreamDepth = 128;
+
+void winograd_run_streamed(float* y, const float* x, const WeightSource& ws, const Conv2dShape& s,
+                           const ConvEpilogue& ep, int nt, const GemmPlan& plan, const TileGrid& tg) {
+  const WinogradKernels& wk = winograd_kernels();
+  const i64 K = s.K, C = s.C, MR = plan.mr, NR = plan.nr, L = wk.lanes, tiles = tg.total;
+  const i64 panels = ceil_div(tiles, NR), tpad = panels * NR;
+  const i64 v_p = C * tpad + kSkew;
+  CachedFloats shared_v(static_cast<std::size_t>(kPos * v_p));
+  float* V = shared_v.get();
+  const i64 groups = tpad / L;
+  parallel_items(groups, threads_for(groups, nt), Schedule::kStatic, [&](i64 q, int) {
+    input_tiles(V, v_p, x, s, tg, 0, tiles, q * L, (q + 1) * L, NR, wk);
+  });
+  const i64 rows = kStreamPanels * MR, depth = std::min(C, kStreamDepth), items = ceil_div(K, rows);
+  const i64 u_p = rows * depth + kSkew, m_p = rows * tpad + kSkew;
+  parallel_items(items, threads_for(items, nt), Schedule::kDynamic, [&](i64 item, int) {
+    float* U = thread_scratch<WinogradScratch>(kPos * (u_p + m_p));
+    float* M = U + kPos * u_p;
+    const i64 k0 = item * rows, kn = std::min(rows, K - k0);
+    for (i64 c0 = 0; c0 < C; c0 += depth) {
+      const i64 kc = std::min(depth, C - c0);
+      const float beta = c0 == 0 ? 0.0f : 1.0f;
+      for (i64 ir = k0; ir < k0 + kn; ir += MR) transform_panel(U + (ir - k0) * kc, u_p, ws, K, ir, MR, c0, kc, wk);
+      for (int p = 0; p < kPos; ++p)
+        for (i64 ir = k0; ir < k0 + kn; ir += MR)
+          for (i64 q = 0; q < panels; ++q)
+            plan.ukernel(kc, U + p * u_p + (ir - k0) * kc, V + p * v_p + q * C * NR + c0 * NR,
+                         M + p * m_p + (ir - k0) * tpad + q * NR, tpad, std::min(MR, k0 + kn - ir),
+                         std::min(NR, tiles - q * NR), 1.0f, beta, nullptr, false);
+    }
+    output_tiles(y, M, m_p, tpad, s, tg, 0, tiles, k0, kn, ep, wk);
+  });
+}
+
 // The forward on shape s with weights read through ws, or prepacked.
 void winograd_run(float* y, const float* x, const WeightSource& ws, const Conv2dShape& s, const ConvEpilogue& ep,
                   int num_threads, const WinogradPackedWeights* packed) {
@@ -289,9 +377,21 @@ void winograd_run(float* y, const float* x, const WeightSource& ws, const Conv2d
   if (tg.total == 0) return;
   const int nt = threads_for_work(tg.total, kPos * s.K * s.C, num_threads);
   const GemmPlan plan = packed ? packed->plan : GemmPlan::for_product(s.K, s.C);
-  const i64 K = s.K, C = s.C, MR = plan.mr, NR = plan.nr, L = wk.lanes;
-  assert(NR % L == 0 && L <= WinogradLanes::kMaxLanes);
+  const i64 K = s.K, C = s.C, MR = plan.mr, NR = plan.nr;
+  assert(NR % wk.lanes == 0 && wk.lanes <= WinogradLanes::kMaxLanes);
   const i64 Kpad = round_up(K, MR);
+
+  // Tile blocks: V and M of a block about a quarter of L2, at least one
+  // panel (measured on 32x{64,128,256} layers: one or two panels ran
+  // 5-15% faster than four or eight; U[p], re-read once per block, is the
+  // rest of L2's share).
+  const i64 budget = cache_sizes().l2 / 4 / static_cast<i64>(sizeof(float));
+  i64 tb = std::clamp<i64>(budget / (kPos * (C + K)) / NR * NR, NR, 16 * NR);
+  tb = std::min(tb, round_up(tg.total, NR));
+  const i64 blocks = ceil_div(tg.total, tb);
+  tb = round_up(ceil_div(tg.total, blocks), NR);  // equal blocks
+  if (!packed && blocks == 1 && kPos * Kpad * C * static_cast<i64>(sizeof(float)) > cache_sizes().l2)
+    return winograd_run_streamed(y, x, ws, s, ep, nt, plan, tg);
 
   // U: prepacked, or transformed now into a block from the buffer cache
   // (tens of MB for deep layers, which would page-fault afresh on every call).
@@ -305,23 +405,12 @@ void winograd_run(float* y, const float* x, const WeightSource& ws, const Conv2d
     transform_weights(own->get(), ws, K, C, plan, wk, nt);
     U = own->get();
   }
-
-  // Tile blocks: V and M of a block about a quarter of L2, at least one
-  // panel (measured on 32x{64,128,256} layers: one or two panels ran
-  // 5-15% faster than four or eight; U[p], re-read once per block, is the
-  // rest of L2's share).
-  const i64 budget = cache_sizes().l2 / 4 / static_cast<i64>(sizeof(float));
-  i64 tb = std::clamp<i64>(budget / (kPos * (C + K)) / NR * NR, NR, 16 * NR);
-  tb = std::min(tb, round_up(tg.total, NR));
-  const i64 blocks = ceil_div(tg.total, tb);
-  tb = round_up(ceil_div(tg.total, blocks), NR);  // equal blocks
   // K chunks (multiples of MR) only to give every thread work.
   i64 chunks = blocks < nt ? std::min(ceil_div(nt, blocks), Kpad / MR) : 1;
   const i64 kchunk = round_up(ceil_div(K, chunks), MR);
   chunks = ceil_div(K, kchunk);
   const i64 items = blocks * chunks;
   const i64 scratch = kPos * ((C + kchunk) * tb + 2 * kSkew);
-  const i64 plane_in = s.in_plane(), plane_out = s.out_plane();
 
   parallel_items(items, threads_for(items, nt), Schedule::kDynamic, [&](i64 item, int) {
     const i64 t0 = item / chunks * tb, tiles = std::min(tb, tg.total - t0);
@@ -330,14 +419,7 @@ void winograd_run(float* y, const float* x, const WeightSource& ws, const Conv2d
     float* V = thread_scratch<WinogradScratch>(scratch);
     const i64 v_p = C * tpad + kSkew, m_p = kn * tpad + kSkew;
     float* M = V + kPos * v_p;
-    WinogradLanes g;
-    // V: lane group at block offset o lives in panel o / NR, lanes o % NR..
-    for (i64 o = 0; o < tpad; o += L) {
-      const i64 n = std::clamp<i64>(tiles - o, 0, L);
-      const i64 image0 = std::min(t0 + o, tg.total - 1) / tg.per_image;
-      fill_lanes(g, s, tg, t0 + o, n, L, image0);
-      wk.input(V + o / NR * C * NR + o % NR, v_p, NR, x + image0 * C * plane_in, plane_in, s.W, C, g);
-    }
+    input_tiles(V, v_p, x, s, tg, t0, tiles, 0, tpad, NR, wk);
     // M[p] = U[p] V[p], rows k0..k0+kn
     for (int p = 0; p < kPos; ++p) {
       const float* Up = U + p * Kpad * C;
@@ -355,14 +437,7 @@ void winograd_run(float* y, const float* x, const WeightSource& ws, const Conv2d
         }
       }
     }
-    // y = A^T M A (+ bias, ReLU)
-    for (i64 o = 0; o < tiles; o += L) {
-      const i64 n = std::min(L, tiles - o), image0 = (t0 + o) / tg.per_image;
-      fill_lanes(g, s, tg, t0 + o, n, L, image0);
-      const i64 y_off = (image0 * K + k0) * plane_out;
-      wk.output(y + y_off, plane_out, s.Wo, M + o, m_p, tpad, kn, ep.bias ? ep.bias + k0 : nullptr,
-                ep.residual ? ep.residual + y_off : nullptr, ep.relu, g);
-    }
+    output_tiles(y, M, m_p, tpad, s, tg, t0, tiles, k0, kn, ep, wk);
   });
 }
 
