@@ -368,6 +368,24 @@ void winograd_run_streamed(float* y, const float* x, const WeightSource& ws, con
   });
 }
 
+// Tiles per block: V and M of a block about a quarter of L2, at least one
+// panel (measured on 32x{64,128,256} layers: one or two panels ran 5-15%
+// faster than four or eight; U[p], re-read once per block, is the rest of
+// L2's share); blocks of equal size, multiples of NR.
+i64 tile_block(const Conv2dShape& s, const TileGrid& tg, i64 NR) {
+  const i64 budget = cache_sizes().l2 / 4 / static_cast<i64>(sizeof(float));
+  i64 tb = std::clamp<i64>(budget / (kPos * (s.C + s.K)) / NR * NR, NR, 16 * NR);
+  tb = std::min(tb, round_up(tg.total, NR));
+  return round_up(ceil_div(tg.total, ceil_div(tg.total, tb)), NR);
+}
+
+// Whether a call with untransformed weights runs winograd_run_streamed: all
+// tiles in one block and U larger than L2.
+bool streams_weights(const Conv2dShape& s, const GemmPlan& plan, const TileGrid& tg) {
+  return tg.total <= tile_block(s, tg, plan.nr) &&
+         kPos * round_up(s.K, plan.mr) * s.C * static_cast<i64>(sizeof(float)) > cache_sizes().l2;
+}
+
 // The forward on shape s with weights read through ws, or prepacked.
 void winograd_run(float* y, const float* x, const WeightSource& ws, const Conv2dShape& s, const ConvEpilogue& ep,
                   int num_threads, const WinogradPackedWeights* packed) {
@@ -381,17 +399,9 @@ void winograd_run(float* y, const float* x, const WeightSource& ws, const Conv2d
   assert(NR % wk.lanes == 0 && wk.lanes <= WinogradLanes::kMaxLanes);
   const i64 Kpad = round_up(K, MR);
 
-  // Tile blocks: V and M of a block about a quarter of L2, at least one
-  // panel (measured on 32x{64,128,256} layers: one or two panels ran
-  // 5-15% faster than four or eight; U[p], re-read once per block, is the
-  // rest of L2's share).
-  const i64 budget = cache_sizes().l2 / 4 / static_cast<i64>(sizeof(float));
-  i64 tb = std::clamp<i64>(budget / (kPos * (C + K)) / NR * NR, NR, 16 * NR);
-  tb = std::min(tb, round_up(tg.total, NR));
+  const i64 tb = tile_block(s, tg, NR);
   const i64 blocks = ceil_div(tg.total, tb);
-  tb = round_up(ceil_div(tg.total, blocks), NR);  // equal blocks
-  if (!packed && blocks == 1 && kPos * Kpad * C * static_cast<i64>(sizeof(float)) > cache_sizes().l2)
-    return winograd_run_streamed(y, x, ws, s, ep, nt, plan, tg);
+  if (!packed && streams_weights(s, plan, tg)) return winograd_run_streamed(y, x, ws, s, ep, nt, plan, tg);
 
   // U: prepacked, or transformed now into a block from the buffer cache
   // (tens of MB for deep layers, which would page-fault afresh on every call).
@@ -548,10 +558,16 @@ void conv2d_bwd_data_winograd(float* dx, const float* dy, const float* w, const 
   // t's filter (k, c) = original filter (c, k), taps reversed. Transformed
   // straight from w, each U panel (MR values of c) would read one 9-float
   // run per filter k, the runs C * 9 floats apart: a page each, which the
-  // hardware prefetchers do not follow (the transform ran 5x slower than
-  // the forward's). So the flipped filters are first copied into t's own
-  // layout by 16x16-filter blocks, then transformed like a forward's.
+  // hardware prefetchers do not follow (the whole-U transform ran 5x slower
+  // than the forward's). So the flipped filters are first copied into t's
+  // own layout by 16x16-filter blocks, then transformed like a forward's --
+  // except where U is transformed piece by piece (winograd_run_streamed):
+  // there the pieces read w once, in runs of 3 panels x 9 floats, and the
+  // copy (w read from memory, written, read again) cost more than it saved
+  // (8x512x7x7: 8.3-13.7 -> 6.9-9.3 ms; 2x256x14x14: 2.9-5.9 -> 2.3-3.4 ms).
   const i64 K = s.K, C = s.C;
+  if (streams_weights(t, GemmPlan::for_product(t.K, t.C), tile_grid(t)))
+    return winograd_run(dx, dy, WeightSource{w, 9, C * 9, true}, t, ConvEpilogue{}, num_threads, nullptr);
   CachedFloats flipped(static_cast<std::size_t>(K * C * 9));
   float* wt = flipped.get();
   constexpr i64 kBlock = 16;
