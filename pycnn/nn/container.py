@@ -158,7 +158,7 @@ class Sequential(Module):
                 x = fused.fused_conv2d(m, x, bn, relu=relu_after if last else relu,
                                        residual=residual if last else None)
                 for k in range(i, j):
-                    mods[k].save_for_backward()  # eval mode: marks "nothing saved"
+                    mods[k]._mark_eval_forward()  # fused.enabled(): outside enable_grad
                 if last:
                     return x, True
                 i = j

@@ -88,11 +88,17 @@ def enabled() -> bool:
     return not getattr(_local, "depth", 0) and not grad_mode.enabled()
 
 
+_batch_norm_2d: Any = None  # nn.BatchNorm2d, imported on first use (normalization imports module, which imports us)
+
+
 def can_fold(conv: Conv2d, bn: Any) -> bool:
     """Whether ``bn`` (the module after ``conv``) folds into it in eval mode."""
-    from .normalization import BatchNorm2d
+    global _batch_norm_2d
+    if _batch_norm_2d is None:
+        from .normalization import BatchNorm2d
 
-    return (type(bn) is BatchNorm2d and not bn.training and not conv.training and bn.track_running_stats
+        _batch_norm_2d = BatchNorm2d
+    return (type(bn) is _batch_norm_2d and not bn.training and not conv.training and bn.track_running_stats
             and bn.num_features == conv.out_channels)
 
 
@@ -131,10 +137,23 @@ def _key(conv: Conv2d, bn: Optional[BatchNorm2d]) -> Tuple[Any, ...]:
 Pair = Tuple[int, int]
 
 
-def _geometry(conv: Conv2d) -> Tuple[Pair, Pair, Pair, Tuple[int, int, int, int]]:
+Geometry = Tuple[Pair, Pair, Pair, Tuple[int, int, int, int]]
+# conv -> (its hyper-parameters, their geometry): resolving the padding costs
+# more than comparing four attributes, and every eval forward of a residual
+# block asks for its body's output shape (pycnn.nn.residual).
+_GEOMETRY: "weakref.WeakKeyDictionary[Conv2d, Tuple[Tuple[Any, ...], Geometry]]" = weakref.WeakKeyDictionary()
+
+
+def _geometry(conv: Conv2d) -> Geometry:
     """Kernel size, stride, dilation and (top, bottom, left, right) padding of a Conv2d."""
-    kernel, stride, dilation = (cast(Pair, v) for v in (conv.kernel_size, conv.stride, conv.dilation))
-    return kernel, stride, dilation, F.conv_padding(cast(Any, conv.padding), kernel, stride, dilation, "Conv2d")
+    attrs = (conv.kernel_size, conv.stride, conv.dilation, conv.padding)
+    hit = _GEOMETRY.get(conv)
+    if hit is not None and hit[0] == attrs:
+        return hit[1]
+    kernel, stride, dilation = (cast(Pair, v) for v in attrs[:3])
+    geometry = kernel, stride, dilation, F.conv_padding(cast(Any, conv.padding), kernel, stride, dilation, "Conv2d")
+    _GEOMETRY[conv] = (attrs, geometry)
+    return geometry
 
 
 def _prepared(conv: Conv2d, bn: Optional[BatchNorm2d]) -> Any:
