@@ -73,6 +73,21 @@ def assert_step_matches_torch(model, tmodel, x, dy, rtol: float = 1e-4, atol: fl
         assert_close(p.grad, tparams[name].grad.numpy(), rtol=rtol, atol=grad_atol, param=name)
 
 
+def run_benchmark_script(name: str, args, cwd, timeout: float = 300) -> str:
+    """Run benchmarks/<name> with ``args`` (a smoke test: no timing checked); its stdout. Skips outside a checkout."""
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / name
+    if not script.is_file():
+        pytest.skip("not running from a checkout")
+    r = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout,
+                       cwd=cwd, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
 def case_id(case: dict) -> str:
     """A readable pytest id from a dict of parameters."""
     return "-".join(f"{k}={v}".replace(" ", "") for k, v in case.items())

@@ -17,6 +17,7 @@ import pytest
 import pycnn
 from pycnn import functional as F
 from pycnn import reference as ref
+from conftest import run_benchmark_script
 
 # Every test here runs once per instruction set the CPU supports.
 pytestmark = pytest.mark.usefixtures("isa")
@@ -401,14 +402,6 @@ def test_thread_setting_validation():
 
 def test_conv_algos_benchmark_script_runs(tmp_path):
     """benchmarks/conv_algos.py (how the forward rule was measured) still runs; a smoke test, no timing."""
-    import pathlib
-    import subprocess
-    import sys
-
-    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "conv_algos.py"
-    if not script.is_file():
-        pytest.skip("not running from a checkout")
-    r = subprocess.run([sys.executable, str(script), "--reps", "1", "--threads", "1", "--only", "1x28x28"],
-                       capture_output=True, text=True, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stderr
-    assert "1x28x28->32 k3s1" in r.stdout and "fastest=" in r.stdout and "im2col" in r.stdout
+    out = run_benchmark_script("conv_algos.py", ["--reps", "1", "--threads", "1", "--only", "1x28x28"], tmp_path,
+                               timeout=120)
+    assert "1x28x28->32 k3s1" in out and "fastest=" in out and "im2col" in out

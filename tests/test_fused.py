@@ -16,7 +16,7 @@ from pycnn import _core, nn, optim
 from pycnn import functional as F
 from pycnn.nn import fused
 
-from conftest import assert_close, f32, needs_torch, torch
+from conftest import assert_close, f32, needs_torch, run_benchmark_script, torch
 
 # ---------------------------------------------------------------- PreparedConv2d, every ISA
 
@@ -361,15 +361,6 @@ def test_fold_batch_norm_matches_the_definition(rng):
 
 def test_python_overhead_benchmark_script_runs(tmp_path):
     """benchmarks/python_overhead.py (Python between the kernels of an eval forward) still runs; no timing."""
-    import pathlib
-    import subprocess
-    import sys
-
-    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "python_overhead.py"
-    if not script.is_file():
-        pytest.skip("not running from a checkout")
-    r = subprocess.run([sys.executable, str(script), "--rounds", "1", "--size", "32", "--threads", "1"],
-                       capture_output=True, text=True, timeout=300, cwd=tmp_path, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stderr
+    out = run_benchmark_script("python_overhead.py", ["--rounds", "1", "--size", "32", "--threads", "1"], tmp_path)
     for line in ("whole forward", "outside the C++ calls", "Python alone, warm caches", "caches thrashed per conv"):
-        assert line in r.stdout, r.stdout
+        assert line in out, out
