@@ -2,9 +2,8 @@
 // has its tile kernels; conv/direct_tile.h): y = conv(x, w) computed tile by
 // tile, a tile being a run of up to 14 (or 7) outputs of one output row
 // times a block of 32 (or 64) output channels on AVX-512 (6 x 16 on AVX2),
-// accumulated in registers over
-// the depth C * kh * kw and written once, transposed into NCHW, with the
-// epilogue. The depth runs in slices whose block weights stay in L1 while a
+// accumulated in registers over the depth C * kh * kw and written once,
+// transposed into NCHW, with the epilogue. The depth runs in slices whose block weights stay in L1 while a
 // batch of tiles reads them (running sums parked per tile between slices),
 // and each slice's tiles prefetch the next slice's weights into L2.
 //

@@ -562,7 +562,8 @@ void conv2d_bwd_data_winograd(float* dx, const float* dy, const float* w, const 
   // than the forward's). So the flipped filters are first copied into t's
   // own layout by 16x16-filter blocks, then transformed like a forward's --
   // except where U is transformed piece by piece (winograd_run_streamed):
-  // there the pieces read w once, in runs of 3 panels x 9 floats, and the
+  // there each piece reads its 3 panels' filters (3 x MR consecutive input
+  // channels of one output channel: one contiguous run of w) once, and the
   // copy (w read from memory, written, read again) cost more than it saved
   // (8x512x7x7: 8.3-13.7 -> 6.9-9.3 ms; 2x256x14x14: 2.9-5.9 -> 2.3-3.4 ms).
   const i64 K = s.K, C = s.C;

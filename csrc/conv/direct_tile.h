@@ -4,10 +4,10 @@
 // the table the driver picks them from.
 //
 // A tile is `pixels` consecutive outputs of one output row times one block
-// of lanes * vectors output channels (lanes: floats per vector register). Its accumulators hold, per pixel, the
-// block's channels in vector lanes; every depth step r = (c, i, j) loads the
-// block's weights at r (vectors registers) and multiplies them by each
-// pixel's input value, broadcast straight from the (padded) input -- the
+// of lanes * vectors output channels (lanes: floats per vector register).
+// Its accumulators hold, per pixel, the block's channels in vector lanes;
+// every depth step r = (c, i, j) loads the block's weights at r (vectors
+// registers) and multiplies them by each pixel's input value, broadcast straight from the (padded) input -- the
 // input is never packed, and the pixels' inputs are `stride` floats apart
 // along the row, so each broadcast is an FMA with a memory operand at a
 // fixed offset. The tile then goes to the NCHW output transposed (pixels

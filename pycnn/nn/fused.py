@@ -151,7 +151,7 @@ def _geometry(conv: Conv2d) -> Geometry:
     if hit is not None and hit[0] == attrs:
         return hit[1]
     kernel, stride, dilation = (cast(Pair, v) for v in attrs[:3])
-    geometry = kernel, stride, dilation, F.conv_padding(cast(Any, conv.padding), kernel, stride, dilation, "Conv2d")
+    geometry = kernel, stride, dilation, F.conv_padding(cast(Any, attrs[3]), kernel, stride, dilation, "Conv2d")
     _GEOMETRY[conv] = (attrs, geometry)
     return geometry
 
